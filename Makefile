@@ -1,0 +1,23 @@
+# The two commands of the README. Both bootstrap .venv on a fresh machine.
+#   make run   - the whole workflow on the embedded default config (config/config.yaml)
+#   make test  - the test suite
+PYTHON ?= python3
+VENV := .venv
+CORES ?= all
+
+.PHONY: run test
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt 2>&1 | grep -v 'is ignored' || true
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v 'is ignored' || true
+	$(VENV)/bin/python -c "import torch, snakemake, resnet_scaling"
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(VENV)/bin/snakemake --cores 1 --configfile config/config.yaml --report report.html
+
+test: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest

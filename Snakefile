@@ -1,0 +1,23 @@
+# resnet-scaling: depth-scaling limits of residual networks, regenerated from scratch.
+# DAG: data -> train(exp, depth) -> scaling -> limits -> fbsde -> figures/report,
+# plus init_limits (networks at initialisation). See README.md and DESIGN.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,65 @@
+"""Activations with the derivatives the limit equations need (MATH.md §1, §4).
+
+Each activation exposes σ, σ' (elementwise, on torch tensors) and the constants σ(0),
+σ'(0), σ''(0) that decide which deep limit exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+LOG2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation σ with its derivative and Taylor coefficients at 0."""
+
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    grad: Callable[[torch.Tensor], torch.Tensor]
+    value_at_0: float
+    slope_at_0: float
+    curvature_at_0: float
+    smooth: bool  # C² at 0: the diffusive limit of MATH.md §4(c) applies
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fn(z)
+
+
+def _tanh_grad(z: torch.Tensor) -> torch.Tensor:
+    t = torch.tanh(z)
+    return 1.0 - t * t
+
+
+def _relu_grad(z: torch.Tensor) -> torch.Tensor:
+    return (z > 0).to(z.dtype)
+
+
+def _softplus0(z: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.softplus(z) - LOG2
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation("tanh", torch.tanh, _tanh_grad, 0.0, 1.0, 0.0, True),
+    "relu": Activation("relu", torch.relu, _relu_grad, 0.0, 1.0, 0.0, False),
+    "identity": Activation(
+        "identity", lambda z: z, lambda z: torch.ones_like(z), 0.0, 1.0, 0.0, True
+    ),
+    # softplus(z) − log 2: σ(0) = 0, σ'(0) = 1/2, σ''(0) = 1/4 ≠ 0.
+    "softplus0": Activation("softplus0", _softplus0, torch.sigmoid, 0.0, 0.5, 0.25, True),
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Look an activation up by name, with an error that lists the valid names."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
+        ) from None

@@ -1,0 +1,94 @@
+"""Atomic writes and the on-disk formats shared by every stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    A crash or an exception leaves any previous ``path`` untouched and no partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp"
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically (sorted keys, so that equal objects give equal files)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_csv(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as CSV atomically, without the index."""
+    with atomic_path(path, suffix=".csv.tmp") as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_npz(path: str | os.PathLike, metadata: dict | None = None, **arrays: np.ndarray) -> None:
+    """Write named arrays (and a JSON metadata dict under ``metadata``) atomically."""
+    if metadata is not None:
+        arrays["metadata"] = np.array(json.dumps(metadata, sort_keys=True, default=_json_default))
+    with atomic_path(path, suffix=".npz.tmp") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Read arrays and metadata written by :func:`write_npz`; one clear error if unreadable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"missing file: {path}") from None
+    except Exception as exc:  # zipfile / pickle / value errors all mean a corrupt file
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    metadata = json.loads(str(arrays.pop("metadata"))) if "metadata" in arrays else {}
+    return arrays, metadata
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed derived from the given parts (experiment, depth, seed index, purpose).
+
+    The same parts always give the same seed, independent of Python's hash randomisation.
+    """
+    import hashlib
+
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)

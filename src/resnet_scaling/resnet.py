@@ -1,0 +1,259 @@
+"""A batched ensemble of residual networks with an explicit discrete adjoint (MATH.md §1, §5).
+
+``S`` independent networks of the same depth ``L`` and width ``d`` are one object: every
+weight tensor carries a seed dimension, so a layer of all networks is one batched matmul.
+
+Storage convention: tensors are stored *layer-major* — ``A`` is ``(L, S, d, d)``, ``b`` is
+``(L, S, d)`` — so that ``A[k]`` is contiguous in the per-layer loop. ``A[k, s]`` is in the
+paper's column-vector convention (``z = A h + b``); hidden states are rows, so the code
+computes ``z = h Aᵀ + b``. :meth:`ResNetEnsemble.to_numpy` returns seed-major arrays
+``(S, L, ...)``, the convention of every file on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .activations import Activation, get_activation
+from .io import stable_seed
+
+DELTA_TYPES = ("none", "shared", "multi", "fixed")
+INITS = ("xavier", "xavier-depth", "iid-sqrt-depth")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when the process sees a GPU (e.g. inside a Slurm GPU job), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Trajectory:
+    """Hidden states ``h`` (L+1, S, N, d) and pre-activations ``z`` (L, S, N, d) of a forward pass."""
+
+    h: torch.Tensor
+    z: torch.Tensor
+
+
+class ResNetEnsemble:
+    """``S`` ResNets ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` trained side by side.
+
+    Trainable parameters live in :attr:`params` (every tensor has the seed on dim 1):
+    ``A`` (L,S,d,d), ``b`` (L,S,d), and for ``shared`` δ the scalar ``c`` as (1,S),
+    for ``multi`` δ the per-layer ``delta`` (L,S).
+    """
+
+    def __init__(
+        self,
+        params: dict[str, torch.Tensor],
+        delta_type: str,
+        activation: str | Activation,
+        alpha: float = 1.0,
+    ):
+        if delta_type not in DELTA_TYPES:
+            raise ValueError(f"unknown delta type {delta_type!r}; expected one of {DELTA_TYPES}")
+        self.params = params
+        self.delta_type = delta_type
+        self.activation = get_activation(activation) if isinstance(activation, str) else activation
+        self.alpha = alpha
+
+    # -- shape -----------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return self.params["A"].shape[0]
+
+    @property
+    def n_seeds(self) -> int:
+        return self.params["A"].shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.params["A"].shape[2]
+
+    # -- construction --------------------------------------------------------
+    @classmethod
+    def initialise(
+        cls,
+        depth: int,
+        dim: int,
+        seeds: list[int] | range,
+        delta_type: str = "shared",
+        init: str = "xavier-depth",
+        init_sd: float = 1.0,
+        bias_sd: float | None = None,
+        activation: str = "tanh",
+        alpha: float = 1.0,
+        key: str = "",
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ) -> "ResNetEnsemble":
+        """Draw the initial weights of each seed from its own generator (MATH.md §1).
+
+        The generator of seed ``s`` is seeded from ``(key, depth, s)`` only, so a network
+        is the same whether it is initialised alone or inside a larger ensemble.
+        """
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+        if delta_type not in DELTA_TYPES:
+            raise ValueError(f"unknown delta type {delta_type!r}; expected one of {DELTA_TYPES}")
+        bias_sd = init_sd if bias_sd is None else bias_sd
+        L, d = depth, dim
+        a_sd, b_sd = {
+            "xavier": (init_sd / d, init_sd / d**0.5),
+            "xavier-depth": (init_sd / (L * d), init_sd / (L * d**0.5)),
+            "iid-sqrt-depth": (init_sd / (d * L) ** 0.5, bias_sd / L**0.5),
+        }[init]
+        As, bs, deltas = [], [], []
+        for s in seeds:
+            gen = torch.Generator().manual_seed(stable_seed(key, depth, s, "init"))
+            As.append(torch.randn(L, d, d, generator=gen, dtype=torch.float64) * a_sd)
+            bs.append(torch.randn(L, d, generator=gen, dtype=torch.float64) * b_sd)
+            deltas.append(torch.randn(L, generator=gen, dtype=torch.float64) / L)
+        params = {
+            "A": torch.stack(As, dim=1),
+            "b": torch.stack(bs, dim=1),
+        }
+        if delta_type == "shared":
+            params["c"] = torch.full((1, len(As)), 1.0 / L, dtype=torch.float64)
+        elif delta_type == "multi":
+            params["delta"] = torch.stack(deltas, dim=1)
+        params = {k: v.to(dtype=dtype, device=device).contiguous() for k, v in params.items()}
+        return cls(params, delta_type, activation, alpha)
+
+    @classmethod
+    def from_numpy(
+        cls,
+        A: np.ndarray,
+        b: np.ndarray,
+        delta: np.ndarray,
+        delta_type: str,
+        activation: str,
+        alpha: float = 1.0,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> "ResNetEnsemble":
+        """Rebuild an ensemble from seed-major arrays as written to disk (A (S,L,d,d), b (S,L,d), δ (S,L))."""
+        to = lambda a: torch.as_tensor(np.ascontiguousarray(np.swapaxes(a, 0, 1)), dtype=dtype, device=device)
+        params = {"A": to(A).contiguous(), "b": to(b).contiguous()}
+        if delta_type == "shared":
+            params["c"] = to(delta)[:1].contiguous()
+        elif delta_type == "multi":
+            params["delta"] = to(delta).contiguous()
+        return cls(params, delta_type, activation, alpha)
+
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        """Seed-major float64 arrays in the paper's convention: A (S,L,d,d), b (S,L,d), δ_k (S,L)."""
+        seed_major = lambda t: np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy().swapaxes(0, 1))
+        return {
+            "A": seed_major(self.params["A"]),
+            "b": seed_major(self.params["b"]),
+            "delta": seed_major(self.deltas()),
+        }
+
+    # -- the model -----------------------------------------------------------
+    def deltas(self) -> torch.Tensor:
+        """The effective δ_k as an (L, S) tensor."""
+        A = self.params["A"]
+        L, S = A.shape[:2]
+        if self.delta_type == "none":
+            return torch.ones(L, S, dtype=A.dtype, device=A.device)
+        if self.delta_type == "fixed":
+            return torch.full((L, S), float(L) ** -self.alpha, dtype=A.dtype, device=A.device)
+        if self.delta_type == "shared":
+            return self.params["c"].abs().expand(L, S)
+        return self.params["delta"]
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        A = self.params["A"]
+        x = torch.as_tensor(x, dtype=A.dtype, device=A.device)
+        if x.dim() == 2:  # the same inputs for every seed
+            x = x.unsqueeze(0).expand(self.n_seeds, *x.shape)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs h_L, shape (S, N, d), for inputs (N, d) or per-seed inputs (S, N, d)."""
+        A, b, sigma = self.params["A"], self.params["b"], self.activation.fn
+        delta = self.deltas()
+        h = self._inputs(x)
+        for k in range(self.depth):
+            z = torch.baddbmm(b[k].unsqueeze(1), h, A[k].transpose(1, 2))
+            h = torch.addcmul(h, delta[k].view(-1, 1, 1), sigma(z))
+        return h
+
+    def trajectory(self, x: torch.Tensor) -> Trajectory:
+        """The forward pass keeping every hidden state h_0..h_L and pre-activation z_0..z_{L-1}."""
+        A, b, sigma = self.params["A"], self.params["b"], self.activation.fn
+        delta = self.deltas()
+        h0 = self._inputs(x)
+        L = self.depth
+        H = torch.empty((L + 1, *h0.shape), dtype=h0.dtype, device=h0.device)
+        Z = torch.empty((L, *h0.shape), dtype=h0.dtype, device=h0.device)
+        H[0] = h0
+        for k in range(L):
+            torch.baddbmm(b[k].unsqueeze(1), H[k], A[k].transpose(1, 2), out=Z[k])
+            torch.addcmul(H[k], delta[k].view(-1, 1, 1), sigma(Z[k]), out=H[k + 1])
+        return Trajectory(H, Z)
+
+    def adjoint(
+        self, traj: Trajectory, grad_output: torch.Tensor, keep_adjoint: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The explicit discrete adjoint of MATH.md §5.
+
+        ``grad_output`` is p_L = ∂ℓ/∂h_L (S, N, d). Returns the gradients of the loss with
+        respect to every trainable parameter (same shapes as :attr:`params`) and, when
+        ``keep_adjoint``, the adjoint states p_0..p_L as an (L+1, S, N, d) tensor.
+
+            p_k = p_{k+1} + δ_k A_kᵀ (σ'(z_k) ⊙ p_{k+1})
+            ∂ℓ/∂A_k = δ_k (σ'(z_k) ⊙ p_{k+1}) h_kᵀ,  ∂ℓ/∂b_k = δ_k σ'(z_k) ⊙ p_{k+1}
+            ∂ℓ/∂δ_k = p_{k+1}ᵀ σ(z_k)
+        """
+        A = self.params["A"]
+        act = self.activation
+        delta = self.deltas()
+        L = self.depth
+        grad_A = torch.empty_like(A)
+        grad_b = torch.empty_like(self.params["b"])
+        needs_delta = self.delta_type in ("shared", "multi")
+        grad_delta = torch.empty_like(delta) if needs_delta else None
+        P = torch.empty((L + 1, *grad_output.shape), dtype=A.dtype, device=A.device) if keep_adjoint else None
+        p = grad_output
+        if keep_adjoint:
+            P[L] = p
+        for k in range(L - 1, -1, -1):
+            z = traj.z[k]
+            s = act.grad(z).mul_(p)  # σ'(z_k) ⊙ p_{k+1}
+            if needs_delta:
+                grad_delta[k] = (p * act.fn(z)).sum(dim=(1, 2))
+            s.mul_(delta[k].view(-1, 1, 1))  # δ_k σ'(z_k) ⊙ p_{k+1}
+            torch.bmm(s.transpose(1, 2), traj.h[k], out=grad_A[k])
+            torch.sum(s, dim=1, out=grad_b[k])
+            p = torch.baddbmm(p, s, A[k])
+            if keep_adjoint:
+                P[k] = p
+        grads = {"A": grad_A, "b": grad_b}
+        if self.delta_type == "shared":
+            grads["c"] = (torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True))
+        elif self.delta_type == "multi":
+            grads["delta"] = grad_delta
+        return grads, P
+
+    def loss_and_grad(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-seed MSE loss (mean over samples and coordinates) and its parameter gradients."""
+        traj = self.trajectory(x)
+        target = self._inputs(y)
+        residual = traj.h[-1] - target
+        n = residual.shape[1] * residual.shape[2]
+        loss = residual.pow(2).sum(dim=(1, 2)) / n
+        grads, _ = self.adjoint(traj, residual * (2.0 / n))
+        return loss, grads
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-seed MSE loss without gradients (evaluation)."""
+        residual = self.forward(x) - self._inputs(y)
+        return residual.pow(2).mean(dim=(1, 2))

@@ -1,0 +1,409 @@
+"""Training of a ResNet ensemble: per-seed Adam/SGD, the original stopping rule, atomic
+checkpoints and bitwise-identical resumption.
+
+All ``S`` seeds of one (experiment, depth) train together. Each seed is independent: its
+own initialisation, its own shuffle (a permutation seeded by (experiment, depth, seed,
+epoch), so no RNG state has to be carried between epochs), its own optimiser state and its
+own stopping decision. A seed that stops or diverges is frozen while the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .io import atomic_path, stable_seed, write_npz
+from .resnet import ResNetEnsemble, resolve_device
+
+log = logging.getLogger(__name__)
+
+RUNNING, CONVERGED, STOPPED, DIVERGED = 0, 1, 2, 3
+STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STOPPED: "stopped", DIVERGED: "diverged"}
+
+EXPERIMENT_DEFAULTS = {
+    "enabled": True,
+    "alpha": 1.0,
+    "init": "xavier-depth",
+    "init_sd": 0.01,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "momentum": 0.0,
+    "batch_size": 32,
+    "max_epochs": 200,
+    "epsilon": 1e-3,
+    "patience": 5,
+    "min_improvement": 0.01,
+    "seeds": 4,
+    "checkpoint_every": 5,
+    "shuffle": "correct",
+}
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+def with_defaults(exp_cfg: dict) -> dict:
+    """The experiment's config with every optional key filled in."""
+    return {**EXPERIMENT_DEFAULTS, **exp_cfg}
+
+
+# -- optimisers ---------------------------------------------------------------------
+
+
+def _seed_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast an (S,) mask onto a parameter whose seed dimension is dim 1."""
+    return active.view(1, -1, *([1] * (like.dim() - 2)))
+
+
+class EnsembleOptimizer:
+    """Adam (as torch.optim.Adam) or SGD with momentum, applied per seed under a mask.
+
+    Frozen seeds keep their parameters and optimiser state exactly.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], kind: str, lr: float, momentum: float = 0.0):
+        if kind not in ("adam", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; expected adam or sgd")
+        self.kind, self.lr, self.momentum = kind, lr, momentum
+        n_seeds = params["A"].shape[1]
+        device = params["A"].device
+        self.state: dict[str, object] = {
+            "step": torch.zeros(n_seeds, dtype=torch.int64, device=device),
+            "m": {k: torch.zeros_like(v) for k, v in params.items()},
+            "v": {k: torch.zeros_like(v) for k, v in params.items()} if kind == "adam" else {},
+        }
+
+    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], active: torch.Tensor) -> None:
+        step = self.state["step"]
+        step.add_(active.to(step.dtype))
+        if self.kind == "adam":
+            b1, b2 = ADAM_BETAS
+            t = step.clamp(min=1).to(params["A"].dtype)
+            bc1 = 1.0 - b1**t
+            bc2_sqrt = (1.0 - b2**t).sqrt()
+        for name, p in params.items():
+            g = grads[name]
+            mask = _seed_mask(active, p)
+            m = self.state["m"][name]
+            if self.kind == "adam":
+                v = self.state["v"][name]
+                m_new = m * b1 + g * (1.0 - b1)
+                v_new = v * b2 + g * g * (1.0 - b2)
+                denom = v_new.sqrt() / _seed_mask(bc2_sqrt, p) + ADAM_EPS
+                update = (m_new / denom) * (self.lr / _seed_mask(bc1, p))
+                m.copy_(torch.where(mask, m_new, m))
+                v.copy_(torch.where(mask, v_new, v))
+            else:
+                m_new = m * self.momentum + g if self.momentum else g
+                update = m_new * self.lr
+                if self.momentum:
+                    m.copy_(torch.where(mask, m_new, m))
+            p.sub_(torch.where(mask, update, torch.zeros_like(update)))
+
+
+# -- the training loop ----------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """Everything a training job writes: weights, histories, statuses and provenance."""
+
+    weights: dict[str, np.ndarray]
+    initial_weights: dict[str, np.ndarray]
+    seeds: np.ndarray
+    epochs: np.ndarray
+    status: np.ndarray
+    stop_reason: list[str]
+    histories: dict[str, np.ndarray]
+    wall_time_s: float
+    metadata: dict = field(default_factory=dict)
+
+
+def run_key(experiment: str, base_seed: int) -> str:
+    """The string every random draw of an experiment is seeded from."""
+    return f"{base_seed}/{experiment}"
+
+
+def epoch_permutations(key: str, depth: int, seeds, epoch: int, n: int) -> np.ndarray:
+    """One seeded permutation of range(n) per seed for this epoch (a correct shuffle)."""
+    return np.stack(
+        [np.random.default_rng(stable_seed(key, depth, s, "shuffle", epoch)).permutation(n) for s in seeds]
+    )
+
+
+def defective_shuffle_(data: torch.Tensor, key: str, depth: int, seeds, epoch: int) -> None:
+    """Reproduce the released code's per-epoch shuffle defect, in place (REFERENCES.md).
+
+    ``data`` is (S, n_batches, batch, features), one copy per seed. The original reshaped the
+    training tensor into a view of batches and let NumPy's shuffle swap them with
+    ``x[i], x[j] = x[j], x[i]``; on views the first assignment copies batch j into slot i
+    and the second copies it back, so each swap duplicates batch j and destroys batch i.
+    """
+    n_batches = data.shape[1]
+    for s_idx, s in enumerate(seeds):
+        rng = np.random.default_rng(stable_seed(key, depth, s, "shuffle", epoch))
+        for i in range(n_batches - 1, 0, -1):
+            j = int(rng.integers(0, i + 1))
+            if i != j:
+                data[s_idx, i] = data[s_idx, j]
+
+
+def _fingerprint(experiment: str, cfg: dict, depth: int, base_seed: int, dtype: str, n_train: int) -> str:
+    import json
+
+    return json.dumps([experiment, cfg, depth, base_seed, dtype, n_train], sort_keys=True)
+
+
+def train_ensemble(
+    experiment: str,
+    exp_cfg: dict,
+    depth: int,
+    data: dict[str, np.ndarray],
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+    checkpoint_path: str | Path | None = None,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> TrainResult | None:
+    """Train all seeds of one (experiment, depth); resume from ``checkpoint_path`` if present.
+
+    ``stop_after_epochs`` ends the call early (returning None) after that many epochs of
+    this call, leaving a checkpoint; used to test resumption.
+    """
+    cfg = with_defaults(exp_cfg)
+    dev = resolve_device(device)
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    key = run_key(experiment, base_seed)
+    seeds = list(range(cfg["seeds"]))
+    S = len(seeds)
+    x_train = torch.as_tensor(data["x_train"], dtype=torch_dtype, device=dev)
+    y_train = torch.as_tensor(data["y_train"], dtype=torch_dtype, device=dev)
+    x_test = torch.as_tensor(data["x_test"], dtype=torch_dtype, device=dev)
+    y_test = torch.as_tensor(data["y_test"], dtype=torch_dtype, device=dev)
+    n_train, dim = x_train.shape
+    batch = cfg["batch_size"]
+    n_batches = math.ceil(n_train / batch)
+    if cfg["shuffle"] == "original-defect" and n_train % batch:
+        raise ValueError(
+            f"experiment {experiment!r}: shuffle 'original-defect' needs batch_size ({batch}) "
+            f"to divide n_train ({n_train}), as the original reshape did"
+        )
+
+    net = ResNetEnsemble.initialise(
+        depth, dim, seeds, delta_type=cfg["delta"], init=cfg["init"], init_sd=cfg["init_sd"],
+        activation=cfg["activation"], alpha=cfg["alpha"], key=key, dtype=torch_dtype, device=dev,
+    )
+    initial = net.to_numpy()
+    opt = EnsembleOptimizer(net.params, cfg["optimizer"], cfg["lr"], cfg["momentum"])
+    fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, n_train)
+    state = {
+        "epoch": 0,
+        "status": torch.zeros(S, dtype=torch.int64),
+        "reason": [""] * S,
+        "best": torch.full((S,), math.inf, dtype=torch.float64),
+        "bad_epochs": torch.zeros(S, dtype=torch.int64),
+        "epochs": torch.zeros(S, dtype=torch.int64),
+        "history": {"epoch_loss": [], "train_loss": [], "test_loss": []},
+        "wall_time_s": 0.0,
+        "defect_data": None,
+    }
+    if cfg["shuffle"] == "original-defect":
+        joined = torch.cat([x_train, y_train], dim=1).reshape(n_batches, batch, 2 * dim)
+        state["defect_data"] = joined.unsqueeze(0).repeat(S, 1, 1, 1)
+
+    ckpt = Path(checkpoint_path) if checkpoint_path else None
+    if ckpt is not None and ckpt.exists():
+        try:
+            saved = torch.load(ckpt, map_location=dev, weights_only=False)
+        except Exception as exc:
+            raise ValueError(f"cannot read checkpoint {ckpt}: {exc}; delete it to start over") from exc
+        if saved.get("fingerprint") != fingerprint:
+            log.warning("checkpoint %s belongs to another configuration; starting from scratch", ckpt)
+        else:
+            for name, value in saved["params"].items():
+                net.params[name].copy_(value)
+            opt.state = saved["optimizer"]
+            state = saved["state"]
+            log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
+
+    def save_checkpoint() -> None:
+        if ckpt is None:
+            return
+        with atomic_path(ckpt, suffix=".pt.tmp") as tmp:
+            torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state, "state": state}, tmp)
+
+    status = state["status"]
+    bar = tqdm(
+        total=cfg["max_epochs"], initial=state["epoch"], desc=f"{experiment} L={depth}",
+        disable=not progress, file=sys.stderr, mininterval=1.0,
+    )
+    epochs_this_call = 0
+    while state["epoch"] < cfg["max_epochs"] and bool((status == RUNNING).any()):
+        epoch = state["epoch"]
+        started = time.perf_counter()
+        active = (status == RUNNING).to(dev)
+        if state["defect_data"] is not None:
+            defective_shuffle_(state["defect_data"], key, depth, seeds, epoch)
+        else:
+            perms = torch.as_tensor(epoch_permutations(key, depth, seeds, epoch, n_train), device=dev)
+        loss_sum = torch.zeros(S, dtype=torch.float64, device=dev)
+        for j in range(n_batches):
+            if state["defect_data"] is not None:
+                xy = state["defect_data"][:, j]
+                xb, yb = xy[..., :dim], xy[..., dim:]
+            else:
+                idx = perms[:, j * batch : (j + 1) * batch]
+                xb, yb = x_train[idx], y_train[idx]
+            loss, grads = net.loss_and_grad(xb, yb)
+            finite = torch.isfinite(loss)
+            for g in grads.values():
+                finite &= torch.isfinite(g).transpose(0, 1).reshape(S, -1).all(dim=1)
+            diverged = active & ~finite
+            if bool(diverged.any()):
+                status[diverged.cpu()] = DIVERGED
+                for s in torch.nonzero(diverged).flatten().tolist():
+                    state["reason"][s] = f"non-finite loss or gradient at epoch {epoch + 1}"
+                    state["epochs"][s] = epoch + 1
+                active = active & finite
+            opt.step(net.params, grads, active)
+            loss_sum += torch.where(active, loss, torch.zeros_like(loss)).double()
+        epoch_loss = (loss_sum / n_batches).cpu()
+        with torch.no_grad():
+            train_loss = net.loss(x_train, y_train).double().cpu()
+            test_loss = net.loss(x_test, y_test).double().cpu()
+        ran = active.cpu()
+        nan = torch.full((S,), math.nan, dtype=torch.float64)
+        state["history"]["epoch_loss"].append(torch.where(ran, epoch_loss, nan).numpy())
+        state["history"]["train_loss"].append(torch.where(ran, train_loss, nan).numpy())
+        state["history"]["test_loss"].append(torch.where(ran, test_loss, nan).numpy())
+        _apply_stopping_rule(state, ran, epoch_loss, cfg, epoch)
+        state["epoch"] = epoch + 1
+        state["wall_time_s"] += time.perf_counter() - started
+        log.info(
+            "%s L=%d epoch %d: epoch loss %s | train %s | test %s | status %s",
+            experiment, depth, epoch + 1,
+            _fmt(state["history"]["epoch_loss"][-1]), _fmt(train_loss.numpy()), _fmt(test_loss.numpy()),
+            ",".join(STATUS_NAMES[int(v)] for v in status),
+        )
+        bar.update(1)
+        epochs_this_call += 1
+        last = state["epoch"] >= cfg["max_epochs"] or not bool((status == RUNNING).any())
+        if state["epoch"] % cfg["checkpoint_every"] == 0 or last:
+            save_checkpoint()
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs and not last:
+            save_checkpoint()
+            bar.close()
+            return None
+    bar.close()
+    for s in range(S):
+        if status[s] == RUNNING:
+            status[s] = STOPPED
+            state["reason"][s] = f"max_epochs ({cfg['max_epochs']}) reached"
+            state["epochs"][s] = state["epoch"]
+    histories = {k: (np.stack(v, axis=1) if v else np.empty((S, 0))) for k, v in state["history"].items()}
+    return TrainResult(
+        weights=net.to_numpy(),
+        initial_weights=initial,
+        seeds=np.array(seeds),
+        epochs=state["epochs"].numpy().copy(),
+        status=np.array([STATUS_NAMES[int(v)] for v in status]),
+        stop_reason=list(state["reason"]),
+        histories=histories,
+        wall_time_s=state["wall_time_s"],
+        metadata={
+            "experiment": experiment,
+            "config": cfg,
+            "dataset": cfg["dataset"],
+            "depth": depth,
+            "base_seed": base_seed,
+            "device": str(dev),
+            "dtype": dtype,
+            "wall_time_s": state["wall_time_s"],
+            "stop_reason": list(state["reason"]),
+            "versions": library_versions(),
+        },
+    )
+
+
+def _apply_stopping_rule(state: dict, ran: torch.Tensor, epoch_loss: torch.Tensor, cfg: dict, epoch: int) -> None:
+    """The original rule per seed: loss < ε, or ``patience`` epochs without a 1 % gain."""
+    status = state["status"]
+    for s in torch.nonzero(ran).flatten().tolist():
+        loss = float(epoch_loss[s])
+        if loss < state["best"][s] * (1.0 - cfg["min_improvement"]):
+            state["best"][s] = loss
+            state["bad_epochs"][s] = 0
+        else:
+            state["bad_epochs"][s] += 1
+        if loss < cfg["epsilon"]:
+            status[s], state["reason"][s] = CONVERGED, f"epoch loss {loss:.3g} < epsilon {cfg['epsilon']}"
+        elif state["bad_epochs"][s] >= cfg["patience"]:
+            status[s] = STOPPED
+            state["reason"][s] = f"{cfg['patience']} epochs without {cfg['min_improvement']:.0%} improvement"
+        if status[s] != RUNNING:
+            state["epochs"][s] = epoch + 1
+
+
+def _fmt(values: np.ndarray) -> str:
+    return "[" + " ".join(f"{v:.3e}" for v in np.asarray(values, dtype=float)) + "]"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide the numbers: Python, torch, numpy and this package."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "resnet_scaling": __version__}
+
+
+def save_result(path: str | Path, result: TrainResult) -> None:
+    """Write a training output (MATH.md §1 convention, seed-major) atomically."""
+    arrays = {
+        "A": result.weights["A"], "b": result.weights["b"], "delta": result.weights["delta"],
+        "A_init": result.initial_weights["A"], "b_init": result.initial_weights["b"],
+        "delta_init": result.initial_weights["delta"],
+        "seeds": result.seeds, "epochs": result.epochs, "status": result.status,
+        **result.histories,
+    }
+    write_npz(path, metadata=result.metadata, **arrays)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train one (experiment, depth) from a config file: ``python -m resnet_scaling.train``."""
+    import yaml
+
+    from .data import make_dataset
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--depth", type=int, required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--checkpoint", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = yaml.safe_load(Path(args.config).read_text())
+    exp_cfg = config["experiments"][args.experiment]
+    data = make_dataset(config["datasets"][exp_cfg["dataset"]], config.get("seed", 0))
+    result = train_ensemble(
+        args.experiment, exp_cfg, args.depth, data, base_seed=config.get("seed", 0),
+        device=config.get("device", "auto"), dtype=config.get("dtype", "float32"),
+        checkpoint_path=args.checkpoint, progress=False,
+    )
+    save_result(args.output, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

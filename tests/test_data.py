@@ -1,0 +1,110 @@
+"""Datasets of MATH.md §2: the generator's definition, the embedding, IDX reading errors."""
+
+import gzip
+import math
+import struct
+
+import numpy as np
+import pytest
+
+from resnet_scaling import data
+from resnet_scaling.io import stable_seed
+
+
+def test_synthetic_generator_follows_its_definition():
+    ds = data.make_synthetic(64, 16, dim=10, seed=3)
+    assert ds["x_train"].shape == (64, 10) and ds["y_test"].shape == (16, 10)
+    for key in ds:
+        np.testing.assert_allclose(np.linalg.norm(ds[key], axis=1), 1.0, rtol=1e-12)
+    # one sample by hand, scalar coefficients applied to every coordinate
+    x = np.random.default_rng(0).uniform(-1, 1, size=10)
+    z = x.copy()
+    for n in range(100):
+        z = z + 0.1 * np.tanh(math.sin(5 * math.pi * n / 100) * z + math.cos(5 * math.pi * n / 100))
+    np.testing.assert_allclose(data.synthetic_targets(x[None])[0], z, rtol=1e-13)
+
+
+def test_synthetic_inputs_are_uniform_before_normalisation():
+    rng = np.random.default_rng(stable_seed("synthetic", 0))
+    raw = rng.uniform(-1, 1, size=(200, 10))
+    ds = data.make_synthetic(150, 50, seed=0)
+    np.testing.assert_allclose(ds["x_train"], raw[:150] / np.linalg.norm(raw[:150], axis=1, keepdims=True))
+
+
+def test_datasets_are_deterministic_and_seeded():
+    a, b = data.make_synthetic(32, 8, seed=1), data.make_synthetic(32, 8, seed=1)
+    c = data.make_synthetic(32, 8, seed=2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["x_train"], c["x_train"])
+
+
+def test_digits_embedding():
+    ds = data.make_digits(100, 20, seed=0)
+    assert ds["x_train"].shape == (100, 25)
+    np.testing.assert_allclose(np.linalg.norm(ds["x_train"], axis=1), 1.0, rtol=1e-12)
+    # one-hot targets in the first 10 of 25 coordinates
+    assert np.all(ds["y_train"][:, 10:] == 0) and np.all(ds["y_train"].sum(axis=1) == 1)
+    again = data.make_digits(100, 20, seed=0)
+    assert np.array_equal(ds["x_test"], again["x_test"])
+
+
+def test_feature_map_shape_is_28_to_5x5():
+    images = np.random.default_rng(0).uniform(size=(3, 28, 28))
+    assert data.random_feature_map(images, seed=0).shape == (3, 25)
+
+
+def _write_idx(path, array, compress=False):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as fh:
+            fh.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def _write_mnist(folder, n_train=30, n_test=12, compress=False):
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if compress else ""
+    files = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28))
+        labels = rng.integers(0, 10, size=n)
+        for kind, arr, ndim in (("images", images, 3), ("labels", labels, 1)):
+            path = folder / f"{split}-{kind}-idx{ndim}-ubyte{suffix}"
+            _write_idx(path, arr, compress)
+            files[(split, kind)] = (path, arr)
+    return files
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_reads_idx_files(tmp_path, compress):
+    files = _write_mnist(tmp_path, compress=compress)
+    path, images = files[("train", "images")]
+    assert np.array_equal(data.read_idx(path), images)
+    ds = data.make_mnist(tmp_path, 20, 10, seed=0)
+    assert ds["x_train"].shape == (20, 25) and ds["y_test"].shape == (10, 25)
+    labels = files[("t10k", "labels")][1]
+    assert set(np.argmax(ds["y_test"], axis=1)) <= set(labels)
+
+
+def test_missing_mnist_file_is_named(tmp_path):
+    files = _write_mnist(tmp_path)
+    files[("t10k", "labels")][0].unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        data.make_mnist(tmp_path, 20, 10)
+
+
+def test_truncated_mnist_file_is_named(tmp_path):
+    files = _write_mnist(tmp_path)
+    path = files[("train", "images")][0]
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="corrupt MNIST file .*train-images-idx3-ubyte"):
+        data.make_mnist(tmp_path, 20, 10)
+
+
+def test_garbage_gzip_is_named(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(b"not a gzip file at all")
+    with pytest.raises(ValueError, match="corrupt MNIST file"):
+        data.read_idx(path)

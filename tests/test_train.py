@@ -1,0 +1,171 @@
+"""The trainer: per-seed independence, the optimiser, stopping, divergence, the shuffle
+defect ablation, and bitwise-identical resumption after a real kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from resnet_scaling.data import make_synthetic
+from resnet_scaling.io import read_npz
+from resnet_scaling.train import (
+    EnsembleOptimizer,
+    defective_shuffle_,
+    epoch_permutations,
+    save_result,
+    train_ensemble,
+)
+
+DATA = make_synthetic(96, 32, dim=4, seed=0)
+BASE = dict(dataset="synthetic", activation="tanh", delta="multi", init="xavier", init_sd=0.5,
+            lr=0.01, batch_size=16, max_epochs=4, epsilon=1e-9, patience=100, seeds=3)
+
+
+def _train(depth=6, **overrides):
+    return train_ensemble("exp", {**BASE, **overrides}, depth, DATA, dtype="float64", device="cpu", progress=False)
+
+
+def test_training_reduces_the_loss():
+    result = _train(max_epochs=6)
+    loss = result.histories["train_loss"]
+    assert np.all(loss[:, -1] < loss[:, 0])
+    assert list(result.status) == ["stopped"] * 3 and np.all(result.epochs == 6)
+
+
+def test_seeds_trained_together_equal_seeds_trained_alone():
+    together = _train(seeds=3)
+    for s in range(3):
+        alone = train_ensemble("exp", {**BASE, "seeds": s + 1}, 6, DATA, dtype="float64", progress=False)
+        for key in ("A", "b", "delta"):
+            np.testing.assert_allclose(alone.weights[key][s], together.weights[key][s], rtol=1e-12, atol=1e-15)
+
+
+def test_same_config_gives_the_same_numbers():
+    a, b = _train(), _train()
+    for key in ("A", "b", "delta"):
+        assert np.array_equal(a.weights[key], b.weights[key])
+
+
+def test_adam_matches_torch_adam():
+    gen = torch.Generator().manual_seed(0)
+    params = {"A": torch.randn(3, 1, 2, 2, generator=gen, dtype=torch.float64)}
+    ref = params["A"].clone().requires_grad_(True)
+    opt = EnsembleOptimizer(params, "adam", lr=0.01)
+    torch_opt = torch.optim.Adam([ref], lr=0.01)
+    for _ in range(5):
+        grad = torch.randn(3, 1, 2, 2, generator=gen, dtype=torch.float64)
+        opt.step(params, {"A": grad}, torch.tensor([True]))
+        ref.grad = grad.clone()
+        torch_opt.step()
+    torch.testing.assert_close(params["A"], ref.detach(), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_frozen_seeds_keep_parameters_and_state(kind):
+    params = {"A": torch.ones(2, 3, 2, 2, dtype=torch.float64)}
+    opt = EnsembleOptimizer(params, kind, lr=0.1, momentum=0.9)
+    before = params["A"].clone()
+    opt.step(params, {"A": torch.ones_like(before)}, torch.tensor([True, False, True]))
+    assert torch.equal(params["A"][:, 1], before[:, 1])
+    assert not torch.equal(params["A"][:, 0], before[:, 0])
+    assert opt.state["step"].tolist() == [1, 0, 1]
+
+
+def test_stopping_rule_converged_and_patience():
+    converged = _train(epsilon=10.0)
+    assert list(converged.status) == ["converged"] * 3 and np.all(converged.epochs == 1)
+    stalled = _train(lr=1e-12, patience=2, max_epochs=10)
+    assert list(stalled.status) == ["stopped"] * 3
+    assert np.all(stalled.epochs == 3)  # epoch 1 sets the best loss, then 2 epochs without 1 % gain
+    assert np.isnan(stalled.histories["train_loss"]).sum() == 0  # all stopped together, nothing padded
+
+
+def test_divergence_freezes_a_seed_and_the_job_completes():
+    result = _train(delta="none", init="xavier", init_sd=3.0, optimizer="sgd", lr=1e8, max_epochs=3, activation="identity")
+    assert set(result.status) == {"diverged"}
+    for key in ("A", "b"):
+        assert np.all(np.isfinite(result.weights[key]))
+
+
+def test_correct_shuffle_is_a_fresh_permutation_per_seed_and_epoch():
+    p0 = epoch_permutations("k", 8, [0, 1], 0, 50)
+    p1 = epoch_permutations("k", 8, [0, 1], 1, 50)
+    for perm in (*p0, *p1):
+        assert sorted(perm) == list(range(50))
+    assert not np.array_equal(p0[0], p0[1]) and not np.array_equal(p0[0], p1[0])
+
+
+def test_original_shuffle_defect_collapses_the_training_set():
+    """REFERENCES.md: 1024 rows, batch 32 → fewer distinct rows each epoch, one batch at the end."""
+    rows = torch.arange(1024, dtype=torch.float64).reshape(1, 32, 32, 1)
+    distinct = []
+    for epoch in range(40):
+        defective_shuffle_(rows, "k", 8, [0], epoch)
+        distinct.append(len(torch.unique(rows)))
+    assert distinct[0] < 1024 * 0.75
+    assert all(a >= b for a, b in zip(distinct, distinct[1:]))
+    assert distinct[-1] == 32
+
+
+def test_defect_mode_needs_a_dividing_batch():
+    with pytest.raises(ValueError, match="batch_size"):
+        _train(shuffle="original-defect", batch_size=20)
+
+
+def test_resume_in_process_is_bitwise_identical(tmp_path):
+    ckpt = tmp_path / "ck.pt"
+    full = _train(max_epochs=5)
+    cfg = {**BASE, "max_epochs": 5, "checkpoint_every": 2}
+    assert train_ensemble("exp", cfg, 6, DATA, dtype="float64", checkpoint_path=ckpt, progress=False, stop_after_epochs=3) is None
+    resumed = train_ensemble("exp", cfg, 6, DATA, dtype="float64", checkpoint_path=ckpt, progress=False)
+    for key in ("A", "b", "delta"):
+        assert np.array_equal(full.weights[key], resumed.weights[key])
+    np.testing.assert_array_equal(full.histories["train_loss"], resumed.histories["train_loss"])
+
+
+def test_output_file_round_trip(tmp_path):
+    result = _train()
+    save_result(tmp_path / "out.npz", result)
+    arrays, meta = read_npz(tmp_path / "out.npz")
+    assert arrays["A"].shape == (3, 6, 4, 4) and arrays["A_init"].shape == (3, 6, 4, 4)
+    assert list(arrays["status"]) == list(result.status)
+    assert meta["depth"] == 6 and meta["config"]["lr"] == 0.01 and "torch" in meta["versions"]
+
+
+def test_killed_job_resumes_to_identical_weights(tmp_path):
+    """Kill a real training process after a checkpoint, restart it, compare bitwise."""
+    config = {"seed": 0, "device": "cpu", "dtype": "float32",
+              "datasets": {"synthetic": {"kind": "synthetic", "n_train": 256, "n_test": 32, "dim": 6}},
+              "experiments": {"exp": {**BASE, "max_epochs": 40, "checkpoint_every": 1, "batch_size": 16}}}
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+
+    def command(out, ckpt):
+        return [sys.executable, "-m", "resnet_scaling.train", "--config", str(cfg_path), "--experiment", "exp",
+                "--depth", "48", "--output", str(out), "--checkpoint", str(ckpt)]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "reference.npz", tmp_path / "ref.pt"), check=True, env=env, capture_output=True)
+
+    ckpt = tmp_path / "killed.pt"
+    proc = subprocess.Popen(command(tmp_path / "resumed.npz", ckpt), env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the job finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists() and not (tmp_path / "resumed.npz").exists()
+    subprocess.run(command(tmp_path / "resumed.npz", ckpt), check=True, env=env, capture_output=True)
+
+    ref, _ = read_npz(tmp_path / "reference.npz")
+    res, _ = read_npz(tmp_path / "resumed.npz")
+    for key in ("A", "b", "delta", "train_loss", "test_loss", "epochs"):
+        assert np.array_equal(ref[key], res[key], equal_nan=key.endswith("loss")), key

@@ -1,0 +1,78 @@
+# Helpers shared by every stage: config validation, experiment and depth lookups,
+# wildcard constraints. All numerical logic lives in src/resnet_scaling.
+
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# Scripts run in their own Python processes (locally or inside cluster jobs): let them
+# import the package without an install.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+from resnet_scaling.config import check_config, depth_grid  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_config(config)
+
+EXPERIMENTS = [
+    name for name, exp in config["experiments"].items() if exp.get("enabled", True)
+]
+DATASETS = sorted({config["experiments"][e]["dataset"] for e in EXPERIMENTS})
+
+
+def experiment(exp):
+    """The config dict of one experiment."""
+    return config["experiments"][exp]
+
+
+def depths_of(exp):
+    """Sorted depths of an experiment's grid."""
+    return depth_grid(experiment(exp)["depths"])
+
+
+def train_output(exp, depth):
+    return f"results/train/{exp}/depth_{depth}.npz"
+
+
+def all_train_outputs(exp):
+    return [train_output(exp, depth) for depth in depths_of(exp)]
+
+
+def dataset_of(wildcards):
+    return f"results/data/{experiment(wildcards.exp)['dataset']}.npz"
+
+
+def train_mem_mb(wildcards, attempt):
+    """Trajectories of the full training set dominate: (L+1) x S x N x d floats, twice."""
+    exp = experiment(wildcards.exp)
+    n = config["datasets"][exp["dataset"]]["n_train"]
+    dim = config["datasets"][exp["dataset"]].get("dim", 25)
+    floats = 2 * (int(wildcards.depth) + 1) * exp.get("seeds", 4) * n * dim
+    return int(1000 + floats * 8 / 1e6 * attempt)
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes; a generous linear model in depth, doubled on every retry."""
+    exp = experiment(wildcards.exp)
+    epochs = exp.get("max_epochs", 200)
+    return int(10 + epochs * int(wildcards.depth) / 200 * attempt)
+
+
+def final_outputs():
+    """Everything `rule all` builds: training, then each stage's aggregate targets."""
+    outputs = [train_output(e, d) for e in EXPERIMENTS for d in depths_of(e)]
+    for name in ("SCALING_OUTPUTS", "LIMITS_OUTPUTS", "FBSDE_OUTPUTS", "INIT_LIMITS_OUTPUTS"):
+        outputs += globals().get(name, [])
+    return outputs
+
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS) if EXPERIMENTS else "(?!)",
+    depth=r"\d+",
+    dataset="|".join(config["datasets"]),

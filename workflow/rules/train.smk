@@ -1,0 +1,45 @@
+# Data and training: one job per (experiment, depth), all seeds inside the job.
+
+
+rule data:
+    output:
+        "results/data/{dataset}.npz",
+    params:
+        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        seed=config["seed"],
+    log:
+        "logs/data/{dataset}.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/make_dataset.py"
+
+
+rule train:
+    input:
+        dataset_of,
+    output:
+        "results/train/{exp}/depth_{depth}.npz",
+    params:
+        experiment=lambda wildcards: experiment(wildcards.exp),
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+        dtype=config.get("dtype", "float32"),
+        checkpoint="results/checkpoints/{exp}/depth_{depth}.pt",
+    log:
+        "logs/train/{exp}/depth_{depth}.log",
+    benchmark:
+        "benchmarks/output/train/{exp}/depth_{depth}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=0,
+    script:
+        "../scripts/train.py"

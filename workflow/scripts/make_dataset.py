@@ -1,0 +1,14 @@
+"""Snakemake adapter: build one dataset of the config (MATH.md §2)."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+from resnet_scaling.data import make_dataset  # noqa: E402
+from resnet_scaling.io import write_npz  # noqa: E402
+
+data = make_dataset(snakemake.params.spec, snakemake.params.seed)
+logging.info("dataset %s: %s", snakemake.wildcards.dataset, {k: v.shape for k, v in data.items()})
+write_npz(snakemake.output[0], metadata={"spec": snakemake.params.spec, "seed": snakemake.params.seed}, **data)

@@ -1,0 +1,27 @@
+"""Snakemake adapter: train all seeds of one (experiment, depth), resuming from a checkpoint."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+import torch  # noqa: E402
+
+from resnet_scaling.io import read_npz  # noqa: E402
+from resnet_scaling.train import save_result, train_ensemble  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+data, _ = read_npz(snakemake.input[0])
+result = train_ensemble(
+    snakemake.wildcards.exp,
+    snakemake.params.experiment,
+    int(snakemake.wildcards.depth),
+    data,
+    base_seed=snakemake.params.seed,
+    device=snakemake.params.device,
+    dtype=snakemake.params.dtype,
+    checkpoint_path=snakemake.params.checkpoint,
+)
+save_result(snakemake.output[0], result)
+logging.info("statuses %s, epochs %s, %.1f s", result.status.tolist(), result.epochs.tolist(), result.wall_time_s)
