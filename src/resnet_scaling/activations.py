@@ -26,9 +26,18 @@ class Activation:
     slope_at_0: float
     curvature_at_0: float
     smooth: bool  # C² at 0: the diffusive limit of MATH.md §4(c) applies
+    fn_into: Callable[[torch.Tensor, torch.Tensor], object] | None = None
+    grad_from_value: Callable[[torch.Tensor], torch.Tensor] | None = None  # σ'(z) from σ(z)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         return self.fn(z)
+
+    def apply_into(self, z: torch.Tensor, out: torch.Tensor) -> None:
+        """Write σ(z) into ``out`` without a temporary (the engine's per-layer hot path)."""
+        if self.fn_into is None:
+            out.copy_(self.fn(z))
+        else:
+            self.fn_into(z, out)
 
 
 def _tanh_grad(z: torch.Tensor) -> torch.Tensor:
@@ -45,8 +54,16 @@ def _softplus0(z: torch.Tensor) -> torch.Tensor:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", torch.tanh, _tanh_grad, 0.0, 1.0, 0.0, True),
-    "relu": Activation("relu", torch.relu, _relu_grad, 0.0, 1.0, 0.0, False),
+    "tanh": Activation(
+        "tanh", torch.tanh, _tanh_grad, 0.0, 1.0, 0.0, True,
+        fn_into=lambda z, out: torch.tanh(z, out=out),
+        grad_from_value=lambda s: torch.addcmul(torch.ones_like(s), s, s, value=-1.0),
+    ),
+    "relu": Activation(
+        "relu", torch.relu, _relu_grad, 0.0, 1.0, 0.0, False,
+        fn_into=lambda z, out: torch.clamp(z, min=0.0, out=out),
+        grad_from_value=lambda s: (s > 0).to(s.dtype),
+    ),
     "identity": Activation(
         "identity", lambda z: z, lambda z: torch.ones_like(z), 0.0, 1.0, 0.0, True
     ),

@@ -33,10 +33,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 @dataclass
 class Trajectory:
-    """Hidden states ``h`` (L+1, S, N, d) and pre-activations ``z`` (L, S, N, d) of a forward pass."""
+    """Hidden states ``h`` (L+1, S, N, d), pre-activations ``z`` (L, S, N, d) and σ(z) of a forward pass."""
 
     h: torch.Tensor
     z: torch.Tensor
+    sz: torch.Tensor | None = None
 
 
 class ResNetEnsemble:
@@ -185,18 +186,27 @@ class ResNetEnsemble:
         return h
 
     def trajectory(self, x: torch.Tensor) -> Trajectory:
-        """The forward pass keeping every hidden state h_0..h_L and pre-activation z_0..z_{L-1}."""
-        A, b, sigma = self.params["A"], self.params["b"], self.activation.fn
+        """The forward pass keeping every hidden state h_0..h_L, pre-activation z_k and σ(z_k).
+
+        Three tensor operations per layer; the bias is written into all z_k at once first.
+        """
+        A, b = self.params["A"], self.params["b"]
         delta = self.deltas()
         h0 = self._inputs(x)
         L = self.depth
+        A_T = A.transpose(-1, -2).contiguous()
         H = torch.empty((L + 1, *h0.shape), dtype=h0.dtype, device=h0.device)
-        Z = torch.empty((L, *h0.shape), dtype=h0.dtype, device=h0.device)
+        Z = b.unsqueeze(2).expand(L, *h0.shape).contiguous()
+        SZ = torch.empty_like(Z)
         H[0] = h0
+        act = self.activation
+        hs, zs, szs, a_ts = H.unbind(0), Z.unbind(0), SZ.unbind(0), A_T.unbind(0)
+        deltas = delta.view(L, -1, 1, 1).unbind(0)
         for k in range(L):
-            torch.baddbmm(b[k].unsqueeze(1), H[k], A[k].transpose(1, 2), out=Z[k])
-            torch.addcmul(H[k], delta[k].view(-1, 1, 1), sigma(Z[k]), out=H[k + 1])
-        return Trajectory(H, Z)
+            zs[k].baddbmm_(hs[k], a_ts[k])
+            act.apply_into(zs[k], szs[k])
+            torch.addcmul(hs[k], deltas[k], szs[k], out=hs[k + 1])
+        return Trajectory(H, Z, SZ)
 
     def adjoint(
         self, traj: Trajectory, grad_output: torch.Tensor, keep_adjoint: bool = False
@@ -210,36 +220,38 @@ class ResNetEnsemble:
             p_k = p_{k+1} + δ_k A_kᵀ (σ'(z_k) ⊙ p_{k+1})
             ∂ℓ/∂A_k = δ_k (σ'(z_k) ⊙ p_{k+1}) h_kᵀ,  ∂ℓ/∂b_k = δ_k σ'(z_k) ⊙ p_{k+1}
             ∂ℓ/∂δ_k = p_{k+1}ᵀ σ(z_k)
+
+        Only the recursion for p is sequential (two operations per layer); the weight
+        gradients of all layers are then batched operations over the stored states.
         """
         A = self.params["A"]
-        act = self.activation
         delta = self.deltas()
         L = self.depth
-        grad_A = torch.empty_like(A)
-        grad_b = torch.empty_like(self.params["b"])
-        needs_delta = self.delta_type in ("shared", "multi")
-        grad_delta = torch.empty_like(delta) if needs_delta else None
-        P = torch.empty((L + 1, *grad_output.shape), dtype=A.dtype, device=A.device) if keep_adjoint else None
-        p = grad_output
-        if keep_adjoint:
-            P[L] = p
+        # U_k = δ_k σ'(z_k) ⊙ p_{k+1}: the δ_k σ'(z_k) factor for all layers at once
+        act = self.activation
+        if traj.sz is not None and act.grad_from_value is not None:
+            U = act.grad_from_value(traj.sz)
+        else:
+            U = act.grad(traj.z)
+        U.mul_(delta.view(L, -1, 1, 1))
+        P = torch.empty((L + 1, *grad_output.shape), dtype=A.dtype, device=A.device)
+        P[L] = grad_output
+        us, ps, As = U.unbind(0), P.unbind(0), A.unbind(0)
         for k in range(L - 1, -1, -1):
-            z = traj.z[k]
-            s = act.grad(z).mul_(p)  # σ'(z_k) ⊙ p_{k+1}
-            if needs_delta:
-                grad_delta[k] = (p * act.fn(z)).sum(dim=(1, 2))
-            s.mul_(delta[k].view(-1, 1, 1))  # δ_k σ'(z_k) ⊙ p_{k+1}
-            torch.bmm(s.transpose(1, 2), traj.h[k], out=grad_A[k])
-            torch.sum(s, dim=1, out=grad_b[k])
-            p = torch.baddbmm(p, s, A[k])
-            if keep_adjoint:
-                P[k] = p
-        grads = {"A": grad_A, "b": grad_b}
-        if self.delta_type == "shared":
-            grads["c"] = (torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True))
-        elif self.delta_type == "multi":
-            grads["delta"] = grad_delta
-        return grads, P
+            us[k].mul_(ps[k + 1])
+            ps[k].copy_(ps[k + 1]).baddbmm_(us[k], As[k])
+        grads = {
+            "A": torch.matmul(U.transpose(-1, -2), traj.h[:-1]),
+            "b": U.sum(dim=2),
+        }
+        if self.delta_type in ("shared", "multi"):
+            sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
+            grad_delta = torch.linalg.vecdot(P[1:].flatten(2), sz.flatten(2))
+            if self.delta_type == "shared":
+                grads["c"] = torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True)
+            else:
+                grads["delta"] = grad_delta
+        return grads, (P if keep_adjoint else None)
 
     def loss_and_grad(
         self, x: torch.Tensor, y: torch.Tensor

@@ -67,49 +67,54 @@ def _seed_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class EnsembleOptimizer:
-    """Adam (as torch.optim.Adam) or SGD with momentum, applied per seed under a mask.
+    """torch.optim.Adam or SGD (fused / multi-tensor kernels) over the stacked parameters.
 
-    Frozen seeds keep their parameters and optimiser state exactly.
+    Every seed's entries are updated elementwise, so seeds stay independent. Seeds outside
+    ``active`` are frozen: their parameters and optimiser state are restored exactly after
+    the step. All active seeds have taken the same number of steps, so Adam's single step
+    counter serves them all.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], kind: str, lr: float, momentum: float = 0.0):
         if kind not in ("adam", "sgd"):
             raise ValueError(f"unknown optimizer {kind!r}; expected adam or sgd")
-        self.kind, self.lr, self.momentum = kind, lr, momentum
-        n_seeds = params["A"].shape[1]
-        device = params["A"].device
-        self.state: dict[str, object] = {
-            "step": torch.zeros(n_seeds, dtype=torch.int64, device=device),
-            "m": {k: torch.zeros_like(v) for k, v in params.items()},
-            "v": {k: torch.zeros_like(v) for k, v in params.items()} if kind == "adam" else {},
-        }
+        self.kind = kind
+        self.names = list(params)
+        tensors = [params[n] for n in self.names]
+        if kind == "adam":
+            self.torch_optimizer = torch.optim.Adam(tensors, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=True)
+        else:
+            self.torch_optimizer = torch.optim.SGD(tensors, lr=lr, momentum=momentum, foreach=True)
+
+    def _state_tensors(self) -> list[torch.Tensor]:
+        return [
+            value
+            for group in self.torch_optimizer.param_groups
+            for p in group["params"]
+            for key, value in self.torch_optimizer.state.get(p, {}).items()
+            if key != "step" and isinstance(value, torch.Tensor) and value.dim() > 0
+        ]
 
     def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], active: torch.Tensor) -> None:
-        step = self.state["step"]
-        step.add_(active.to(step.dtype))
-        if self.kind == "adam":
-            b1, b2 = ADAM_BETAS
-            t = step.clamp(min=1).to(params["A"].dtype)
-            bc1 = 1.0 - b1**t
-            bc2_sqrt = (1.0 - b2**t).sqrt()
-        for name, p in params.items():
-            g = grads[name]
-            mask = _seed_mask(active, p)
-            m = self.state["m"][name]
-            if self.kind == "adam":
-                v = self.state["v"][name]
-                m_new = m * b1 + g * (1.0 - b1)
-                v_new = v * b2 + g * g * (1.0 - b2)
-                denom = v_new.sqrt() / _seed_mask(bc2_sqrt, p) + ADAM_EPS
-                update = (m_new / denom) * (self.lr / _seed_mask(bc1, p))
-                m.copy_(torch.where(mask, m_new, m))
-                v.copy_(torch.where(mask, v_new, v))
-            else:
-                m_new = m * self.momentum + g if self.momentum else g
-                update = m_new * self.lr
-                if self.momentum:
-                    m.copy_(torch.where(mask, m_new, m))
-            p.sub_(torch.where(mask, update, torch.zeros_like(update)))
+        frozen_any = not bool(active.all())
+        if frozen_any:
+            if not bool(active.any()):
+                return
+            saved = [(t, t.clone()) for t in [params[n] for n in self.names] + self._state_tensors()]
+        for name in self.names:
+            params[name].grad = grads[name]
+        self.torch_optimizer.step()
+        for name in self.names:
+            params[name].grad = None
+        if frozen_any:
+            for tensor, before in saved:
+                tensor.copy_(torch.where(_seed_mask(active, tensor), tensor, before))
+
+    def state_dict(self) -> dict:
+        return self.torch_optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.torch_optimizer.load_state_dict(state)
 
 
 # -- the training loop ----------------------------------------------------------------
@@ -235,7 +240,7 @@ def train_ensemble(
         else:
             for name, value in saved["params"].items():
                 net.params[name].copy_(value)
-            opt.state = saved["optimizer"]
+            opt.load_state_dict(saved["optimizer"])
             state = saved["state"]
             log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
 
@@ -243,7 +248,7 @@ def train_ensemble(
         if ckpt is None:
             return
         with atomic_path(ckpt, suffix=".pt.tmp") as tmp:
-            torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state, "state": state}, tmp)
+            torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state_dict(), "state": state}, tmp)
 
     status = state["status"]
     bar = tqdm(

@@ -233,3 +233,201 @@ def extract(train_path: str | os.PathLike, weights_path: str | os.PathLike, tabl
     save_weights(w, weights_path)
     write_csv(table_path, layer_table(w))
     return w
+
+
+# -- weight paths and the trend/noise decomposition ---------------------------------------
+
+
+def primary_quantity(delta_type: str) -> str:
+    """The sequence the original study took its statistics on: ``|δ_k| A_k`` for per-layer δ, else A."""
+    return "M_abs" if delta_type == "multi" else "A"
+
+
+def included(w: TrainedWeights, include_status=("converged", "stopped")) -> np.ndarray:
+    """(S,) mask of the networks that enter the analysis: finite weights and an accepted status."""
+    return w.finite & np.isin(w.status, list(include_status))
+
+
+def cell_index(depth: int, n_cells: int) -> np.ndarray:
+    """Cell j = ⌊n k / L⌋ of every layer k on a grid of ``n_cells`` cells of [0, 1]."""
+    return (np.arange(depth) * n_cells) // depth
+
+
+def block_means(X: np.ndarray, n_cells: int) -> np.ndarray:
+    """Mean of X (S, L, ...) over the layers of each grid cell: (S, n_cells, ...); needs L ≥ n_cells."""
+    L = X.shape[1]
+    if L < n_cells:
+        raise ValueError(f"depth {L} is smaller than the {n_cells} cells of the trend grid")
+    onehot = np.zeros((L, n_cells))
+    onehot[np.arange(L), cell_index(L, n_cells)] = 1.0
+    onehot /= onehot.sum(axis=0, keepdims=True)
+    return np.einsum("slx,lj->sjx", X.reshape(X.shape[0], L, -1), onehot).reshape(
+        X.shape[0], n_cells, *X.shape[2:]
+    )
+
+
+def trend(sequences: list[np.ndarray], beta: float, n_cells: int) -> np.ndarray:
+    """Depth-averaged trend Ā on ``n_cells`` cells from sequences X (S_L, L, ...) of several depths.
+
+    Ā_j is the mean over depths and seeds of the block means of L^β X_k: the finite
+    difference on the grid of the depth-averaged rescaled cumulative sum L^{β−1} W_L(t)
+    (REFERENCES.md, the trend/noise decomposition). If X_k ≈ L^{-β} Ā(k/L) + noise, Ā is
+    the common limit of all depths.
+    """
+    blocks = [block_means(X.shape[1] ** beta * X, n_cells) for X in sequences]
+    return np.concatenate(blocks, axis=0).mean(axis=0)
+
+
+def denoise(X: np.ndarray, trend_cells: np.ndarray, beta: float) -> np.ndarray:
+    """Trend-only weights X̄_k = L^{-β} Ā_{⌊n k/L⌋} for every seed, same shape as X (S, L, ...)."""
+    L = X.shape[1]
+    return np.broadcast_to(L ** -beta * trend_cells[cell_index(L, len(trend_cells))], X.shape).copy()
+
+
+def noise_path(X: np.ndarray, denoised: np.ndarray, beta: float) -> np.ndarray:
+    """Rescaled path of the residual, L^{β−1/2} Σ_{j<k} (X_j − X̄_j), k = 0..L: O(1) and
+    Brownian-like when the residuals are i.i.d. of size L^{-β}."""
+    L = X.shape[1]
+    return L ** (beta - 0.5) * weight_path(X - denoised)
+
+
+def decomposition_pair(w: TrainedWeights) -> tuple[str, str, np.ndarray]:
+    """Which sequences are decomposed, and the δ that rebuilds the network from them.
+
+    ReLU is positively homogeneous: δ relu(A h + b) = sign(δ) relu(|δ|A h + |δ|b), so for
+    per-layer δ the pair (|δ|A, |δ|b) with δ' = sign δ is the same network. Otherwise (A, b)
+    with the trained δ.
+    """
+    if w.delta_type == "multi" and w.activation == "relu":
+        return "M_abs", "m_abs", np.sign(w.delta)
+    return "A", "b", w.delta
+
+
+def _entry_labels(shape: tuple[int, ...], flat: np.ndarray) -> list[str]:
+    return [str(tuple(int(i) for i in np.unravel_index(f, shape))) for f in flat]
+
+
+def top_entries(X: np.ndarray, n: int) -> np.ndarray:
+    """Flat indices of the ``n`` entries of X (L, ...) that vary most along depth (std over k)."""
+    spread = X.reshape(X.shape[0], -1).std(axis=0)
+    return np.argsort(-spread, kind="stable")[:n]
+
+
+def _network_loss(A, b, delta, activation: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-seed training MSE of the networks with these weights (δ given layer by layer)."""
+    import torch
+
+    from .resnet import ResNetEnsemble
+
+    net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
+    with torch.no_grad():
+        return net.loss(torch.as_tensor(x), torch.as_tensor(y)).numpy()
+
+
+def decompose(
+    networks: list[TrainedWeights],
+    betas: dict[str, float],
+    data: tuple[np.ndarray, np.ndarray],
+    n_cells: int,
+    show_depths: int = 2,
+    n_entries: int = 3,
+    include_status=("converged", "stopped"),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trend/noise decomposition of one experiment's deep networks and the loss of denoised weights.
+
+    ``networks``: all depths ≥ n_cells to pool the trend over; ``betas``: exponent of each
+    decomposed quantity; ``data``: the training inputs and targets. Returns the tidy
+    decomposition of a few entries for the ``show_depths`` deepest depths (first included
+    seed) and, per (depth, seed), the training loss with the trained and with the trend-only
+    weights.
+    """
+    networks = sorted((w for w in networks if w.depth >= n_cells), key=lambda w: w.depth)
+    if not networks:
+        raise ValueError(f"no network is as deep as the {n_cells} cells of the trend grid")
+    qa, qb, _ = decomposition_pair(networks[0])
+    seqs = [quantity_sequences(w) for w in networks]
+    keep = [included(w, include_status) for w in networks]
+    trends = {}
+    for q in (qa, qb):
+        pool = [s[q][k] for s, k in zip(seqs, keep) if k.any()]
+        if not pool:
+            raise ValueError("no included network to estimate the trend from")
+        trends[q] = trend(pool, betas[q], n_cells)
+    x, y = data
+    loss_rows = []
+    for w, s, k in zip(networks, seqs, keep):
+        if not k.any():
+            continue
+        _, _, delta = decomposition_pair(w)
+        bars = {q: denoise(s[q][k], trends[q], betas[q]) for q in (qa, qb)}
+        loss_rows.append(pd.DataFrame({
+            "experiment": w.experiment, "depth": w.depth, "seed": w.seeds[k], "status": w.status[k],
+            "loss_trained": _network_loss(s[qa][k], s[qb][k], delta[k], w.activation, x, y),
+            "loss_denoised": _network_loss(bars[qa], bars[qb], delta[k], w.activation, x, y),
+        }))
+    shown = [(w, s, k) for w, s, k in zip(networks, seqs, keep) if k.any()][-show_depths:]
+    frames = []
+    for w, s, k in shown:
+        seed, L = int(np.flatnonzero(k)[0]), w.depth
+        for q in (qa, qb):
+            X = s[q][seed : seed + 1]
+            bar = denoise(X, trends[q], betas[q])
+            noise = noise_path(X, bar, betas[q])[0, 1:]  # the path after layer k, k = 0..L−1
+            flat = top_entries(trends[q], n_entries)
+            get = lambda a: a.reshape(L, -1)[:, flat].ravel()
+            frames.append(pd.DataFrame({
+                "experiment": w.experiment, "depth": L, "seed": w.seeds[seed], "quantity": q,
+                "beta": betas[q], "entry": np.tile(_entry_labels(X.shape[2:], flat), L),
+                "k": np.repeat(np.arange(L), len(flat)), "t": np.repeat(np.arange(L) / L, len(flat)),
+                "weight": L ** betas[q] * get(X[0]), "trend": L ** betas[q] * get(bar[0]),
+                "noise": get(noise),
+            }))
+    return pd.concat(frames, ignore_index=True), pd.concat(loss_rows, ignore_index=True)
+
+
+def paths_table(
+    networks: list[TrainedWeights],
+    betas: dict[str, float],
+    n_entries: int = 3,
+    n_depths: int = 4,
+    include_status=("converged", "stopped"),
+) -> pd.DataFrame:
+    """Tidy table for the weight-path figure of one experiment.
+
+    Rows of three series: ``entry`` — L^β X_k for the entries of the primary quantity X that
+    vary most, deepest network; ``norm`` — L^β ‖M_k‖, deepest network; ``path`` — the entries
+    of W^A_L(k/L) = Σ_{j<k} M_j for the ``n_depths`` deepest depths (first included seed each).
+    """
+    usable = sorted((w for w in networks if included(w, include_status).any()), key=lambda w: w.depth)
+    if not usable:
+        raise ValueError("no included network to draw weight paths from")
+    deepest = usable[-1]
+    X_name = primary_quantity(deepest.delta_type)
+    seqs = quantity_sequences(deepest)
+    seed = int(np.flatnonzero(included(deepest, include_status))[0])
+    L = deepest.depth
+    X = seqs[X_name][seed]
+    flat = top_entries(L ** betas[X_name] * X, n_entries)
+    labels = _entry_labels(X.shape[1:], flat)
+    base = {"experiment": deepest.experiment}
+    frames = [
+        pd.DataFrame({**base, "series": "entry", "quantity": X_name, "depth": L, "seed": deepest.seeds[seed],
+                      "entry": np.tile(labels, L), "k": np.repeat(np.arange(L), len(flat)),
+                      "value": (L ** betas[X_name] * X.reshape(L, -1)[:, flat]).ravel()}),
+        pd.DataFrame({**base, "series": "norm", "quantity": "M", "depth": L, "seed": deepest.seeds[seed],
+                      "entry": "norm", "k": np.arange(L),
+                      "value": L ** betas["M"] * layer_norms(seqs["M"][seed : seed + 1])[0]}),
+    ]
+    flat_m = top_entries(seqs["M"][seed], n_entries)
+    labels_m = _entry_labels(X.shape[1:], flat_m)
+    for w in usable[-n_depths:]:
+        s = int(np.flatnonzero(included(w, include_status))[0])
+        W = weight_path(quantity_sequences(w)["M"][s : s + 1])[0]
+        frames.append(pd.DataFrame({
+            **base, "series": "path", "quantity": "W_A", "depth": w.depth, "seed": w.seeds[s],
+            "entry": np.tile(labels_m, w.depth + 1), "k": np.repeat(np.arange(w.depth + 1), len(flat_m)),
+            "value": W.reshape(w.depth + 1, -1)[:, flat_m].ravel(),
+        }))
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(table.columns.get_loc("k") + 1, "t", table["k"] / table["depth"])
+    return table

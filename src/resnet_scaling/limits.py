@@ -1,0 +1,771 @@
+"""Limits of the hidden state: simulators, synthetic weight paths with known limits, and
+the fitting of limit equations to trained networks (MATH.md §4, rates in §7).
+
+The network (MATH.md §1) is ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``. Its limits:
+
+- neural ODE (§4(a))      ``dH/dt = δ̄_t σ(A_t H + b_t)``                          (RK4)
+- linear ODE (§4(b))      ``dH/dt = g (Ā_t H + b̄_t)``,  g = δ̄ σ'(0)                (RK4)
+- Itô SDE (§4(c))         ``dH = σ'(0)(dW^A H + dW^b) + ½ σ''(0)/δ q(t, H) dt``      (Euler–Maruyama)
+                          ``q_i = ũᵀ C_i ũ``,  ũ = (H, 1),  C_i the rate of the quadratic
+                          covariation of row i of (W^A | W^b)
+- moment-matched (§4(d))  ``dH = μ(t, H) dt + Σ(t, H)^{1/2} dB``, μ, Σ = L × window mean
+                          and covariance of ``δ_k σ(A_k h + b_k)``             (Euler–Maruyama)
+
+Shapes (float64 torch tensors; NumPy arrays are accepted everywhere):
+
+- weights, path-major:  ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` (L,) or (P, L)
+- increments:           ``dWA`` (P, n, d, d), ``dWb`` (P, n, d)
+- inputs:               ``x`` (N, d), shared by every path, or (P, N, d)
+- states:               (n + 1, P, N, d), the initial state first
+
+``P`` counts weight paths (independent networks / Brownian paths), ``N`` inputs per path.
+Randomness comes from ``torch.Generator`` objects seeded with :func:`stable_seed`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .activations import Activation, get_activation
+from .io import stable_seed
+
+DTYPE = torch.float64
+
+#: Expected log-log slopes of the sup-error in L (MATH.md §4, §7), importable by tests.
+RATE_NEURAL_ODE = -1.0
+RATE_DIFFUSIVE = -0.5
+
+
+def rate_linear_ode(beta: float, curvature_at_0: float) -> float:
+    """Slope of the §4(b) error: −β when σ''(0) ≠ 0, −min(2β, 1) when σ''(0) = 0."""
+    return -beta if curvature_at_0 != 0 else -min(2 * beta, 1.0)
+
+
+# ----------------------------------------------------------------------------------------
+# small helpers
+# ----------------------------------------------------------------------------------------
+def _t(a, dtype=DTYPE) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a, dtype=dtype)
+
+
+def _act(activation: str | Activation) -> Activation:
+    return get_activation(activation) if isinstance(activation, str) else activation
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) & ((1 << 63) - 1))
+
+
+def _inputs(x, n_paths: int, dim: int) -> torch.Tensor:
+    """Inputs as (P, N, d): a shared (N, d) block is expanded (no copy) over the paths."""
+    x = _t(x)
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(n_paths, *x.shape)
+    if x.shape[0] != n_paths or x.shape[-1] != dim:
+        raise ValueError(f"inputs of shape {tuple(x.shape)} do not fit {n_paths} paths of width {dim}")
+    return x
+
+
+def _grid(n_steps: int | None, ts) -> torch.Tensor:
+    """A time grid 0 = t_0 < … < t_n = 1 (uniform with n steps when ``ts`` is None)."""
+    if ts is None:
+        if n_steps is None:
+            raise ValueError("give either n_steps or the time grid ts")
+        return torch.linspace(0.0, 1.0, n_steps + 1, dtype=DTYPE)
+    ts = _t(ts)
+    if ts.dim() != 1 or ts.numel() < 2 or not bool((ts[1:] > ts[:-1]).all()):
+        raise ValueError("the time grid ts must be a strictly increasing 1-D sequence")
+    return ts
+
+
+def unit_inputs(n: int, dim: int, seed: int) -> torch.Tensor:
+    """``n`` inputs of unit Euclidean norm in R^dim (like the synthetic data), (n, dim)."""
+    x = torch.randn(n, dim, generator=_generator(stable_seed("limits-inputs", seed)), dtype=DTYPE)
+    return x / x.norm(dim=1, keepdim=True)
+
+
+# ----------------------------------------------------------------------------------------
+# the discrete network
+# ----------------------------------------------------------------------------------------
+def network_states(A, b, delta, activation: str | Activation, x) -> torch.Tensor:
+    """Hidden states h_0..h_L of P networks on N inputs each, (L+1, P, N, d), float64.
+
+    ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` scalar, (L,) or (P, L); ``x`` (N, d) or
+    (P, N, d). The recursion is ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` (MATH.md §1).
+    """
+    sigma = _act(activation).fn
+    A, b = _t(A), _t(b)
+    P, L, d = A.shape[0], A.shape[1], A.shape[2]
+    delta = _t(delta)
+    delta = delta.expand(P, L) if delta.dim() <= 1 else delta
+    AT = A.transpose(0, 1).transpose(2, 3).contiguous()  # (L, P, d, d) holding A_kᵀ
+    bk = b.transpose(0, 1).unsqueeze(2).contiguous()  # (L, P, 1, d)
+    dk = delta.transpose(0, 1).reshape(L, P, 1, 1).contiguous()
+    h0 = _inputs(x, P, d)
+    H = torch.empty((L + 1, P, h0.shape[1], d), dtype=DTYPE)
+    H[0] = h0
+    for k in range(L):
+        z = torch.baddbmm(bk[k], H[k], AT[k])
+        torch.addcmul(H[k], dk[k], sigma(z), out=H[k + 1])
+    return H
+
+
+# ----------------------------------------------------------------------------------------
+# coefficients given as functions of t or as per-step constants
+# ----------------------------------------------------------------------------------------
+Coefficient = Callable[[float], torch.Tensor] | torch.Tensor | np.ndarray | float
+
+
+class Tabulated:
+    """A coefficient known on a time grid, linearly interpolated: ``values`` (T, ...) at ``ts`` (T,)."""
+
+    def __init__(self, ts, values):
+        self.ts = _t(ts)
+        self.values = _t(values)
+        if self.values.shape[0] != self.ts.shape[0]:
+            raise ValueError("Tabulated needs one value per grid time")
+
+    def __call__(self, t: float) -> torch.Tensor:
+        ts = self.ts
+        j = int(torch.searchsorted(ts, torch.tensor([t], dtype=DTYPE), right=True)[0]) - 1
+        j = min(max(j, 0), len(ts) - 2)
+        w = (t - float(ts[j])) / float(ts[j + 1] - ts[j])
+        w = min(max(w, 0.0), 1.0)
+        return self.values[j] * (1 - w) + self.values[j + 1] * w
+
+
+def _coef_at(coef, n: int, t: float, n_steps: int) -> torch.Tensor:
+    """Value of a coefficient in step n at time t: a callable is evaluated at t, a tensor
+    with a leading step axis of length n_steps is constant on each step, anything else is constant."""
+    if callable(coef):
+        return _t(coef(t))
+    c = _t(coef)
+    if c.dim() > 0 and c.shape[0] == n_steps and n_steps > 1:
+        return c[n]
+    return c
+
+
+def _as_batched_matrix(M: torch.Tensor) -> torch.Tensor:
+    """(d, d) or (P, d, d) → (P or 1, d, d) holding Mᵀ for a right multiplication of row states."""
+    if M.dim() == 2:
+        M = M.unsqueeze(0)
+    return M.transpose(-1, -2)
+
+
+def _as_batched_vector(v: torch.Tensor) -> torch.Tensor:
+    """(d,) or (P, d) → (P or 1, 1, d)."""
+    if v.dim() == 1:
+        v = v.unsqueeze(0)
+    return v.unsqueeze(-2)
+
+
+def _rk4(f: Callable[[float, int, torch.Tensor], torch.Tensor], h0: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+    """Classical RK4 on the grid ``ts``; ``f(t, n, H)`` with n the step index (for per-step coefficients)."""
+    out = torch.empty((len(ts), *h0.shape), dtype=DTYPE)
+    out[0] = h = h0
+    for n in range(len(ts) - 1):
+        t0, t1 = float(ts[n]), float(ts[n + 1])
+        dt = t1 - t0
+        k1 = f(t0, n, h)
+        k2 = f(t0 + dt / 2, n, h + dt / 2 * k1)
+        k3 = f(t0 + dt / 2, n, h + dt / 2 * k2)
+        k4 = f(t1, n, h + dt * k3)
+        h = h + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        out[n + 1] = h
+    return out
+
+
+def solve_neural_ode(
+    A: Coefficient,
+    b: Coefficient,
+    x,
+    activation: str | Activation,
+    n_steps: int | None = None,
+    *,
+    delta: Coefficient = 1.0,
+    ts=None,
+) -> torch.Tensor:
+    """RK4 solution of the neural ODE ``dH/dt = δ̄_t σ(A_t H + b_t)`` (MATH.md §4(a)).
+
+    ``A``, ``b``, ``delta`` are callables of t returning (P, d, d) / (d, d), (P, d) / (d,),
+    and a scalar or (P,) — or tensors with a leading axis of length ``n_steps``, constant on
+    each step (coarsened block means), or constants. The same equation with ReLU and δ̄ > 0
+    is the ReLU ODE of MATH.md §4(b). Returns the states on the grid, (n+1, P, N, d).
+    """
+    sigma = _act(activation).fn
+    ts = _grid(n_steps, ts)
+    n = len(ts) - 1
+    A0 = _as_batched_matrix(_coef_at(A, 0, 0.0, n))
+    P = A0.shape[0]
+    x = _t(x)
+    if x.dim() == 3:
+        P = max(P, x.shape[0])
+    h0 = _inputs(x, P, A0.shape[-1]).clone()
+
+    def f(t: float, k: int, h: torch.Tensor) -> torch.Tensor:
+        At = _as_batched_matrix(_coef_at(A, k, t, n))
+        bt = _as_batched_vector(_coef_at(b, k, t, n))
+        dt_ = _coef_at(delta, k, t, n)
+        dt_ = dt_.reshape(-1, 1, 1) if dt_.dim() > 0 else dt_
+        return dt_ * sigma(torch.matmul(h, At) + bt)
+
+    return _rk4(f, h0, ts)
+
+
+def solve_linear_ode(
+    A: Coefficient,
+    b: Coefficient,
+    x,
+    n_steps: int | None = None,
+    *,
+    gain: float = 1.0,
+    ts=None,
+) -> torch.Tensor:
+    """RK4 solution of the linear ODE ``dH/dt = g (Ā_t H + b̄_t)`` of MATH.md §4(b).
+
+    ``g = δ̄ σ'(0)``: the nonlinearity of a smooth σ with σ(0) = 0 disappears when β > 0.
+    Coefficients as in :func:`solve_neural_ode`. Returns (n+1, P, N, d).
+    """
+    return solve_neural_ode(A, b, x, "identity", n_steps, delta=gain, ts=ts)
+
+
+# ----------------------------------------------------------------------------------------
+# the Itô SDE of MATH.md §4(c)
+# ----------------------------------------------------------------------------------------
+def ito_q(h: torch.Tensor, row_cov: torch.Tensor) -> torch.Tensor:
+    """``q_i(H) = ũᵀ C_i ũ`` with ũ = (H, 1): the rate of d[X^i] (MATH.md §4(c)).
+
+    ``h`` (P, N, d); ``row_cov`` (d, d+1, d+1) shared or (P, d, d+1, d+1) per path: the
+    quadratic-covariation rate of row i of (W^A | W^b). Returns (P, N, d).
+    """
+    d = h.shape[-1]
+    u = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)  # (P, N, d+1)
+    if row_cov.dim() == 3:
+        Cu = torch.matmul(u, row_cov.permute(1, 0, 2).reshape(d + 1, d * (d + 1)))  # (P, N, d(d+1))
+        Cu = Cu.view(*u.shape[:-1], d, d + 1)
+    else:
+        Cu = torch.einsum("pnj,pijk->pnik", u, row_cov)
+    return (Cu * u.unsqueeze(-2)).sum(-1)
+
+
+def ito_step(
+    h: torch.Tensor,
+    dWA: torch.Tensor,
+    dWb: torch.Tensor,
+    dt: float,
+    act: Activation,
+    with_ito_term: bool = True,
+    row_cov: torch.Tensor | None = None,
+    delta: float = 1.0,
+) -> torch.Tensor:
+    """One Euler–Maruyama step of MATH.md §4(c) for states (P, N, d), increments (P, d, d), (P, d).
+
+    ``H + σ'(0) ΔX + ½ σ''(0)/δ · (q(H) dt if row_cov is given else ΔX⊙ΔX)``, ΔX = ΔW^A H + ΔW^b.
+    The realised-square form is the discrete scheme consistent with the network (strong order ½).
+    """
+    dX = torch.baddbmm(dWb.unsqueeze(1), h, dWA.transpose(1, 2))
+    out = h + act.slope_at_0 * dX
+    if with_ito_term and act.curvature_at_0 != 0.0:
+        c = 0.5 * act.curvature_at_0 / delta
+        out = out + (c * dt) * ito_q(h, row_cov) if row_cov is not None else out + c * dX * dX
+    return out
+
+
+def solve_ito_sde(
+    dWA,
+    dWb,
+    x,
+    activation: str | Activation,
+    with_ito_term: bool = True,
+    *,
+    row_cov=None,
+    ts=None,
+    delta: float = 1.0,
+    record_every: int = 1,
+) -> torch.Tensor:
+    """Pathwise Euler–Maruyama scheme of the Itô SDE of MATH.md §4(c) on *given* increments.
+
+    ``dWA`` (P, n, d, d), ``dWb`` (P, n, d): increments of the weight paths (drift included)
+    over the steps of ``ts`` (default uniform, n steps on [0, 1]). ``row_cov`` (d, d+1, d+1),
+    (n, d, d+1, d+1) per step, or None: the rate C_i of the quadratic covariation used in the
+    Itô drift ½σ''(0)/δ · q dt; with None the realised squares ΔX⊙ΔX are used instead.
+    ``with_ito_term=False`` drops the ½σ''(0) term. ``delta`` a constant δ (σ''(0)/δ, §4(c)).
+    Returns the states at every ``record_every``-th grid time, (n/record_every + 1, P, N, d).
+    """
+    act = _act(activation)
+    dWA, dWb = _t(dWA), _t(dWb)
+    P, n, d = dWA.shape[0], dWA.shape[1], dWA.shape[2]
+    ts = _grid(n, ts)
+    if len(ts) != n + 1:
+        raise ValueError(f"{n} increments need a grid of {n + 1} times, got {len(ts)}")
+    if n % record_every:
+        raise ValueError(f"record_every={record_every} must divide the {n} steps")
+    dts = (ts[1:] - ts[:-1]).tolist()
+    C = None if row_cov is None else _t(row_cov)
+    per_step = C is not None and C.dim() == 4 and C.shape[0] == n and C.shape[1] == d and n != d
+    A_steps = dWA.transpose(0, 1)  # (n, P, d, d) views
+    b_steps = dWb.transpose(0, 1)
+    h = _inputs(x, P, d).clone()
+    out = torch.empty((n // record_every + 1, *h.shape), dtype=DTYPE)
+    out[0] = h
+    for k in range(n):
+        Ck = C[k] if per_step else C
+        h = ito_step(h, A_steps[k], b_steps[k], dts[k], act, with_ito_term, Ck, delta)
+        if (k + 1) % record_every == 0:
+            out[(k + 1) // record_every] = h
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# laws of weight paths (for generative simulation with fresh noise)
+# ----------------------------------------------------------------------------------------
+class WeightPathLaw:
+    """Law of a pair of weight paths ``W^A``, ``W^b``: increments over [t0, t1] and the
+    quadratic-covariation rate needed by the Itô term. Subclasses implement both."""
+
+    dim: int
+
+    def increments(self, t0: float, t1: float, n_paths: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh increments (n_paths, d, d), (n_paths, d) over [t0, t1]."""
+        raise NotImplementedError
+
+    def row_cov(self, t: float) -> torch.Tensor:
+        """C_i(t), (d, d+1, d+1) or (P, d, d+1, d+1)."""
+        raise NotImplementedError
+
+
+@dataclass
+class GaussianWeightPathLaw(WeightPathLaw):
+    """``W^A_t = ∫_0^t a(s) ds + s_A ⊙ B^A_t``, ``W^b_t = ∫_0^t β(s) ds + s_b ⊙ B^b_t`` with
+    independent standard Brownian entries; drift integrated with the left point.
+
+    ``drift_A(t)`` → (d, d), ``drift_b(t)`` → (d,); ``noise_A`` (d, d) and ``noise_b`` (d,)
+    entrywise standard deviations per unit time.
+    """
+
+    drift_A: Callable[[float], torch.Tensor]
+    drift_b: Callable[[float], torch.Tensor]
+    noise_A: torch.Tensor
+    noise_b: torch.Tensor
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.noise_b.shape[-1]
+
+    def noise(self, n_steps: int, dt: float, n_paths: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Martingale increments of ``n_steps`` steps of length dt: (P, n, d, d), (P, n, d)."""
+        d = self.dim
+        xi = torch.randn(n_paths, n_steps, d * (d + 1), generator=gen, dtype=DTYPE) * math.sqrt(dt)
+        dMA = xi[..., : d * d].reshape(n_paths, n_steps, d, d) * self.noise_A
+        dMb = xi[..., d * d :] * self.noise_b
+        return dMA, dMb
+
+    def increments(self, t0, t1, n_paths, gen):
+        dMA, dMb = self.noise(1, t1 - t0, n_paths, gen)
+        return (
+            _t(self.drift_A(t0)) * (t1 - t0) + dMA[:, 0],
+            _t(self.drift_b(t0)) * (t1 - t0) + dMb[:, 0],
+        )
+
+    def row_cov(self, t: float) -> torch.Tensor:
+        d = self.dim
+        sA = self.noise_A.expand(d, d)
+        sb = self.noise_b.expand(d)
+        return torch.diag_embed(torch.cat([sA**2, (sb**2).unsqueeze(-1)], dim=-1))  # (d, d+1, d+1)
+
+
+def sample_ito_sde(
+    law: WeightPathLaw,
+    x,
+    activation: str | Activation,
+    n_steps: int,
+    n_paths: int,
+    seed: int,
+    with_ito_term: bool = True,
+    *,
+    delta: float = 1.0,
+    record_every: int = 1,
+) -> torch.Tensor:
+    """Generative Euler–Maruyama solution of MATH.md §4(c) with fresh noise from ``law``.
+
+    Increments come from ``law.increments`` (seeded by ``seed``), the Itô drift uses
+    ``law.row_cov(t) · dt``. Returns (n_steps/record_every + 1, n_paths, N, d).
+    """
+    act = _act(activation)
+    gen = _generator(seed)
+    d = law.dim
+    h = _inputs(x, n_paths, d).clone()
+    out = torch.empty((n_steps // record_every + 1, *h.shape), dtype=DTYPE)
+    out[0] = h
+    dt = 1.0 / n_steps
+    for k in range(n_steps):
+        t0 = k * dt
+        dWA, dWb = law.increments(t0, t0 + dt, n_paths, gen)
+        C = law.row_cov(t0) if with_ito_term and act.curvature_at_0 != 0.0 else None
+        h = ito_step(h, dWA, dWb, dt, act, with_ito_term, C, delta)
+        if (k + 1) % record_every == 0:
+            out[(k + 1) // record_every] = h
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# state-dependent diffusions (MATH.md §4(d)) and their generative solver
+# ----------------------------------------------------------------------------------------
+class DiffusionModel:
+    """A diffusion ``dH = μ(t, H) dt + Σ(t, H)^{1/2} dB`` given by its Euler–Maruyama increment."""
+
+    dim: int
+
+    def increment(self, t: float, dt: float, h: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """``μ(t, h) dt + (Σ(t, h) dt)^{1/2} ξ`` for states (P, N, d), fresh ξ from ``gen``."""
+        raise NotImplementedError
+
+
+def sample_diffusion(
+    model: DiffusionModel, x, n_steps: int, n_paths: int, seed: int, *, record_every: int = 1, progress: bool = False
+) -> torch.Tensor:
+    """Generative Euler–Maruyama solution of a :class:`DiffusionModel`, (n/record_every + 1, P, N, d)."""
+    gen = _generator(seed)
+    h = _inputs(x, n_paths, model.dim).clone()
+    out = torch.empty((n_steps // record_every + 1, *h.shape), dtype=DTYPE)
+    out[0] = h
+    dt = 1.0 / n_steps
+    for k in _progress(range(n_steps), progress, "diffusion"):
+        h = h + model.increment(k * dt, dt, h, gen)
+        if (k + 1) % record_every == 0:
+            out[(k + 1) // record_every] = h
+    return out
+
+
+def _progress(it, enabled: bool, desc: str):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, mininterval=5.0)
+
+
+def _norm_pdf(u: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+
+
+def _norm_cdf(u: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-u / math.sqrt(2.0))
+
+
+def relu_gaussian_moments(m: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E relu(z)`` and ``E relu(z)²`` for z ~ N(m, v) (entrywise)."""
+    s = v.clamp_min(1e-300).sqrt()
+    u = m / s
+    cdf, pdf = _norm_cdf(u), _norm_pdf(u)
+    return m * cdf + s * pdf, (m * m + v) * cdf + m * s * pdf
+
+
+@dataclass
+class RandomSignReluLaw(DiffusionModel):
+    """Exact diffusion limit of a ReLU network with i.i.d. random-sign layers (MATH.md §4(d)).
+
+    Layer k of a network: ``δ_k ~ N(μ_δ/L, s_δ²/L)``, ``A_k = Ā(k/L) + τ_A/√d · ξ``,
+    ``b_k = b̄(k/L) + τ_b ξ'`` with independent standard normal entries. Rows of ``A_k h + b_k``
+    are independent N(m_i, v), m = Ā h + b̄, v = τ_A²|h|²/d + τ_b², so with r = relu(z)
+
+        μ(t, h) = μ_δ E r,     Σ(t, h) = s_δ² E[r rᵀ] = s_δ² (diag Var r + E r E rᵀ)
+
+    (up to O(1/L)). ``A_bar(t)`` → (d, d), ``b_bar(t)`` → (d,).
+    """
+
+    A_bar: Callable[[float], torch.Tensor]
+    b_bar: Callable[[float], torch.Tensor]
+    mu_delta: float
+    s_delta: float
+    tau_A: float
+    tau_b: float
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return int(_t(self.b_bar(0.0)).shape[-1])
+
+    def moments(self, t: float, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean E r and variance Var r of r = relu(A h + b) at time t, each (P, N, d)."""
+        A, b = _t(self.A_bar(t)), _t(self.b_bar(t))
+        m = torch.matmul(h, A.transpose(-1, -2)) + b
+        v = (self.tau_A**2 / self.dim) * (h * h).sum(-1, keepdim=True) + self.tau_b**2
+        e1, e2 = relu_gaussian_moments(m, v.expand_as(m))
+        return e1, (e2 - e1 * e1).clamp_min(0.0)
+
+    def increment(self, t, dt, h, gen):
+        e1, var = self.moments(t, h)
+        xi = torch.randn(*h.shape, generator=gen, dtype=DTYPE)
+        xi0 = torch.randn(*h.shape[:-1], 1, generator=gen, dtype=DTYPE)
+        noise = self.s_delta * math.sqrt(dt) * (var.sqrt() * xi + e1 * xi0)  # covariance s²(diag Var + E r E rᵀ) dt
+        return self.mu_delta * e1 * dt + noise
+
+
+def epanechnikov_weights(t: float, centres: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    """Kernel weights ``K((c − t)/bw)`` with ``K(u) = ¾(1 − u²)₊``, normalised to sum 1.
+
+    Near the ends of [0, 1] the window is cut, so the weights renormalise over what is
+    left; when no centre lies inside the window the nearest one gets all the weight.
+    """
+    u = (centres - t) / bandwidth
+    w = (1 - u * u).clamp_min(0.0)
+    if float(w.sum()) == 0.0:
+        w = torch.zeros_like(centres)
+        w[int(torch.argmin((centres - t).abs()))] = 1.0
+    return w / w.sum()
+
+
+class MomentMatchedDiffusion(DiffusionModel):
+    """The moment-matched diffusion of MATH.md §4(d), estimated from the layers of networks.
+
+    Around t the layers k with |(k + ½)/L − t| < bandwidth (of all P networks, taken as
+    draws of one law) get Epanechnikov weights w_j, and with ``r_j(h) = δ_j σ(A_j h + b_j)``
+
+        μ(t, h) = L Σ_j w_j r_j(h),    Σ(t, h) = L Σ_j w_j (r_j − r̄)(r_j − r̄)ᵀ.
+
+    The noise is drawn as ``√(L dt) Σ_j √w_j (r_j − r̄) g_j`` with g_j ~ N(0, 1): exactly
+    Gaussian with covariance Σ dt, without forming or factorising Σ.
+
+    Since ``L δ_j`` fluctuates like √L, the window mean carries an estimation error of
+    variance ≈ L Σ / K for K layers; a fixed error integrates into a bias of the law. With
+    ``max_layers`` set, each step draws a fresh random subset of that many window layers
+    (unbiased; the error then adds a variance ≈ L Σ / (K n) over n steps instead).
+    A (P, L, d, d), b (P, L, d), delta (P, L) or (L,).
+    """
+
+    def __init__(self, A, b, delta, activation: str | Activation, bandwidth: float, *, max_layers: int | None = None):
+        A, b = _t(A), _t(b)
+        P, L, d = A.shape[:3]
+        delta = _t(delta)
+        delta = delta.expand(P, L) if delta.dim() <= 1 else delta
+        self.L, self.dim_, self.bandwidth = L, d, float(bandwidth)
+        self.max_layers = None if max_layers is None else int(max_layers)
+        self.act = _act(activation)
+        # pooled layer list, layer-major so that a window is a contiguous block
+        self.A = A.transpose(0, 1).reshape(L * P, d, d)
+        self.b = b.transpose(0, 1).reshape(L * P, d)
+        self.delta = delta.transpose(0, 1).reshape(L * P)
+        self.centres = ((torch.arange(L, dtype=DTYPE) + 0.5) / L).repeat_interleave(P)
+        self._cache: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.dim_
+
+    def window(self, t: float, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices into the pooled layers and their normalised weights for time t."""
+        if t not in self._cache:
+            w = epanechnikov_weights(t, self.centres, self.bandwidth)
+            idx = torch.nonzero(w > 0).flatten()
+            self._cache[t] = (idx, w[idx])
+        idx, w = self._cache[t]
+        if self.max_layers is not None and len(idx) > self.max_layers:
+            # a random subset drawn with probability ∝ w, then equal weights: unbiased for μ and Σ
+            pick = torch.multinomial(w, self.max_layers, replacement=True, generator=gen)
+            return idx[pick], torch.full((self.max_layers,), 1.0 / self.max_layers, dtype=DTYPE)
+        return idx, w / w.sum()
+
+    def residual_terms(self, t: float, h: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean ``Σ w_j r_j`` (P, N, d) and weighted residuals ``√w_j (r_j − r̄)`` (K, P, N, d)."""
+        idx, w = self.window(t, gen)
+        A, b, dl = self.A[idx], self.b[idx], self.delta[idx]
+        z = torch.einsum("pnd,ked->kpne", h, A) + b[:, None, None, :]
+        r = dl.view(-1, 1, 1, 1) * self.act.fn(z)
+        mean = torch.einsum("k,kpne->pne", w, r)
+        return mean, w.sqrt().view(-1, 1, 1, 1) * (r - mean)
+
+    def drift(self, t: float, h: torch.Tensor) -> torch.Tensor:
+        """μ(t, h) over the whole window, (P, N, d)."""
+        idx, w = self.window(t) if self.max_layers is None else self._cache.get(t) or self.window(t)
+        return self.L * torch.einsum("k,kpne->pne", w / w.sum(), self.delta[idx].view(-1, 1, 1, 1) * self.act.fn(
+            torch.einsum("pnd,ked->kpne", h, self.A[idx]) + self.b[idx][:, None, None, :]))
+
+    def increment(self, t, dt, h, gen):
+        mean, res = self.residual_terms(t, h, gen)
+        g = torch.randn(res.shape[0], *h.shape[:-1], 1, generator=gen, dtype=DTYPE)
+        return self.L * dt * mean + math.sqrt(self.L * dt) * (g * res).sum(0)
+
+
+# ----------------------------------------------------------------------------------------
+# synthetic weight paths with known limits (MATH.md §4 (a)–(d))
+# ----------------------------------------------------------------------------------------
+CASES = ("neural_ode", "linear_ode", "diffusive", "generic")
+
+
+class SmoothPath:
+    """A smooth coefficient ``C(t) = G_0 + G_1 sin 2πt + G_2 cos 2πt + G_3 t`` (Lipschitz in t).
+
+    ``G`` (4, *shape); evaluating at a scalar t gives a tensor of ``shape``.
+    """
+
+    def __init__(self, G: torch.Tensor):
+        self.G = G
+
+    def basis(self, t):
+        t = _t(t)
+        return torch.stack([torch.ones_like(t), torch.sin(2 * math.pi * t), torch.cos(2 * math.pi * t), t])
+
+    def __call__(self, t: float) -> torch.Tensor:
+        phi = self.basis(t)
+        return torch.tensordot(phi, self.G, dims=([0], [0]))
+
+    def on_grid(self, ts) -> torch.Tensor:
+        """Values at many times, (T, *shape)."""
+        phi = self.basis(_t(ts))  # (4, T)
+        return torch.tensordot(phi.T, self.G, dims=([1], [0]))
+
+    @classmethod
+    def random(cls, shape: Sequence[int], scale: float, gen: torch.Generator) -> "SmoothPath":
+        G = torch.randn(4, *shape, generator=gen, dtype=DTYPE) * scale
+        G[3] *= 0.5
+        return cls(G)
+
+
+@dataclass
+class WeightPaths:
+    """Synthetic weights of P networks of depth L with a known limit (see :func:`synthetic_weight_paths`).
+
+    ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` (L,) (or (P, L) for ``generic``).
+    ``limit_A``/``limit_b``: the ODE coefficients A_t, b_t (``neural_ode``) or Ā_t, b̄_t
+    (``linear_ode``) as callables of t returning (P, d, d), (P, d). ``law``: the law of the
+    weight paths (``diffusive``: a :class:`GaussianWeightPathLaw`; ``generic``: the exact
+    :class:`RandomSignReluLaw`). ``dWA_fine`` (P, n_fine, d, d), ``dWb_fine`` (P, n_fine, d):
+    the fine increments whose block sums are the weights (``diffusive`` only).
+    """
+
+    case: str
+    A: torch.Tensor
+    b: torch.Tensor
+    delta: torch.Tensor
+    beta: float = 0.0
+    limit_A: Callable[[float], torch.Tensor] | None = None
+    limit_b: Callable[[float], torch.Tensor] | None = None
+    law: object | None = None
+    dWA_fine: torch.Tensor | None = None
+    dWb_fine: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def depth(self) -> int:
+        return self.A.shape[1]
+
+
+#: Default scales of the synthetic cases (entry std of A is scale/√d).
+SYNTHETIC_DEFAULTS = {
+    "neural_ode": {"scale_A": 1.0, "scale_b": 0.5},
+    "linear_ode": {"scale_A": 1.0, "scale_b": 0.5},
+    "diffusive": {"noise_A": 1.2, "noise_b": 0.4, "drift_A": 0.3, "drift_b": 0.2},
+    "generic": {"scale_A": 0.5, "scale_b": 0.3, "mu_delta": 0.5, "s_delta": 1.0, "tau_A": 1.0, "tau_b": 0.3},
+}
+
+
+def diffusive_law(dim: int, seed: int, *, noise_A: float, noise_b: float, drift_A: float, drift_b: float) -> GaussianWeightPathLaw:
+    """The law of the diffusive synthetic case: smooth drifts shared by all paths plus
+    independent Brownian entries (std noise_A/√d for W^A, noise_b for W^b)."""
+    gen = _generator(stable_seed("limits-diffusive-drift", seed, dim))
+    fA = SmoothPath.random((dim, dim), drift_A / math.sqrt(dim), gen)
+    fb = SmoothPath.random((dim,), drift_b, gen)
+    return GaussianWeightPathLaw(
+        fA, fb, torch.full((dim, dim), noise_A / math.sqrt(dim), dtype=DTYPE), torch.full((dim,), noise_b, dtype=DTYPE)
+    )
+
+
+def fine_increment_chunks(
+    law: GaussianWeightPathLaw, n_fine: int, n_paths: int, seed: int, chunk: int = 1024
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The fine increments of the diffusive case on the uniform grid of ``n_fine`` steps,
+    chunk by chunk: yields ``(start, dWA (P, c, d, d), dWb (P, c, d))``.
+
+    Chunk j is drawn from its own generator seeded by (seed, n_fine, j), so a streaming
+    computation and :func:`synthetic_weight_paths` see the same path.
+    """
+    dt = 1.0 / n_fine
+    for j, start in enumerate(range(0, n_fine, chunk)):
+        c = min(chunk, n_fine - start)
+        gen = _generator(stable_seed("limits-diffusive-fine", seed, n_fine, n_paths, j))
+        dMA, dMb = law.noise(c, dt, n_paths, gen)
+        ts = torch.arange(start, start + c, dtype=DTYPE) * dt
+        dWA = dMA + law.drift_A.on_grid(ts).unsqueeze(0) * dt
+        dWb = dMb + law.drift_b.on_grid(ts).unsqueeze(0) * dt
+        yield start, dWA, dWb
+
+
+def block_sums(dW: torch.Tensor, L: int) -> torch.Tensor:
+    """Sums of consecutive blocks of n_fine/L fine increments along axis 1: (P, L, ...)."""
+    P, n = dW.shape[:2]
+    if n % L:
+        raise ValueError(f"depth {L} must divide the {n} fine steps")
+    return dW.reshape(P, L, n // L, *dW.shape[2:]).sum(2)
+
+
+def synthetic_weight_paths(
+    case: str,
+    L: int,
+    n_paths: int,
+    dim: int,
+    seed: int,
+    *,
+    beta: float = 0.5,
+    n_fine: int | None = None,
+    **scales: float,
+) -> WeightPaths:
+    """Weights of ``n_paths`` networks of depth ``L`` with a known limit (MATH.md §4).
+
+    - ``neural_ode`` (§4(a)): ``δ = 1/L``, ``A_k = A(k/L)``, ``b_k = b(k/L)`` for smooth random
+      A(t), b(t) per path (:class:`SmoothPath`); limit ``dH/dt = σ(A_t H + b_t)``, error O(1/L).
+    - ``linear_ode`` (§4(b)): ``δ = L^{β−1}``, ``A_k = L^{−β} Ā(k/L)``, ``b_k = L^{−β} b̄(k/L)``;
+      limit ``dH/dt = σ'(0)(Ā_t H + b̄_t)`` (δ̄ = 1), error O(L^{−β}) or O(L^{−min(2β,1)}).
+    - ``diffusive`` (§4(c)): ``δ = 1``; A_k, b_k are block sums of one fine increment path
+      of :func:`diffusive_law` on ``n_fine`` steps (default 16 L; give every depth of a study
+      the same ``n_fine``, a multiple of L). The fine increments are returned as well.
+    - ``generic`` (§4(d)): i.i.d. random-sign layers of :class:`RandomSignReluLaw`, δ (P, L).
+
+    The smooth coefficients depend on (seed, dim, n_paths) only, not on L, so every depth
+    of a study shares the same limit. ``scales`` override :data:`SYNTHETIC_DEFAULTS`.
+    """
+    if case not in CASES:
+        raise ValueError(f"unknown synthetic case {case!r}; expected one of {CASES}")
+    unknown = set(scales) - set(SYNTHETIC_DEFAULTS[case])
+    if unknown:
+        raise ValueError(f"unknown scales {sorted(unknown)} for case {case!r}")
+    p = {**SYNTHETIC_DEFAULTS[case], **scales}
+    d, P = dim, n_paths
+    tk = torch.arange(L, dtype=DTYPE) / L
+    if case in ("neural_ode", "linear_ode"):
+        gen = _generator(stable_seed("limits-smooth", case, seed, dim, n_paths))
+        fA = SmoothPath.random((P, d, d), p["scale_A"] / math.sqrt(d), gen)
+        fb = SmoothPath.random((P, d), p["scale_b"], gen)
+        A = fA.on_grid(tk).transpose(0, 1).contiguous()  # (P, L, d, d)
+        b = fb.on_grid(tk).transpose(0, 1).contiguous()
+        if case == "neural_ode":
+            return WeightPaths(case, A, b, torch.full((L,), 1.0 / L, dtype=DTYPE), 0.0, fA, fb, info=p)
+        s = float(L) ** -beta
+        delta = torch.full((L,), float(L) ** (beta - 1), dtype=DTYPE)
+        return WeightPaths(case, A * s, b * s, delta, beta, fA, fb, info={**p, "beta": beta})
+    if case == "diffusive":
+        n_fine = 16 * L if n_fine is None else int(n_fine)
+        law = diffusive_law(d, seed, **p)
+        chunks = list(fine_increment_chunks(law, n_fine, P, seed))
+        dWA = torch.cat([c[1] for c in chunks], dim=1)
+        dWb = torch.cat([c[2] for c in chunks], dim=1)
+        return WeightPaths(
+            case, block_sums(dWA, L), block_sums(dWb, L), torch.ones(L, dtype=DTYPE), 0.5,
+            law=law, dWA_fine=dWA, dWb_fine=dWb, info={**p, "n_fine": n_fine},
+        )
+    # generic: the law is shared by all paths; each path is an independent network
+    gen = _generator(stable_seed("limits-generic-law", seed, dim))
+    fA = SmoothPath.random((d, d), p["scale_A"] / math.sqrt(d), gen)
+    fb = SmoothPath.random((d,), p["scale_b"], gen)
+    law = RandomSignReluLaw(fA, fb, p["mu_delta"], p["s_delta"], p["tau_A"], p["tau_b"])
+    gen = _generator(stable_seed("limits-generic-layers", seed, dim, n_paths, L))
+    A = fA.on_grid(tk).unsqueeze(0) + torch.randn(P, L, d, d, generator=gen, dtype=DTYPE) * (p["tau_A"] / math.sqrt(d))
+    b = fb.on_grid(tk).unsqueeze(0) + torch.randn(P, L, d, generator=gen, dtype=DTYPE) * p["tau_b"]
+    delta = (p["mu_delta"] + p["s_delta"] * math.sqrt(L) * torch.randn(P, L, generator=gen, dtype=DTYPE)) / L
+    return WeightPaths(case, A, b, delta, 0.5, law=law, info=p)

@@ -1,0 +1,290 @@
+"""Figures of the scaling stage (MATH.md §3), one function per figure, reading tidy tables only.
+
+Every fitted line comes from ``exponents.csv`` (OLS on log-log over the fit window, 95 %
+seed-bootstrap interval in the legend); theory slopes of the two hypotheses are overlaid as
+grey guides: dashed H1 (smooth), dotted H2 (diffusive).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..exponents import RegimeThresholds
+from ..statistics import expected_slope
+from ..weights import primary_quantity
+from . import save_figure
+
+PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "neither": "#d95f02", "undetermined": "#999999"}
+LABELS = {"A": "A", "b": "b", "delta": "|δ|", "M": "M = δA", "m": "m = δb", "M_abs": "|δ|A", "m_abs": "|δ|b"}
+STAT_LABELS = {
+    "max_norm": "max norm", "rms_norm": "RMS norm", "root_sum_squares": "root sum of squares",
+    "max_increment": "max increment", "increment_ratio": "increment ratio",
+    "quadratic_variation": "quadratic variation", "cumulative_sum": "cumulative sum",
+    "detrended_cumsum": "detrended cumulative sum",
+}
+
+
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 3.0), **kw):
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _fit_row(exponents: pd.DataFrame, experiment: str, quantity: str, statistic: str):
+    hit = exponents[
+        (exponents["experiment"] == experiment)
+        & (exponents["quantity"] == quantity)
+        & (exponents["statistic"] == statistic)
+    ]
+    return None if hit.empty else hit.iloc[0]
+
+
+def _draw_fit(ax, fit, color, name: str, symbol: str, slope: bool = False) -> str:
+    """Draw the fitted line over its window; return the legend text."""
+    if fit is None or not np.isfinite(fit["slope"]):
+        return f"{name}: no fit"
+    x = np.geomspace(fit["min_depth"], fit["max_depth"], 50)
+    ax.plot(x, np.exp(fit["intercept"]) * x ** fit["slope"], color=color, lw=1.4)
+    if slope:
+        return f"{name}: slope {fit['slope']:+.2f} [{fit['slope_ci_low']:+.2f}, {fit['slope_ci_high']:+.2f}]"
+    return f"{name}: {symbol} = {fit['exponent']:.2f} [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]"
+
+
+def _guide(ax, x0: float, y0: float, slope: float, x1: float, style: str) -> None:
+    x = np.array([x0, x1])
+    ax.plot(x, y0 * (x / x0) ** slope, color="0.45", lw=0.9, ls=style, zorder=0)
+
+
+def _points(ax, data: pd.DataFrame, color, included: pd.Series) -> None:
+    ax.scatter(data.loc[included, "depth"], data.loc[included, "value"], s=10, color=color, alpha=0.7, lw=0)
+    if (~included).any():
+        ax.scatter(data.loc[~included, "depth"], data.loc[~included, "value"], s=14, color="0.5", marker="x", lw=0.8)
+
+
+def _included(data: pd.DataFrame, include_status) -> pd.Series:
+    return data["finite"].astype(bool) & data["status"].isin(list(include_status))
+
+
+def _experiments(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table["experiment"]))
+
+
+def _title(ax, table: pd.DataFrame, experiment: str) -> None:
+    row = table[table["experiment"] == experiment].iloc[0]
+    parts = [experiment]
+    if "activation" in row and "delta" in row:
+        parts.append(f"{row['activation']}, δ {row['delta']}, {row.get('dataset', '')}")
+    ax.set_title("\n".join(parts), fontsize=8)
+
+
+def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
+                    include_status=("converged", "stopped")) -> None:
+    """Max norm against depth, log-log, one panel per experiment: A and |δ| for shared δ,
+    |δ_k|A_k for per-layer δ, A otherwise; seeds as points (excluded networks as ×), fitted
+    line and exponent with its 95 % interval; grey dotted guide of slope −1/2 (H2)."""
+    exps = _experiments(statistics)
+    fig, axes = _grid(len(exps))
+    colors = sns.color_palette("deep")
+    for ax, exp in zip(axes, exps):
+        part = statistics[(statistics["experiment"] == exp) & (statistics["statistic"] == "max_norm")]
+        delta_type = part["delta"].iloc[0] if "delta" in part else "none"
+        quantities = {"shared": ["A", "delta"], "multi": ["M_abs"]}.get(delta_type, [primary_quantity(delta_type)])
+        handles = []
+        for color, q in zip(colors, quantities):
+            data = part[part["quantity"] == q]
+            if data.empty:
+                continue
+            _points(ax, data, color, _included(data, include_status))
+            symbol = "α" if q == "delta" else "β"
+            label = _draw_fit(ax, _fit_row(exponents, exp, q, "max_norm"), color, LABELS[q], symbol)
+            handles.append(plt.Line2D([], [], color=color, marker="o", ms=3, label=label))
+        if not part.empty:
+            ref = part[part["quantity"] == quantities[0]]
+            L0, L1 = ref["depth"].min(), ref["depth"].max()
+            _guide(ax, L0, ref.loc[ref["depth"] == L0, "value"].median(), -0.5, L1, ":")
+        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="max_k ‖X_k‖")
+        ax.legend(handles=handles, fontsize=6, loc="best")
+        _title(ax, part if not part.empty else statistics, exp)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
+                      include_status=("converged", "stopped")) -> None:
+    """The hypothesis tests: increment ratio (max increment / max norm) and root sum of squares
+    against depth with fitted slopes, for the effective weights M (and |δ|A for per-layer δ).
+
+    Guides: H1 (smooth, dashed) predicts slopes −1 and 1/2 − β̂, H2 (diffusive, dotted) 0 and 0."""
+    exps = _experiments(statistics)
+    stats = ["increment_ratio", "root_sum_squares"]
+    fig, axes = plt.subplots(2, len(exps), figsize=(3.6 * len(exps), 5.6), squeeze=False)
+    colors = sns.color_palette("deep")
+    for j, exp in enumerate(exps):
+        part = statistics[statistics["experiment"] == exp]
+        delta_type = part["delta"].iloc[0] if "delta" in part and len(part) else "none"
+        quantities = ["M"] + (["M_abs"] if delta_type == "multi" else [])
+        for i, stat in enumerate(stats):
+            ax = axes[i, j]
+            handles = []
+            for color, q in zip(colors, quantities):
+                data = part[(part["quantity"] == q) & (part["statistic"] == stat)]
+                if data.empty:
+                    continue
+                _points(ax, data, color, _included(data, include_status))
+                fit = _fit_row(exponents, exp, q, stat)
+                label = _draw_fit(ax, fit, color, LABELS[q], "", slope=True)
+                handles.append(plt.Line2D([], [], color=color, marker="o", ms=3, label=label))
+                if q == "M" and fit is not None and np.isfinite(fit["slope"]):
+                    beta = _fit_row(exponents, exp, q, "rms_norm")
+                    beta = beta["exponent"] if beta is not None else 0.5
+                    L0, L1 = fit["min_depth"], fit["max_depth"]
+                    y0 = np.exp(fit["intercept"]) * L0 ** fit["slope"]
+                    _guide(ax, L0, y0, expected_slope(stat, "H1", beta), L1, "--")
+                    _guide(ax, L0, y0, expected_slope(stat, "H2"), L1, ":")
+            ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel=STAT_LABELS[stat])
+            ax.legend(handles=handles, fontsize=6, loc="best")
+            if i == 0:
+                _title(ax, part if len(part) else statistics, exp)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def paths_figure(paths: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Weight entries L^β X_k and L^β‖M_k‖ against k/L for the deepest network (smooth curves or
+    Brownian-like clouds), beside the entries of the weight path W^A_L(t) for several depths."""
+    exp = paths["experiment"].iloc[0]
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.2))
+    entries = paths[paths["series"] == "entry"]
+    q = entries["quantity"].iloc[0]
+    L = int(entries["depth"].iloc[0])
+    sns.scatterplot(data=entries, x="t", y="value", hue="entry", s=5, linewidth=0, ax=axes[0], legend=False)
+    beta_row = _fit_row(exponents, exp, q, "rms_norm")
+    beta = beta_row["exponent"] if beta_row is not None else np.nan
+    axes[0].set(xlabel="t = k/L", ylabel=f"L^β {LABELS[q]} entries", title=f"{exp}: entries, L = {L}, β = {beta:.2f}")
+    norms = paths[paths["series"] == "norm"]
+    axes[1].scatter(norms["t"], norms["value"], s=4, lw=0, color="0.2")
+    axes[1].set(xlabel="t = k/L", ylabel="L^β ‖M_k‖", title="norm of the effective weights")
+    walks = paths[paths["series"] == "path"]
+    sns.lineplot(data=walks, x="t", y="value", hue="depth", style="entry", palette="viridis",
+                 lw=0.9, ax=axes[2], estimator=None, units=None, sort=False)
+    axes[2].set(xlabel="t", ylabel="W^A_L(t) entries", title="weight paths W^A_L(t) = Σ_{k<Lt} M_k")
+    axes[2].legend(fontsize=6, ncol=2)
+    for ax in axes:
+        ax.title.set_fontsize(8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def decomposition_figure(decomposition: pd.DataFrame, losses: pd.DataFrame, path: str | os.PathLike,
+                         epsilon: float | None = None) -> None:
+    """Trend/noise decomposition of the deepest networks (trained entries as dots, trend part
+    as lines; rescaled noise paths), and the training loss of the trend-only weights against
+    the trained weights across depths (ε band shaded)."""
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.2))
+    q = decomposition["quantity"].iloc[0]
+    first = decomposition[decomposition["quantity"] == q]
+    deepest = first[first["depth"] == first["depth"].max()]
+    colors = dict(zip(deepest["entry"].unique(), sns.color_palette("deep")))
+    for entry, data in deepest.groupby("entry", sort=False):
+        axes[0].scatter(data["t"], data["weight"], s=3, lw=0, alpha=0.5, color=colors[entry])
+        axes[0].plot(data["t"], data["trend"], color=colors[entry], lw=1.5, label=entry)
+    beta = deepest["beta"].iloc[0]
+    axes[0].set(xlabel="t = k/L", ylabel=f"L^β {LABELS[q]}",
+                title=f"trend part, L = {int(deepest['depth'].iloc[0])}, β = {beta:.2f}")
+    axes[0].legend(fontsize=6, title="entry", title_fontsize=6)
+    sns.lineplot(data=first, x="t", y="noise", hue="entry", style="depth", lw=0.8, ax=axes[1],
+                 palette=colors, estimator=None, sort=False)
+    axes[1].set(xlabel="t", ylabel="L^{β−1/2} Σ_{k<Lt} (X_k − X̄_k)", title="noise part (rescaled path)")
+    axes[1].legend(fontsize=6, ncol=2)
+    long = losses.melt(id_vars=["depth", "seed"], value_vars=["loss_trained", "loss_denoised"],
+                       var_name="weights", value_name="loss")
+    long["weights"] = long["weights"].map({"loss_trained": "trained", "loss_denoised": "trend only"})
+    sns.lineplot(data=long, x="depth", y="loss", hue="weights", estimator="median", errorbar=None,
+                 marker="o", ax=axes[2])
+    sns.scatterplot(data=long, x="depth", y="loss", hue="weights", s=8, alpha=0.5, legend=False, ax=axes[2])
+    if epsilon:
+        axes[2].axhspan(long["loss"].min() * 0.5 if long["loss"].min() > 0 else epsilon * 1e-3, epsilon,
+                        color="#cde7f0", alpha=0.6, zorder=0, label=f"loss < ε = {epsilon:g}")
+    axes[2].set(xscale="log", yscale="log", xlabel="depth L", ylabel="training loss (MSE)",
+                title="trained vs trend-only weights")
+    axes[2].legend(fontsize=6)
+    for ax in axes:
+        ax.title.set_fontsize(8)
+    fig.suptitle(str(decomposition["experiment"].iloc[0]), fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | os.PathLike) -> None:
+    """Final training loss against depth per experiment, seeds as points (marker = status),
+    median line, the stopping threshold ε shaded; the epoch-mean loss the stopping rule saw
+    is drawn too where it differs (it does under the shuffle defect)."""
+    exps = _experiments(training)
+    fig, axes = _grid(len(exps))
+    for ax, exp in zip(axes, exps):
+        part = training[training["experiment"] == exp]
+        long = part.melt(id_vars=["depth", "seed", "status"],
+                         value_vars=[c for c in ("train_loss", "epoch_loss") if c in part],
+                         var_name="loss", value_name="value").dropna(subset=["value"])
+        long["loss"] = long["loss"].map({"train_loss": "training set", "epoch_loss": "epoch mean (stopping rule)"})
+        if len(long):
+            sns.lineplot(data=long, x="depth", y="value", hue="loss", estimator="median", errorbar=None, ax=ax, lw=1)
+            sns.scatterplot(data=long, x="depth", y="value", hue="loss", style="status", s=14, ax=ax,
+                            legend="brief", alpha=0.7)
+        eps = epsilons.get(exp)
+        if eps:
+            ax.axhspan(min(eps, long["value"].min() if len(long) else eps) * 0.5, eps, color="#cde7f0", alpha=0.6, zorder=0)
+            ax.axhline(eps, color="0.4", lw=0.7, ls="--")
+        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="final loss (MSE)")
+        ax.set_title(exp, fontsize=8)
+        ax.legend(fontsize=5.5)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: str | os.PathLike) -> None:
+    """The regime of every experiment at a glance: the three numbers the rule uses, with 95 %
+    intervals, against the ODE (green) and SDE (purple) bands; colour = regime, support in %."""
+    regimes = regimes.reset_index(drop=True)
+    n = len(regimes)
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 1.2 + 0.45 * n), sharey=True)
+    y = np.arange(n)
+    th = thresholds
+    panels = [
+        ("exponent", f"exponent of {th.quantity} ({STAT_LABELS.get(th.exponent_statistic, th.exponent_statistic)})",
+         [(th.ode_exponent - th.ode_exponent_tol, th.ode_exponent + th.ode_exponent_tol, "ODE"),
+          (th.sde_exponent - th.sde_exponent_tol, th.sde_exponent + th.sde_exponent_tol, "SDE")]),
+        ("increment_ratio", "increment-ratio slope",
+         [(-2.0, th.ode_increment_ratio_max, "ODE"), (-th.sde_increment_ratio_tol, th.sde_increment_ratio_tol, "SDE")]),
+        ("quadratic_variation", "quadratic-variation slope",
+         [(-th.sde_quadratic_variation_tol, th.sde_quadratic_variation_tol, "SDE")]),
+    ]
+    for ax, (key, label, bands) in zip(axes, panels):
+        value = regimes[key] if key == "exponent" else regimes[f"{key}_slope"]
+        low, high = regimes[f"{key}_ci_low"], regimes[f"{key}_ci_high"]
+        for lo, hi, name in bands:
+            ax.axvspan(lo, hi, color=PALETTE[name], alpha=0.15, lw=0)
+        colors = [PALETTE.get(r, "0.5") for r in regimes["regime"]]
+        ax.hlines(y, low, high, colors=colors, lw=2)
+        ax.scatter(value, y, c=colors, s=30, zorder=3, edgecolor="k", lw=0.4)
+        ax.set_xlabel(label, fontsize=8)
+    axes[0].set_yticks(y, regimes["experiment"], fontsize=7)
+    axes[0].invert_yaxis()
+    for i, r in regimes.iterrows():
+        support = r.get("support", np.nan)
+        text = f"{r['regime']}" + (f" ({support:.0%})" if np.isfinite(support) else "")
+        axes[-1].annotate(text, (1.02, i), xycoords=("axes fraction", "data"), va="center", fontsize=8,
+                          color=PALETTE.get(r["regime"], "0.3"), annotation_clip=False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[k], alpha=0.4, label=f"{k} band") for k in ("ODE", "SDE")]
+    fig.legend(handles=handles, loc="upper center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.93, 0.93))
+    save_figure(fig, path)
