@@ -7,7 +7,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless a config is given with --configfile (which would
+# otherwise be merged into the default key by key, experiments included).
+if not config:
+
+    configfile: "config/config.yaml"
+
 
 
 report: "workflow/report/workflow.rst"
