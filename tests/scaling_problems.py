@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from resnet_scaling.io import stable_seed, write_npz
 from resnet_scaling.weights import TrainedWeights
@@ -19,15 +21,16 @@ DEPTHS = (16, 24, 38, 57, 86, 129, 194, 291, 437, 656, 985)
 
 def sequences(kind: str, depth: int, seeds: int = 4, dim: int = 10, beta: float = 0.3, key: str = ""):
     """A (S,L,d,d), b (S,L,d), δ (S,L) and the δ type of one synthetic (kind, depth)."""
-    rng = np.random.default_rng(stable_seed("scaling-problem", kind, key, depth, beta))
     S, L, d = seeds, depth, dim
-    if kind == "smooth":
+    if kind == "smooth":  # the same f, g for every depth (one draw per seed)
+        rng = np.random.default_rng(stable_seed("scaling-problem", kind, key, beta))
         t = (np.arange(L) / L)[None, :, None, None]
         C = rng.normal(size=(3, S, 1, d, d))
         c = rng.normal(size=(3, S, 1, d))
         A = L**-beta * (C[0] + C[1] * np.sin(2 * np.pi * t) + C[2] * t**2)
         b = L**-beta * (1.0 + c[0] ** 2 + c[1] * np.cos(2 * np.pi * t[..., 0]))
         return A, b, np.full((S, L), float(L) ** (beta - 1.0)), "shared"
+    rng = np.random.default_rng(stable_seed("scaling-problem", kind, key, depth, beta))
     scale = {"brownian": L**-0.5, "rough": 1.0}[kind]
     A = scale * rng.normal(size=(S, L, d, d))
     b = scale * rng.normal(size=(S, L, d))
@@ -62,3 +65,12 @@ def write_training_output(path, kind: str, depth: int, seeds: int = 4, dim: int 
         status=np.array(status if status is not None else ["converged"] * seeds),
         train_loss=history, test_loss=2 * history, epoch_loss=1.1 * history,
     )
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny forward passes run on one thread: more only oversubscribes a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -37,17 +37,20 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats as sps
+from tqdm.auto import tqdm
 
 from . import limits
 from .activations import Activation, get_activation
-from .io import stable_seed
-from .plots import loglog_fit
+from .exponents import ols_fit
+from .io import read_npz, stable_seed, write_csv, write_npz
 from .resnet import ResNetEnsemble
+from .statistics import sequence_statistics
+from .weights import TrainedWeights, effective_weights, from_training, included
 
 DTYPE = torch.float64
-
-#: Error quantities of a network against its limit (see :func:`compare`).
-QUANTITIES = ("adjoint_sup", "grad_A_rms", "grad_b_rms", "grad_A_sup")
+#: Network-only quantities of the synthetic study: :func:`roughness` of M_k and of ∂ℓ/∂M_k.
+ROUGHNESS = ("weight_roughness", "gradient_roughness")
 
 
 def _act(activation: str | Activation) -> Activation:
@@ -64,8 +67,15 @@ def expected_slope(case: str, quantity: str, activation: str | Activation, beta:
     ``neural_ode`` −1; ``linear_ode`` the §4(b) rate (−β when σ''(0) ≠ 0); ``diffusive`` −½,
     and 0 (a plateau) without the Itô term when σ''(0) ≠ 0. NaN for the sup-over-layers
     gradient error of the diffusive case, which carries a √log L factor (not asserted).
+    :func:`roughness` of the weights and gradients: −1 (smooth) in the ODE cases; in the
+    diffusive case 0 for the weights (increments of a Brownian path) and −1/2 for the
+    gradients (a continuous, Brownian-like path).
     """
     act = _act(activation)
+    if quantity in ROUGHNESS:
+        if case != "diffusive":
+            return -1.0
+        return 0.0 if quantity == "weight_roughness" else -0.5
     if case == "neural_ode":
         return limits.RATE_NEURAL_ODE
     if case == "linear_ode":
@@ -356,17 +366,19 @@ def compare(net: NetworkBackprop, lim: LimitBackprop) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in out.items()}
 
 
+def roughness(X) -> np.ndarray:
+    """RMS increment over RMS norm, ``(Σ_k ‖X_{k+1} − X_k‖² / L)^{1/2} / (Σ_k ‖X_k‖² / L)^{1/2}``,
+    per network of a sequence (S, L, …): of order 1/L for samples of a smooth function of t,
+    L^{-1/2} for a Brownian-like path, 1 for white-noise-like layers (the increments of a
+    Brownian path). Built from the §3 statistics, without the log bias of the max ones."""
+    X = X.numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    st = sequence_statistics(X, statistics=["quadratic_variation", "rms_norm"])
+    return np.sqrt(st["quadratic_variation"] / X.shape[1]) / st["rms_norm"]
+
+
 # ----------------------------------------------------------------------------------------
 # the convergence study on synthetic weight paths
 # ----------------------------------------------------------------------------------------
-def _progress(it, enabled: bool, desc: str):
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, mininterval=5.0)
-
-
 def _study_inputs(n_inputs: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit-norm inputs and targets shared by every path (N, d) each."""
     x = limits.unit_inputs(n_inputs, dim, stable_seed("fbsde-inputs", seed))
@@ -405,13 +417,14 @@ def run_case(
     ``depths`` (each dividing the deepest), ``n_paths``, ``ref_factor`` (reference grid =
     ref_factor × deepest L; ≥ 16 for the diffusive case), ``beta`` (linear_ode),
     ``with_ito_term`` (list of booleans, diffusive). Returns a tidy table with one row per
-    (L, quantity, with_ito_term) — RMS and median over paths — and, for the depths in
+    (L, quantity, with_ito_term) — RMS and median over paths; the network-only
+    :data:`ROUGHNESS` rows appear once, under the first ``with_ito_term`` — and, for the depths in
     ``keep``, the network and limit backprop objects (for figures).
     """
     case, n_paths = spec["case"], int(spec["n_paths"])
     depths = sorted(int(L) for L in spec["depths"])
     L_max = depths[-1]
-    beta = float(spec.get("beta", 0.0)) if case == "linear_ode" else (0.5 if case == "diffusive" else 0.0)
+    beta = float(spec.get("beta", 0.5)) if case == "linear_ode" else (0.5 if case == "diffusive" else 0.0)
     x, y = _study_inputs(n_inputs, dim, seed)
     if case == "diffusive":
         wp_max = limits.synthetic_weight_paths(
@@ -423,11 +436,15 @@ def run_case(
         itos = [True]
     refs = {ito: _limit_for_case(spec, wp_max, x, y, ito) for ito in itos}
     rows, kept = [], {}
-    for L in _progress(depths, progress, f"fbsde {spec['name']}"):
+    for L in tqdm(depths, desc=f"fbsde {spec['name']}", disable=not progress, mininterval=5.0):
         A, b, delta = _weights_at(spec, L, wp_max, seed, n_paths, dim)
         net = network_backprop(A, b, delta, spec["activation"], x, y)
+        rough = {
+            "weight_roughness": roughness(_t(A) * _t(delta).reshape(-1, 1, 1)),
+            "gradient_roughness": roughness(net.grad_M.transpose(0, 1)),
+        }
         for ito, ref in refs.items():
-            errs = compare(net, ref)
+            errs = {**compare(net, ref), **(rough if ito == itos[0] else {})}
             for quantity, e in errs.items():
                 rows.append(
                     {
@@ -449,6 +466,17 @@ def run_case(
     return pd.DataFrame(rows), {"refs": refs, "networks": kept, "x": x, "y": y}
 
 
+def loglog_slope(x, y) -> dict:
+    """OLS slope of log y on log x over the finite positive points, its standard error and
+    95 % t-interval (NaN when fewer than three points remain)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log(x[keep]), np.log(y[keep])
+    slope, _, stderr = ols_fit(lx, ly)
+    half = sps.t.ppf(0.975, len(lx) - 2) * stderr if len(lx) > 2 else np.nan
+    return {"slope": slope, "ci_low": slope - half, "ci_high": slope + half, "stderr": stderr, "n_depths": int(keep.sum())}
+
+
 def fit_slopes(errors: pd.DataFrame, fit_min: dict | None = None) -> pd.DataFrame:
     """Log-log slopes of the errors in L per (case, quantity, with_ito_term), for the RMS and
     the median over paths, with 95 % intervals; ``fit_min`` maps a case name to the smallest
@@ -456,22 +484,332 @@ def fit_slopes(errors: pd.DataFrame, fit_min: dict | None = None) -> pd.DataFram
     rows = []
     keys = ["case", "limit", "activation", "beta", "quantity", "with_ito_term"]
     for key, grp in errors.groupby(keys, sort=False):
-        lo = (fit_min or {}).get(key[0], 0)
-        g = grp[grp["L"] >= lo]
+        g = grp[grp["L"] >= (fit_min or {}).get(key[0], 0)]
         for stat, col in (("rms", "error"), ("median", "error_median")):
-            fit = loglog_fit(g["L"], g[col])
             rows.append(
                 {
                     **dict(zip(keys, key)),
                     "statistic": stat,
-                    "slope": fit.slope,
-                    "ci_low": fit.ci_low,
-                    "ci_high": fit.ci_high,
-                    "stderr": fit.stderr,
-                    "n_depths": fit.n,
+                    **loglog_slope(g["L"], g[col]),
                     "L_min": int(g["L"].min()),
                     "L_max": int(g["L"].max()),
                     "expected_slope": float(grp["expected_slope"].iloc[0]),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _path_rows(values: torch.Tensor, ts: np.ndarray, n_paths: int, n_inputs: int, **labels) -> pd.DataFrame:
+    """Tidy rows (path, input, coord, t, value) of the first paths and inputs of (T, P, N, d) values."""
+    v = values[:, :n_paths, :n_inputs].numpy()
+    T, P, N, d = v.shape
+    idx = np.indices((T, P, N, d)).reshape(4, -1)
+    frame = pd.DataFrame(
+        {"path": idx[1], "input": idx[2], "coord": idx[3], "t": np.asarray(ts)[idx[0]], "value": v.reshape(-1)}
+    )
+    for position, (key, value) in enumerate(labels.items()):
+        frame.insert(position, key, value)
+    return frame
+
+
+def _subsample(n_steps: int, max_points: int) -> int:
+    """The largest stride r dividing n_steps with at most max_points + 1 points left."""
+    r = max(1, math.ceil(n_steps / max_points))
+    while n_steps % r:
+        r += 1
+    return r
+
+
+@dataclass
+class ConvergenceResult:
+    """Outputs of :func:`convergence_study`: the error and slope tables, tidy adjoint paths
+    of a few networks and of their limits, and one gradient field (weights, network and limit)."""
+
+    errors: pd.DataFrame
+    slopes: pd.DataFrame
+    paths: pd.DataFrame
+    field: dict[str, np.ndarray]
+
+
+def convergence_study(
+    cases: Sequence[dict],
+    seed: int,
+    dim: int,
+    n_inputs: int,
+    *,
+    figure_case: str | None = None,
+    figure_depths: Sequence[int] = (),
+    n_figure_paths: int = 3,
+    max_points: int = 1024,
+    progress: bool = False,
+) -> ConvergenceResult:
+    """Every synthetic case of :func:`run_case`, their fitted slopes, and for ``figure_case``
+    the adjoints p_k (at ``figure_depths``) and P_t of a few paths and the gradient field of
+    its deepest network: weights M_k, network ∂ℓ/∂M_k and limit (σ'(0) ⊙ P) Hᵀ of path 0."""
+    frames, paths, field = [], [], {}
+    for spec in cases:
+        keep = tuple(figure_depths) + (max(spec["depths"]),) if spec["name"] == figure_case else ()
+        errors, extra = run_case(spec, stable_seed("fbsde", seed, spec["name"]), dim, n_inputs, progress=progress, keep=keep)
+        frames.append(errors)
+        if spec["name"] != figure_case:
+            continue
+        for L in figure_depths:
+            _, net = extra["networks"][L]
+            ts = np.arange(L + 1) / L
+            paths.append(_path_rows(net.p, ts, n_figure_paths, 1, case=spec["name"], source="network", label=f"network, L = {L}"))
+        for ito, ref in extra["refs"].items():
+            r = _subsample(ref.n_steps, max_points)
+            ts = np.arange(0, ref.n_steps + 1, r) / ref.n_steps
+            label = "limit" if ito else "limit without the σ''(0) term"
+            paths.append(_path_rows(ref.p[::r], ts, n_figure_paths, 1, case=spec["name"], source="limit", label=label))
+        L = max(spec["depths"])
+        A, net = extra["networks"][L]
+        _, _, G, _ = extra["refs"][True].on_layers(L)
+        delta = net.delta[:, 0]
+        field = {
+            "weights": (_t(A)[0] * delta[:, None, None]).numpy(),
+            "network": net.grad_M[:, 0].numpy(),
+            "limit": G[:, 0].numpy(),
+        }
+    errors = pd.concat(frames, ignore_index=True)
+    fit_min = {spec["name"]: int(spec.get("fit_min", 0)) for spec in cases}
+    return ConvergenceResult(errors, fit_slopes(errors, fit_min), pd.concat(paths, ignore_index=True) if paths else pd.DataFrame(), field)
+
+
+# ----------------------------------------------------------------------------------------
+# trained networks: the limit systems of their kernel-smoothed weights
+# ----------------------------------------------------------------------------------------
+#: Limit systems fitted to a trained network (see :func:`trained_limit`).
+TRAINED_LIMITS = ("neural_ode", "linear_ode")
+
+
+def kernel_smooth(X, ts, bandwidth: float) -> torch.Tensor:
+    """Epanechnikov average of a layer sequence X (S, L, …) around each time of ``ts``, (T, S, …).
+
+    Layer k sits at (k + ½)/L; the bandwidth is at least 1/L so that every t has a layer in
+    its window, and the weights renormalise where the window is cut at 0 or 1.
+    """
+    X, ts = _t(X), _t(ts)
+    L = X.shape[1]
+    centres = (torch.arange(L, dtype=DTYPE) + 0.5) / L
+    u = (centres.unsqueeze(0) - ts.unsqueeze(1)) / max(float(bandwidth), 1.0 / L)
+    w = (1 - u * u).clamp_min(0.0)
+    w = w / w.sum(1, keepdim=True)
+    return torch.tensordot(w, X.transpose(0, 1), dims=([1], [0]))
+
+
+def trained_limit(
+    kind: str, A, b, delta, activation: str, x, target, *, bandwidth: float, ref_factor: int = 1, loss_scale: float = 1.0
+) -> LimitBackprop:
+    """The limit system of S networks with weights A (S, L, d, d), b (S, L, d), δ (S, L).
+
+    ``neural_ode``: ``dH/dt = δ̂_t σ(Â_t H + b̂_t)`` with Â, b̂ the kernel-smoothed A_k, b_k and
+    δ̂ the kernel-smoothed L δ_k (MATH.md §4(a); for δ of one sign). ``linear_ode``:
+    ``dH/dt = σ'(0)(Ā_t H + b̄_t)`` with Ā, b̄ the kernel-smoothed L M_k, L m_k, the drifts of
+    the weight paths (MATH.md §4(b), trained networks). Solved with its adjoint on
+    ``ref_factor × L`` RK4 steps.
+    """
+    A, b, delta = _t(A), _t(b), _t(delta)
+    L = A.shape[1]
+    ts = half_grid(ref_factor * L)
+    if kind == "neural_ode":
+        return ode_backprop(
+            kind, kernel_smooth(A, ts, bandwidth), kernel_smooth(b, ts, bandwidth), x, target, activation,
+            delta_half=kernel_smooth(L * delta, ts, bandwidth), loss_scale=loss_scale,
+        )
+    if kind == "linear_ode":
+        M, m = effective_weights(A, b, delta)
+        return ode_backprop(
+            kind, kernel_smooth(L * M, ts, bandwidth), kernel_smooth(L * m, ts, bandwidth), x, target, activation,
+            loss_scale=loss_scale,
+        )
+    raise ValueError(f"unknown trained limit {kind!r}; expected one of {TRAINED_LIMITS}")
+
+
+@dataclass
+class TrainedComparison:
+    """One (experiment, depth, state) compared with its limits: a tidy table and, for figures,
+    the network and limit backprops of the included seeds."""
+
+    table: pd.DataFrame
+    network: NetworkBackprop
+    limits: dict[str, LimitBackprop]
+    weights: np.ndarray  # M_k of the included seeds, (S', L, d, d)
+
+
+def compare_trained(
+    w: TrainedWeights,
+    x,
+    y,
+    *,
+    state: str,
+    kinds: Sequence[str] = TRAINED_LIMITS,
+    bandwidth: float = 0.1,
+    ref_factor: int = 1,
+) -> TrainedComparison | None:
+    """Adjoint and per-layer gradient errors of the networks of one training output against
+    each limit system of :func:`trained_limit`, and the :func:`roughness` of their effective
+    weights M_k and of their gradient fields ∂ℓ/∂M_k.
+
+    ``x``, ``y`` (N, d): inputs and targets; the loss is ½ Σ_n |h_L − y|² (proportional to the
+    training MSE). Networks that diverged or have non-finite weights are left out; None when
+    none is left. ``state`` labels the rows (``trained`` or ``init``).
+    """
+    keep = included(w)
+    if not keep.any():
+        return None
+    A, b, delta = w.A[keep], w.b[keep], w.delta[keep]
+    net = network_backprop(A, b, delta, w.activation, x, y)
+    M, _ = effective_weights(A, b, delta)
+    labels = {"experiment": w.experiment, "dataset": w.dataset, "activation": w.activation, "delta": w.delta_type, "depth": w.depth}
+    seeds = w.seeds[keep]
+    frames = []
+
+    def rows(limit: str, values: dict[str, np.ndarray]) -> None:
+        for quantity, v in values.items():
+            frames.append(pd.DataFrame({**labels, "seed": seeds, "state": state, "limit": limit, "quantity": quantity, "value": v}))
+
+    rows("network", {"weight_roughness": roughness(M), "gradient_roughness": roughness(net.grad_M.transpose(0, 1))})
+    lims = {}
+    for kind in kinds:
+        lims[kind] = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
+        rows(kind, compare(net, lims[kind]))
+    return TrainedComparison(pd.concat(frames, ignore_index=True), net, lims, M)
+
+
+def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:
+    """Log-log slopes in depth of the median over seeds of every (state, limit, quantity)."""
+    rows = []
+    keys = ["experiment", "state", "limit", "quantity"]
+    med = table[table["depth"] >= min_depth].groupby(keys + ["depth"], sort=False)["value"].median().reset_index()
+    for key, grp in med.groupby(keys, sort=False):
+        deepest = grp.loc[grp["depth"].idxmax()]
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                **loglog_slope(grp["depth"], grp["value"]),
+                "depth_min": int(grp["depth"].min()),
+                "depth_max": int(deepest["depth"]),
+                "value_at_depth_max": float(deepest["value"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _states(arrays: dict, meta: dict) -> dict[str, TrainedWeights]:
+    """The trained networks and the same networks at initialisation (all finite ones kept)."""
+    out = {"trained": from_training(arrays, meta)}
+    if all(k in arrays for k in ("A_init", "b_init", "delta_init")):
+        S = arrays["A_init"].shape[0]
+        init = {**arrays, "A": arrays["A_init"], "b": arrays["b_init"], "delta": arrays["delta_init"], "status": np.full(S, "converged")}
+        out["init"] = from_training(init, meta)
+    return out
+
+
+def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, progress: bool = False) -> dict:
+    """Compare every depth of one experiment with its limit systems, trained and at init.
+
+    ``cfg``: ``n_inputs`` (test inputs used), ``limits`` (kinds of :data:`TRAINED_LIMITS`, the
+    first drawn in the figures), ``bandwidth``, ``ref_factor``, ``min_fit_depth``,
+    ``n_figure_inputs``. Returns the tidy ``table``, the ``slopes`` against depth, tidy
+    adjoint ``paths`` of the deepest network's first included seed (network and limits, a few
+    inputs) and its gradient ``field`` per state (weights M_k, network ∂ℓ/∂M_k, limit G)."""
+    data, _ = read_npz(dataset_path)
+    n = int(cfg.get("n_inputs", 32))
+    x, y = data["x_test"][:n], data["y_test"][:n]
+    kinds = list(cfg.get("limits", TRAINED_LIMITS))
+    n_fig = int(cfg.get("n_figure_inputs", 3))
+    tables, deepest = [], {}
+    loaded = [read_npz(p) for p in train_paths]
+    depth_max = max(int(a["A"].shape[1]) for a, _ in loaded)
+    for arrays, meta in tqdm(loaded, desc="fbsde trained", disable=not progress, mininterval=5.0):
+        for state, w in _states(arrays, meta).items():
+            res = compare_trained(
+                w, x, y, state=state, kinds=kinds, bandwidth=float(cfg.get("bandwidth", 0.1)), ref_factor=int(cfg.get("ref_factor", 1))
+            )
+            if res is None:
+                continue
+            tables.append(res.table)
+            if w.depth == depth_max:
+                deepest[state] = res
+    table = pd.concat(tables, ignore_index=True)
+    paths, field = [], {}
+    for state, res in deepest.items():
+        L = res.network.depth
+        paths.append(_path_rows(res.network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}"))
+        for kind, lim in res.limits.items():
+            paths.append(
+                _path_rows(lim.p, np.arange(lim.n_steps + 1) / lim.n_steps, 1, n_fig, state=state, source=kind, label=f"limit {kind}")
+            )
+        _, _, G, _ = res.limits[kinds[0]].on_layers(L)
+        field[f"{state}_weights"] = res.weights[0]
+        field[f"{state}_network"] = res.network.grad_M[:, 0].numpy()
+        field[f"{state}_limit"] = G[:, 0].numpy()
+    paths = pd.concat(paths, ignore_index=True)
+    # per input, the coordinate where the trained network's adjoint is largest
+    net = paths[(paths["source"] == "network") & (paths["state"] == paths["state"].iloc[0])]
+    coord = net.assign(size=net["value"].abs()).groupby("input")["size"].idxmax().map(net["coord"])
+    paths = paths[paths["coord"] == paths["input"].map(coord)]
+    return {
+        "table": table,
+        "slopes": trained_slopes(table, int(cfg.get("min_fit_depth", 0))),
+        "paths": paths,
+        "field": field,
+        "limit": kinds[0],
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# outputs of the workflow rules
+# ----------------------------------------------------------------------------------------
+def check_cases(cases: Sequence[dict], figure_case: str | None = None, figure_depths: Sequence[int] = ()) -> None:
+    """One clear sentence for the first synthetic case (or figure choice) that cannot work."""
+    names = [spec.get("name") for spec in cases]
+    if figure_case is not None:
+        if figure_case not in names:
+            raise ValueError(f"fbsde.convergence.figure_case: {figure_case!r} is not one of the case names {names}")
+        missing = sorted(set(int(L) for L in figure_depths) - set(int(L) for L in cases[names.index(figure_case)]["depths"]))
+        if missing:
+            raise ValueError(f"fbsde.convergence.figure_depths: {missing} are not depths of the case {figure_case!r}")
+    for i, spec in enumerate(cases):
+        where = f"fbsde.convergence.cases[{i}] ({spec.get('name', '?')})"
+        depths = sorted(int(L) for L in spec["depths"])
+        if len(depths) < 3:
+            raise ValueError(f"{where}: a slope needs at least three depths, got {depths}")
+        bad = [L for L in depths if depths[-1] % L]
+        if bad:
+            raise ValueError(f"{where}: every depth must divide the deepest {depths[-1]}; {bad} do not")
+        if spec["case"] == "diffusive" and int(spec.get("ref_factor", 16)) < 16:
+            raise ValueError(f"{where}: the diffusive reference needs ref_factor >= 16 (MATH.md §4(c))")
+
+
+def write_convergence(cfg: dict, out: dict, *, progress: bool = True) -> ConvergenceResult:
+    """Run the synthetic convergence study of ``cfg`` (the ``fbsde.convergence`` config
+    section) and write ``out['errors']``, ``out['slopes']``, ``out['paths']`` (CSV) and
+    ``out['field']`` (npz)."""
+    check_cases(cfg["cases"], cfg.get("figure_case"), cfg.get("figure_depths", []))
+    res = convergence_study(
+        cfg["cases"],
+        int(cfg.get("seed", 0)),
+        int(cfg.get("dim", 3)),
+        int(cfg.get("n_inputs", 2)),
+        figure_case=cfg.get("figure_case"),
+        figure_depths=[int(L) for L in cfg.get("figure_depths", [])],
+        progress=progress,
+    )
+    write_csv(out["errors"], res.errors)
+    write_csv(out["slopes"], res.slopes)
+    write_csv(out["paths"], res.paths)
+    write_npz(out["field"], metadata={"case": cfg.get("figure_case")}, **res.field)
+    return res
+
+
+def write_trained(train_paths: Sequence[str], dataset_path: str, cfg: dict, out: dict, *, progress: bool = True) -> dict:
+    """Run :func:`trained_study` for one experiment and write ``out['table']``,
+    ``out['slopes']``, ``out['paths']`` (CSV) and ``out['field']`` (npz)."""
+    res = trained_study(train_paths, dataset_path, cfg, progress=progress)
+    write_csv(out["table"], res["table"])
+    write_csv(out["slopes"], res["slopes"])
+    write_csv(out["paths"], res["paths"])
+    write_npz(out["field"], metadata={"limit": res["limit"]}, **res["field"])
+    return res

@@ -141,15 +141,27 @@ class Tabulated:
         return self.values[j] * (1 - w) + self.values[j + 1] * w
 
 
+class PerStep:
+    """A coefficient constant on each step of the solver's grid: ``values`` (n_steps, ...)
+    (for instance block means of the layers, the coarsened weights of a trained network)."""
+
+    def __init__(self, values):
+        self.values = _t(values)
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+
 def _coef_at(coef, n: int, t: float, n_steps: int) -> torch.Tensor:
-    """Value of a coefficient in step n at time t: a callable is evaluated at t, a tensor
-    with a leading step axis of length n_steps is constant on each step, anything else is constant."""
+    """Value of a coefficient in step n at time t: a :class:`PerStep` gives its n-th value,
+    a callable is evaluated at t, anything else is a constant."""
+    if isinstance(coef, PerStep):
+        if len(coef) != n_steps:
+            raise ValueError(f"a PerStep coefficient has {len(coef)} values for {n_steps} steps")
+        return coef.values[n]
     if callable(coef):
         return _t(coef(t))
-    c = _t(coef)
-    if c.dim() > 0 and c.shape[0] == n_steps and n_steps > 1:
-        return c[n]
-    return c
+    return _t(coef)
 
 
 def _as_batched_matrix(M: torch.Tensor) -> torch.Tensor:
@@ -195,8 +207,8 @@ def solve_neural_ode(
     """RK4 solution of the neural ODE ``dH/dt = δ̄_t σ(A_t H + b_t)`` (MATH.md §4(a)).
 
     ``A``, ``b``, ``delta`` are callables of t returning (P, d, d) / (d, d), (P, d) / (d,),
-    and a scalar or (P,) — or tensors with a leading axis of length ``n_steps``, constant on
-    each step (coarsened block means), or constants. The same equation with ReLU and δ̄ > 0
+    and a scalar or (P,) (e.g. :class:`Tabulated`), :class:`PerStep` values constant on each
+    step (coarsened block means), or constants. The same equation with ReLU and δ̄ > 0
     is the ReLU ODE of MATH.md §4(b). Returns the states on the grid, (n+1, P, N, d).
     """
     sigma = _act(activation).fn
@@ -242,17 +254,30 @@ def solve_linear_ode(
 def ito_q(h: torch.Tensor, row_cov: torch.Tensor) -> torch.Tensor:
     """``q_i(H) = ũᵀ C_i ũ`` with ũ = (H, 1): the rate of d[X^i] (MATH.md §4(c)).
 
-    ``h`` (P, N, d); ``row_cov`` (d, d+1, d+1) shared or (P, d, d+1, d+1) per path: the
-    quadratic-covariation rate of row i of (W^A | W^b). Returns (P, N, d).
+    ``h`` (P, N, d); ``row_cov`` the quadratic-covariation rate of row i of (W^A | W^b):
+    (d, d+1, d+1) shared, (P, d, d+1, d+1) per path, or (d, d+1) when every C_i is diagonal
+    (independent entries; then q = (ũ⊙ũ) Cᵀ). Returns (P, N, d).
     """
     d = h.shape[-1]
     u = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)  # (P, N, d+1)
+    if row_cov.dim() == 2:
+        return torch.matmul(u * u, row_cov.transpose(0, 1))
     if row_cov.dim() == 3:
         Cu = torch.matmul(u, row_cov.permute(1, 0, 2).reshape(d + 1, d * (d + 1)))  # (P, N, d(d+1))
         Cu = Cu.view(*u.shape[:-1], d, d + 1)
     else:
         Cu = torch.einsum("pnj,pijk->pnik", u, row_cov)
     return (Cu * u.unsqueeze(-2)).sum(-1)
+
+
+def compact_row_cov(C: torch.Tensor) -> torch.Tensor:
+    """The diagonal (…, d, d+1) of row covariances (…, d, d+1, d+1) when they are all diagonal
+    (the cheap form of :func:`ito_q`), else ``C`` unchanged."""
+    if C.dim() >= 3 and C.shape[-1] == C.shape[-2]:
+        diag = torch.diagonal(C, dim1=-2, dim2=-1)
+        if torch.equal(C, torch.diag_embed(diag)):
+            return diag
+    return C
 
 
 def ito_step(
@@ -286,6 +311,7 @@ def solve_ito_sde(
     with_ito_term: bool = True,
     *,
     row_cov=None,
+    row_cov_per_step: bool = False,
     ts=None,
     delta: float = 1.0,
     record_every: int = 1,
@@ -293,9 +319,10 @@ def solve_ito_sde(
     """Pathwise Euler–Maruyama scheme of the Itô SDE of MATH.md §4(c) on *given* increments.
 
     ``dWA`` (P, n, d, d), ``dWb`` (P, n, d): increments of the weight paths (drift included)
-    over the steps of ``ts`` (default uniform, n steps on [0, 1]). ``row_cov`` (d, d+1, d+1),
-    (n, d, d+1, d+1) per step, or None: the rate C_i of the quadratic covariation used in the
-    Itô drift ½σ''(0)/δ · q dt; with None the realised squares ΔX⊙ΔX are used instead.
+    over the steps of ``ts`` (default uniform, n steps on [0, 1]). ``row_cov``: the rate C_i
+    of the quadratic covariation in the Itô drift ½σ''(0)/δ · q dt, (d, d+1, d+1) or
+    (P, d, d+1, d+1) (see :func:`ito_q`), with a leading step axis of length n when
+    ``row_cov_per_step``; with None the realised squares ΔX⊙ΔX are used instead.
     ``with_ito_term=False`` drops the ½σ''(0) term. ``delta`` a constant δ (σ''(0)/δ, §4(c)).
     Returns the states at every ``record_every``-th grid time, (n/record_every + 1, P, N, d).
     """
@@ -308,8 +335,10 @@ def solve_ito_sde(
     if n % record_every:
         raise ValueError(f"record_every={record_every} must divide the {n} steps")
     dts = (ts[1:] - ts[:-1]).tolist()
-    C = None if row_cov is None else _t(row_cov)
-    per_step = C is not None and C.dim() == 4 and C.shape[0] == n and C.shape[1] == d and n != d
+    C = None if row_cov is None else compact_row_cov(_t(row_cov))
+    per_step = C is not None and row_cov_per_step
+    if per_step and C.shape[0] != n:
+        raise ValueError(f"row_cov_per_step needs {n} covariances, got {C.shape[0]}")
     A_steps = dWA.transpose(0, 1)  # (n, P, d, d) views
     b_steps = dWb.transpose(0, 1)
     h = _inputs(x, P, d).clone()
@@ -534,9 +563,9 @@ class MomentMatchedDiffusion(DiffusionModel):
     Gaussian with covariance Σ dt, without forming or factorising Σ.
 
     Since ``L δ_j`` fluctuates like √L, the window mean carries an estimation error of
-    variance ≈ L Σ / K for K layers; a fixed error integrates into a bias of the law. With
-    ``max_layers`` set, each step draws a fresh random subset of that many window layers
-    (unbiased; the error then adds a variance ≈ L Σ / (K n) over n steps instead).
+    variance ≈ L Σ / K for K layers; a fixed error integrates into a shift of the law. With
+    ``max_layers`` set, every path draws at every step its own random subset of that many
+    window layers (unbiased; the error then adds a variance ≈ L Σ / (K n) over n steps).
     A (P, L, d, d), b (P, L, d), delta (P, L) or (L,).
     """
 
@@ -552,45 +581,57 @@ class MomentMatchedDiffusion(DiffusionModel):
         self.A = A.transpose(0, 1).reshape(L * P, d, d)
         self.b = b.transpose(0, 1).reshape(L * P, d)
         self.delta = delta.transpose(0, 1).reshape(L * P)
-        self.centres = ((torch.arange(L, dtype=DTYPE) + 0.5) / L).repeat_interleave(P)
-        self._cache: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.P = P
+        self.layer_centres = (torch.arange(L, dtype=DTYPE) + 0.5) / L
 
     @property
     def dim(self) -> int:  # type: ignore[override]
         return self.dim_
 
-    def window(self, t: float, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices into the pooled layers and their normalised weights for time t."""
-        if t not in self._cache:
-            w = epanechnikov_weights(t, self.centres, self.bandwidth)
-            idx = torch.nonzero(w > 0).flatten()
-            self._cache[t] = (idx, w[idx])
-        idx, w = self._cache[t]
-        if self.max_layers is not None and len(idx) > self.max_layers:
-            # a random subset drawn with probability ∝ w, then equal weights: unbiased for μ and Σ
-            pick = torch.multinomial(w, self.max_layers, replacement=True, generator=gen)
-            return idx[pick], torch.full((self.max_layers,), 1.0 / self.max_layers, dtype=DTYPE)
-        return idx, w / w.sum()
+    def layer_window(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layers k inside the window around t and their kernel weights (summing to 1)."""
+        wl = epanechnikov_weights(t, self.layer_centres, self.bandwidth)
+        layers = torch.nonzero(wl > 0).flatten()
+        return layers, wl[layers]
 
-    def residual_terms(self, t: float, h: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean ``Σ w_j r_j`` (P, N, d) and weighted residuals ``√w_j (r_j − r̄)`` (K, P, N, d)."""
-        idx, w = self.window(t, gen)
+    def window(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices into the pooled layers (all networks) and their weights for time t."""
+        layers, wl = self.layer_window(t)
+        idx = (layers.unsqueeze(1) * self.P + torch.arange(self.P)).flatten()
+        return idx, (wl / self.P).repeat_interleave(self.P)
+
+    def _layer_values(self, idx: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """r_j(h) = δ_j σ(A_j h + b_j): idx (K,) shared → (K, P, N, d); idx (P, K) per path → (P, K, N, d)."""
         A, b, dl = self.A[idx], self.b[idx], self.delta[idx]
-        z = torch.einsum("pnd,ked->kpne", h, A) + b[:, None, None, :]
-        r = dl.view(-1, 1, 1, 1) * self.act.fn(z)
-        mean = torch.einsum("k,kpne->pne", w, r)
-        return mean, w.sqrt().view(-1, 1, 1, 1) * (r - mean)
+        if idx.dim() == 1:
+            z = torch.einsum("pnd,ked->kpne", h, A) + b[:, None, None, :]
+            return dl.view(-1, 1, 1, 1) * self.act.fn(z)
+        z = torch.einsum("pnd,pked->pkne", h, A) + b[:, :, None, :]
+        return dl[..., None, None] * self.act.fn(z)
 
     def drift(self, t: float, h: torch.Tensor) -> torch.Tensor:
         """μ(t, h) over the whole window, (P, N, d)."""
-        idx, w = self.window(t) if self.max_layers is None else self._cache.get(t) or self.window(t)
-        return self.L * torch.einsum("k,kpne->pne", w / w.sum(), self.delta[idx].view(-1, 1, 1, 1) * self.act.fn(
-            torch.einsum("pnd,ked->kpne", h, self.A[idx]) + self.b[idx][:, None, None, :]))
+        idx, w = self.window(t)
+        return self.L * torch.einsum("k,kpne->pne", w, self._layer_values(idx, h))
 
     def increment(self, t, dt, h, gen):
-        mean, res = self.residual_terms(t, h, gen)
-        g = torch.randn(res.shape[0], *h.shape[:-1], 1, generator=gen, dtype=DTYPE)
-        return self.L * dt * mean + math.sqrt(self.L * dt) * (g * res).sum(0)
+        layers, wl = self.layer_window(t)
+        if self.max_layers is None or len(layers) * self.P <= self.max_layers:
+            idx, w = self.window(t)
+            r = self._layer_values(idx, h)  # (K, P, N, d)
+            mean = torch.einsum("k,kpne->pne", w, r)
+            res = w.sqrt().view(-1, 1, 1, 1) * (r - mean)
+            g = torch.randn(res.shape[0], *h.shape[:-1], 1, generator=gen, dtype=DTYPE)
+            return self.L * dt * mean + math.sqrt(self.L * dt) * (g * res).sum(0)
+        # each path draws its own layers with probability ∝ w (then equal weights): unbiased,
+        # and the estimation errors of different paths are independent
+        K, P = self.max_layers, h.shape[0]
+        pick = layers[torch.multinomial(wl.expand(P, -1), K, replacement=True, generator=gen)]
+        nets = torch.randint(self.P, (P, K), generator=gen)
+        r = self._layer_values(pick * self.P + nets, h)  # (P, K, N, d)
+        mean = r.mean(1)
+        g = torch.randn(P, K, h.shape[1], 1, generator=gen, dtype=DTYPE)
+        return self.L * dt * mean + math.sqrt(self.L * dt / K) * (g * (r - mean.unsqueeze(1))).sum(1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -769,3 +810,366 @@ def synthetic_weight_paths(
     b = fb.on_grid(tk).unsqueeze(0) + torch.randn(P, L, d, generator=gen, dtype=DTYPE) * p["tau_b"]
     delta = (p["mu_delta"] + p["s_delta"] * math.sqrt(L) * torch.randn(P, L, generator=gen, dtype=DTYPE)) / L
     return WeightPaths(case, A, b, delta, 0.5, law=law, info=p)
+
+
+# ----------------------------------------------------------------------------------------
+# the convergence study: synthetic weights against their known limits (MATH.md §4, §7)
+# ----------------------------------------------------------------------------------------
+def _sup_errors(h: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """sup_k |h_k − H_k| (Euclidean in R^d) for every path and input, flattened."""
+    return (h - H).norm(dim=-1).amax(0).flatten()
+
+
+def _error_row(case: str, activation: str, beta: float, L: int, e: torch.Tensor, **extra) -> dict:
+    return {
+        "case": case,
+        "activation": activation,
+        "beta": beta,
+        "L": L,
+        "error": float(e.pow(2).mean().sqrt()),  # root mean square over paths and inputs
+        "error_median": float(e.median()),
+        "n_samples": int(e.numel()),
+        **extra,
+    }
+
+
+def ode_convergence(
+    case: str,
+    depths: Sequence[int],
+    activation: str,
+    *,
+    beta: float = 0.0,
+    n_paths: int = 8,
+    n_inputs: int = 4,
+    dim: int = 3,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[dict]:
+    """sup_k |h_k − H_{k/L}| of the networks of :func:`synthetic_weight_paths` (``neural_ode``
+    or ``linear_ode``) against their ODE limit, solved by RK4 on the network's own grid
+    (RK4 error O(L^{-4}), far below the O(L^{-β}) or O(1/L) being measured)."""
+    act = get_activation(activation)
+    x = unit_inputs(n_inputs, dim, seed)
+    rows = []
+    for L in _progress(sorted(depths), progress, f"{case} {activation} β={beta}"):
+        wp = synthetic_weight_paths(case, L, n_paths, dim, seed, beta=beta)
+        h = network_states(wp.A, wp.b, wp.delta, act, x)
+        if case == "neural_ode":
+            H = solve_neural_ode(wp.limit_A, wp.limit_b, x, act, L)
+        else:
+            H = solve_linear_ode(wp.limit_A, wp.limit_b, x, L, gain=act.slope_at_0)
+        rows.append(_error_row(case, activation, beta, L, _sup_errors(h, H), with_ito_term=np.nan, metric="sup_error"))
+    return rows
+
+
+def diffusive_convergence(
+    depths: Sequence[int],
+    activation: str = "softplus0",
+    *,
+    n_paths: int = 200,
+    dim: int = 3,
+    seed: int = 0,
+    refine: int = 16,
+    chunk: int = 1024,
+    progress: bool = False,
+    **scales: float,
+) -> list[dict]:
+    """(E sup_k |h_k − H_{k/L}|²)^{1/2} and the median over paths for the diffusive case
+    (MATH.md §4(c)), with and without the ½σ''(0) term in the reference SDE.
+
+    One fine increment path of ``refine × max(depths)`` steps drives everything: each depth's
+    weights are its block sums, the reference is the Euler–Maruyama solution (q dt form) on
+    the fine grid. The fine path is streamed chunk by chunk (the same chunks as
+    :func:`synthetic_weight_paths`), so memory stays at the coarse grid of the largest depth.
+    """
+    act = get_activation(activation)
+    p = {**SYNTHETIC_DEFAULTS["diffusive"], **scales}
+    law = diffusive_law(dim, seed, **p)
+    depths = sorted(depths)
+    L_max = depths[-1]
+    if any(L_max % L for L in depths):
+        raise ValueError(f"every depth must divide the largest one, got {depths}")
+    n_fine = refine * L_max
+    r = refine
+    x = unit_inputs(1, dim, seed)
+    C = law.row_cov(0.0)
+    P, d = n_paths, dim
+    WA = torch.zeros(L_max + 1, P, d, d, dtype=DTYPE)  # weight paths on the grid of L_max
+    Wb = torch.zeros(L_max + 1, P, d, dtype=DTYPE)
+    refs = {flag: torch.empty(L_max + 1, P, 1, d, dtype=DTYPE) for flag in (True, False)}
+    hs = {flag: _inputs(x, P, d).clone() for flag in (True, False)}
+    for flag in refs:
+        refs[flag][0] = hs[flag]
+    accA, accb = torch.zeros(P, d, d, dtype=DTYPE), torch.zeros(P, d, dtype=DTYPE)
+    dt = 1.0 / n_fine
+    chunks = fine_increment_chunks(law, n_fine, P, seed, chunk)
+    for start, dWA, dWb in _progress(chunks, progress, "diffusive reference"):
+        for j in range(dWA.shape[1]):
+            n = start + j
+            for flag in (True, False):
+                hs[flag] = ito_step(hs[flag], dWA[:, j], dWb[:, j], dt, act, flag, C)
+            accA += dWA[:, j]
+            accb += dWb[:, j]
+            if (n + 1) % r == 0:
+                m = (n + 1) // r
+                WA[m], Wb[m] = accA, accb
+                for flag in (True, False):
+                    refs[flag][m] = hs[flag]
+    rows = []
+    for L in depths:
+        s = L_max // L
+        A = (WA[s::s] - WA[:-s:s]).transpose(0, 1)  # block sums: (P, L, d, d)
+        b = (Wb[s::s] - Wb[:-s:s]).transpose(0, 1)
+        h = network_states(A, b, 1.0, act, x)
+        for flag in (True, False):
+            e = _sup_errors(h, refs[flag][::s])
+            rows.append(_error_row("diffusive", activation, 0.5, L, e, with_ito_term=flag, metric="sup_error"))
+    return rows
+
+
+def wasserstein1(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """Mean over coordinates of the Wasserstein-1 distance between two samples (n, d), (m, d)."""
+    from scipy import stats
+
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.mean([stats.wasserstein_distance(a[:, i], b[:, i]) for i in range(a.shape[1])]))
+
+
+def ks_min_pvalue(a, b) -> float:
+    """Smallest two-sample Kolmogorov–Smirnov p-value over coordinates (Bonferroni: × d)."""
+    from scipy import stats
+
+    a, b = np.asarray(a), np.asarray(b)
+    p = min(stats.ks_2samp(a[:, i], b[:, i]).pvalue for i in range(a.shape[1]))
+    return float(min(1.0, p * a.shape[1]))
+
+
+def generic_convergence(
+    depths: Sequence[int],
+    *,
+    n_paths: int = 1000,
+    dim: int = 3,
+    seed: int = 0,
+    reference_paths: int = 4000,
+    reference_steps: int = 512,
+    steps: int = 256,
+    bandwidth: float = 0.1,
+    max_layers: int = 64,
+    progress: bool = False,
+) -> list[dict]:
+    """The law of h_L for ReLU networks with i.i.d. random-sign layers (MATH.md §4(d)).
+
+    Reference: the exact diffusion :class:`RandomSignReluLaw` solved by Euler–Maruyama on a
+    fine grid. Compared in law (mean W1 over coordinates, KS p-value) with (i) the networks
+    (``generic_network``) and (ii) the moment-matched diffusion estimated from those
+    networks' own layers and simulated with fresh noise (``generic_moment_matched``). The
+    row ``generic_floor`` is the W1 between two independent reference samples of the same
+    sizes (the Monte Carlo floor).
+    """
+    x = unit_inputs(1, dim, seed)
+    law = synthetic_weight_paths("generic", 1, 1, dim, seed).law
+    ref = sample_diffusion(law, x, reference_steps, reference_paths, stable_seed("ref", seed), record_every=reference_steps)[-1, :, 0]
+    ref2 = sample_diffusion(law, x, reference_steps, n_paths, stable_seed("ref2", seed), record_every=reference_steps)[-1, :, 0]
+    rows = []
+    for L in _progress(sorted(depths), progress, "generic"):
+        wp = synthetic_weight_paths("generic", L, n_paths, dim, seed)
+        h = network_states(wp.A, wp.b, wp.delta, "relu", x)[-1, :, 0]
+        mm = MomentMatchedDiffusion(wp.A, wp.b, wp.delta, "relu", bandwidth, max_layers=max_layers)
+        g = sample_diffusion(mm, x, steps, n_paths, stable_seed("mm", seed, L), record_every=steps)[-1, :, 0]
+        for case, sample in (("generic_network", h), ("generic_moment_matched", g), ("generic_floor", ref2)):
+            rows.append({
+                "case": case, "activation": "relu", "beta": 0.5, "L": L,
+                "error": wasserstein1(sample, ref), "error_median": np.nan, "n_samples": len(sample),
+                "with_ito_term": np.nan, "metric": "wasserstein1", "ks_pvalue": ks_min_pvalue(sample, ref),
+            })
+    return rows
+
+
+def theoretical_slope(case: str, activation: str, beta: float, with_ito_term) -> float:
+    """The log-log slope MATH.md §4 predicts for a row of the convergence table (NaN: none)."""
+    if case == "neural_ode":
+        return RATE_NEURAL_ODE
+    if case == "linear_ode":
+        return rate_linear_ode(beta, get_activation(activation).curvature_at_0)
+    if case == "diffusive":
+        return RATE_DIFFUSIVE if bool(with_ito_term) else 0.0
+    return float("nan")
+
+
+def fit_min_depth(case: str, activation: str, beta: float) -> int:
+    """Smallest depth of the slope fit: tanh at β = ¼ reaches its rate late (fit L ≥ 512, MATH.md §4(b))."""
+    if case == "linear_ode" and get_activation(activation).curvature_at_0 == 0 and beta < 0.5:
+        return 512
+    return 0
+
+
+def convergence_table(cfg: dict, progress: bool = False) -> "pd.DataFrame":
+    """All cases of the convergence study as one tidy table (one row per case, depth, variant).
+
+    ``cfg`` is the ``limits.convergence`` config section: ``depths``, ``dim``, ``seed``,
+    ``ode`` {n_paths, n_inputs, linear: {activation: [β, …]}}, ``diffusive`` {activation,
+    n_paths, refine, max_depth}, ``generic`` {depths, n_paths, reference_paths,
+    reference_steps, steps, bandwidth, max_layers}.
+    """
+    import pandas as pd
+
+    depths = sorted(int(L) for L in cfg["depths"])
+    dim, seed = int(cfg.get("dim", 3)), int(cfg.get("seed", 0))
+    ode = cfg.get("ode", {})
+    rows: list[dict] = []
+    kw = dict(n_paths=int(ode.get("n_paths", 8)), n_inputs=int(ode.get("n_inputs", 4)), dim=dim, seed=seed, progress=progress)
+    rows += ode_convergence("neural_ode", depths, ode.get("activation", "tanh"), **kw)
+    for activation, betas in ode.get("linear", {"softplus0": [0.25, 0.5], "tanh": [0.5]}).items():
+        for beta in betas:
+            rows += ode_convergence("linear_ode", depths, activation, beta=float(beta), **kw)
+    diff = cfg.get("diffusive", {})
+    max_depth = int(diff.get("max_depth", depths[-1]))
+    rows += diffusive_convergence(
+        [L for L in depths if L <= max_depth],
+        diff.get("activation", "softplus0"),
+        n_paths=int(diff.get("n_paths", 200)),
+        dim=dim,
+        seed=seed,
+        refine=int(diff.get("refine", 16)),
+        progress=progress,
+    )
+    gen = cfg.get("generic", {})
+    if gen.get("depths"):
+        rows += generic_convergence(
+            [int(L) for L in gen["depths"]],
+            n_paths=int(gen.get("n_paths", 1000)),
+            dim=dim,
+            seed=seed,
+            reference_paths=int(gen.get("reference_paths", 4000)),
+            reference_steps=int(gen.get("reference_steps", 512)),
+            steps=int(gen.get("steps", 256)),
+            bandwidth=float(gen.get("bandwidth", 0.1)),
+            max_layers=int(gen.get("max_layers", 64)),
+            progress=progress,
+        )
+    df = pd.DataFrame(rows)
+    if "ks_pvalue" not in df:
+        df["ks_pvalue"] = np.nan
+    df["with_ito_term"] = df["with_ito_term"].astype(object)
+    df.loc[df["case"] != "diffusive", "with_ito_term"] = ""
+    return df
+
+
+def _variant_keys(df) -> list[str]:
+    return ["case", "activation", "beta", "with_ito_term"]
+
+
+def convergence_fits(df) -> "pd.DataFrame":
+    """Log-log slope (OLS, standard error, 95 % interval) of every series of the convergence
+    table with a predicted rate, for the RMS error and the median, beside the predicted slope."""
+    import pandas as pd
+    from scipy import stats
+
+    rows = []
+    for key, g in df.groupby(_variant_keys(df), sort=False, dropna=False):
+        case, activation, beta, ito = key
+        expected = theoretical_slope(case, activation, beta, ito == True)  # noqa: E712
+        if not np.isfinite(expected):
+            continue
+        g = g[g["L"] >= fit_min_depth(case, activation, beta)]
+        for stat in ("error", "error_median"):
+            y = g[stat].to_numpy(float)
+            lx, ly = np.log(g["L"].to_numpy(float)), np.log(y)
+            res = stats.linregress(lx, ly)
+            half = stats.t.ppf(0.975, len(lx) - 2) * res.stderr if len(lx) > 2 else np.nan
+            rows.append({
+                "case": case, "activation": activation, "beta": beta, "with_ito_term": ito, "statistic": stat,
+                "slope": res.slope, "stderr": res.stderr, "ci_low": res.slope - half, "ci_high": res.slope + half,
+                "expected": expected, "L_min": int(g["L"].min()), "L_max": int(g["L"].max()), "n_depths": len(g),
+            })
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------
+# the same Itô SDE through torchsde (cross-check and benchmark baseline)
+# ----------------------------------------------------------------------------------------
+def gaussian_increments(law: GaussianWeightPathLaw, dB: torch.Tensor, ts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight-path increments of ``law`` from standard Brownian increments ``dB`` (P, n, d² + d)
+    on the grid ``ts``: ``ΔW^A = a(t_n) Δt + s_A ⊙ ΔB^A``, ``ΔW^b = β(t_n) Δt + s_b ⊙ ΔB^b``."""
+    ts = _t(ts)
+    P, n, m = dB.shape
+    d = law.dim
+    dts = (ts[1:] - ts[:-1]).view(1, n, 1)
+    dWA = law.drift_A.on_grid(ts[:-1]).unsqueeze(0) * dts.unsqueeze(-1) + dB[..., : d * d].reshape(P, n, d, d) * law.noise_A
+    dWb = law.drift_b.on_grid(ts[:-1]).unsqueeze(0) * dts + dB[..., d * d :] * law.noise_b
+    return dWA, dWb
+
+
+def torchsde_ito_solve(
+    law: GaussianWeightPathLaw,
+    dB: torch.Tensor,
+    x,
+    activation: str | Activation,
+    with_ito_term: bool = True,
+    out_times: Sequence[float] = (0.0, 1.0),
+) -> torch.Tensor:
+    """The SDE of MATH.md §4(c) with the weight-path law ``law``, solved by torchsde's Euler
+    scheme (general noise, m = d² + d Brownian motions) on the increments ``dB`` (P, n, m)
+    of the uniform grid with n steps; the N inputs of a path share its Brownian path.
+
+    Drift ``f = σ'(0)(a(t) H + β(t)) + ½σ''(0) q(H)``, diffusion ``g`` (batch, d, m) with
+    ``g dB = σ'(0)(s_A ⊙ dB^A H + s_b ⊙ dB^b)``. Returns the states at ``out_times``,
+    (len(out_times), P, N, d) — compare with :func:`solve_ito_sde` on
+    :func:`gaussian_increments` of the same ``dB``.
+    """
+    import torchsde
+
+    act = _act(activation)
+    P, n, m = dB.shape
+    d = law.dim
+    x = _inputs(x, P, d)
+    N = x.shape[1]
+    C = compact_row_cov(law.row_cov(0.0))  # the same q evaluation as solve_ito_sde
+    c2 = 0.5 * act.curvature_at_0 if with_ito_term else 0.0
+    s1 = act.slope_at_0
+    sA, sb = law.noise_A, law.noise_b
+    cum = torch.cat([torch.zeros(P, 1, m, dtype=DTYPE), dB.cumsum(1)], dim=1)  # B at the grid times
+
+    class TabulatedBrownian(torchsde.BaseBrownian):
+        """B(tb) − B(ta) read from the table of grid increments (ta, tb rounded to the grid)."""
+
+        def __init__(self):
+            super().__init__()
+
+        def __call__(self, ta, tb=None, return_U=False, return_A=False):
+            i0, i1 = round(float(ta) * n), round(float(tb) * n)
+            return (cum[:, i1] - cum[:, i0]).repeat_interleave(N, dim=0)
+
+        def __repr__(self):
+            return "TabulatedBrownian()"
+
+        dtype = DTYPE
+        device = torch.device("cpu")
+        shape = (P * N, m)
+        levy_area_approximation = "none"
+
+    class SDE(torch.nn.Module):
+        noise_type = "general"
+        sde_type = "ito"
+
+        def f(self, t, y):
+            h = y.view(P, N, d)
+            tt = float(t)
+            out = s1 * (torch.matmul(h, _t(law.drift_A(tt)).transpose(0, 1)) + _t(law.drift_b(tt)))
+            if c2:
+                out = out + c2 * ito_q(h, C)
+            return out.reshape(P * N, d)
+
+        def g(self, t, y):
+            B = y.shape[0]
+            g = torch.zeros(B, d, m, dtype=DTYPE)
+            # column (i, j) of the A block multiplies y_j in row i; the b block is diagonal
+            gA = g[:, :, : d * d].view(B, d, d, d)
+            idx = torch.arange(d)
+            gA[:, idx, idx, :] = s1 * sA.unsqueeze(0) * y.unsqueeze(1)
+            g[:, idx, d * d + idx] = s1 * sb
+            return g
+
+    ts = torch.tensor(list(out_times), dtype=DTYPE)
+    ys = torchsde.sdeint(SDE(), x.reshape(P * N, d).clone(), ts, bm=TabulatedBrownian(), method="euler", dt=1.0 / n)
+    return ys.view(len(ts), P, N, d)

@@ -177,7 +177,7 @@ def summary_table(exponents: pd.DataFrame, regimes: pd.DataFrame) -> list[list[s
             quote(e, "delta", "max_norm"), quote(e, "M", "increment_ratio", -1),
             quote(e, "M", "quadratic_variation", -1),
             f"{reg['n_depths']} × {reg['n_seeds']}",
-            str(reg.get("excluded", "") or "none"),
+            excluded if isinstance(excluded := reg.get("excluded"), str) and excluded else "none",
         ])
     return [header, *body]
 

@@ -3,7 +3,7 @@
 Each command (``sbatch``, ``squeue``, ``sacct``, ``sinfo``, ``srun``, ``scancel``,
 ``sacctmgr``, ``scontrol``, ``sshare``) is a two-line shell script next to this file that
 calls ``python3 standin.py <command> ARGS``. Every call is appended as one JSON line to
-``$SLURM_STANDIN_DIR/calls.jsonl`` (command, argv, parsed options, working directory).
+``$STANDIN_SLURM_DIR/calls.jsonl`` (command, argv, parsed options, working directory).
 
 ``sbatch`` runs the job at once, on this machine, before it returns: the ``--wrap`` command
 (or the script) runs under ``/bin/sh`` in the ``-D`` directory with the variables SLURM puts
@@ -14,10 +14,11 @@ enforced. The job's final state (COMPLETED, FAILED or TIMEOUT) is what ``squeue`
 Options a stand-in does not know make it fail with a message, so a new flag of the plugin
 shows up in the tests instead of being silently ignored.
 
-Environment (all optional except the state folder):
-    SLURM_STANDIN_DIR         folder for calls.jsonl and the job states (required)
-    SLURM_STANDIN_PARTITIONS  partitions that sinfo lists, default first (default "cpu,gpu")
-    SLURM_STANDIN_ACCOUNTS    accounts of the user for sacctmgr/sshare (default: none)
+Environment (all optional except the state folder; the names must not start with SLURM_,
+because the plugin's jobstep removes those before its nested ``srun``):
+    STANDIN_SLURM_DIR         folder for calls.jsonl and the job states (required)
+    STANDIN_SLURM_PARTITIONS  partitions that sinfo lists, default first (default "cpu,gpu")
+    STANDIN_SLURM_ACCOUNTS    accounts of the user for sacctmgr/sshare (default: none)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,9 +58,9 @@ FINISHED = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"}
 
 def state_dir() -> Path:
     try:
-        return Path(os.environ["SLURM_STANDIN_DIR"])
+        return Path(os.environ["STANDIN_SLURM_DIR"])
     except KeyError:
-        sys.exit("slurm stand-in: SLURM_STANDIN_DIR is not set")
+        sys.exit("slurm stand-in: STANDIN_SLURM_DIR is not set")
 
 
 @contextmanager
@@ -208,7 +210,7 @@ def sbatch(argv: list[str]) -> int:
     timeout = minutes(limit) * 60 if limit else None
 
     write_job(job_id, id=job_id, name=name, partition=partition, state="RUNNING",
-              account=option(options, "-A", "--account", default=""))
+              account=option(options, "-A", "--account", default=""), start=time.time())
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w") as log:
         try:
@@ -217,7 +219,7 @@ def sbatch(argv: list[str]) -> int:
             state = "COMPLETED" if rc == 0 else "FAILED"
         except subprocess.TimeoutExpired:
             rc, state = 1, "TIMEOUT"
-    write_job(job_id, state=state, exit_code=rc)
+    write_job(job_id, state=state, exit_code=rc, end=time.time())
     print(job_id if options.get("--parsable") else f"Submitted batch job {job_id}")
     return 0
 
@@ -348,7 +350,7 @@ def sacct(argv: list[str]) -> int:
 
 def sinfo(argv: list[str]) -> int:
     record("sinfo", argv, {})
-    names = os.environ.get("SLURM_STANDIN_PARTITIONS", "cpu,gpu").split(",")
+    names = os.environ.get("STANDIN_SLURM_PARTITIONS", "cpu,gpu").split(",")
     fmt = argv[argv.index("-o") + 1] if "-o" in argv else "%P"
     if "-h" not in argv and "--noheader" not in argv:
         print({"%P": "PARTITION", "%t": "STATE"}.get(fmt, fmt))
@@ -358,7 +360,7 @@ def sinfo(argv: list[str]) -> int:
 
 
 def accounts() -> list[str]:
-    return [a for a in os.environ.get("SLURM_STANDIN_ACCOUNTS", "").split(",") if a]
+    return [a for a in os.environ.get("STANDIN_SLURM_ACCOUNTS", "").split(",") if a]
 
 
 def sacctmgr(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 import pandas as pd
 import seaborn as sns
 
@@ -22,12 +23,24 @@ from . import save_figure
 
 PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "neither": "#d95f02", "undetermined": "#999999"}
 LABELS = {"A": "A", "b": "b", "delta": "|δ|", "M": "M = δA", "m": "m = δb", "M_abs": "|δ|A", "m_abs": "|δ|b"}
+TEX = {"A": "A", "b": "b", "delta": r"|\delta|", "M": "M", "m": "m", "M_abs": r"|\delta|A", "m_abs": r"|\delta|b"}
 STAT_LABELS = {
     "max_norm": "max norm", "rms_norm": "RMS norm", "root_sum_squares": "root sum of squares",
     "max_increment": "max increment", "increment_ratio": "increment ratio",
     "quadratic_variation": "quadratic variation", "cumulative_sum": "cumulative sum",
     "detrended_cumsum": "detrended cumulative sum",
 }
+
+
+def _log_axes(ax) -> None:
+    """Log-log axes labelled at the decades only (minor labels collide on short ranges)."""
+    ax.set(xscale="log", yscale="log")
+    ax.autoscale_view()
+    for axis in (ax.xaxis, ax.yaxis):
+        lo, hi = axis.get_view_interval()
+        if lo > 0 and hi / lo > 12:
+            axis.set_major_formatter(LogFormatterSciNotation())
+            axis.set_minor_formatter(NullFormatter())
 
 
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 3.0), **kw):
@@ -111,7 +124,8 @@ def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str
             ref = part[part["quantity"] == quantities[0]]
             L0, L1 = ref["depth"].min(), ref["depth"].max()
             _guide(ax, L0, ref.loc[ref["depth"] == L0, "value"].median(), -0.5, L1, ":")
-        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="max_k ‖X_k‖")
+        ax.set(xlabel="depth L", ylabel=r"$\max_k \|X_k\|$")
+        _log_axes(ax)
         ax.legend(handles=handles, fontsize=6, loc="best")
         _title(ax, part if not part.empty else statistics, exp)
     fig.tight_layout()
@@ -150,7 +164,8 @@ def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: s
                     y0 = np.exp(fit["intercept"]) * L0 ** fit["slope"]
                     _guide(ax, L0, y0, expected_slope(stat, "H1", beta), L1, "--")
                     _guide(ax, L0, y0, expected_slope(stat, "H2"), L1, ":")
-            ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel=STAT_LABELS[stat])
+            ax.set(xlabel="depth L", ylabel=STAT_LABELS[stat])
+            _log_axes(ax)
             ax.legend(handles=handles, fontsize=6, loc="best")
             if i == 0:
                 _title(ax, part if len(part) else statistics, exp)
@@ -169,14 +184,14 @@ def paths_figure(paths: pd.DataFrame, exponents: pd.DataFrame, path: str | os.Pa
     sns.scatterplot(data=entries, x="t", y="value", hue="entry", s=5, linewidth=0, ax=axes[0], legend=False)
     beta_row = _fit_row(exponents, exp, q, "rms_norm")
     beta = beta_row["exponent"] if beta_row is not None else np.nan
-    axes[0].set(xlabel="t = k/L", ylabel=f"L^β {LABELS[q]} entries", title=f"{exp}: entries, L = {L}, β = {beta:.2f}")
+    axes[0].set(xlabel="t = k/L", ylabel=rf"$L^\beta\, {TEX[q]}$ entries", title=f"{exp}: entries, L = {L}, β = {beta:.2f}")
     norms = paths[paths["series"] == "norm"]
     axes[1].scatter(norms["t"], norms["value"], s=4, lw=0, color="0.2")
-    axes[1].set(xlabel="t = k/L", ylabel="L^β ‖M_k‖", title="norm of the effective weights")
+    axes[1].set(xlabel="t = k/L", ylabel=r"$L^\beta \|M_k\|$", title="norm of the effective weights M = δA")
     walks = paths[paths["series"] == "path"]
     sns.lineplot(data=walks, x="t", y="value", hue="depth", style="entry", palette="viridis",
                  lw=0.9, ax=axes[2], estimator=None, units=None, sort=False)
-    axes[2].set(xlabel="t", ylabel="W^A_L(t) entries", title="weight paths W^A_L(t) = Σ_{k<Lt} M_k")
+    axes[2].set(xlabel="t", ylabel=r"$W^A_L(t)$ entries", title=r"weight paths $W^A_L(t) = \sum_{k<Lt} M_k$")
     axes[2].legend(fontsize=6, ncol=2)
     for ax in axes:
         ax.title.set_fontsize(8)
@@ -198,12 +213,12 @@ def decomposition_figure(decomposition: pd.DataFrame, losses: pd.DataFrame, path
         axes[0].scatter(data["t"], data["weight"], s=3, lw=0, alpha=0.5, color=colors[entry])
         axes[0].plot(data["t"], data["trend"], color=colors[entry], lw=1.5, label=entry)
     beta = deepest["beta"].iloc[0]
-    axes[0].set(xlabel="t = k/L", ylabel=f"L^β {LABELS[q]}",
+    axes[0].set(xlabel="t = k/L", ylabel=rf"$L^\beta\, {TEX[q]}$",
                 title=f"trend part, L = {int(deepest['depth'].iloc[0])}, β = {beta:.2f}")
     axes[0].legend(fontsize=6, title="entry", title_fontsize=6)
     sns.lineplot(data=first, x="t", y="noise", hue="entry", style="depth", lw=0.8, ax=axes[1],
                  palette=colors, estimator=None, sort=False)
-    axes[1].set(xlabel="t", ylabel="L^{β−1/2} Σ_{k<Lt} (X_k − X̄_k)", title="noise part (rescaled path)")
+    axes[1].set(xlabel="t", ylabel=r"$L^{\beta-1/2} \sum_{k<Lt} (X_k - \bar X_k)$", title="noise part (rescaled path)")
     axes[1].legend(fontsize=6, ncol=2)
     long = losses.melt(id_vars=["depth", "seed"], value_vars=["loss_trained", "loss_denoised"],
                        var_name="weights", value_name="loss")
@@ -212,10 +227,10 @@ def decomposition_figure(decomposition: pd.DataFrame, losses: pd.DataFrame, path
                  marker="o", ax=axes[2])
     sns.scatterplot(data=long, x="depth", y="loss", hue="weights", s=8, alpha=0.5, legend=False, ax=axes[2])
     if epsilon:
-        axes[2].axhspan(long["loss"].min() * 0.5 if long["loss"].min() > 0 else epsilon * 1e-3, epsilon,
-                        color="#cde7f0", alpha=0.6, zorder=0, label=f"loss < ε = {epsilon:g}")
-    axes[2].set(xscale="log", yscale="log", xlabel="depth L", ylabel="training loss (MSE)",
-                title="trained vs trend-only weights")
+        low = min(epsilon, long["loss"][long["loss"] > 0].min()) * 0.5
+        axes[2].axhspan(low, epsilon, color="#cde7f0", alpha=0.6, zorder=0, label=f"loss < ε = {epsilon:g}")
+    axes[2].set(xlabel="depth L", ylabel="training loss (MSE)", title="trained vs trend-only weights")
+    _log_axes(axes[2])
     axes[2].legend(fontsize=6)
     for ax in axes:
         ax.title.set_fontsize(8)
@@ -237,14 +252,16 @@ def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | 
                          var_name="loss", value_name="value").dropna(subset=["value"])
         long["loss"] = long["loss"].map({"train_loss": "training set", "epoch_loss": "epoch mean (stopping rule)"})
         if len(long):
-            sns.lineplot(data=long, x="depth", y="value", hue="loss", estimator="median", errorbar=None, ax=ax, lw=1)
-            sns.scatterplot(data=long, x="depth", y="value", hue="loss", style="status", s=14, ax=ax,
-                            legend="brief", alpha=0.7)
+            sns.lineplot(data=long, x="depth", y="value", hue="loss", estimator="median", errorbar=None, ax=ax,
+                         lw=1, legend=False)
+            sns.scatterplot(data=long, x="depth", y="value", hue="loss", style="status", s=14, ax=ax, alpha=0.7)
         eps = epsilons.get(exp)
         if eps:
-            ax.axhspan(min(eps, long["value"].min() if len(long) else eps) * 0.5, eps, color="#cde7f0", alpha=0.6, zorder=0)
-            ax.axhline(eps, color="0.4", lw=0.7, ls="--")
-        ax.set(xscale="log", yscale="log", xlabel="depth L", ylabel="final loss (MSE)")
+            low = min(eps, long["value"][long["value"] > 0].min()) if len(long) else eps
+            ax.axhspan(low * 0.5, eps, color="#cde7f0", alpha=0.6, zorder=0)
+            ax.axhline(eps, color="0.4", lw=0.7, ls="--", label=f"ε = {eps:g}")
+        ax.set(xlabel="depth L", ylabel="final loss (MSE)")
+        _log_axes(ax)
         ax.set_title(exp, fontsize=8)
         ax.legend(fontsize=5.5)
     fig.tight_layout()

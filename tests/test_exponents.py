@@ -1,0 +1,157 @@
+"""Exponents, the seed bootstrap and the regime rule on weight sequences with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scaling_problems as sp
+from resnet_scaling.exponents import (
+    FitSettings,
+    RegimeThresholds,
+    SeedGrid,
+    classify,
+    exponents_of,
+    fit_all,
+    fit_experiment,
+    fit_grid,
+    weighted_slopes,
+)
+from resnet_scaling.statistics import experiment_statistics
+
+SETTINGS = FitSettings(min_depth=16, resamples=400)
+
+
+def _statistics(kind: str, beta: float = 0.3, seeds: int = 4, dim: int = 10, depths=sp.DEPTHS, status=None,
+                name: str | None = None) -> pd.DataFrame:
+    nets = [sp.network(kind, L, seeds, dim, beta, status, experiment=name) for L in depths]
+    labels = {"dataset": "toy", "dataset_kind": "synthetic", "activation": "tanh",
+              "delta": nets[0].delta_type, "shuffle": "correct"}
+    return experiment_statistics(nets, labels=labels)[0]
+
+
+def _row(table: pd.DataFrame, quantity: str, statistic: str) -> pd.Series:
+    return table[(table["quantity"] == quantity) & (table["statistic"] == statistic)].iloc[0]
+
+
+@pytest.mark.parametrize("beta", [0.2, 0.5])
+def test_smooth_weights_give_beta_and_ODE(beta):
+    """A_k = L^{-β} f(k/L) with shared δ = L^{β−1}: exponent of A is β, of δ 1 − β, of M 1; ODE."""
+    table, regime = fit_experiment(_statistics("smooth", beta), SETTINGS, RegimeThresholds())
+    for statistic in ("max_norm", "rms_norm"):
+        assert _row(table, "A", statistic)["exponent"] == pytest.approx(beta, abs=0.05)
+        assert _row(table, "M", statistic)["exponent"] == pytest.approx(1.0, abs=0.05)
+    assert _row(table, "delta", "max_norm")["exponent"] == pytest.approx(1 - beta, abs=1e-9)
+    assert regime["regime"] == "ODE" and regime["support"] == 1.0
+
+
+def test_brownian_weights_give_one_half_and_SDE():
+    table, regime = fit_experiment(_statistics("brownian"), SETTINGS, RegimeThresholds())
+    for statistic in ("max_norm", "rms_norm"):
+        row = _row(table, "M", statistic)
+        assert row["exponent"] == pytest.approx(0.5, abs=0.05)
+        assert row["ci_low"] <= row["exponent"] <= row["ci_high"]
+    assert regime["regime"] == "SDE" and regime["support"] > 0.95
+    assert abs(regime["increment_ratio_slope"]) < 0.05 and abs(regime["quadratic_variation_slope"]) < 0.05
+
+
+def test_constant_size_rough_weights_give_neither():
+    table, regime = fit_experiment(_statistics("rough"), SETTINGS, RegimeThresholds())
+    assert _row(table, "M", "rms_norm")["exponent"] == pytest.approx(0.0, abs=0.05)
+    assert regime["regime"] == "neither" and regime["support"] > 0.95
+
+
+def test_interval_coverage_log_linear_model():
+    """95 % intervals over 300 replications of log y = a − 0.4 log L + 0.2 ε, 4 seeds × 8 depths:
+    the coverage is near 0.95 (0.95 over 1000 replications; a plain percentile interval gives 0.92)."""
+    depths = np.array([8, 16, 32, 64, 128, 256, 512, 1024])
+    networks = pd.DataFrame([(L, s) for L in depths for s in range(4)], columns=["depth", "seed"])
+    rng = np.random.default_rng(11)
+    hits = 0
+    for r in range(300):
+        grid = SeedGrid.build(networks, 500, seed=r)
+        values = np.exp(0.3 - 0.4 * np.log(depths)[:, None] + 0.2 * rng.normal(size=(8, 4)))
+        fit = fit_grid(grid, values, (1, np.inf))
+        hits += fit.slope_ci_low <= -0.4 <= fit.slope_ci_high
+    assert 0.90 <= hits / 300 <= 0.99
+
+
+def test_interval_coverage_on_weight_sequences():
+    """The same for the RMS norm of i.i.d. 3×3 weights of size L^{-1/2} (exact slope −1/2), whose
+    per-depth variances differ by a factor 30 (0.94 over 1000 replications)."""
+    depths = [16, 32, 64, 128, 256, 512]
+    rng = np.random.default_rng(5)
+    hits, reps = 0, 200
+    for r in range(reps):
+        rows = []
+        for L in depths:
+            X = L**-0.5 * rng.normal(size=(4, L, 3, 3))
+            rms = np.sqrt((X**2).sum(axis=(2, 3)).mean(axis=1))
+            rows += [(L, s, v) for s, v in enumerate(rms)]
+        table = pd.DataFrame(rows, columns=["depth", "seed", "value"])
+        grid = SeedGrid.build(table, 400, seed=r)
+        fit = fit_grid(grid, grid.values(table), (1, np.inf))
+        hits += fit.slope_ci_low <= -0.5 <= fit.slope_ci_high
+    assert 0.90 <= hits / reps <= 0.99
+
+
+def test_excluded_networks_are_left_out_and_counted():
+    stats = _statistics("brownian", status=["converged", "diverged", "stopped", "converged"])
+    stats.loc[(stats["depth"] == 16) & (stats["seed"] == 3), "finite"] = False
+    table, regime = fit_experiment(stats, SETTINGS, RegimeThresholds())
+    row = _row(table, "M", "rms_norm")
+    assert row["n_seeds"] == 3 and row["n_points"] == 3 * len(sp.DEPTHS) - 1
+    assert row["n_excluded"] == len(sp.DEPTHS) + 1
+    assert row["excluded"] == f"diverged:{len(sp.DEPTHS)}; non-finite:1"
+    only_converged = FitSettings(min_depth=16, resamples=100, include_status=("converged",))
+    row = _row(fit_experiment(stats, only_converged, RegimeThresholds())[0], "M", "rms_norm")
+    assert row["n_seeds"] == 2 and row["n_excluded"] == 2 * len(sp.DEPTHS) + 1
+
+
+def test_fit_window_and_determinism():
+    stats = _statistics("smooth", depths=sp.DEPTHS[:6])
+    settings = FitSettings(min_depth=24, max_depth=86, min_depth_by_statistic={"cumulative_sum": 57}, resamples=200)
+    table = fit_experiment(stats, settings, RegimeThresholds())[0]
+    row = _row(table, "A", "max_norm")
+    assert (row["min_depth"], row["max_depth"], row["n_depths"]) == (24, 86, 4)
+    assert _row(table, "A", "cumulative_sum")["min_depth"] == 57
+    again = fit_experiment(stats, settings, RegimeThresholds())[0]
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_single_seed_falls_back_to_the_ols_interval():
+    table = fit_experiment(_statistics("brownian", seeds=1), SETTINGS, RegimeThresholds())[0]
+    row = _row(table, "M", "rms_norm")
+    assert row["ci_method"] == "ols-t" and row["ci_low"] < row["exponent"] < row["ci_high"]
+
+
+def test_weighted_slopes_match_polyfit():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=20), rng.normal(size=(3, 20))
+    w = (rng.uniform(size=(3, 20)) > 0.3).astype(float)
+    slope, intercept = weighted_slopes(x, y, w)
+    for i in range(3):
+        keep = w[i] > 0
+        expected = np.polyfit(x[keep], y[i, keep], 1)
+        np.testing.assert_allclose([slope[i], intercept[i]], expected, rtol=1e-10)
+
+
+def test_regime_rule_thresholds():
+    th = RegimeThresholds()
+    got = classify([-1.0, -0.5, -0.49, 0.1, 0.1, 0.1, 0.0], [1.0, 0.76, 1.0, 0.5, 0.5, 0.66, 0.0],
+                   [-3.0, 0.0, 0.0, 0.1, 0.3, 0.0, 1.0], th)
+    assert got.tolist() == ["ODE", "ODE", "neither", "SDE", "neither", "neither", "neither"]
+    with pytest.raises(ValueError, match="unknown keys"):
+        RegimeThresholds.from_config({"ode_exponent": 1.0, "typo": 1})
+
+
+def test_fit_all_tables_and_exponents_of():
+    stats = [_statistics("smooth", name="smooth_exp"), _statistics("brownian", name="brownian_exp")]
+    exponents, regimes = fit_all(stats, SETTINGS, RegimeThresholds())
+    required = {"experiment", "dataset", "activation", "delta", "quantity", "statistic", "slope", "exponent",
+                "ci_low", "ci_high", "n_depths", "n_seeds"}
+    assert required <= set(exponents.columns)
+    assert regimes.set_index("experiment")["regime"].to_dict() == {"smooth_exp": "ODE", "brownian_exp": "SDE"}
+    betas = exponents_of(exponents, "smooth_exp")
+    assert betas["A"] == pytest.approx(0.3, abs=0.01) and betas["M"] == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ValueError, match="no 'rms_norm' rows"):
+        exponents_of(exponents, "missing")

@@ -1,0 +1,287 @@
+"""Limits of the hidden state (MATH.md §4): solvers against known rates and exact laws.
+
+Rates are asserted within ±0.15 of MATH.md §7 on log-log fits over L = 16…1024 (nested
+grids, fixed seeds, float64); laws with a Kolmogorov–Smirnov test whose power is checked
+on a wrong law. The fitting of trained networks runs on synthetic stand-in training files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from resnet_scaling import limits as lm
+from resnet_scaling.activations import get_activation
+from resnet_scaling.resnet import ResNetEnsemble
+
+TOL = 0.15
+DEPTHS = [16, 32, 64, 128, 256, 512, 1024]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Many small batched ops: one thread is faster than two contended ones on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _slope(L, err) -> float:
+    return stats.linregress(np.log(np.asarray(L, float)), np.log(np.asarray(err, float))).slope
+
+
+# ----------------------------------------------------------------------------------------
+# the discrete network and the synthetic weights
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("act", ["tanh", "relu", "softplus0"])
+def test_network_states_equal_resnet_trajectory(act):
+    """An independent implementation (ResNetEnsemble, layer-major) gives the same states."""
+    wp = lm.synthetic_weight_paths("generic", 12, 3, 4, 0)
+    x = lm.unit_inputs(5, 4, 0)
+    h = lm.network_states(wp.A, wp.b, wp.delta, act, x)
+    net = ResNetEnsemble.from_numpy(wp.A.numpy(), wp.b.numpy(), wp.delta.numpy(), "multi", act)
+    torch.testing.assert_close(h, net.trajectory(x).h, rtol=1e-12, atol=1e-13)
+
+
+def test_synthetic_weights_are_deterministic_and_nested():
+    a = lm.synthetic_weight_paths("diffusive", 16, 4, 3, 7, n_fine=256)
+    b = lm.synthetic_weight_paths("diffusive", 32, 4, 3, 7, n_fine=256)
+    assert torch.equal(a.dWA_fine, b.dWA_fine) and torch.equal(a.dWb_fine, b.dWb_fine)
+    # one fine path: the weights of depth 16 are pairwise sums of those of depth 32
+    torch.testing.assert_close(a.A, b.A[:, 0::2] + b.A[:, 1::2], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(a.b, b.b[:, 0::2] + b.b[:, 1::2], rtol=1e-12, atol=1e-14)
+    c = lm.synthetic_weight_paths("diffusive", 16, 4, 3, 8, n_fine=256)
+    assert not torch.equal(a.A, c.A)
+    for case in ("neural_ode", "linear_ode", "generic"):
+        u, v = (lm.synthetic_weight_paths(case, 20, 3, 3, 1) for _ in range(2))
+        assert torch.equal(u.A, v.A) and torch.equal(u.b, v.b) and torch.equal(u.delta, v.delta)
+
+
+def test_synthetic_scalings():
+    L, beta = 64, 0.25
+    wp = lm.synthetic_weight_paths("linear_ode", L, 2, 3, 0, beta=beta)
+    torch.testing.assert_close(wp.A[:, 5] * L**beta, wp.limit_A(5 / L))
+    torch.testing.assert_close(wp.delta, torch.full((L,), L ** (beta - 1), dtype=torch.float64))
+    wp = lm.synthetic_weight_paths("neural_ode", L, 2, 3, 0)
+    torch.testing.assert_close(wp.A[:, 7], wp.limit_A(7 / L))
+    # the diffusive increments have the law's covariance per unit time
+    wp = lm.synthetic_weight_paths("diffusive", 8, 64, 3, 0, n_fine=1024)
+    resid = wp.dWA_fine - wp.dWA_fine.mean(dim=(0, 1))
+    var_rate = resid.pow(2).mean() * 1024
+    assert abs(var_rate / wp.law.noise_A[0, 0] ** 2 - 1) < 0.02
+    with pytest.raises(ValueError, match="unknown synthetic case"):
+        lm.synthetic_weight_paths("sde", 8, 1, 3, 0)
+
+
+# ----------------------------------------------------------------------------------------
+# ODE limits: §4(a), §4(b)
+# ----------------------------------------------------------------------------------------
+def test_neural_ode_rate():
+    rows = pd.DataFrame(lm.ode_convergence("neural_ode", DEPTHS, "tanh", n_paths=8, n_inputs=4))
+    assert abs(_slope(rows.L, rows.error) - lm.RATE_NEURAL_ODE) < TOL
+
+
+@pytest.mark.parametrize("act,beta", [("softplus0", 0.25), ("softplus0", 0.5), ("tanh", 0.5)])
+def test_linear_ode_rates(act, beta):
+    rows = pd.DataFrame(lm.ode_convergence("linear_ode", DEPTHS, act, beta=beta, n_paths=8, n_inputs=4))
+    expected = lm.rate_linear_ode(beta, get_activation(act).curvature_at_0)
+    assert expected == (-beta if act == "softplus0" else -1.0)
+    assert abs(_slope(rows.L, rows.error) - expected) < TOL
+
+
+def test_rk4_is_fourth_order():
+    """The ODE solver itself: error of RK4 against a far finer RK4 falls like n^{-4}."""
+    wp = lm.synthetic_weight_paths("neural_ode", 8, 4, 3, 0)
+    x = lm.unit_inputs(3, 3, 0)
+    ref = lm.solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", 1024)[-1]
+    ns = [16, 32, 64, 128]
+    errs = [(lm.solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", n)[-1] - ref).abs().max() for n in ns]
+    assert abs(_slope(ns, errs) + 4) < 0.3
+
+
+def test_per_step_coefficients_and_linear_ode_exact():
+    """Constant Ā: the linear ODE is a matrix exponential; PerStep and callables agree."""
+    d = 3
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(d, d, generator=gen, dtype=torch.float64) / d
+    b = torch.randn(d, generator=gen, dtype=torch.float64)
+    x = lm.unit_inputs(2, d, 0)
+    H = lm.solve_linear_ode(A, b, x, 64, gain=0.5)[-1, 0]
+    # exact: H_1 = e^{gA} x + (e^{gA} − I) A^{-1} b for g = 1/2
+    E = torch.linalg.matrix_exp(0.5 * A)
+    exact = x @ E.T + ((E - torch.eye(d, dtype=torch.float64)) @ torch.linalg.solve(A, b))
+    torch.testing.assert_close(H, exact, rtol=1e-9, atol=1e-10)
+    H2 = lm.solve_linear_ode(lm.PerStep(A.expand(64, d, d)), lm.PerStep(b.expand(64, d)), x, 64, gain=0.5)[-1, 0]
+    torch.testing.assert_close(H, H2, rtol=1e-13, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------
+# the diffusive limit: §4(c)
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def diffusive_rows() -> pd.DataFrame:
+    return pd.DataFrame(lm.diffusive_convergence(DEPTHS, "softplus0", n_paths=200, dim=3, seed=0, refine=16))
+
+
+@pytest.mark.parametrize("statistic", ["error", "error_median"])
+def test_diffusive_rate_with_ito_term(diffusive_rows, statistic):
+    g = diffusive_rows[diffusive_rows.with_ito_term == True]  # noqa: E712
+    assert abs(_slope(g.L, g[statistic]) - lm.RATE_DIFFUSIVE) < TOL
+
+
+def test_diffusive_plateau_without_ito_term(diffusive_rows):
+    g = diffusive_rows[diffusive_rows.with_ito_term == False].sort_values("L")  # noqa: E712
+    w = diffusive_rows[diffusive_rows.with_ito_term == True].sort_values("L")  # noqa: E712
+    assert abs(_slope(g.L, g.error)) < TOL
+    assert abs(_slope(g.L, g.error_median)) < TOL
+    # of order one: far above the error with the term at the largest depth
+    assert g.error.iloc[-1] > 5 * w.error.iloc[-1]
+
+
+def test_streamed_reference_equals_materialised():
+    """diffusive_convergence streams the fine path; the same path materialised gives the same errors."""
+    depths, P, refine = [4, 8], 6, 16
+    rows = pd.DataFrame(lm.diffusive_convergence(depths, n_paths=P, refine=refine, seed=3))
+    wp = lm.synthetic_weight_paths("diffusive", 8, P, 3, 3, n_fine=refine * 8)
+    x = lm.unit_inputs(1, 3, 3)
+    C = wp.law.row_cov(0.0)
+    for flag in (True, False):
+        ref = lm.solve_ito_sde(wp.dWA_fine, wp.dWb_fine, x, "softplus0", flag, row_cov=C)
+        for L in depths:
+            h = lm.network_states(lm.block_sums(wp.dWA_fine, L), lm.block_sums(wp.dWb_fine, L), 1.0, "softplus0", x)
+            e = (h - ref[:: refine * 8 // L]).norm(dim=-1).amax(0).flatten()
+            got = rows[(rows.L == L) & (rows.with_ito_term == flag)].error.item()
+            assert got == pytest.approx(float(e.pow(2).mean().sqrt()), rel=1e-10)
+
+
+def test_realised_square_scheme_equals_network_to_first_order():
+    """Driven by the network's own increments the scheme H + σ'(0)ΔX + ½σ''(0)ΔX² differs from
+    the network by the cubic Taylor remainder: O(1/L) (MATH.md §4(c))."""
+    P, d = 50, 3
+    wp = lm.synthetic_weight_paths("diffusive", 8, P, d, 1, n_fine=1024)
+    x = lm.unit_inputs(1, d, 1)
+    Ls = [16, 64, 256, 1024]
+    errs = []
+    for L in Ls:
+        A, b = lm.block_sums(wp.dWA_fine, L), lm.block_sums(wp.dWb_fine, L)
+        h = lm.network_states(A, b, 1.0, "softplus0", x)
+        H = lm.solve_ito_sde(A, b, x, "softplus0", True)
+        errs.append(float((h - H).norm(dim=-1).amax(0).pow(2).mean().sqrt()))
+    assert abs(_slope(Ls, errs) + 1) < TOL
+
+
+def test_ito_q_forms_agree():
+    gen = torch.Generator().manual_seed(0)
+    d, P = 4, 3
+    h = torch.randn(P, 5, d, generator=gen, dtype=torch.float64)
+    F = torch.randn(d, d + 1, d + 1, generator=gen, dtype=torch.float64)
+    C = F @ F.transpose(1, 2)
+    u = torch.cat([h, torch.ones(P, 5, 1, dtype=torch.float64)], -1)
+    direct = torch.einsum("pnj,ijk,pnk->pni", u, C, u)
+    torch.testing.assert_close(lm.ito_q(h, C), direct)
+    torch.testing.assert_close(lm.ito_q(h, C.expand(P, *C.shape)), direct)
+    D = torch.diag_embed(torch.rand(d, d + 1, generator=gen, dtype=torch.float64))
+    assert lm.compact_row_cov(D).shape == (d, d + 1) and lm.compact_row_cov(C) is C
+    torch.testing.assert_close(lm.ito_q(h, lm.compact_row_cov(D)), lm.ito_q(h, D))
+
+
+def test_solve_ito_sde_equals_torchsde_on_same_increments():
+    P, N, d, n = 3, 2, 3, 40
+    law = lm.diffusive_law(d, 0, **lm.SYNTHETIC_DEFAULTS["diffusive"])
+    dB = torch.randn(P, n, d * d + d, generator=torch.Generator().manual_seed(5), dtype=torch.float64) / math.sqrt(n)
+    x = lm.unit_inputs(N, d, 0)
+    dWA, dWb = lm.gaussian_increments(law, dB, torch.linspace(0, 1, n + 1, dtype=torch.float64))
+    for flag in (True, False):
+        ours = lm.solve_ito_sde(dWA, dWb, x, "softplus0", flag, row_cov=law.row_cov(0.0))
+        theirs = lm.torchsde_ito_solve(law, dB, x, "softplus0", flag, out_times=[0.0, 0.5, 1.0])
+        torch.testing.assert_close(ours[[0, n // 2, n]], theirs, rtol=1e-12, atol=1e-12)
+
+
+class _RecordingLaw(lm.GaussianWeightPathLaw):
+    """A Gaussian law that remembers the increments it hands out."""
+
+    def increments(self, t0, t1, n_paths, gen):
+        out = super().increments(t0, t1, n_paths, gen)
+        self.seen.append(out)
+        return out
+
+
+def test_generative_and_pathwise_solvers_take_the_same_steps():
+    law = lm.diffusive_law(3, 0, **lm.SYNTHETIC_DEFAULTS["diffusive"])
+    rec = _RecordingLaw(law.drift_A, law.drift_b, law.noise_A, law.noise_b)
+    rec.seen = []
+    x = lm.unit_inputs(2, 3, 0)
+    H = lm.sample_ito_sde(rec, x, "softplus0", 32, 5, seed=11)
+    dWA = torch.stack([a for a, _ in rec.seen], 1)
+    dWb = torch.stack([b for _, b in rec.seen], 1)
+    torch.testing.assert_close(H, lm.solve_ito_sde(dWA, dWb, x, "softplus0", True, row_cov=law.row_cov(0.0)))
+    torch.testing.assert_close(H, lm.sample_ito_sde(law, x, "softplus0", 32, 5, seed=11))  # seeded
+
+
+def test_generative_sde_has_the_exact_law():
+    """d = 1, identity σ: dH = H dW^A with W^A = a t + s B is geometric Brownian motion,
+    log H_1 ~ N(log x + a − s²/2, s²)."""
+    a, s, n, P = 0.3, 0.8, 400, 4000
+    law = lm.GaussianWeightPathLaw(
+        lambda t: torch.tensor([[a]], dtype=torch.float64), lambda t: torch.zeros(1, dtype=torch.float64),
+        torch.tensor([[s]], dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
+    )
+    H = lm.sample_ito_sde(law, torch.ones(1, 1, dtype=torch.float64), "identity", n, P, seed=3, record_every=n)[-1]
+    logs = torch.log(H.flatten()).numpy()
+    assert stats.kstest(logs, "norm", args=(a - s * s / 2, s)).pvalue > 1e-3
+    # power: the Stratonovich answer (no −s²/2) is rejected
+    assert stats.kstest(logs, "norm", args=(a, s)).pvalue < 1e-3
+
+
+# ----------------------------------------------------------------------------------------
+# the generic (moment-matched) diffusion: §4(d)
+# ----------------------------------------------------------------------------------------
+def test_relu_gaussian_moments():
+    gen = torch.Generator().manual_seed(0)
+    m = torch.tensor([-1.0, 0.0, 0.7], dtype=torch.float64)
+    v = torch.tensor([0.5, 2.0, 0.1], dtype=torch.float64)
+    z = m + v.sqrt() * torch.randn(400_000, 3, generator=gen, dtype=torch.float64)
+    e1, e2 = lm.relu_gaussian_moments(m, v)
+    r = torch.relu(z)
+    torch.testing.assert_close(e1, r.mean(0), rtol=0.01, atol=2e-3)
+    torch.testing.assert_close(e2, r.pow(2).mean(0), rtol=0.01, atol=2e-3)
+
+
+def test_moment_matched_increment_has_window_moments():
+    """With all window layers, the increment's mean and covariance are L·mean·dt and L·cov·dt."""
+    wp = lm.synthetic_weight_paths("generic", 64, 3, 2, 0)
+    mm = lm.MomentMatchedDiffusion(wp.A, wp.b, wp.delta, "relu", 0.2)
+    h = lm.unit_inputs(1, 2, 0).expand(20000, 1, 2).clone()
+    t, dt = 0.4, 0.01
+    inc = mm.increment(t, dt, h, torch.Generator().manual_seed(0))[:, 0]
+    idx, w = mm.window(t)
+    r = mm.delta[idx, None] * torch.relu(mm.A[idx] @ h[0, 0] + mm.b[idx])
+    mean = (w[:, None] * r).sum(0)
+    cov = ((r - mean).T * w) @ (r - mean)
+    torch.testing.assert_close(inc.mean(0), 64 * dt * mean, rtol=0, atol=4 * float((64 * dt * cov.diag() / 20000).sqrt().max()))
+    torch.testing.assert_close(torch.cov(inc.T), 64 * dt * cov, rtol=0.05, atol=1e-6)
+
+
+def test_generic_diffusion_in_law():
+    """Random-sign ReLU networks and the moment-matched diffusion estimated from them agree in
+    law with a fine-grid solution of the exact diffusion; a wrong law (no drift) is rejected."""
+    rows = pd.DataFrame(lm.generic_convergence(
+        [32, 256], n_paths=800, reference_paths=3000, reference_steps=256, steps=128, max_layers=64,
+    ))
+    floor = rows[rows.case == "generic_floor"].error.max()
+    for case in ("generic_network", "generic_moment_matched"):
+        g = rows[(rows.case == case) & (rows.L == 256)]
+        assert g.ks_pvalue.item() > 1e-3, case
+        assert g.error.item() < 2.5 * floor, case
+    wp = lm.synthetic_weight_paths("generic", 1, 1, 3, 0)
+    x = lm.unit_inputs(1, 3, 0)
+    ref = lm.sample_diffusion(wp.law, x, 256, 3000, 1, record_every=256)[-1, :, 0]
+    wrong = lm.RandomSignReluLaw(wp.law.A_bar, wp.law.b_bar, 0.0, wp.law.s_delta, wp.law.tau_A, wp.law.tau_b)
+    bad = lm.sample_diffusion(wrong, x, 256, 800, 2, record_every=256)[-1, :, 0]
+    assert lm.ks_min_pvalue(bad, ref) < 1e-3

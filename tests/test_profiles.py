@@ -1,0 +1,217 @@
+"""The SLURM profile without a cluster: a dry run, the smoke DAG end to end through the real
+``snakemake-executor-plugin-slurm`` against the stand-in scheduler commands of
+``tests/slurm_standins``, and the consistency of the profile with the workflow's rules."""
+
+from __future__ import annotations
+
+import pytest
+import yte
+
+from slurm_helpers import (
+    SLURM_PROFILE,
+    STANDINS,
+    clean_env,
+    compare_trees,
+    parse_dry_run,
+    read_calls,
+    rule_texts,
+    run_snakemake,
+)
+from workflow_utils import copy_workflow
+
+pytestmark = pytest.mark.workflow
+
+SMOKE = ["--configfile", "config/smoke.yaml"]
+PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
+GPU_RULES = {"train"}
+# Site settings for the stand-in run: names unlike the defaults, so the flags prove they were read.
+SITE = {
+    "RESNET_SCALING_SLURM_ACCOUNT": "resnet_lab",
+    "RESNET_SCALING_GPU_PARTITION": "a100",
+    "RESNET_SCALING_CPU_PARTITION": "short",
+}
+
+
+def load_profile() -> dict:
+    with open(SLURM_PROFILE / "config.yaml") as fh:
+        return yte.process_yaml(fh, require_use_yte=True)
+
+
+def remote(jobs) -> list:
+    """The jobs Snakemake hands to the executor: not local rules, not rules without an action."""
+    acting = {name for name, rule in rule_texts().items() if rule.runs_something}
+    return [job for job in jobs if not job.local and job.rule in acting]
+
+
+def dry_run(work, env) -> list:
+    # --cores only lifts the dry run's cap on threads (a cluster run has none)
+    proc = run_snakemake(["-n", "--forceall", "--cores", "1024", *PROFILE, *SMOKE], work, env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    jobs = parse_dry_run(proc.stdout)
+    assert jobs, proc.stdout[-3000:]
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def work_copy(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("profile_dry"))
+
+
+@pytest.fixture(scope="module")
+def site_dry_run(work_copy):
+    """The DAG as the slurm profile sees it with the site variables set: the expected resources."""
+    return dry_run(work_copy, clean_env(**SITE))
+
+
+@pytest.fixture(scope="module")
+def standin_run(tmp_path_factory):
+    """The smoke config through the real SLURM executor plugin, with stand-in sbatch & co."""
+    work = copy_workflow(tmp_path_factory.mktemp("standin"))
+    state = tmp_path_factory.mktemp("standin_state")
+    env = clean_env(
+        **SITE,
+        PATH=f"{STANDINS}:{clean_env()['PATH']}",
+        STANDIN_SLURM_DIR=str(state),
+        STANDIN_SLURM_PARTITIONS="short,a100",
+        STANDIN_SLURM_ACCOUNTS="resnet_lab",
+        OMP_NUM_THREADS="1",
+    )
+    args = [*PROFILE, *SMOKE, "--slurm-init-seconds-before-status-checks", "1"]
+    proc = run_snakemake(args, work, env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    return work, read_calls(state), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("local"))
+    proc = run_snakemake(["--cores", "2", *SMOKE], work, clean_env(OMP_NUM_THREADS="1"), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    return work
+
+
+def sbatch_calls(calls) -> dict[str, dict]:
+    """The sbatch calls keyed by the plugin's ``--comment`` (rule_<rule>[_wildcards_<values>])."""
+    out = {}
+    for call in calls:
+        if call["command"] == "sbatch":
+            comment = call["options"]["--comment"]
+            assert comment not in out, f"job submitted twice: {comment}"
+            out[comment] = call
+    return out
+
+
+def comment_of(job) -> str:
+    return f"rule_{job.rule}_wildcards_{job.wildcard_str}" if job.wildcards else f"rule_{job.rule}"
+
+
+# -- (1) the dry run ----------------------------------------------------------------------
+
+
+def test_dry_run_defaults_gpu_partition_for_training_only(work_copy):
+    """Without site variables: training on partition gpu with one GPU, the rest on the default."""
+    jobs = remote(dry_run(work_copy, clean_env()))
+    assert {job.rule for job in jobs} >= {"data", "train"}
+    for job in jobs:
+        res = job.resources
+        assert int(res["mem_mb"]) > 0 and int(res["runtime"]) > 0, (job.rule, res)
+        assert res.get("slurm_account", "") == "", (job.rule, res)
+        if job.rule in GPU_RULES:
+            assert res["slurm_partition"] == "gpu" and res["gpu"] == "1" and int(res["cpus_per_gpu"]) >= 1
+        else:
+            assert res.get("slurm_partition", "") == "" and res.get("gpu", "0") == "0", (job.rule, res)
+
+
+def test_dry_run_reads_site_variables(site_dry_run):
+    for job in remote(site_dry_run):
+        assert job.resources["slurm_account"] == SITE["RESNET_SCALING_SLURM_ACCOUNT"]
+        expected = "RESNET_SCALING_GPU_PARTITION" if job.rule in GPU_RULES else "RESNET_SCALING_CPU_PARTITION"
+        assert job.resources["slurm_partition"] == SITE[expected], (job.rule, job.resources)
+
+
+def test_training_resources_grow_with_depth(site_dry_run):
+    """Memory and time requests of training never shrink as depth grows (per experiment)."""
+    by_exp: dict[str, list] = {}
+    for job in site_dry_run:
+        if job.rule == "train":
+            by_exp.setdefault(job.wildcards["exp"], []).append(job)
+    assert by_exp
+    for exp, jobs in by_exp.items():
+        jobs.sort(key=lambda j: int(j.wildcards["depth"]))
+        for key in ("mem_mb", "runtime"):
+            values = [int(j.resources[key]) for j in jobs]
+            assert values == sorted(values), (exp, key, values)
+
+
+# -- (2) the stand-in run through the real plugin -----------------------------------------
+
+
+def test_every_remote_job_submitted_once_with_its_resources(standin_run, site_dry_run):
+    """Each non-local job of the DAG got exactly one sbatch whose flags carry its resources."""
+    work, calls, _ = standin_run
+    submitted = sbatch_calls(calls)
+    expected = {comment_of(job): job for job in remote(site_dry_run)}
+    assert set(submitted) == set(expected)
+    for comment, job in expected.items():
+        opts = submitted[comment]["options"]
+        res = job.resources
+        assert opts["--mem"] == res["mem_mb"], comment
+        assert opts["-t"] == res["runtime"], comment
+        assert opts["-A"] == SITE["RESNET_SCALING_SLURM_ACCOUNT"], comment
+        assert opts["--output"].startswith(f"{work}/logs/slurm/rule_{job.rule}/"), comment
+        assert opts["-D"] == str(work)
+        if job.rule in GPU_RULES:
+            assert opts["-p"] == SITE["RESNET_SCALING_GPU_PARTITION"], comment
+            assert opts["--gpus"] == "1" and opts["--cpus-per-gpu"] == res["cpus_per_gpu"], comment
+            assert "--ntasks" not in opts, comment
+        else:
+            assert opts["-p"] == SITE["RESNET_SCALING_CPU_PARTITION"], comment
+            assert "--gpus" not in opts and "--gres" not in opts, comment
+            assert opts["--cpus-per-task"] == str(job.threads) and opts["--ntasks"] == "1", comment
+
+
+def test_job_steps_request_the_gpu(standin_run):
+    """Inside each job the plugin's jobstep runs the rule under srun; GPU jobs ask srun for the GPU."""
+    _, calls, _ = standin_run
+    steps = [c for c in calls if c["command"] == "srun"]
+    assert len(steps) == len(sbatch_calls(calls))
+    gpu_steps = [c for c in steps if "--gpus" in c["options"]]
+    n_gpu_jobs = sum(1 for c in sbatch_calls(calls).values() if "--gpus" in c["options"])
+    assert len(gpu_steps) == n_gpu_jobs > 0
+    assert all(c["options"]["--gpus"] == "1" for c in gpu_steps)
+
+
+def test_status_was_queried_and_accounts_validated(standin_run):
+    _, calls, _ = standin_run
+    commands = {c["command"] for c in calls}
+    assert "sacct" in commands or "squeue" in commands
+    assert "sacctmgr" in commands  # the given account is checked before the first submission
+
+
+def test_outputs_equal_a_local_run(standin_run, local_run):
+    work, _, _ = standin_run
+    problems = compare_trees(local_run, work)
+    assert not problems, "\n".join(problems)
+
+
+# -- (3) the profile against the workflow ----------------------------------------------
+
+
+def test_profile_names_only_existing_rules(work_copy):
+    proc = run_snakemake(["--list-rules", *SMOKE], work_copy, clean_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rules = set(proc.stdout.split())
+    profile = load_profile()
+    for key in ("set-resources", "set-threads", "set-resource-scopes"):
+        named = set(profile.get(key) or {})
+        assert named <= rules, f"{key} names unknown rules: {sorted(named - rules)}"
+    assert "train" in profile["set-resources"]
+
+
+def test_profile_is_self_contained():
+    """A --workflow-profile replaces the default profile: its own defaults and run settings."""
+    profile = load_profile()
+    assert profile["executor"] == "slurm"
+    assert {"mem_mb", "runtime"} <= set(profile["default-resources"])
+    assert profile["slurm-logdir"] == "logs/slurm"
+    assert profile["rerun-incomplete"] is True and profile["retries"] >= 1

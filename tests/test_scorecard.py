@@ -1,0 +1,93 @@
+"""The scorecard: reference values with provenance, verdicts, and the rendered report."""
+
+from html.parser import HTMLParser
+
+import pandas as pd
+
+from resnet_scaling.scorecard import REFERENCES, render_html, render_markdown, score
+
+
+def _tables():
+    regimes = pd.DataFrame([
+        {"experiment": "tanh_syn", "dataset": "synthetic", "dataset_kind": "synthetic", "activation": "tanh",
+         "delta": "shared", "shuffle": "correct", "regime": "ODE", "support": 0.9, "n_depths": 13, "n_seeds": 4,
+         "excluded": "", "rule": "the rule"},
+        {"experiment": "relu_dig", "dataset": "digits", "dataset_kind": "digits", "activation": "relu",
+         "delta": "multi", "shuffle": "correct", "regime": "neither", "support": 0.7, "n_depths": 13, "n_seeds": 4,
+         "excluded": "diverged:2", "rule": "the rule"},
+        {"experiment": "relu_none", "dataset": "synthetic", "dataset_kind": "synthetic", "activation": "relu",
+         "delta": "none", "shuffle": "correct", "regime": "SDE", "support": 1.0, "n_depths": 13, "n_seeds": 4,
+         "excluded": "", "rule": "the rule"},
+    ])
+    rows = [
+        ("tanh_syn", "A", "max_norm", 0.22, 0.15, 0.28),
+        ("tanh_syn", "M", "rms_norm", 0.95, 0.9, 1.0),
+        ("relu_dig", "M_abs", "max_norm", 0.61, 0.50, 0.72),
+        ("relu_dig", "M", "rms_norm", 0.6, 0.5, 0.7),
+    ]
+    exponents = pd.DataFrame(
+        [{"experiment": e, "quantity": q, "statistic": s, "exponent": x, "ci_low": lo, "ci_high": hi,
+          "slope": -x, "slope_ci_low": -hi, "slope_ci_high": -lo} for e, q, s, x, lo, hi in rows]
+    )
+    return exponents, regimes
+
+
+def test_reference_values_and_provenance():
+    by_key = {r.key: r for r in REFERENCES}
+    assert by_key["tanh-shared-synthetic-beta"].value == 0.2 and by_key["tanh-shared-synthetic-beta"].quantity == "A"
+    assert by_key["relu-multi-synthetic-beta"].value == 0.5
+    assert by_key["relu-multi-mnist-beta"].value == 0.4 and "digits" in by_key["relu-multi-mnist-beta"].dataset_kinds
+    assert {r.regime for r in REFERENCES if r.regime} == {"ODE", "SDE"}
+    for ref in REFERENCES:
+        assert "instadeepai/scaling-resnets" in ref.provenance
+
+
+def test_verdicts():
+    exponents, regimes = _tables()
+    scores = score(exponents, regimes).set_index(["reference", "experiment"])
+    assert scores.loc[("tanh-shared-synthetic-beta", "tanh_syn"), "agree"]  # 0.2 in [0.15, 0.28]
+    assert scores.loc[("tanh-shared-regime", "tanh_syn"), "agree"]
+    # 0.4 lies below [0.50, 0.72] even when widened by the rounding half-width 0.05
+    assert not scores.loc[("relu-multi-mnist-beta", "relu_dig"), "agree"]
+    assert not scores.loc[("relu-multi-regime", "relu_dig"), "agree"]
+    assert "relu_none" not in scores.index.get_level_values("experiment")  # δ none matches no reference
+    wide = score(exponents, regimes, rounding=0.1).set_index(["reference", "experiment"])
+    assert wide.loc[("relu-multi-mnist-beta", "relu_dig"), "agree"]
+
+
+def test_missing_exponent_is_a_disagreement():
+    exponents, regimes = _tables()
+    scores = score(exponents[exponents["quantity"] != "A"], regimes).set_index(["reference", "experiment"])
+    row = scores.loc[("tanh-shared-synthetic-beta", "tanh_syn")]
+    assert row["ours"] == "n/a" and not row["agree"]
+
+
+class _Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.rows += tag == "tr"
+
+
+def test_rendered_scorecard_quotes_exponents_with_intervals():
+    exponents, regimes = _tables()
+    scores = score(exponents, regimes)
+    md = render_markdown(scores, exponents, regimes)
+    assert "2 of 4 rows agree" in md
+    assert "0.95 [0.90, 1.00]" in md and "0.22 [0.15, 0.28]" in md  # exponents with intervals
+    assert "ODE (90%)" in md and "diverged:2" in md and "| disagree |" in md
+    assert "β of \\|δ_k\\|A_k" in md  # pipes escaped inside table cells
+    parser = _Cells()
+    parser.feed(render_html(scores, exponents, regimes))
+    header_rows = 3
+    assert parser.rows == header_rows + len(scores) + len(regimes) + 3
+
+
+def test_no_matching_experiment_gives_an_empty_scorecard():
+    exponents, regimes = _tables()
+    regimes = regimes[regimes["experiment"] == "relu_none"]
+    scores = score(exponents, regimes)
+    assert scores.empty
+    assert "0 of 0 rows agree" in render_markdown(scores, exponents, regimes)

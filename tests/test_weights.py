@@ -1,0 +1,202 @@
+"""Extraction of layer sequences, weight paths and the trend/noise decomposition (MATH.md §1, §3)."""
+
+import numpy as np
+import pytest
+import torch
+
+import scaling_problems as sp
+from scaling_problems import one_thread  # noqa: F401 (fixture)
+from resnet_scaling.io import read_npz, write_npz
+from resnet_scaling.resnet import ResNetEnsemble
+from resnet_scaling.weights import (
+    TrainedWeights,
+    block_means,
+    decompose,
+    effective_weights,
+    extract,
+    from_training,
+    layer_norms,
+    layer_table,
+    load_weights,
+    noise_path,
+    paths_table,
+    quantity_sequences,
+    trend,
+    weight_path,
+    _network_loss,
+)
+
+
+def test_effective_weights_and_paths_by_definition():
+    rng = np.random.default_rng(0)
+    A, b, delta = rng.normal(size=(2, 5, 3, 3)), rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5))
+    M, m = effective_weights(A, b, delta)
+    W = weight_path(M)
+    for s in range(2):
+        for k in range(5):
+            np.testing.assert_allclose(M[s, k], delta[s, k] * A[s, k])
+            np.testing.assert_allclose(m[s, k], delta[s, k] * b[s, k])
+        for k in range(6):
+            np.testing.assert_allclose(W[s, k], sum((M[s, j] for j in range(k)), np.zeros((3, 3))))
+    np.testing.assert_allclose(layer_norms(M)[1, 2], np.linalg.norm(M[1, 2]))
+
+
+@pytest.mark.parametrize("delta_type", ["shared", "multi", "none"])
+def test_files_are_in_the_paper_convention(delta_type, one_thread):
+    """h_{k+1} = h_k + δ_k tanh(A_k h_k + b_k) with the extracted column-vector A_k, b_k, δ_k
+    reproduces the network's own forward pass."""
+    net = ResNetEnsemble.initialise(7, 4, range(3), delta_type=delta_type, init="xavier", init_sd=1.0,
+                                    activation="tanh", dtype=torch.float64)
+    arrays = net.to_numpy()
+    w = from_training(arrays, {"experiment": "e", "depth": 7, "config": {"delta": delta_type, "activation": "tanh"}})
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    h = np.broadcast_to(x, (3, 5, 4)).copy()
+    for k in range(7):
+        z = np.einsum("sij,snj->sni", w.A[:, k], h) + w.b[:, k, None, :]
+        h = h + w.delta[:, k, None, None] * np.tanh(z)
+    np.testing.assert_allclose(h, net.forward(torch.as_tensor(x)).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_extract_round_trip_and_layer_table(tmp_path):
+    train = tmp_path / "train.npz"
+    sp.write_training_output(train, "smooth", 12, seeds=3, dim=4, experiment="exp1",
+                             status=["converged", "stopped", "diverged"], epochs=4)
+    w = extract(train, tmp_path / "w.npz", tmp_path / "layers.csv")
+    back = load_weights(tmp_path / "w.npz")
+    arrays, _ = read_npz(train)
+    np.testing.assert_array_equal(back.A, arrays["A"])
+    np.testing.assert_array_equal(back.status, ["converged", "stopped", "diverged"])
+    assert (back.experiment, back.depth, back.delta_type) == ("exp1", 12, "shared")
+    # final losses: the last finite entry of each padded history
+    np.testing.assert_allclose(back.losses["train_loss"][0], arrays["train_loss"][0, -2])
+    np.testing.assert_allclose(back.losses["train_loss"][1:], arrays["train_loss"][1:, -1])
+    saved, _ = read_npz(tmp_path / "w.npz")
+    M = arrays["A"] * arrays["delta"][..., None, None]
+    np.testing.assert_allclose(saved["W_A"][:, -1], M.sum(axis=1))
+    np.testing.assert_allclose(saved["M"], M)
+
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "layers.csv")
+    assert len(table) == 3 * 12 * 5  # seeds × layers × (A, b, delta, M, m)
+    a = table[(table["quantity"] == "A") & (table["seed"] == 1)].sort_values("k")
+    np.testing.assert_allclose(a["norm"], np.linalg.norm(arrays["A"][1], axis=(1, 2)))
+    np.testing.assert_allclose(a["increment"].iloc[:-1],
+                               np.linalg.norm(np.diff(arrays["A"][1], axis=0), axis=(1, 2)))
+    assert np.isnan(a["increment"].iloc[-1]) and a["t"].iloc[3] == pytest.approx(3 / 12)
+    assert w.depth == 12
+
+
+def test_training_output_must_say_its_delta_type(tmp_path):
+    A = np.zeros((1, 3, 2, 2))
+    write_npz(tmp_path / "bad.npz", metadata={"depth": 3, "config": {"activation": "tanh"}},
+              A=A, b=np.zeros((1, 3, 2)), delta=np.ones((1, 3)))
+    from resnet_scaling.weights import load_training
+
+    with pytest.raises(ValueError, match="config.delta"):
+        load_training(tmp_path / "bad.npz")
+
+
+def test_quantities_per_delta_type():
+    w = sp.network("brownian", 6, seeds=2, dim=3)
+    assert list(quantity_sequences(w)) == ["A", "b", "M", "m"]
+    w.delta_type, w.delta = "multi", -np.abs(np.random.default_rng(0).normal(size=(2, 6)))
+    q = quantity_sequences(w)
+    assert list(q) == ["A", "b", "delta", "M", "m", "M_abs", "m_abs"]
+    np.testing.assert_allclose(q["M_abs"], -q["M"])
+    assert layer_table(w)["quantity"].nunique() == 7
+
+
+@pytest.mark.parametrize("L", [40, 43])
+def test_trend_of_trend_only_weights_is_exact(L):
+    """X_k = L^{-β} Ā_{⌊nk/L⌋} for piecewise-constant Ā: the trend is Ā, denoising changes
+    nothing and the noise path is zero (also when L is not a multiple of the cells)."""
+    n, beta = 8, 0.4
+    Abar = np.random.default_rng(3).normal(size=(n, 2, 2))
+    X = np.broadcast_to(L**-beta * Abar[(np.arange(L) * n) // L], (3, L, 2, 2)).copy()
+    other = np.broadcast_to(80**-beta * Abar[(np.arange(80) * n) // 80], (2, 80, 2, 2)).copy()
+    est = trend([X, other], beta, n)
+    np.testing.assert_allclose(est, Abar, rtol=1e-12)
+    from resnet_scaling.weights import denoise
+
+    np.testing.assert_allclose(denoise(X, est, beta), X, rtol=1e-12)
+    np.testing.assert_allclose(noise_path(X, denoise(X, est, beta), beta), 0.0, atol=1e-12)
+    np.testing.assert_allclose(block_means(X, n)[0], L**-beta * Abar, rtol=1e-12)
+
+
+def test_noise_path_of_iid_residuals_has_unit_variance():
+    """X_k = L^{-β}(Ā + ξ_k), ξ i.i.d. N(0, 1): the rescaled noise path at t = 1 is
+    L^{-1/2} Σ_k ξ_k minus the pooled trend's share; with N networks pooled its variance
+    is 1 − 1/N."""
+    L, n, beta, N = 256, 16, 0.5, 8
+    rng = np.random.default_rng(7)
+    X = L**-beta * (1.0 + rng.normal(size=(N, L, 10, 10)))
+    from resnet_scaling.weights import denoise
+
+    bar = denoise(X, trend([X], beta, n), beta)
+    end = noise_path(X, bar, beta)[:, -1]
+    assert end.var() == pytest.approx(1 - 1 / N, rel=0.12)
+
+
+def test_relu_rebuild_from_absolute_delta_is_the_same_network(one_thread):
+    """δ relu(Ah + b) = sign(δ) relu(|δ|Ah + |δ|b): the pair the decomposition rebuilds from."""
+    rng = np.random.default_rng(2)
+    A, b, delta = rng.normal(size=(2, 9, 3, 3)), rng.normal(size=(2, 9, 3)), rng.normal(size=(2, 9))
+    x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 3))
+    Mabs, mabs = effective_weights(A, b, np.abs(delta))
+    np.testing.assert_allclose(_network_loss(Mabs, mabs, np.sign(delta), "relu", x, y),
+                               _network_loss(A, b, delta, "relu", x, y), rtol=1e-12)
+
+
+def _trend_only_networks(delta_type: str, activation: str, depths=(16, 32), n_cells=8, seeds=2, beta=0.5):
+    """Networks whose decomposed pair is exactly L^{-β}(Ā, b̄) on the cells: (A, b) for shared δ;
+    (|δ|A, |δ|b) for per-layer δ of random signs and sizes."""
+    rng = np.random.default_rng(4)
+    Abar, bbar = rng.normal(size=(n_cells, 3, 3)), rng.normal(size=(n_cells, 3))
+    nets = []
+    for L in depths:
+        cells = (np.arange(L) * n_cells) // L
+        A = np.broadcast_to(L**-beta * Abar[cells], (seeds, L, 3, 3)).copy()
+        b = np.broadcast_to(L**-beta * bbar[cells], (seeds, L, 3)).copy()
+        if delta_type == "multi":
+            delta = rng.choice([-1.0, 1.0], size=(seeds, L)) * rng.uniform(0.5, 2.0, size=(seeds, L)) / L
+            A, b = A / np.abs(delta)[..., None, None], b / np.abs(delta)[..., None]
+        else:
+            delta = np.full((seeds, L), 1.0 / L)
+        nets.append(TrainedWeights(A, b, delta, np.arange(seeds), np.array(["converged"] * seeds), "e", L,
+                                   delta_type, activation))
+    return nets
+
+
+@pytest.mark.parametrize("delta_type,activation,pair", [("shared", "tanh", ("A", "b")), ("multi", "relu", ("M_abs", "m_abs"))])
+def test_decompose_trend_only_networks(delta_type, activation, pair, one_thread):
+    nets = _trend_only_networks(delta_type, activation)
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(20, 3)), rng.normal(size=(20, 3)))
+    betas = {q: 0.5 for q in pair}
+    decomposition, losses = decompose(nets, betas, data, n_cells=8, show_depths=1, n_entries=2)
+    np.testing.assert_allclose(losses["loss_denoised"], losses["loss_trained"], rtol=1e-10)
+    assert set(decomposition["quantity"]) == set(pair) and set(decomposition["depth"]) == {32}
+    np.testing.assert_allclose(decomposition["weight"], decomposition["trend"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(decomposition["noise"], 0.0, atol=1e-10)
+    assert len(losses) == 4 and (decomposition.groupby("quantity")["entry"].nunique() == 2).all()
+
+
+def test_decompose_needs_deep_enough_networks():
+    with pytest.raises(ValueError, match="cells"):
+        decompose([sp.network("smooth", 16)], {"A": 0.3, "b": 0.3}, (None, None), n_cells=32)
+
+
+def test_paths_table():
+    nets = [sp.network("brownian", L, seeds=3, dim=4, status=["diverged", "converged", "converged"]) for L in (8, 16, 32)]
+    table = paths_table(nets, {"A": 0.5, "M": 0.5}, n_entries=2, n_depths=2)
+    assert set(table["series"]) == {"entry", "norm", "path"}
+    path = table[(table["series"] == "path") & (table["depth"] == 32)]
+    assert set(path["seed"]) == {1}  # the first included seed
+    entry = path["entry"].iloc[0]
+    i, j = eval(entry)
+    end = path[(path["entry"] == entry) & (path["k"] == 32)]["value"].iloc[0]
+    assert end == pytest.approx(nets[-1].A[1, :, i, j].sum())
+    assert set(table.loc[table["series"] == "path", "depth"]) == {16, 32}
+    norm = table[table["series"] == "norm"].sort_values("k")["value"].to_numpy()
+    np.testing.assert_allclose(norm, 32**0.5 * np.linalg.norm(nets[-1].A[1], axis=(1, 2)))

@@ -1,0 +1,361 @@
+# Scaling stage (MATH.md §3): extract the layer sequences of every trained network, take
+# their statistics, fit exponents with seed-bootstrap intervals, classify the regime of
+# each experiment, compare with the references, and draw the scaling figures.
+# Settings: the `scaling` section of the config; schema validation (common.smk) fills in
+# every default from workflow/schemas/config.schema.yaml.
+
+SCALING = config["scaling"]
+SCALING_INCLUDE = SCALING["include_status"]
+SCALING_DECOMP = SCALING["decomposition"]
+SCALING_PATHS = SCALING["paths"]
+SCALING_EXPONENT_STAT = SCALING["regime"]["exponent_statistic"]
+
+
+# Per experiment: the columns that describe it in every table of the stage, and the depths
+# pooled for the trend of the decomposition (at least min_depth and the number of cells).
+SCALING_LABELS = {
+    exp: {
+        "dataset": experiment(exp)["dataset"],
+        "dataset_kind": config["datasets"][experiment(exp)["dataset"]]["kind"],
+        "activation": experiment(exp)["activation"],
+        "delta": experiment(exp)["delta"],
+        "shuffle": experiment(exp).get("shuffle", "correct"),
+    }
+    for exp in EXPERIMENTS
+}
+SCALING_DECOMP_DEPTHS = {
+    exp: [
+        d
+        for d in depths_of(exp)
+        if d >= max(SCALING_DECOMP["min_depth"], SCALING_DECOMP["n_cells"])
+    ]
+    for exp in EXPERIMENTS
+}
+for _exp, _depths in SCALING_DECOMP_DEPTHS.items():
+    if not _depths:
+        raise ValueError(
+            f"scaling.decomposition.min_depth / n_cells: experiment {_exp!r} has no depth >= "
+            f"{max(SCALING_DECOMP['min_depth'], SCALING_DECOMP['n_cells'])} (its deepest is {max(depths_of(_exp))})"
+        )
+
+SCALING_OUTPUTS = [
+    "results/exponents.csv",
+    "results/regimes.csv",
+    "results/scorecard.md",
+    "results/scorecard.html",
+    *[
+        f"figures/scaling_{name}.{ext}"
+        for name in ("max_norm", "hypothesis", "loss", "summary")
+        for ext in ("pdf", "png")
+    ],
+    *[
+        f"figures/scaling_{name}_{exp}.{ext}"
+        for name in ("paths", "decomposition")
+        for exp in EXPERIMENTS
+        for ext in ("pdf", "png")
+    ],
+]
+
+
+rule scaling_extract:
+    input:
+        lambda wildcards: train_output(wildcards.exp, wildcards.depth),
+    output:
+        weights="results/weights/{exp}/depth_{depth}.npz",
+        layers="results/weights/{exp}/depth_{depth}_layers.csv",
+    log:
+        "logs/scaling/extract/{exp}/depth_{depth}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: 1000 + int(wildcards.depth) * 4,
+        runtime=10,
+    script:
+        "../scripts/scaling_extract.py"
+
+
+rule scaling_statistics:
+    input:
+        lambda wildcards: [
+            f"results/weights/{wildcards.exp}/depth_{d}.npz"
+            for d in depths_of(wildcards.exp)
+        ],
+    output:
+        statistics=ensure("results/scaling/{exp}/statistics.csv", non_empty=True),
+        training="results/scaling/{exp}/training.csv",
+    log:
+        "logs/scaling/statistics/{exp}.log",
+    benchmark:
+        "benchmarks/output/scaling/statistics/{exp}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        labels=lambda wildcards: SCALING_LABELS[wildcards.exp],
+        window_fraction=SCALING["detrend_window"],
+    script:
+        "../scripts/scaling_statistics.py"
+
+
+rule scaling_exponents:
+    input:
+        expand("results/scaling/{exp}/statistics.csv", exp=EXPERIMENTS),
+    output:
+        exponents=ensure("results/exponents.csv", non_empty=True),
+        regimes=ensure("results/regimes.csv", non_empty=True),
+    log:
+        "logs/scaling/exponents.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        scaling=SCALING,
+    script:
+        "../scripts/scaling_exponents.py"
+
+
+rule scaling_paths:
+    input:
+        weights=lambda wildcards: [
+            f"results/weights/{wildcards.exp}/depth_{d}.npz"
+            for d in depths_of(wildcards.exp)[-SCALING_PATHS["n_depths"] :]
+        ],
+        exponents="results/exponents.csv",
+    output:
+        "results/scaling/{exp}/paths.csv",
+    log:
+        "logs/scaling/paths/{exp}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        n_entries=SCALING_PATHS["n_entries"],
+        n_depths=SCALING_PATHS["n_depths"],
+        exponent_statistic=SCALING_EXPONENT_STAT,
+        include_status=SCALING_INCLUDE,
+    script:
+        "../scripts/scaling_paths.py"
+
+
+rule scaling_decomposition:
+    input:
+        weights=lambda wildcards: [
+            f"results/weights/{wildcards.exp}/depth_{d}.npz"
+            for d in SCALING_DECOMP_DEPTHS[wildcards.exp]
+        ],
+        exponents="results/exponents.csv",
+        dataset=dataset_of,
+    output:
+        decomposition="results/scaling/{exp}/decomposition.csv",
+        losses="results/scaling/{exp}/denoised_loss.csv",
+    log:
+        "logs/scaling/decomposition/{exp}.log",
+    benchmark:
+        "benchmarks/output/scaling/decomposition/{exp}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        n_cells=SCALING_DECOMP["n_cells"],
+        show_depths=SCALING_DECOMP["show_depths"],
+        n_entries=SCALING_DECOMP["n_entries"],
+        exponent_statistic=SCALING_EXPONENT_STAT,
+        include_status=SCALING_INCLUDE,
+    script:
+        "../scripts/scaling_decomposition.py"
+
+
+rule scaling_scorecard:
+    input:
+        exponents="results/exponents.csv",
+        regimes="results/regimes.csv",
+    output:
+        markdown="results/scorecard.md",
+        html=report(
+            "results/scorecard.html",
+            caption="../report/scaling_scorecard.rst",
+            category="Scaling",
+            subcategory="Scorecard",
+        ),
+    log:
+        "logs/scaling/scorecard.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        rounding=SCALING["scorecard"]["rounding"],
+    script:
+        "../scripts/scaling_scorecard.py"
+
+
+# -- figures: one function each in src/resnet_scaling/plots/scaling.py -------------------
+
+
+rule scaling_figure_max_norm:
+    input:
+        statistics=expand("results/scaling/{exp}/statistics.csv", exp=EXPERIMENTS),
+        exponents="results/exponents.csv",
+    output:
+        pdf="figures/scaling_max_norm.pdf",
+        png=report(
+            "figures/scaling_max_norm.png",
+            caption="../report/scaling_max_norm.rst",
+            category="Scaling",
+            subcategory="Exponents",
+        ),
+    log:
+        "logs/scaling/figure_max_norm.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        include_status=SCALING_INCLUDE,
+    script:
+        "../scripts/scaling_figure.py"
+
+
+rule scaling_figure_hypothesis:
+    input:
+        statistics=expand("results/scaling/{exp}/statistics.csv", exp=EXPERIMENTS),
+        exponents="results/exponents.csv",
+    output:
+        pdf="figures/scaling_hypothesis.pdf",
+        png=report(
+            "figures/scaling_hypothesis.png",
+            caption="../report/scaling_hypothesis.rst",
+            category="Scaling",
+            subcategory="Exponents",
+        ),
+    log:
+        "logs/scaling/figure_hypothesis.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        include_status=SCALING_INCLUDE,
+    script:
+        "../scripts/scaling_figure.py"
+
+
+rule scaling_figure_loss:
+    input:
+        training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
+    output:
+        pdf="figures/scaling_loss.pdf",
+        png=report(
+            "figures/scaling_loss.png",
+            caption="../report/scaling_loss.rst",
+            category="Scaling",
+            subcategory="Training",
+        ),
+    log:
+        "logs/scaling/figure_loss.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        epsilons={exp: experiment(exp).get("epsilon", 1e-3) for exp in EXPERIMENTS},
+    script:
+        "../scripts/scaling_figure.py"
+
+
+rule scaling_figure_summary:
+    input:
+        regimes="results/regimes.csv",
+    output:
+        pdf="figures/scaling_summary.pdf",
+        png=report(
+            "figures/scaling_summary.png",
+            caption="../report/scaling_summary.rst",
+            category="Scaling",
+            subcategory="Regimes",
+        ),
+    log:
+        "logs/scaling/figure_summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        regime=SCALING["regime"],
+    script:
+        "../scripts/scaling_figure.py"
+
+
+rule scaling_figure_paths:
+    input:
+        paths="results/scaling/{exp}/paths.csv",
+        exponents="results/exponents.csv",
+    output:
+        pdf="figures/scaling_paths_{exp}.pdf",
+        png=report(
+            "figures/scaling_paths_{exp}.png",
+            caption="../report/scaling_paths.rst",
+            category="Scaling",
+            subcategory="Weight paths",
+            labels={"experiment": "{exp}"},
+        ),
+    log:
+        "logs/scaling/figure_paths/{exp}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/scaling_figure.py"
+
+
+rule scaling_figure_decomposition:
+    input:
+        decomposition="results/scaling/{exp}/decomposition.csv",
+        losses="results/scaling/{exp}/denoised_loss.csv",
+    output:
+        pdf="figures/scaling_decomposition_{exp}.pdf",
+        png=report(
+            "figures/scaling_decomposition_{exp}.png",
+            caption="../report/scaling_decomposition.rst",
+            category="Scaling",
+            subcategory="Trend and noise",
+            labels={"experiment": "{exp}"},
+        ),
+    log:
+        "logs/scaling/figure_decomposition/{exp}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        epsilon=lambda wildcards: experiment(wildcards.exp).get("epsilon", 1e-3),
+    script:
+        "../scripts/scaling_figure.py"

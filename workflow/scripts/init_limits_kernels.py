@@ -1,0 +1,18 @@
+"""Snakemake adapter: empirical kernels of wide networks against the kernel ODE (MATH.md §6)."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+import torch  # noqa: E402
+
+from resnet_scaling.io import write_csv  # noqa: E402
+from resnet_scaling.kernels import kernel_width_table  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+errors, paths = kernel_width_table(snakemake.params.cfg, snakemake.params.seed)
+write_csv(snakemake.output.errors, errors)
+write_csv(snakemake.output.paths, paths)
+logging.info("kernel errors:\n%s", errors.to_string())

@@ -1,0 +1,33 @@
+"""Snakemake adapter: trend/noise decomposition of one experiment's deepest networks and the
+training loss of the trend-only (denoised) weights."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from resnet_scaling.exponents import exponents_of  # noqa: E402
+from resnet_scaling.io import read_npz, write_csv  # noqa: E402
+from resnet_scaling.weights import decompose, load_weights  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+p = snakemake.params
+data, _ = read_npz(snakemake.input.dataset)
+decomposition, losses = decompose(
+    [load_weights(path) for path in snakemake.input.weights],
+    exponents_of(pd.read_csv(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
+    (data["x_train"], data["y_train"]),
+    n_cells=p.n_cells,
+    show_depths=p.show_depths,
+    n_entries=p.n_entries,
+    include_status=p.include_status,
+)
+write_csv(snakemake.output.decomposition, decomposition)
+write_csv(snakemake.output.losses, losses)
+for depth, part in losses.groupby("depth"):
+    logging.info("L=%d: median loss trained %.3g, trend only %.3g", depth,
+                 part["loss_trained"].median(), part["loss_denoised"].median())

@@ -1,0 +1,22 @@
+"""Snakemake adapter: every statistic of every quantity, depth and seed of one experiment."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+from tqdm import tqdm  # noqa: E402
+
+from resnet_scaling.io import write_csv  # noqa: E402
+from resnet_scaling.statistics import experiment_statistics  # noqa: E402
+from resnet_scaling.weights import load_weights  # noqa: E402
+
+stats, training = experiment_statistics(
+    (load_weights(path) for path in tqdm(snakemake.input, desc=snakemake.wildcards.exp, file=sys.stderr)),
+    window_fraction=snakemake.params.window_fraction,
+    labels=snakemake.params.labels,
+)
+write_csv(snakemake.output.statistics, stats)
+write_csv(snakemake.output.training, training)
+logging.info("%d rows of statistics, %d networks", len(stats), len(training))
