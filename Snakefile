@@ -20,6 +20,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/scaling.smk"
+include: "workflow/rules/fbsde.smk"
+include: "workflow/rules/init_limits.smk"
 
 
 rule all:

@@ -97,14 +97,14 @@ def test_interval_coverage_on_weight_sequences():
 def test_excluded_networks_are_left_out_and_counted():
     stats = _statistics("brownian", status=["converged", "diverged", "stopped", "converged"])
     stats.loc[(stats["depth"] == 16) & (stats["seed"] == 3), "finite"] = False
-    table, regime = fit_experiment(stats, SETTINGS, RegimeThresholds())
-    row = _row(table, "M", "rms_norm")
+    row = _row(fit_experiment(stats, SETTINGS, RegimeThresholds())[0], "M", "rms_norm")
     assert row["n_seeds"] == 3 and row["n_points"] == 3 * len(sp.DEPTHS) - 1
     assert row["n_excluded"] == len(sp.DEPTHS) + 1
     assert row["excluded"] == f"diverged:{len(sp.DEPTHS)}; non-finite:1"
     only_converged = FitSettings(min_depth=16, resamples=100, include_status=("converged",))
     row = _row(fit_experiment(stats, only_converged, RegimeThresholds())[0], "M", "rms_norm")
     assert row["n_seeds"] == 2 and row["n_excluded"] == 2 * len(sp.DEPTHS) + 1
+    assert row["excluded"] == f"diverged:{len(sp.DEPTHS)}; non-finite:1; stopped:{len(sp.DEPTHS)}"
 
 
 def test_fit_window_and_determinism():

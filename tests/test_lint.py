@@ -198,3 +198,22 @@ def test_envs_cover_the_imports_of_their_rules():
         if missing:
             problems.append(f"{rule.name}: {env.name} lacks {sorted(missing)}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", env_files(), ids=lambda p: p.name)
+def test_post_deploy_script_makes_the_package_importable(env, tmp_path):
+    """Conda blanks PYTHONPATH in rule jobs; the post-deploy script must make resnet_scaling
+    importable from the checkout anyway. Run it in a bare virtual environment standing in for
+    the fresh conda environment (activated: its python first on PATH), from a repository copy."""
+    script = env.with_name(env.stem + ".post-deploy.sh")
+    assert script.exists(), f"{env.name} has no post-deploy script"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    work = copy_workflow(tmp_path / "repo")
+    env_vars = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", str(script)], cwd=work, env=env_vars, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import resnet_scaling; print(resnet_scaling.__file__)"],
+                           cwd=tmp_path, env=env_vars, capture_output=True, text=True, timeout=60)
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()) == work / "src" / "resnet_scaling" / "__init__.py"

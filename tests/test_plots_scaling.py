@@ -42,7 +42,7 @@ def test_all_scaling_figures(tables, tmp_path, one_thread):
     figures.loss_figure(training, {"smooth": 1e-3, "brownian": 1e-3}, tmp_path / "loss.png")
     figures.summary_figure(regimes, RegimeThresholds(), tmp_path / "summary.png")
     betas = exponents_of(exponents, "brownian")
-    figures.paths_figure(paths_table(nets["brownian"], betas, n_depths=2), exponents, tmp_path / "paths.png")
+    figures.paths_figure(paths_table(nets["brownian"], betas, n_depths=2), tmp_path / "paths.png")
     rng = np.random.default_rng(0)
     decomposition, losses = decompose(nets["brownian"], betas, (rng.normal(size=(8, 3)), rng.normal(size=(8, 3))),
                                       n_cells=8, show_depths=2)

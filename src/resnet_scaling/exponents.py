@@ -19,7 +19,8 @@ support the regime found on the point estimates (``support``).
 Regime rule on the effective weights M = δA (thresholds in :class:`RegimeThresholds`):
 - ODE: increment-ratio slope ≤ −0.5 and exponent of M ≈ 1;
 - SDE: increment-ratio slope ≈ 0, exponent of M ≈ 1/2, quadratic-variation slope ≈ 0;
-- neither otherwise.
+- neither otherwise;
+and ``undetermined`` when one of the three slopes cannot be fitted (too few depths).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from .io import stable_seed
+from .weights import INCLUDE_STATUS
 
-REGIMES = ("ODE", "SDE", "neither")
 #: Columns that describe an experiment and are carried from the statistics table.
 LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta", "shuffle")
 
@@ -72,7 +73,7 @@ class FitSettings:
     resamples: int = 1000
     level: float = 0.95
     seed: int = 0
-    include_status: tuple = ("converged", "stopped")
+    include_status: tuple = INCLUDE_STATUS
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "FitSettings":
@@ -145,7 +146,7 @@ class SeedGrid:
         for i, s in enumerate(seeds):
             draws[:, i, : len(s)] = rng.integers(0, len(s), size=(resamples, len(s)))
         slots = np.arange(s_max)[None, :] < np.array([len(s) for s in seeds], dtype=int)[:, None]
-        return cls(depths, seeds, draws, slots.reshape(len(depths), s_max))
+        return cls(depths, seeds, draws, slots)
 
     def values(self, table: pd.DataFrame) -> np.ndarray:
         """(D, S_max) grid of ``value`` from rows with columns depth, seed, value; NaN where absent."""
@@ -206,7 +207,7 @@ def fit_grid(grid: SeedGrid, values: np.ndarray, window: tuple[float, float], le
         x.reshape(1, -1), yb.reshape(B, -1), wb.reshape(B, -1).astype(float)
     )
     used = present.any(axis=1)
-    dof = _welch_dof(x[:, 0], logy, present, count)
+    dof = _welch_dof(x[:, 0], logy, present, count, mean)
     quantile = sps.t.ppf(0.5 + level / 2, max(dof, 1.0))
     if dof > 0 and np.isfinite(draws).sum() > 1 and np.isfinite(slope):
         half, method = quantile * np.nanstd(draws, ddof=1), "seed-bootstrap"
@@ -231,7 +232,7 @@ def fit_grid(grid: SeedGrid, values: np.ndarray, window: tuple[float, float], le
     )
 
 
-def _welch_dof(x: np.ndarray, logy: np.ndarray, present: np.ndarray, count: np.ndarray) -> float:
+def _welch_dof(x: np.ndarray, logy: np.ndarray, present: np.ndarray, count: np.ndarray, mean: np.ndarray) -> float:
     """Welch–Satterthwaite degrees of freedom of the slope's variance Σ_i c_i² s_i²/n_i.
 
     The slope is Σ_i c_i ȳ_i with c_i = n_i (x_i − x̄)/S_xx; each depth's variance s_i² has
@@ -244,7 +245,6 @@ def _welch_dof(x: np.ndarray, logy: np.ndarray, present: np.ndarray, count: np.n
     xbar = (n * x).sum() / n.sum()
     sxx = (n * (x - xbar) ** 2).sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(present, logy, 0.0).sum(axis=1) / n
         var = np.where(present, (logy - mean[:, None]) ** 2, 0.0).sum(axis=1) / (n - 1)
         a = np.where(multi, (n * (x - xbar) / sxx) ** 2 * var / n, 0.0)
         denominator = np.where(multi, a**2 / (n - 1), 0.0).sum()

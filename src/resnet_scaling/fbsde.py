@@ -732,6 +732,8 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
             tables.append(res.table)
             if w.depth == depth_max:
                 deepest[state] = res
+    if not tables:
+        raise ValueError(f"no network with finite weights and an accepted status in {list(train_paths)}")
     table = pd.concat(tables, ignore_index=True)
     paths, field = [], {}
     for state, res in deepest.items():

@@ -211,7 +211,7 @@ def diffusion_law_tables(cfg: dict, seed: int = 0, progress: bool = False):
     Returns ``(w1, quantiles)``. ``w1``: one row per (activation, quantity, depth) with the
     W1 estimate, a bootstrap 95 % interval, the pathwise RMS distance (context) and the
     number of paths. ``quantiles``: per (activation, quantity, depth or reference) the
-    quantiles of the law (quantity ``state`` is the first coordinate of h_L).
+    quantiles of the law (for ``state``, of the projection of h_L on the first direction).
     """
     x0 = np.asarray(cfg["x0"], dtype=float)
     d = len(x0)
@@ -537,7 +537,7 @@ class SmoothWeights:
             V, W = self.at(t)
             pre = torch.einsum("pij,pj->pi", W, H)
             dH = torch.einsum("pij,pj->pi", V, torch.relu(pre))
-            dJ = torch.einsum("pij,pj,pjk,pkl->pil", V, (pre > 0).to(DTYPE), W, J)
+            dJ = torch.bmm(V * (pre > 0).to(DTYPE).unsqueeze(1), torch.bmm(W, J))
             return dH, dJ
 
         H, J = h0.clone(), torch.eye(d, dtype=DTYPE).expand(h0.shape[0], d, d).clone()

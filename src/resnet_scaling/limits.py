@@ -288,9 +288,11 @@ def ito_step(
     act: Activation,
     with_ito_term: bool = True,
     row_cov: torch.Tensor | None = None,
-    delta: float = 1.0,
+    delta: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
     """One Euler–Maruyama step of MATH.md §4(c) for states (P, N, d), increments (P, d, d), (P, d).
+
+    ``delta``: the constant δ of the network, a float or one per path as (P, 1, 1).
 
     ``H + σ'(0) ΔX + ½ σ''(0)/δ · (q(H) dt if row_cov is given else ΔX⊙ΔX)``, ΔX = ΔW^A H + ΔW^b.
     The realised-square form is the discrete scheme consistent with the network (strong order ½).
@@ -323,7 +325,8 @@ def solve_ito_sde(
     of the quadratic covariation in the Itô drift ½σ''(0)/δ · q dt, (d, d+1, d+1) or
     (P, d, d+1, d+1) (see :func:`ito_q`), with a leading step axis of length n when
     ``row_cov_per_step``; with None the realised squares ΔX⊙ΔX are used instead.
-    ``with_ito_term=False`` drops the ½σ''(0) term. ``delta`` a constant δ (σ''(0)/δ, §4(c)).
+    ``with_ito_term=False`` drops the ½σ''(0) term. ``delta`` the constant δ (σ''(0)/δ, §4(c)),
+    a float or one per path (P,).
     Returns the states at every ``record_every``-th grid time, (n/record_every + 1, P, N, d).
     """
     act = _act(activation)
@@ -335,6 +338,8 @@ def solve_ito_sde(
     if n % record_every:
         raise ValueError(f"record_every={record_every} must divide the {n} steps")
     dts = (ts[1:] - ts[:-1]).tolist()
+    if isinstance(delta, (torch.Tensor, np.ndarray)) and np.ndim(delta) > 0:
+        delta = _t(delta).reshape(-1, 1, 1)
     C = None if row_cov is None else compact_row_cov(_t(row_cov))
     per_step = C is not None and row_cov_per_step
     if per_step and C.shape[0] != n:
@@ -1173,3 +1178,612 @@ def torchsde_ito_solve(
     ts = torch.tensor(list(out_times), dtype=DTYPE)
     ys = torchsde.sdeint(SDE(), x.reshape(P * N, d).clone(), ts, bm=TabulatedBrownian(), method="euler", dt=1.0 / n)
     return ys.view(len(ts), P, N, d)
+
+
+# ----------------------------------------------------------------------------------------
+# fitting limits to trained networks (MATH.md §4, "Trained networks")
+# ----------------------------------------------------------------------------------------
+LIMITS = ("neural_ode", "linear_ode", "ito_sde", "moment_matched")
+
+
+def normalise_regime(regime: str) -> str:
+    """'ODE', 'SDE', 'neither' or 'undetermined' from the scaling stage's label."""
+    r = str(regime).strip().lower()
+    if r in ("ode", "smooth", "h1"):
+        return "ODE"
+    if r in ("sde", "diffusive", "h2"):
+        return "SDE"
+    return "neither" if r == "neither" else "undetermined"
+
+
+def choose_limit(regime: str, activation: str, delta_type: str, beta: float, beta_min: float = 0.1) -> str:
+    """The limit equation to fit for a regime (MATH.md §3, §4).
+
+    - ODE, smooth σ with σ(0) = 0 and β > ``beta_min``: the linear ODE of §4(b);
+      otherwise (β ≈ 0, or ReLU: positively homogeneous) the nonlinear ODE
+      ``dH/dt = δ̄ σ(A_t H + b_t)`` of §4(a)/(b).
+    - SDE with σ C² at 0 and δ constant per network (none, fixed, shared): the Itô SDE of §4(c).
+    - otherwise (ReLU, per-layer δ, neither, undetermined): the moment-matched diffusion of
+      §4(d), compared in law only — descriptive where the regime is ``neither``.
+    """
+    act = get_activation(activation)
+    regime = normalise_regime(regime)
+    if regime == "ODE":
+        linear_ok = act.smooth and act.value_at_0 == 0.0 and np.isfinite(beta) and beta > beta_min
+        return "linear_ode" if linear_ok else "neural_ode"
+    if regime == "SDE" and act.smooth and act.value_at_0 == 0.0 and delta_type in ("none", "fixed", "shared"):
+        return "ito_sde"
+    return "moment_matched"
+
+
+def kernel_matrix(ts, L: int, bandwidth: float) -> torch.Tensor:
+    """Epanechnikov weights (T, L) of the layer centres (k + ½)/L around each time of ``ts``,
+    each row normalised to sum 1 (cut windows at the ends of [0, 1] renormalise)."""
+    centres = (torch.arange(L, dtype=DTYPE) + 0.5) / L
+    return torch.stack([epanechnikov_weights(float(t), centres, bandwidth) for t in _t(ts)])
+
+
+@dataclass
+class CoefficientEstimate:
+    """Kernel estimates of the drift and local covariance of trained weight paths (MATH.md §4).
+
+    On the grid ``ts`` (T,), for each of S networks of depth L:
+    ``A_bar`` (S, T, d, d), ``b_bar`` (S, T, d): smoothed ``L M_k``, ``L m_k`` (the drift of W);
+    ``delta_bar`` (S, T): smoothed ``L δ_k``; ``A_mean``, ``b_mean``: smoothed A_k, b_k;
+    ``cov_trace`` (S, T): trace of the local covariance, smoothed ``L |ΔW_k − Ā/L|²``;
+    ``row_cov`` (S, T, d, d+1, d+1) or None: the blocks C_i of the Itô term (§4(c)).
+    ``residuals`` (S, L, d, d+1): ``√L (ΔW_k − Ā(t_k)/L)`` rows (ΔW^A | ΔW^b), for sampling.
+    """
+
+    ts: torch.Tensor
+    L: int
+    bandwidth: float
+    A_bar: torch.Tensor
+    b_bar: torch.Tensor
+    delta_bar: torch.Tensor
+    A_mean: torch.Tensor
+    b_mean: torch.Tensor
+    cov_trace: torch.Tensor
+    residuals: torch.Tensor
+    row_cov: torch.Tensor | None = None
+
+
+def estimate_coefficients(A, b, delta, bandwidth: float, n_grid: int = 40, *, with_row_cov: bool = True) -> CoefficientEstimate:
+    """Kernel-smoothed drift ``Ā(t)``, ``b̄(t)`` and local covariance of the weight paths of
+    S trained networks: ``A`` (S, L, d, d), ``b`` (S, L, d), ``delta`` (S, L)."""
+    A, b, delta = _t(A), _t(b), _t(delta)
+    S, L, d = A.shape[:3]
+    ts = torch.linspace(0.0, 1.0, n_grid + 1, dtype=DTYPE)
+    K = kernel_matrix(ts, L, bandwidth)  # (T, L)
+    M = delta[..., None, None] * A
+    m = delta[..., None] * b
+    A_bar = torch.einsum("tk,skij->stij", K, L * M)
+    b_bar = torch.einsum("tk,ski->sti", K, L * m)
+    # drift at the layer centres (linear interpolation of the grid), then centred increments
+    centres = (torch.arange(L, dtype=DTYPE) + 0.5) / L
+    Ak = Tabulated(ts, A_bar.transpose(0, 1))
+    bk = Tabulated(ts, b_bar.transpose(0, 1))
+    A_at = torch.stack([Ak(float(c)) for c in centres], 1)  # (S, L, d, d)
+    b_at = torch.stack([bk(float(c)) for c in centres], 1)
+    R = math.sqrt(L) * torch.cat([M - A_at / L, (m - b_at / L).unsqueeze(-1)], dim=-1)  # (S, L, d, d+1)
+    row_cov = torch.einsum("tk,skia,skib->stiab", K, R, R) if with_row_cov else None
+    return CoefficientEstimate(
+        ts=ts,
+        L=L,
+        bandwidth=float(bandwidth),
+        A_bar=A_bar,
+        b_bar=b_bar,
+        delta_bar=torch.einsum("tk,sk->st", K, L * delta),
+        A_mean=torch.einsum("tk,skij->stij", K, A),
+        b_mean=torch.einsum("tk,ski->sti", K, b),
+        cov_trace=torch.einsum("tk,sk->st", K, R.pow(2).sum((-1, -2))),
+        residuals=R,
+        row_cov=row_cov,
+    )
+
+
+class KernelWeightPathLaw(WeightPathLaw):
+    """The law fitted to one trained network: drift ``Ā(t)``, ``b̄(t)`` and Gaussian increments
+    with the kernel-smoothed local covariance, drawn as ``√dt Σ_k √K(t, k) R_k g_k`` from the
+    centred residuals R_k (exact covariance, no factorisation of the (d² + d)² matrix)."""
+
+    def __init__(self, est: CoefficientEstimate, s: int):
+        self.est, self.s = est, s
+        self.L = est.L
+        self.centres = (torch.arange(est.L, dtype=DTYPE) + 0.5) / est.L
+        self._A = Tabulated(est.ts, est.A_bar[s])
+        self._b = Tabulated(est.ts, est.b_bar[s])
+        self.R = est.residuals[s]  # (L, d, d+1)
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.R.shape[1]
+
+    def _window(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        w = epanechnikov_weights(t, self.centres, self.est.bandwidth)
+        k = torch.nonzero(w > 0).flatten()
+        return k, w[k]
+
+    def increments(self, t0, t1, n_paths, gen):
+        dt = t1 - t0
+        k, w = self._window(t0)
+        d = self.dim
+        g = torch.randn(n_paths, len(k), generator=gen, dtype=DTYPE)
+        noise = (g * w.sqrt()) @ self.R[k].reshape(len(k), -1) * math.sqrt(dt)
+        noise = noise.view(n_paths, d, d + 1)
+        return self._A(t0) * dt + noise[..., :d], self._b(t0) * dt + noise[..., d]
+
+    def row_cov(self, t: float) -> torch.Tensor:
+        k, w = self._window(t)
+        Rk = self.R[k]
+        return torch.einsum("k,kia,kib->iab", w, Rk, Rk)
+
+
+def block_edges(L: int, n_steps: int) -> np.ndarray:
+    """Layer indices 0 = e_0 < … < e_N = L splitting L layers into N nearly equal blocks."""
+    return np.unique(np.round(np.linspace(0, L, min(n_steps, L) + 1)).astype(int))
+
+
+def _block_sums(X: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
+    """Sums of X (S, L, ...) over the layer blocks [e_n, e_{n+1}): (S, N, ...)."""
+    cs = torch.cat([torch.zeros_like(X[:, :1]), X.cumsum(1)], dim=1)
+    e = torch.as_tensor(edges)
+    return cs[:, e[1:]] - cs[:, e[:-1]]
+
+
+def pathwise_limit(
+    limit: str, A, b, delta, activation: str, x, n_steps: int, est: CoefficientEstimate | None = None, form: str = "q_dt"
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The limit equation driven by the network's own weights coarsened to ``n_steps`` blocks.
+
+    ODE limits use the block means of ``L M_k`` (linear) or of ``L δ_k``, A_k, b_k (nonlinear)
+    as coefficients constant on each block (RK4); the Itô SDE uses the block sums of M_k, m_k
+    as increments with ``form`` ``q_dt`` (the Itô drift from the estimated covariance, the
+    limit) or ``realised`` (realised squares, the discrete scheme). Returns the states
+    (N+1, S, n_inputs, d) at the block edges and the edges.
+    """
+    act = _act(activation)
+    A, b, delta = _t(A), _t(b), _t(delta)
+    S, L, d = A.shape[:3]
+    edges = block_edges(L, n_steps)
+    ts = torch.as_tensor(edges / L, dtype=DTYPE)
+    widths = torch.as_tensor(np.diff(edges), dtype=DTYPE)  # layers per block
+    M = delta[..., None, None] * A
+    m = delta[..., None] * b
+    if limit == "linear_ode":
+        Ab = _block_sums(M, edges) / (widths.view(1, -1, 1, 1) / L)  # block means of L M_k
+        bb = _block_sums(m, edges) / (widths.view(1, -1, 1) / L)
+        H = solve_linear_ode(PerStep(Ab.transpose(0, 1)), PerStep(bb.transpose(0, 1)), x, gain=act.slope_at_0, ts=ts)
+    elif limit == "neural_ode":
+        db = _block_sums(delta, edges) / (widths.view(1, -1) / L)
+        Am = _block_sums(A, edges) / widths.view(1, -1, 1, 1)
+        bm = _block_sums(b, edges) / widths.view(1, -1, 1)
+        H = solve_neural_ode(PerStep(Am.transpose(0, 1)), PerStep(bm.transpose(0, 1)), x, act,
+                             delta=PerStep(db.transpose(0, 1)), ts=ts)
+    elif limit == "ito_sde":
+        dWA, dWb = _block_sums(M, edges), _block_sums(m, edges)
+        d_const = delta.mean(1)
+        C = None
+        if form == "q_dt" and act.curvature_at_0 != 0.0:
+            if est is None or est.row_cov is None:
+                raise ValueError("the q dt form needs a CoefficientEstimate with row_cov")
+            tab = Tabulated(est.ts, est.row_cov.transpose(0, 1))  # (T, S, d, d+1, d+1)
+            C = torch.stack([tab(float(t)) for t in ts[:-1]])  # (N, S, d, d+1, d+1)
+        H = solve_ito_sde(dWA, dWb, x, act, True, row_cov=C, row_cov_per_step=C is not None, ts=ts, delta=d_const)
+    else:
+        raise ValueError(f"no pathwise limit for {limit!r} (the moment-matched diffusion is compared in law only)")
+    return H, edges
+
+
+@dataclass
+class TrainedFit:
+    """Everything fitted for one (experiment, depth): tables as lists of row dicts."""
+
+    pathwise: list[dict]
+    generative: list[dict]
+    coefficients: list[dict]
+    trajectories: list[dict]
+
+
+def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over samples and coordinates, per leading index: out (..., N, d)."""
+    return (out - y).pow(2).mean(dim=(-1, -2))
+
+
+def fit_trained_depth(
+    w,
+    x_test,
+    y_test,
+    limit: str,
+    cfg: dict,
+    *,
+    labels: dict | None = None,
+    seed: int = 0,
+    trajectory_depth: bool = False,
+) -> TrainedFit:
+    """Fit and simulate the chosen limit for all seeds of one trained (experiment, depth).
+
+    ``w``: a :class:`resnet_scaling.weights.TrainedWeights`; ``cfg`` the ``limits.fit``
+    config (bandwidth, n_grid, steps, n_inputs, n_pathwise_inputs, draws, max_layers,
+    n_trajectories). Non-finite seeds are left out.
+    """
+    labels = dict(labels or {})
+    act = get_activation(w.activation)
+    keep = np.asarray(w.finite, bool)
+    if not keep.any():
+        raise ValueError(f"{w.experiment} depth {w.depth}: no seed has finite weights")
+    A, b, delta = _t(w.A[keep]), _t(w.b[keep]), _t(w.delta[keep])
+    seeds = np.asarray(w.seeds)[keep]
+    S, L, d = A.shape[:3]
+    x_all, y_all = _t(x_test), _t(y_test)
+    n_in = min(int(cfg.get("n_inputs", 256)), len(x_all))
+    x, y = x_all[:n_in], y_all[:n_in]
+    n_pw = min(int(cfg.get("n_pathwise_inputs", 64)), n_in)
+    base = {**labels, "depth": L, "limit": limit}
+    need_cov = limit == "ito_sde" and act.curvature_at_0 != 0.0
+    est = estimate_coefficients(A, b, delta, float(cfg.get("bandwidth", 0.1)), int(cfg.get("n_grid", 40)), with_row_cov=need_cov)
+    h = network_states(A, b, delta, act, x)  # (L+1, S, n_in, d)
+    motion = (h - h[0]).norm(dim=-1).amax(0)  # (S, n_in): size of the hidden-state path
+
+    # -- coefficients against t --------------------------------------------------------------
+    coef_rows = []
+    for s in range(S):
+        for j, t in enumerate(est.ts.tolist()):
+            for q, v in (
+                ("drift_A_norm", est.A_bar[s, j].norm()),
+                ("drift_b_norm", est.b_bar[s, j].norm()),
+                ("delta_bar", est.delta_bar[s, j]),
+                ("diffusion_trace", est.cov_trace[s, j]),
+            ):
+                coef_rows.append({**base, "seed": int(seeds[s]), "t": t, "quantity": q, "value": float(v)})
+
+    # -- (a) pathwise, coarsened to N steps ---------------------------------------------------
+    pw_rows = []
+    Hpw_traj = None
+    if limit != "moment_matched":
+        steps = sorted({int(n) for n in cfg.get("pathwise_steps", [8, 32, 128])} | {L})
+        forms = ["q_dt", "realised"] if limit == "ito_sde" and act.curvature_at_0 != 0.0 else ["ode" if "ode" in limit else "q_dt"]
+        traj_n = max([n for n in steps if n <= min(L, 128)] or [min(steps)])  # the one drawn in the figure
+        for n in steps:
+            if n > L:
+                continue
+            for form in forms:
+                H, edges = pathwise_limit(limit, A, b, delta, act, x[:n_pw], n, est, "q_dt" if form == "ode" else form)
+                err = (h[torch.as_tensor(edges), :, :n_pw] - H).norm(dim=-1).amax(0)  # (S, n_pw)
+                rel = err / motion[:, :n_pw].clamp_min(1e-300)
+                for s in range(S):
+                    pw_rows.append({
+                        **base, "seed": int(seeds[s]), "n_steps": len(edges) - 1, "form": form,
+                        "measures": "taylor_remainder" if len(edges) - 1 == L else "coarsened",
+                        "error": float(err[s].pow(2).mean().sqrt()),
+                        "relative_error": float(rel[s].pow(2).mean().sqrt()),
+                    })
+                if n == traj_n and form in ("ode", "q_dt"):
+                    Hpw_traj = (H, edges)
+
+    # -- (b) generative: fresh noise with the estimated coefficients --------------------------
+    n_gen = int(cfg.get("steps", 100))
+    draws = int(cfg.get("draws", 4))
+    gen_seed = stable_seed("limits-generative", seed, labels.get("experiment", ""), L)
+    variants: dict[str, torch.Tensor] = {}  # name -> outputs (S or 1, R, n_in, d) ; trajectories (n+1, ...)
+    traj: dict[str, torch.Tensor] = {}
+    ts_gen = torch.linspace(0, 1, n_gen + 1, dtype=DTYPE)
+    if limit in ("linear_ode", "neural_ode", "ito_sde"):
+        trend = solve_linear_ode(Tabulated(est.ts, est.A_bar.transpose(0, 1)), Tabulated(est.ts, est.b_bar.transpose(0, 1)),
+                                 x, gain=act.slope_at_0, ts=ts_gen)
+        if limit == "linear_ode":
+            variants["limit"] = trend[-1].unsqueeze(1)
+            traj["limit"] = trend.unsqueeze(2)
+        elif limit == "neural_ode":
+            Hn = solve_neural_ode(Tabulated(est.ts, est.A_mean.transpose(0, 1)), Tabulated(est.ts, est.b_mean.transpose(0, 1)),
+                                  x, act, delta=Tabulated(est.ts, est.delta_bar.transpose(0, 1)), ts=ts_gen)
+            variants["limit"] = Hn[-1].unsqueeze(1)
+            traj["limit"] = Hn.unsqueeze(2)
+        else:
+            outs, trs = [], []
+            for s in range(S):
+                law = KernelWeightPathLaw(est, s)
+                Hs = sample_ito_sde(law, x, act, n_gen, draws, stable_seed(gen_seed, s), delta=float(delta[s].mean()))
+                outs.append(Hs[-1])
+                trs.append(Hs)
+            variants["limit"] = torch.stack(outs)  # (S, R, n_in, d)
+            traj["limit"] = torch.stack(trs, 1)  # (n+1, S, R, n_in, d)
+            variants["trend_only"] = trend[-1].unsqueeze(1)
+    else:
+        mm = MomentMatchedDiffusion(A, b, delta, act, float(cfg.get("bandwidth", 0.1)),
+                                    max_layers=int(cfg.get("max_layers", 128)))
+        Hm = sample_diffusion(mm, x, n_gen, draws, gen_seed)  # (n+1, R, n_in, d), pooled over seeds
+        variants["limit"] = Hm[-1].unsqueeze(0)
+        traj["limit"] = Hm.unsqueeze(1)
+    gen_rows = []
+    hL = h[-1]  # (S, n_in, d)
+    net_pool = hL.reshape(-1, d)
+    loss_net = _mse(hL, y)  # (S,)
+    net_spread = hL.std(0).pow(2).mean().sqrt() if S > 1 else torch.tensor(float("nan"))
+    size = (hL - x).norm(dim=-1).pow(2).mean().sqrt()
+    for name, out in variants.items():
+        mean = out.mean(1)  # (S or 1, n_in, d)
+        bias = (mean - hL).norm(dim=-1).pow(2).mean().sqrt()
+        spread = out.std(1).pow(2).mean().sqrt() if out.shape[1] > 1 else torch.tensor(0.0)
+        gen_rows.append({
+            **base, "variant": name, "n_seeds": S, "draws": out.shape[1], "n_inputs": n_in, "steps": n_gen,
+            "output_w1": wasserstein1(out.reshape(-1, d), net_pool),
+            "output_rmse": float(bias), "relative_output_error": float(bias / size),
+            "limit_spread": float(spread), "network_spread": float(net_spread),
+            "test_loss_network": float(loss_net.mean()), "test_loss_limit": float(_mse(out, y).mean()),
+        })
+
+    # -- trajectories of a few inputs (first seed) ------------------------------------------
+    traj_rows = []
+    if trajectory_depth:
+        n_tr = min(int(cfg.get("n_trajectories", 3)), n_pw)
+        coords = range(min(2, d))
+        sub = np.unique(np.round(np.linspace(0, L, min(L, 200) + 1)).astype(int))
+        for i in range(n_tr):
+            for c in coords:
+                for k in sub:
+                    traj_rows.append({**base, "input": i, "coordinate": c, "source": "network", "draw": 0,
+                                      "t": k / L, "value": float(h[k, 0, i, c])})
+                if Hpw_traj is not None:
+                    H, edges = Hpw_traj
+                    for j, e in enumerate(edges):
+                        traj_rows.append({**base, "input": i, "coordinate": c, "source": "pathwise limit", "draw": 0,
+                                          "t": e / L, "value": float(H[j, 0, i, c])})
+                T = traj["limit"]  # (n+1, S or 1, R, n_in, d)
+                for r in range(min(T.shape[2], 3)):
+                    for j in range(0, n_gen + 1, max(1, n_gen // 100)):
+                        traj_rows.append({**base, "input": i, "coordinate": c, "source": "generative limit", "draw": r,
+                                          "t": j / n_gen, "value": float(T[j, 0, r, i, c])})
+    return TrainedFit(pw_rows, gen_rows, coef_rows, traj_rows)
+
+
+PATHWISE_COLUMNS = ["experiment", "regime", "depth", "limit", "seed", "n_steps", "form", "measures", "error", "relative_error"]
+
+
+def read_regime(regimes_csv, experiment: str) -> str:
+    """The regime the scaling stage found for an experiment (``regimes.csv``: experiment, regime)."""
+    import pandas as pd
+
+    table = pd.read_csv(regimes_csv)
+    for col in ("experiment", "regime"):
+        if col not in table:
+            raise ValueError(f"{regimes_csv}: no column {col!r}")
+    row = table[table["experiment"] == experiment]
+    if row.empty:
+        raise ValueError(f"{regimes_csv}: no regime for experiment {experiment!r}")
+    return normalise_regime(row["regime"].iloc[0])
+
+
+def read_beta(exponents_csv, experiment: str, statistic: str = "rms_norm") -> float:
+    """β = the exponent of the layer norms of A (``exponents.csv``: experiment, quantity,
+    statistic, exponent); NaN when the table has no such row."""
+    import pandas as pd
+
+    table = pd.read_csv(exponents_csv)
+    need = {"experiment", "quantity", "statistic", "exponent"}
+    if not need <= set(table.columns):
+        return float("nan")
+    row = table[(table.experiment == experiment) & (table.quantity == "A") & (table.statistic == statistic)]
+    return float(row["exponent"].iloc[0]) if len(row) else float("nan")
+
+
+def estimate_beta(weights: Sequence) -> float:
+    """β from the RMS layer norm of A across the given depths (−OLS slope in log L); NaN for one depth."""
+    from scipy import stats
+
+    if len(weights) < 2:
+        return float("nan")
+    L = np.array([w.depth for w in weights], float)
+    rms = np.array([np.sqrt(np.mean(np.sum(w.A[np.asarray(w.finite, bool)] ** 2, axis=(-1, -2)))) for w in weights])
+    return float(-stats.linregress(np.log(L), np.log(rms)).slope)
+
+
+def coefficient_agreement(fits: dict[int, CoefficientEstimate]) -> list[dict]:
+    """Do the estimated coefficients of different depths agree (MATH.md §4, trained networks)?
+
+    For each depth: ‖X_L − X_deepest‖ / ‖X_deepest‖ over the time grid, X the seed mean of
+    the drift Ā (and b̄) or of the diffusion trace.
+    """
+    deepest = max(fits)
+    ref = fits[deepest]
+    rows = []
+    for L, est in sorted(fits.items()):
+        for name, get in (
+            ("drift_A", lambda e: e.A_bar.mean(0)),
+            ("drift_b", lambda e: e.b_bar.mean(0)),
+            ("diffusion_trace", lambda e: e.cov_trace.mean(0)),
+        ):
+            a, r = get(est), get(ref)
+            rows.append({"depth": L, "reference_depth": deepest, "quantity": name,
+                         "relative_difference": float((a - r).norm() / r.norm().clamp_min(1e-300))})
+    return rows
+
+
+def fit_experiment(
+    train_paths: Sequence,
+    dataset_path,
+    regime: str,
+    cfg: dict,
+    *,
+    beta: float = float("nan"),
+    experiment: str = "",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Fit the limit of an experiment's deepest networks (one training output per depth).
+
+    Chooses the limit from ``regime`` (:func:`choose_limit`; β from the scaling stage or,
+    if NaN, from these depths), then for every depth: kernel estimates, the pathwise
+    comparison (a) and the generative one (b). Returns the tables ``pathwise``,
+    ``generative``, ``coefficients``, ``trajectories``, ``agreement`` (DataFrames) and a
+    ``summary`` dict.
+    """
+    import pandas as pd
+
+    from .io import read_npz
+    from .weights import load_training
+
+    weights = sorted((load_training(p) for p in train_paths), key=lambda w: w.depth)
+    if not weights:
+        raise ValueError(f"{experiment}: no training outputs given")
+    w0 = weights[-1]
+    data, _ = read_npz(dataset_path)
+    for key in ("x_test", "y_test"):
+        if key not in data:
+            raise ValueError(f"{dataset_path}: no array {key!r}")
+    beta_used = beta if np.isfinite(beta) else estimate_beta(weights)
+    limit = choose_limit(regime, w0.activation, w0.delta_type, beta_used, float(cfg.get("beta_min", 0.1)))
+    labels = {"experiment": experiment or w0.experiment, "regime": normalise_regime(regime)}
+    tables: dict[str, list] = {"pathwise": [], "generative": [], "coefficients": [], "trajectories": []}
+    ests = {}
+    for w in _progress(weights, progress, f"limits {labels['experiment']}"):
+        fit = fit_trained_depth(w, data["x_test"], data["y_test"], limit, cfg, labels=labels, seed=seed,
+                                trajectory_depth=w is w0)
+        for name in tables:
+            tables[name] += getattr(fit, name)
+        keep = np.asarray(w.finite, bool)
+        ests[w.depth] = estimate_coefficients(w.A[keep], w.b[keep], w.delta[keep], float(cfg.get("bandwidth", 0.1)),
+                                              int(cfg.get("n_grid", 40)), with_row_cov=False)
+    out = {k: pd.DataFrame(v) for k, v in tables.items()}
+    if out["pathwise"].empty:  # moment-matched: compared in law only; keep the header
+        out["pathwise"] = pd.DataFrame(columns=PATHWISE_COLUMNS)
+    agreement = pd.DataFrame(coefficient_agreement(ests))
+    agreement.insert(0, "experiment", labels["experiment"])
+    out["agreement"] = agreement
+    out["summary"] = summarise_fit(out, labels["experiment"], labels["regime"], limit, beta_used, w0)
+    return out
+
+
+def summarise_fit(tables: dict, experiment: str, regime: str, limit: str, beta: float, w) -> dict:
+    """The numbers the note quotes for one experiment, read from its tables (deepest depth)."""
+    L = int(w.depth)
+    gen = tables["generative"]
+    g = gen[(gen.depth == L) & (gen.variant == "limit")].iloc[0]
+    summary = {
+        "experiment": experiment, "regime": regime, "limit": limit, "beta": beta, "activation": w.activation,
+        "delta": w.delta_type, "depth": L, "depths": sorted(int(x) for x in gen.depth.unique()),
+        "output_w1": float(g.output_w1), "relative_output_error": float(g.relative_output_error),
+        "limit_spread": float(g.limit_spread), "network_spread": float(g.network_spread),
+        "test_loss_network": float(g.test_loss_network), "test_loss_limit": float(g.test_loss_limit),
+    }
+    trend = gen[(gen.depth == L) & (gen.variant == "trend_only")]
+    if len(trend):
+        summary["test_loss_trend_only"] = float(trend.test_loss_limit.iloc[0])
+    pw = tables["pathwise"]
+    if len(pw):
+        p = pw[(pw.depth == L) & (pw.form != "realised")].groupby("n_steps").relative_error.mean()
+        summary["pathwise_relative_error"] = {int(k): float(v) for k, v in p.items()}
+        by_depth = pw[(pw.form != "realised") & (pw.measures == "taylor_remainder")].groupby("depth").error.mean()
+        summary["taylor_remainder_by_depth"] = {int(k): float(v) for k, v in by_depth.items()}
+    agr = tables["agreement"]
+    shallow = agr[agr.depth == agr.depth.min()]
+    summary["agreement_shallowest"] = {r.quantity: float(r.relative_difference) for r in shallow.itertuples()}
+    return summary
+
+
+def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_threshold: float = 0.1) -> str:
+    """A short Markdown note: how close each fitted limit is to its trained networks, and why
+    not where it is not. Every number is read from the summaries (rule outputs)."""
+    lines = ["# Fitted limits of the trained networks", ""]
+    if convergence_fits is not None and len(convergence_fits):
+        lines += ["## Solvers against known rates (synthetic weights, MATH.md §4)", "",
+                  "| case | activation | β | Itô term | slope (RMS) | 95 % interval | expected |", "|---|---|---|---|---|---|---|"]
+        for r in convergence_fits[convergence_fits.statistic == "error"].itertuples():
+            lines.append(f"| {r.case} | {r.activation} | {r.beta:g} | {r.with_ito_term} | {r.slope:+.2f} | "
+                         f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}] | {r.expected:+.2f} |")
+        lines.append("")
+    lines += ["## Trained networks", ""]
+    for s in summaries:
+        rel = s["relative_output_error"]
+        ratio = s["test_loss_limit"] / s["test_loss_network"] if s["test_loss_network"] > 0 else float("nan")
+        lines.append(f"### {s['experiment']}")
+        lines.append("")
+        lines.append(
+            f"Regime from the scaling stage: **{s['regime']}**; fitted limit: **{s['limit']}** "
+            f"({s['activation']}, δ {s['delta']}, β used {s['beta']:.2f}); depths {', '.join(map(str, s['depths']))}."
+        )
+        lines.append("")
+        verdict = "close to" if rel < close_threshold and 0.5 < ratio < 2 else "not close to"
+        lines.append(
+            f"At depth {s['depth']} the generative limit is **{verdict}** the networks: output error "
+            f"{rel:.1%} of the size of the output change, Wasserstein-1 {s['output_w1']:.3g}; test loss "
+            f"{s['test_loss_limit']:.3g} for the limit against {s['test_loss_network']:.3g} for the networks "
+            f"(ratio {ratio:.2f})."
+        )
+        if "test_loss_trend_only" in s:
+            lines.append(f"With the noise switched off (trend of the weights only) the test loss is {s['test_loss_trend_only']:.3g}.")
+        if s["limit"] == "moment_matched":
+            lines.append(
+                "The moment-matched diffusion is compared in law only (MATH.md §4(d)): ReLU is not C² at 0, "
+                "so no pathwise SDE limit exists, and a fitted drift carries the estimation noise of "
+                f"L·δ_k (spread of the limit {s['limit_spread']:.3g} against {s['network_spread']:.3g} across seeds)."
+            )
+        if s.get("pathwise_relative_error"):
+            pr = ", ".join(f"N = {k}: {v:.1%}" for k, v in s["pathwise_relative_error"].items())
+            lines.append(
+                f"Pathwise, driven by the network's own weights coarsened to N steps (relative sup error): {pr}. "
+                "At N = L this measures the Taylor remainder of the scheme, not the distance to the limit."
+            )
+        agr = s.get("agreement_shallowest", {})
+        if agr:
+            txt = ", ".join(f"{k} {v:.0%}" for k, v in agr.items())
+            lines.append(f"Estimated coefficients of the shallowest fitted depth against the deepest (relative difference): {txt}.")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------
+# writers called by the workflow scripts
+# ----------------------------------------------------------------------------------------
+def write_convergence(cfg: dict, table_path, fits_path, progress: bool = True) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Run the convergence study of ``cfg`` and write its table and slope fits atomically."""
+    from .io import write_csv
+
+    table = convergence_table(cfg, progress=progress)
+    fits = convergence_fits(table)
+    write_csv(table_path, table)
+    write_csv(fits_path, fits)
+    return table, fits
+
+
+def write_fit(
+    train_paths: Sequence,
+    dataset_path,
+    regimes_csv,
+    exponents_csv,
+    cfg: dict,
+    outputs: dict,
+    *,
+    experiment: str,
+    seed: int = 0,
+    exponent_statistic: str = "rms_norm",
+) -> dict:
+    """Fit one experiment (:func:`fit_experiment`) with its regime and β from the scaling
+    stage, and write the tables named in ``outputs`` (pathwise, generative, coefficients,
+    trajectories, agreement, summary) atomically."""
+    from .io import write_csv, write_json
+
+    regime = read_regime(regimes_csv, experiment)
+    beta = read_beta(exponents_csv, experiment, exponent_statistic) if exponents_csv else float("nan")
+    out = fit_experiment(train_paths, dataset_path, regime, cfg, beta=beta, experiment=experiment, seed=seed, progress=True)
+    for name in ("pathwise", "generative", "coefficients", "trajectories", "agreement"):
+        write_csv(outputs[name], out[name])
+    write_json(outputs["summary"], out["summary"])
+    return out["summary"]
+
+
+def write_note(summary_paths: Sequence, fits_path, note_path, table_path, close_threshold: float = 0.1) -> str:
+    """Collect the experiments' summaries into ``summary.csv`` and the Markdown note."""
+    import json
+
+    import pandas as pd
+
+    from .io import write_csv, write_text
+
+    summaries = [json.loads(open(p).read()) for p in summary_paths]
+    fits = pd.read_csv(fits_path) if fits_path else None
+    note = limits_note(summaries, fits, close_threshold=close_threshold)
+    flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in s.items()} for s in summaries]
+    write_csv(table_path, pd.DataFrame(flat))
+    write_text(note_path, note)
+    return note

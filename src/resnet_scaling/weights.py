@@ -10,6 +10,10 @@ layer sequences in the paper's convention (``z = A h + b``), seed-major:
 For per-layer δ the original study took its statistics on ``|δ_k| A_k``; these differ from
 ``M_k`` only by the signs of δ_k (same norms, different increments), and are available as
 the quantities ``M_abs``, ``m_abs`` (:func:`quantity_sequences`).
+
+The trend/noise decomposition (:func:`decompose`, REFERENCES.md) splits the weights of the
+deepest networks into a trend L^{-β} Ā(k/L) common to all depths and seeds, and a residual
+whose rescaled path is Brownian-like when the weights are diffusive.
 """
 
 from __future__ import annotations
@@ -22,9 +26,14 @@ import pandas as pd
 
 from .io import read_npz, write_csv, write_npz
 
-#: Quantities every network has, and the two extra ones of per-layer δ.
-BASE_QUANTITIES = ("A", "b", "delta", "M", "m")
-ABS_QUANTITIES = ("M_abs", "m_abs")
+#: Statuses of a trained network: ``converged`` (epoch loss below ε), ``stopped`` (the
+#: stopping rule's plateau: ``patience`` epochs without a ``min_improvement`` gain),
+#: ``max_epochs`` (ran out of epochs: not converged) and ``diverged``. The trainer reports the
+#: last two cases both as ``stopped``; :func:`from_training` tells them apart by the epoch count.
+STATUSES = ("converged", "stopped", "max_epochs", "diverged")
+#: Networks that enter the analysis by default: those the stopping rule ended (as in the
+#: original study); diverged and non-converged ones are excluded and counted.
+INCLUDE_STATUS = ("converged", "stopped")
 #: δ is a trained parameter only for these types; otherwise it is 1 or L^{-α}, known exactly.
 TRAINED_DELTA = ("shared", "multi")
 
@@ -120,6 +129,10 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
     for key in ("delta", "activation"):
         if key not in config:
             raise ValueError(f"training output metadata lacks config.{key}")
+    status = np.asarray(arrays.get("status", np.full(S, "converged"))).astype(str)
+    epochs = np.asarray(arrays["epochs"]).astype(int) if "epochs" in arrays else None
+    if epochs is not None and "max_epochs" in config:
+        status = np.where((status == "stopped") & (epochs >= int(config["max_epochs"])), "max_epochs", status)
     losses = {
         name: _final(arrays[key])
         for name, key in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("epoch_loss", "epoch_loss"))
@@ -130,14 +143,14 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
         b=np.asarray(arrays["b"], dtype=np.float64),
         delta=np.asarray(arrays["delta"], dtype=np.float64).reshape(S, L),
         seeds=np.asarray(arrays.get("seeds", np.arange(S))).astype(int),
-        status=np.asarray(arrays.get("status", np.full(S, "converged"))).astype(str),
+        status=status,
         experiment=str(meta.get("experiment", "")),
         depth=int(meta.get("depth", L)),
         delta_type=str(config["delta"]),
         activation=str(config["activation"]),
         dataset=str(meta.get("dataset", config.get("dataset", ""))),
         losses=losses,
-        epochs=np.asarray(arrays["epochs"]).astype(int) if "epochs" in arrays else None,
+        epochs=epochs,
     )
 
 
@@ -243,7 +256,7 @@ def primary_quantity(delta_type: str) -> str:
     return "M_abs" if delta_type == "multi" else "A"
 
 
-def included(w: TrainedWeights, include_status=("converged", "stopped")) -> np.ndarray:
+def included(w: TrainedWeights, include_status=INCLUDE_STATUS) -> np.ndarray:
     """(S,) mask of the networks that enter the analysis: finite weights and an accepted status."""
     return w.finite & np.isin(w.status, list(include_status))
 
@@ -331,7 +344,7 @@ def decompose(
     n_cells: int,
     show_depths: int = 2,
     n_entries: int = 3,
-    include_status=("converged", "stopped"),
+    include_status=INCLUDE_STATUS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trend/noise decomposition of one experiment's deep networks and the loss of denoised weights.
 
@@ -390,13 +403,14 @@ def paths_table(
     betas: dict[str, float],
     n_entries: int = 3,
     n_depths: int = 4,
-    include_status=("converged", "stopped"),
+    include_status=INCLUDE_STATUS,
 ) -> pd.DataFrame:
     """Tidy table for the weight-path figure of one experiment.
 
     Rows of three series: ``entry`` — L^β X_k for the entries of the primary quantity X that
     vary most, deepest network; ``norm`` — L^β ‖M_k‖, deepest network; ``path`` — the entries
-    of W^A_L(k/L) = Σ_{j<k} M_j for the ``n_depths`` deepest depths (first included seed each).
+    of W^A_L(k/L) = Σ_{j<k} M_j, unscaled, for the ``n_depths`` deepest depths (first included
+    seed each). ``beta`` is the exponent each series is rescaled by.
     """
     usable = sorted((w for w in networks if included(w, include_status).any()), key=lambda w: w.depth)
     if not usable:
@@ -411,20 +425,20 @@ def paths_table(
     labels = _entry_labels(X.shape[1:], flat)
     base = {"experiment": deepest.experiment}
     frames = [
-        pd.DataFrame({**base, "series": "entry", "quantity": X_name, "depth": L, "seed": deepest.seeds[seed],
-                      "entry": np.tile(labels, L), "k": np.repeat(np.arange(L), len(flat)),
+        pd.DataFrame({**base, "series": "entry", "quantity": X_name, "beta": betas[X_name], "depth": L,
+                      "seed": deepest.seeds[seed], "entry": np.tile(labels, L), "k": np.repeat(np.arange(L), len(flat)),
                       "value": (L ** betas[X_name] * X.reshape(L, -1)[:, flat]).ravel()}),
-        pd.DataFrame({**base, "series": "norm", "quantity": "M", "depth": L, "seed": deepest.seeds[seed],
-                      "entry": "norm", "k": np.arange(L),
+        pd.DataFrame({**base, "series": "norm", "quantity": "M", "beta": betas["M"], "depth": L,
+                      "seed": deepest.seeds[seed], "entry": "norm", "k": np.arange(L),
                       "value": L ** betas["M"] * layer_norms(seqs["M"][seed : seed + 1])[0]}),
     ]
     flat_m = top_entries(seqs["M"][seed], n_entries)
-    labels_m = _entry_labels(X.shape[1:], flat_m)
+    labels_m = _entry_labels(seqs["M"].shape[2:], flat_m)
     for w in usable[-n_depths:]:
         s = int(np.flatnonzero(included(w, include_status))[0])
         W = weight_path(quantity_sequences(w)["M"][s : s + 1])[0]
         frames.append(pd.DataFrame({
-            **base, "series": "path", "quantity": "W_A", "depth": w.depth, "seed": w.seeds[s],
+            **base, "series": "path", "quantity": "W_A", "beta": 0.0, "depth": w.depth, "seed": w.seeds[s],
             "entry": np.tile(labels_m, w.depth + 1), "k": np.repeat(np.arange(w.depth + 1), len(flat_m)),
             "value": W.reshape(w.depth + 1, -1)[:, flat_m].ravel(),
         }))

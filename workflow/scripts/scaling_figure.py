@@ -14,18 +14,17 @@ from resnet_scaling.plots import scaling as figures  # noqa: E402
 read = lambda paths: pd.concat([pd.read_csv(p) for p in ([paths] if isinstance(paths, str) else paths)],
                                ignore_index=True)
 inp, params, out = snakemake.input, snakemake.params, snakemake.output.png
-include = params.get("include_status", ("converged", "stopped"))
 rule = snakemake.rule
 if rule == "scaling_figure_max_norm":
-    figures.max_norm_figure(read(inp.statistics), read(inp.exponents), out, include)
+    figures.max_norm_figure(read(inp.statistics), read(inp.exponents), out, params.include_status)
 elif rule == "scaling_figure_hypothesis":
-    figures.hypothesis_figure(read(inp.statistics), read(inp.exponents), out, include)
+    figures.hypothesis_figure(read(inp.statistics), read(inp.exponents), out, params.include_status)
 elif rule == "scaling_figure_loss":
     figures.loss_figure(read(inp.training), params.epsilons, out)
 elif rule == "scaling_figure_summary":
     figures.summary_figure(read(inp.regimes), RegimeThresholds.from_config(params.regime), out)
 elif rule == "scaling_figure_paths":
-    figures.paths_figure(read(inp.paths), read(inp.exponents), out)
+    figures.paths_figure(read(inp.paths), out)
 elif rule == "scaling_figure_decomposition":
     figures.decomposition_figure(read(inp.decomposition), read(inp.losses), out, params.epsilon)
 else:

@@ -18,7 +18,7 @@ import seaborn as sns
 
 from ..exponents import RegimeThresholds
 from ..statistics import expected_slope
-from ..weights import primary_quantity
+from ..weights import INCLUDE_STATUS, primary_quantity
 from . import save_figure
 
 PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "neither": "#d95f02", "undetermined": "#999999"}
@@ -100,7 +100,7 @@ def _title(ax, table: pd.DataFrame, experiment: str) -> None:
 
 
 def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
-                    include_status=("converged", "stopped")) -> None:
+                    include_status=INCLUDE_STATUS) -> None:
     """Max norm against depth, log-log, one panel per experiment: A and |δ| for shared δ,
     |δ_k|A_k for per-layer δ, A otherwise; seeds as points (excluded networks as ×), fitted
     line and exponent with its 95 % interval; grey dotted guide of slope −1/2 (H2)."""
@@ -133,7 +133,7 @@ def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str
 
 
 def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
-                      include_status=("converged", "stopped")) -> None:
+                      include_status=INCLUDE_STATUS) -> None:
     """The hypothesis tests: increment ratio (max increment / max norm) and root sum of squares
     against depth with fitted slopes, for the effective weights M (and |δ|A for per-layer δ).
 
@@ -173,7 +173,7 @@ def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: s
     save_figure(fig, path)
 
 
-def paths_figure(paths: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike) -> None:
+def paths_figure(paths: pd.DataFrame, path: str | os.PathLike) -> None:
     """Weight entries L^β X_k and L^β‖M_k‖ against k/L for the deepest network (smooth curves or
     Brownian-like clouds), beside the entries of the weight path W^A_L(t) for several depths."""
     exp = paths["experiment"].iloc[0]
@@ -182,8 +182,7 @@ def paths_figure(paths: pd.DataFrame, exponents: pd.DataFrame, path: str | os.Pa
     q = entries["quantity"].iloc[0]
     L = int(entries["depth"].iloc[0])
     sns.scatterplot(data=entries, x="t", y="value", hue="entry", s=5, linewidth=0, ax=axes[0], legend=False)
-    beta_row = _fit_row(exponents, exp, q, "rms_norm")
-    beta = beta_row["exponent"] if beta_row is not None else np.nan
+    beta = entries["beta"].iloc[0]
     axes[0].set(xlabel="t = k/L", ylabel=rf"$L^\beta\, {TEX[q]}$ entries", title=f"{exp}: entries, L = {L}, β = {beta:.2f}")
     norms = paths[paths["series"] == "norm"]
     axes[1].scatter(norms["t"], norms["value"], s=4, lw=0, color="0.2")

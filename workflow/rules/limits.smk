@@ -1,0 +1,169 @@
+# Limit stage (MATH.md §4): the solvers checked against known rates on synthetic weights,
+# then the limit ODE/SDE fitted to each experiment's deepest trained networks, pathwise
+# and generatively, with a note on how close each fitted limit is.
+# Settings: the `limits` section of the config; schema validation (common.smk) fills in
+# every default from workflow/schemas/config.schema.yaml.
+
+LIMITS = config["limits"]
+LIMITS_FIT = LIMITS["fit"]
+
+
+def limits_depths(exp):
+    """The deepest `limits.fit.n_depths` depths of an experiment."""
+    return depths_of(exp)[-LIMITS_FIT["n_depths"] :]
+
+
+LIMITS_TABLES = ("pathwise", "generative", "coefficients", "trajectories", "agreement")
+
+LIMITS_OUTPUTS = [
+    "results/limits/convergence.csv",
+    "results/limits/convergence_fits.csv",
+    "results/limits/summary.csv",
+    "results/limits/note.md",
+    *[f"figures/limits_convergence.{ext}" for ext in ("pdf", "png")],
+    *[
+        f"figures/limits_{name}_{exp}.{ext}"
+        for exp in EXPERIMENTS
+        for name in ("trajectories", "error", "coefficients")
+        for ext in ("pdf", "png")
+    ],
+]
+
+
+rule limits_convergence:
+    output:
+        table=ensure("results/limits/convergence.csv", non_empty=True),
+        fits=ensure("results/limits/convergence_fits.csv", non_empty=True),
+    params:
+        cfg=LIMITS["convergence"],
+    log:
+        "logs/limits/convergence.log",
+    benchmark:
+        "benchmarks/output/limits/convergence.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/limits_convergence.py"
+
+
+rule limits_convergence_figure:
+    input:
+        table="results/limits/convergence.csv",
+        fits="results/limits/convergence_fits.csv",
+    output:
+        convergence_pdf="figures/limits_convergence.pdf",
+        convergence=report(
+            "figures/limits_convergence.png",
+            caption="../report/limits_convergence.rst",
+            category="Limits of the hidden state",
+            subcategory="Synthetic weight paths",
+        ),
+    log:
+        "logs/limits/convergence_figure.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/limits_figures.py"
+
+
+rule limits_fit:
+    input:
+        train=lambda wildcards: [train_output(wildcards.exp, d) for d in limits_depths(wildcards.exp)],
+        dataset=dataset_of,
+        regimes="results/regimes.csv",
+        exponents="results/exponents.csv",
+    output:
+        pathwise="results/limits/{exp}/pathwise.csv",
+        generative=ensure("results/limits/{exp}/generative.csv", non_empty=True),
+        coefficients=ensure("results/limits/{exp}/coefficients.csv", non_empty=True),
+        trajectories=ensure("results/limits/{exp}/trajectories.csv", non_empty=True),
+        agreement="results/limits/{exp}/agreement.csv",
+        summary="results/limits/{exp}/summary.json",
+    params:
+        cfg=LIMITS_FIT,
+        seed=config["seed"],
+        exponent_statistic=config["scaling"]["regime"]["exponent_statistic"],
+    log:
+        "logs/limits/fit/{exp}.log",
+    benchmark:
+        "benchmarks/output/limits/fit/{exp}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: 2000 + max(limits_depths(wildcards.exp)) * 4,
+        runtime=30,
+    script:
+        "../scripts/limits_fit.py"
+
+
+rule limits_figures:
+    input:
+        trajectories="results/limits/{exp}/trajectories.csv",
+        pathwise="results/limits/{exp}/pathwise.csv",
+        generative="results/limits/{exp}/generative.csv",
+        coefficients="results/limits/{exp}/coefficients.csv",
+    output:
+        trajectories_pdf="figures/limits_trajectories_{exp}.pdf",
+        trajectories=report(
+            "figures/limits_trajectories_{exp}.png",
+            caption="../report/limits_trajectories.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "trajectories"},
+        ),
+        error_pdf="figures/limits_error_{exp}.pdf",
+        error=report(
+            "figures/limits_error_{exp}.png",
+            caption="../report/limits_error.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "error against depth"},
+        ),
+        coefficients_pdf="figures/limits_coefficients_{exp}.pdf",
+        coefficients=report(
+            "figures/limits_coefficients_{exp}.png",
+            caption="../report/limits_coefficients.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "drift and diffusion"},
+        ),
+    log:
+        "logs/limits/figures/{exp}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/limits_figures.py"
+
+
+rule limits_note:
+    input:
+        summaries=expand("results/limits/{exp}/summary.json", exp=EXPERIMENTS),
+        fits="results/limits/convergence_fits.csv",
+    output:
+        note=ensure("results/limits/note.md", non_empty=True),
+        table="results/limits/summary.csv",
+    params:
+        close_threshold=LIMITS_FIT["close_threshold"],
+    log:
+        "logs/limits/note.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/limits_note.py"

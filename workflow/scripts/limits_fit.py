@@ -1,0 +1,25 @@
+"""Snakemake adapter: fit the limit of one experiment's deepest trained networks (MATH.md §4)."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+import torch  # noqa: E402
+
+from resnet_scaling.limits import write_fit  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
+summary = write_fit(
+    list(snakemake.input.train),
+    snakemake.input.dataset,
+    snakemake.input.regimes,
+    snakemake.input.exponents,
+    snakemake.params.cfg,
+    dict(snakemake.output.items()),
+    experiment=snakemake.wildcards.exp,
+    seed=snakemake.params.seed,
+    exponent_statistic=snakemake.params.exponent_statistic,
+)
+logging.info("summary: %s", summary)

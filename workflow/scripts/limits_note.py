@@ -1,0 +1,18 @@
+"""Snakemake adapter: the note on how close each fitted limit is to its trained networks."""
+
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+from resnet_scaling.limits import write_note  # noqa: E402
+
+note = write_note(
+    list(snakemake.input.summaries),
+    snakemake.input.fits,
+    snakemake.output.note,
+    snakemake.output.table,
+    close_threshold=snakemake.params.close_threshold,
+)
+logging.info("\n%s", note)
