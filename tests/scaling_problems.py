@@ -47,21 +47,24 @@ def network(kind: str, depth: int, seeds: int = 4, dim: int = 10, beta: float = 
 
 def write_training_output(path, kind: str, depth: int, seeds: int = 4, dim: int = 10, beta: float = 0.3,
                           experiment: str = "exp", activation: str = "tanh", dataset: str = "toy",
-                          status=None, epochs: int = 3) -> None:
-    """A stand-in for ``results/train/{exp}/depth_{L}.npz`` with the trainer's keys and metadata."""
+                          status=None, epochs=3, max_epochs: int = 10) -> None:
+    """A stand-in for ``results/train/{exp}/depth_{L}.npz`` with the trainer's keys and metadata
+    (``epochs``: one count for all seeds or one per seed; histories as long as the largest)."""
     A, b, delta, delta_type = sequences(kind, depth, seeds, dim, beta)
     rng = np.random.default_rng(stable_seed("losses", kind, depth))
-    history = np.exp(-np.arange(epochs))[None, :] * rng.uniform(0.5, 1.5, size=(seeds, 1))
+    epochs = np.broadcast_to(np.asarray(epochs, dtype=int), (seeds,))
+    history = np.exp(-np.arange(epochs.max()))[None, :] * rng.uniform(0.5, 1.5, size=(seeds, 1))
     history[0, -1] = np.nan  # seed 0 stopped one epoch early: padded with NaN
     write_npz(
         path,
         metadata={
             "experiment": experiment, "dataset": dataset, "depth": depth, "wall_time_s": 0.0,
             "device": "cpu", "versions": {},
-            "config": {"dataset": dataset, "activation": activation, "delta": delta_type, "seeds": seeds},
+            "config": {"dataset": dataset, "activation": activation, "delta": delta_type, "seeds": seeds,
+                       "max_epochs": max_epochs},
         },
         A=A, b=b, delta=delta, A_init=np.zeros_like(A), b_init=np.zeros_like(b), delta_init=delta,
-        seeds=np.arange(seeds), epochs=np.full(seeds, epochs),
+        seeds=np.arange(seeds), epochs=epochs,
         status=np.array(status if status is not None else ["converged"] * seeds),
         train_loss=history, test_loss=2 * history, epoch_loss=1.1 * history,
     )

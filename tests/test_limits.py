@@ -285,3 +285,154 @@ def test_generic_diffusion_in_law():
     wrong = lm.RandomSignReluLaw(wp.law.A_bar, wp.law.b_bar, 0.0, wp.law.s_delta, wp.law.tau_A, wp.law.tau_b)
     bad = lm.sample_diffusion(wrong, x, 256, 800, 2, record_every=256)[-1, :, 0]
     assert lm.ks_min_pvalue(bad, ref) < 1e-3
+
+
+# ----------------------------------------------------------------------------------------
+# fitting trained networks: synthetic stand-ins for the training outputs
+# ----------------------------------------------------------------------------------------
+from resnet_scaling.io import write_npz  # noqa: E402
+
+FIT_CFG = dict(bandwidth=0.1, n_grid=20, steps=64, draws=3, n_inputs=24, n_pathwise_inputs=8,
+               pathwise_steps=[8, 32], max_layers=32, n_trajectories=2)
+
+
+def _standin(tmp_path, name, wp, activation, delta_type, dim):
+    """A training output ``results/train/{exp}/depth_{L}.npz`` holding synthetic weights."""
+    S, L = wp.A.shape[:2]
+    delta = wp.delta.expand(S, L) if wp.delta.dim() == 1 else wp.delta
+    path = tmp_path / "train" / name / f"depth_{L}.npz"
+    write_npz(
+        path,
+        metadata={"experiment": name, "depth": L, "dataset": "standin",
+                  "config": {"activation": activation, "delta": delta_type, "dataset": "standin"}},
+        A=wp.A.numpy(), b=wp.b.numpy(), delta=delta.numpy(), seeds=np.arange(S),
+        status=np.array(["converged"] * S), epochs=np.ones(S, int),
+        train_loss=np.full((S, 1), 0.1), test_loss=np.full((S, 1), 0.1),
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = 3
+    path = tmp_path_factory.mktemp("data") / "standin.npz"
+    x = lm.unit_inputs(40, d, 5).numpy()
+    write_npz(path, x_train=x, y_train=x, x_test=x, y_test=np.roll(x, 1, axis=1))
+    return path
+
+
+def test_choose_limit_follows_the_regime():
+    assert lm.choose_limit("ODE", "tanh", "shared", 0.3) == "linear_ode"
+    assert lm.choose_limit("ODE", "tanh", "shared", 0.0) == "neural_ode"
+    assert lm.choose_limit("ODE", "relu", "multi", 0.5) == "neural_ode"  # the ReLU ODE
+    assert lm.choose_limit("SDE", "softplus0", "none", 0.5) == "ito_sde"
+    assert lm.choose_limit("SDE", "relu", "multi", 0.5) == "moment_matched"
+    assert lm.choose_limit("neither", "tanh", "shared", 0.2) == "moment_matched"
+    assert lm.normalise_regime("sde") == "SDE" and lm.normalise_regime("?") == "undetermined"
+
+
+def test_regime_and_beta_files(tmp_path):
+    regimes = tmp_path / "regimes.csv"
+    pd.DataFrame({"experiment": ["a"], "regime": ["SDE"]}).to_csv(regimes, index=False)
+    assert lm.read_regime(regimes, "a") == "SDE"
+    with pytest.raises(ValueError, match="no regime for experiment 'b'"):
+        lm.read_regime(regimes, "b")
+    exps = tmp_path / "exponents.csv"
+    pd.DataFrame({"experiment": ["a", "a"], "quantity": ["A", "M"], "statistic": ["rms_norm"] * 2,
+                  "exponent": [0.3, 1.0]}).to_csv(exps, index=False)
+    assert lm.read_beta(exps, "a") == 0.3 and math.isnan(lm.read_beta(exps, "b"))
+
+
+def test_kernel_estimates_recover_known_coefficients():
+    """Smooth weights: the smoothed L·M_k is Ā(t) up to the O(bandwidth²) kernel bias.
+    Brownian weights: the local covariance has the law's trace d² s_A² + d s_b²."""
+    L, beta = 512, 0.5
+    wp = lm.synthetic_weight_paths("linear_ode", L, 2, 3, 0, beta=beta)
+    est = lm.estimate_coefficients(wp.A, wp.b, wp.delta.expand(2, L), 0.05, 20, with_row_cov=False)
+    inner = slice(2, -2)  # away from the cut windows at the ends
+    truth = torch.stack([wp.limit_A(float(t)) for t in est.ts], 1)
+    rel = (est.A_bar[:, inner] - truth[:, inner]).norm() / truth[:, inner].norm()
+    assert rel < 0.03
+    wp = lm.synthetic_weight_paths("diffusive", 1024, 4, 3, 0, n_fine=1024)
+    est = lm.estimate_coefficients(wp.A, wp.b, torch.ones(4, 1024, dtype=torch.float64), 0.1, 10)
+    trace = float(wp.law.noise_A.pow(2).sum() + wp.law.noise_b.pow(2).sum())
+    assert abs(float(est.cov_trace.mean()) / trace - 1) < 0.05
+    C = est.row_cov.mean((0, 1))  # ≈ the law's diagonal row covariances
+    torch.testing.assert_close(C, wp.law.row_cov(0.0), atol=0.06 * trace / 3, rtol=0)
+
+
+def test_fit_ode_standin(tmp_path, dataset):
+    """Weights of the linear-ODE case (tanh, β = ½, shared δ): the fitted linear ODE is close,
+    and the pathwise error with the network's own weights (N = L) falls with depth."""
+    paths = [_standin(tmp_path, "ode", lm.synthetic_weight_paths("linear_ode", L, 2, 3, 0, beta=0.5), "tanh", "shared", 3)
+             for L in (64, 256)]
+    out = lm.fit_experiment(paths, dataset, "ODE", FIT_CFG, beta=0.5, experiment="ode")
+    s = out["summary"]
+    assert s["limit"] == "linear_ode" and s["depths"] == [64, 256]
+    assert s["relative_output_error"] < 0.05
+    assert 0.9 < s["test_loss_limit"] / s["test_loss_network"] < 1.1
+    taylor = s["taylor_remainder_by_depth"]
+    assert taylor[256] < taylor[64] / 2
+    assert set(out["pathwise"].n_steps) == {8, 32, 64, 256}
+    assert set(out["trajectories"].source) == {"network", "pathwise limit", "generative limit"}
+
+
+def test_fit_sde_standin(tmp_path, dataset):
+    """Brownian weights with δ ≡ 1 and softplus0: the Itô SDE is fitted; driven by the
+    network's own increments, realised squares leave the O(1/L) Taylor remainder, q dt the
+    larger O(L^{-1/2}) one (MATH.md §4(c)); the estimated diffusion has the law's trace."""
+    paths = [_standin(tmp_path, "sde", lm.synthetic_weight_paths("diffusive", L, 3, 3, 0, n_fine=512), "softplus0", "none", 3)
+             for L in (128, 512)]
+    out = lm.fit_experiment(paths, dataset, "SDE", FIT_CFG, experiment="sde")
+    assert out["summary"]["limit"] == "ito_sde"
+    pw = out["pathwise"]
+    full = pw[pw.measures == "taylor_remainder"].groupby(["depth", "form"]).error.mean()
+    assert full[(512, "realised")] < full[(512, "q_dt")]
+    assert full[(512, "realised")] < full[(128, "realised")] / 2.5
+    coef = out["coefficients"]
+    law = lm.diffusive_law(3, 0, **lm.SYNTHETIC_DEFAULTS["diffusive"])
+    trace = float(law.noise_A.pow(2).sum() + law.noise_b.pow(2).sum())
+    est = coef[(coef.depth == 512) & (coef.quantity == "diffusion_trace")].value.mean()
+    assert abs(est / trace - 1) < 0.1
+    gen = out["generative"].set_index(["depth", "variant"])
+    assert set(gen.loc[512].index) == {"limit", "trend_only", "limit_pooled"}
+    # the seeds are draws of one law: pooled, the fresh noise reproduces their spread
+    assert 0.6 < gen.loc[(512, "limit_pooled"), "spread_ratio"] < 1.6
+    assert out["summary"]["variant"] == "limit_pooled"
+
+
+def test_fit_relu_standin_and_outputs(tmp_path, dataset):
+    """Random-sign ReLU layers, regime 'neither': moment-matched diffusion, in law only; the
+    writers produce every table, the figures and a note that says so."""
+    from resnet_scaling.plots import limits as figs
+
+    paths = [_standin(tmp_path, "relu", lm.synthetic_weight_paths("generic", L, 4, 3, 0), "relu", "multi", 3)
+             for L in (32, 64)]
+    regimes = tmp_path / "regimes.csv"
+    pd.DataFrame({"experiment": ["relu"], "regime": ["neither"]}).to_csv(regimes, index=False)
+    outputs = {k: tmp_path / "out" / f"{k}.csv" for k in ("pathwise", "generative", "coefficients", "trajectories", "agreement")}
+    outputs["summary"] = tmp_path / "out" / "summary.json"
+    summary = lm.write_fit(paths, dataset, regimes, None, FIT_CFG, outputs, experiment="relu")
+    assert summary["limit"] == "moment_matched"
+    pw = pd.read_csv(outputs["pathwise"])
+    assert pw.empty and "relative_error" in pw.columns
+    figs.trajectories_figure(pd.read_csv(outputs["trajectories"]), tmp_path / "fig" / "traj.pdf")
+    figs.error_figure(pw, pd.read_csv(outputs["generative"]), tmp_path / "fig" / "err.pdf")
+    figs.coefficients_figure(pd.read_csv(outputs["coefficients"]), tmp_path / "fig" / "coef.pdf")
+    assert all((tmp_path / "fig" / f"{n}.{e}").stat().st_size > 0 for n in ("traj", "err", "coef") for e in ("pdf", "png"))
+    note = lm.write_note([outputs["summary"]], None, tmp_path / "note.md", tmp_path / "summary.csv")
+    assert "compared in law only" in note and "### relu" in note
+
+
+def test_convergence_table_and_figure(tmp_path):
+    from resnet_scaling.plots import limits as figs
+
+    cfg = {"depths": [16, 32, 64], "dim": 3, "ode": {"n_paths": 2, "n_inputs": 2, "linear": {"softplus0": [0.5]}},
+           "diffusive": {"n_paths": 8, "max_depth": 32}, "generic": {"depths": [16, 32], "n_paths": 50,
+           "reference_paths": 100, "reference_steps": 16, "steps": 8, "max_layers": 8}}
+    table, fits = lm.write_convergence(cfg, tmp_path / "c.csv", tmp_path / "f.csv", progress=False)
+    assert {"case", "L", "error", "with_ito_term"} <= set(pd.read_csv(tmp_path / "c.csv").columns)
+    assert set(table.case) == {"neural_ode", "linear_ode", "diffusive", "generic_network", "generic_moment_matched", "generic_floor"}
+    assert set(fits.expected) == {-1.0, -0.5, 0.0}
+    figs.convergence_figure(pd.read_csv(tmp_path / "c.csv"), pd.read_csv(tmp_path / "f.csv"), tmp_path / "conv.pdf")
+    assert (tmp_path / "conv.png").stat().st_size > 0

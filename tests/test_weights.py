@@ -60,7 +60,7 @@ def test_files_are_in_the_paper_convention(delta_type, one_thread):
 def test_extract_round_trip_and_layer_table(tmp_path):
     train = tmp_path / "train.npz"
     sp.write_training_output(train, "smooth", 12, seeds=3, dim=4, experiment="exp1",
-                             status=["converged", "stopped", "diverged"], epochs=4)
+                             status=["converged", "stopped", "diverged"], epochs=4, max_epochs=10)
     w = extract(train, tmp_path / "w.npz", tmp_path / "layers.csv")
     back = load_weights(tmp_path / "w.npz")
     arrays, _ = read_npz(train)
@@ -85,6 +85,15 @@ def test_extract_round_trip_and_layer_table(tmp_path):
                                np.linalg.norm(np.diff(arrays["A"][1], axis=0), axis=(1, 2)))
     assert np.isnan(a["increment"].iloc[-1]) and a["t"].iloc[3] == pytest.approx(3 / 12)
     assert w.depth == 12
+
+
+def test_networks_out_of_epochs_are_not_converged(tmp_path):
+    """The trainer reports a plateau and running out of epochs both as 'stopped'."""
+    sp.write_training_output(tmp_path / "t.npz", "brownian", 6, seeds=4, dim=2, epochs=[10, 7, 10, 10],
+                             status=["stopped", "stopped", "converged", "diverged"], max_epochs=10)
+    w = extract(tmp_path / "t.npz", tmp_path / "w.npz", tmp_path / "l.csv")
+    assert w.status.tolist() == ["max_epochs", "stopped", "converged", "diverged"]
+    assert load_weights(tmp_path / "w.npz").status.tolist() == w.status.tolist()
 
 
 def test_training_output_must_say_its_delta_type(tmp_path):
@@ -200,3 +209,11 @@ def test_paths_table():
     assert set(table.loc[table["series"] == "path", "depth"]) == {16, 32}
     norm = table[table["series"] == "norm"].sort_values("k")["value"].to_numpy()
     np.testing.assert_allclose(norm, 32**0.5 * np.linalg.norm(nets[-1].A[1], axis=(1, 2)))
+
+
+def test_figures_fall_back_to_finite_networks_when_none_passes_the_status_filter():
+    nets = [sp.network("brownian", L, seeds=2, dim=3, status=["max_epochs", "max_epochs"]) for L in (8, 16)]
+    nets[1].A[0, 0, 0, 0] = np.inf
+    with pytest.warns(UserWarning, match="every finite network"):
+        table = paths_table(nets, {"A": 0.5, "M": 0.5}, n_entries=1, n_depths=2)
+    assert table.loc[table["depth"] == 16, "seed"].unique().tolist() == [1]  # seed 0 is not finite

@@ -19,6 +19,7 @@ whose rescaled path is Brownian-like when the weights are diffusive.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -256,9 +257,15 @@ def primary_quantity(delta_type: str) -> str:
     return "M_abs" if delta_type == "multi" else "A"
 
 
-def included(w: TrainedWeights, include_status=INCLUDE_STATUS) -> np.ndarray:
-    """(S,) mask of the networks that enter the analysis: finite weights and an accepted status."""
-    return w.finite & np.isin(w.status, list(include_status))
+def selection(networks: list[TrainedWeights], include_status=INCLUDE_STATUS) -> list[np.ndarray]:
+    """(S,) masks of the networks drawn in the figures: finite weights and an accepted status,
+    as in the fits. If no network at all passes, every finite one is drawn, with a warning,
+    so that one experiment whose training failed does not stop the others' figures."""
+    masks = [w.finite & np.isin(w.status, list(include_status)) for w in networks]
+    if any(m.any() for m in masks):
+        return masks
+    warnings.warn(f"no network has a status in {list(include_status)}: drawing every finite network")
+    return [w.finite for w in networks]
 
 
 def cell_index(depth: int, n_cells: int) -> np.ndarray:
@@ -359,12 +366,12 @@ def decompose(
         raise ValueError(f"no network is as deep as the {n_cells} cells of the trend grid")
     qa, qb, _ = decomposition_pair(networks[0])
     seqs = [quantity_sequences(w) for w in networks]
-    keep = [included(w, include_status) for w in networks]
+    keep = selection(networks, include_status)
     trends = {}
     for q in (qa, qb):
         pool = [s[q][k] for s, k in zip(seqs, keep) if k.any()]
         if not pool:
-            raise ValueError("no included network to estimate the trend from")
+            raise ValueError("no network with finite weights to estimate the trend from")
         trends[q] = trend(pool, betas[q], n_cells)
     x, y = data
     loss_rows = []
@@ -412,13 +419,14 @@ def paths_table(
     of W^A_L(k/L) = Σ_{j<k} M_j, unscaled, for the ``n_depths`` deepest depths (first included
     seed each). ``beta`` is the exponent each series is rescaled by.
     """
-    usable = sorted((w for w in networks if included(w, include_status).any()), key=lambda w: w.depth)
+    networks = sorted(networks, key=lambda w: w.depth)
+    usable = [(w, mask) for w, mask in zip(networks, selection(networks, include_status)) if mask.any()]
     if not usable:
-        raise ValueError("no included network to draw weight paths from")
-    deepest = usable[-1]
+        raise ValueError("no network with finite weights to draw weight paths from")
+    deepest, mask = usable[-1]
     X_name = primary_quantity(deepest.delta_type)
     seqs = quantity_sequences(deepest)
-    seed = int(np.flatnonzero(included(deepest, include_status))[0])
+    seed = int(np.flatnonzero(mask)[0])
     L = deepest.depth
     X = seqs[X_name][seed]
     flat = top_entries(L ** betas[X_name] * X, n_entries)
@@ -434,8 +442,8 @@ def paths_table(
     ]
     flat_m = top_entries(seqs["M"][seed], n_entries)
     labels_m = _entry_labels(seqs["M"].shape[2:], flat_m)
-    for w in usable[-n_depths:]:
-        s = int(np.flatnonzero(included(w, include_status))[0])
+    for w, mask in usable[-n_depths:]:
+        s = int(np.flatnonzero(mask)[0])
         W = weight_path(quantity_sequences(w)["M"][s : s + 1])[0]
         frames.append(pd.DataFrame({
             **base, "series": "path", "quantity": "W_A", "beta": 0.0, "depth": w.depth, "seed": w.seeds[s],

@@ -6,14 +6,9 @@
 
 LIMITS = config["limits"]
 LIMITS_FIT = LIMITS["fit"]
+# The deepest `limits.fit.n_depths` depths of each experiment are fitted.
+LIMITS_DEPTHS = {exp: depths_of(exp)[-LIMITS_FIT["n_depths"] :] for exp in EXPERIMENTS}
 
-
-def limits_depths(exp):
-    """The deepest `limits.fit.n_depths` depths of an experiment."""
-    return depths_of(exp)[-LIMITS_FIT["n_depths"] :]
-
-
-LIMITS_TABLES = ("pathwise", "generative", "coefficients", "trajectories", "agreement")
 
 LIMITS_OUTPUTS = [
     "results/limits/convergence.csv",
@@ -34,8 +29,6 @@ rule limits_convergence:
     output:
         table=ensure("results/limits/convergence.csv", non_empty=True),
         fits=ensure("results/limits/convergence_fits.csv", non_empty=True),
-    params:
-        cfg=LIMITS["convergence"],
     log:
         "logs/limits/convergence.log",
     benchmark:
@@ -46,6 +39,8 @@ rule limits_convergence:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        cfg=LIMITS["convergence"],
     script:
         "../scripts/limits_convergence.py"
 
@@ -76,7 +71,9 @@ rule limits_convergence_figure:
 
 rule limits_fit:
     input:
-        train=lambda wildcards: [train_output(wildcards.exp, d) for d in limits_depths(wildcards.exp)],
+        train=lambda wildcards: [
+            train_output(wildcards.exp, d) for d in LIMITS_DEPTHS[wildcards.exp]
+        ],
         dataset=dataset_of,
         regimes="results/regimes.csv",
         exponents="results/exponents.csv",
@@ -87,10 +84,6 @@ rule limits_fit:
         trajectories=ensure("results/limits/{exp}/trajectories.csv", non_empty=True),
         agreement="results/limits/{exp}/agreement.csv",
         summary="results/limits/{exp}/summary.json",
-    params:
-        cfg=LIMITS_FIT,
-        seed=config["seed"],
-        exponent_statistic=config["scaling"]["regime"]["exponent_statistic"],
     log:
         "logs/limits/fit/{exp}.log",
     benchmark:
@@ -99,8 +92,12 @@ rule limits_fit:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 2000 + max(limits_depths(wildcards.exp)) * 4,
+        mem_mb=lambda wildcards: 2000 + max(LIMITS_DEPTHS[wildcards.exp]) * 4,
         runtime=30,
+    params:
+        cfg=LIMITS_FIT,
+        seed=config["seed"],
+        exponent_statistic=config["scaling"]["regime"]["exponent_statistic"],
     script:
         "../scripts/limits_fit.py"
 
@@ -155,8 +152,6 @@ rule limits_note:
     output:
         note=ensure("results/limits/note.md", non_empty=True),
         table="results/limits/summary.csv",
-    params:
-        close_threshold=LIMITS_FIT["close_threshold"],
     log:
         "logs/limits/note.log",
     conda:
@@ -165,5 +160,7 @@ rule limits_note:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        close_threshold=LIMITS_FIT["close_threshold"],
     script:
         "../scripts/limits_note.py"

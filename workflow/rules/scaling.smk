@@ -69,7 +69,7 @@ rule scaling_extract:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 1000 + int(wildcards.depth) * 4,
+        mem_mb=lambda wildcards: 1000 + int(wildcards.depth) // 2,
         runtime=10,
     script:
         "../scripts/scaling_extract.py"

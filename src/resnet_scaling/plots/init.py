@@ -12,7 +12,7 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import pandas as pd
 import seaborn as sns
 
@@ -33,7 +33,7 @@ def _log2_axis(ax, axis: str = "x") -> None:
     getattr(ax, f"set_{axis}scale")("log", base=2)
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_locator(LogLocator(base=2))
-    target.set_major_formatter(ScalarFormatter())
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 
 
