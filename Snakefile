@@ -14,13 +14,13 @@ if not config:
     configfile: "config/config.yaml"
 
 
-
 report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/scaling.smk"
+include: "workflow/rules/limits.smk"
 include: "workflow/rules/fbsde.smk"
 include: "workflow/rules/init_limits.smk"
 

@@ -75,9 +75,16 @@ class RuleText:
     file: Path
     directives: dict[str, str] = field(default_factory=dict)
 
+    local: bool = False
+
     @property
     def runs_something(self) -> bool:
         return any(a in self.directives for a in ACTIONS)
+
+    @property
+    def submitted(self) -> bool:
+        """Whether a cluster executor submits this rule's jobs (not local, not action-less)."""
+        return self.runs_something and not self.local
 
 
 def rule_texts(root: Path = ROOT) -> dict[str, RuleText]:
@@ -87,9 +94,16 @@ def rule_texts(root: Path = ROOT) -> dict[str, RuleText]:
     under an ``if``), its directives four spaces deeper, their bodies deeper still.
     """
     rules: dict[str, RuleText] = {}
+    declared_local: set[str] = set()
     for path in [root / "Snakefile", *sorted((root / "workflow" / "rules").glob("*.smk"))]:
-        current, indent, key = None, 0, None
+        current, indent, key, listing = None, 0, None, False
         for line in path.read_text().splitlines():
+            listed = re.match(r"^\s*localrules:(.*)$", line)
+            if listed or (listing and line.startswith((" ", "\t"))):
+                declared_local.update(re.findall(r"\w+", listed.group(1) if listed else line.split("#")[0]))
+                current, listing = None, True
+                continue
+            listing = False
             head = re.match(r"^(\s*)(?:rule|checkpoint) (\w+):", line)
             if head:
                 current = RuleText(head.group(2), path)
@@ -108,13 +122,14 @@ def rule_texts(root: Path = ROOT) -> dict[str, RuleText]:
                 current.directives[key] = item.group(2).strip()
             elif key is not None:
                 current.directives[key] += "\n" + line.strip()
+    for rule in rules.values():
+        rule.local = rule.name in declared_local or rule.directives.get("localrule") == "True"
     return rules
 
 
 @dataclass
 class DryRunJob:
     rule: str
-    local: bool
     wildcards: dict[str, str] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
     threads: int = 1
@@ -130,12 +145,16 @@ def _pairs(text: str) -> dict[str, str]:
 
 
 def parse_dry_run(output: str) -> list[DryRunJob]:
-    """The jobs of a ``snakemake -n`` listing: rule, local or not, wildcards, resources, threads."""
+    """The jobs of a ``snakemake -n`` listing: rule, wildcards, resources, threads.
+
+    (A dry run prints local rules as ``rule`` too; whether a rule is local comes from
+    :func:`rule_texts`.)
+    """
     jobs: list[DryRunJob] = []
     for line in output.splitlines():
         head = re.match(r"^(local)?rule (\w+):$", line)
         if head:
-            jobs.append(DryRunJob(rule=head.group(2), local=bool(head.group(1))))
+            jobs.append(DryRunJob(rule=head.group(2)))
             continue
         item = re.match(r"^    (\w+): (.*)$", line)
         if not item or not jobs:

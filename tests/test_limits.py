@@ -17,6 +17,7 @@ from scipy import stats
 
 from resnet_scaling import limits as lm
 from resnet_scaling.activations import get_activation
+from resnet_scaling.io import write_npz
 from resnet_scaling.resnet import ResNetEnsemble
 
 TOL = 0.15
@@ -290,8 +291,6 @@ def test_generic_diffusion_in_law():
 # ----------------------------------------------------------------------------------------
 # fitting trained networks: synthetic stand-ins for the training outputs
 # ----------------------------------------------------------------------------------------
-from resnet_scaling.io import write_npz  # noqa: E402
-
 FIT_CFG = dict(bandwidth=0.1, n_grid=20, steps=64, draws=3, n_inputs=24, n_pathwise_inputs=8,
                pathwise_steps=[8, 32], max_layers=32, n_trajectories=2)
 

@@ -78,6 +78,18 @@ def test_training_is_benchmarked():
     assert "benchmark" in rule_texts()["train"].directives
 
 
+def test_figure_rules_run_locally():
+    """Rules that only draw figures take seconds: on a cluster they run on the submit host
+    (``localrules:`` or ``localrule: True``) instead of waiting in the queue as jobs of their own."""
+    problems = []
+    for rule in acting_rules():
+        outputs = re.findall(r"[\"']((?:figures|results)/[^\"']+)[\"']", rule.directives.get("output", ""))
+        if outputs and all(o.startswith("figures/") for o in outputs):
+            if not rule.local:
+                problems.append(f"{rule.name} ({rule.file.name})")
+    assert not problems, "figure rules that are not local rules: " + ", ".join(problems)
+
+
 # -- conda environments ---------------------------------------------------------------------
 
 

@@ -39,8 +39,8 @@ def load_profile() -> dict:
 
 def remote(jobs) -> list:
     """The jobs Snakemake hands to the executor: not local rules, not rules without an action."""
-    acting = {name for name, rule in rule_texts().items() if rule.runs_something}
-    return [job for job in jobs if not job.local and job.rule in acting]
+    submitted = {name for name, rule in rule_texts().items() if rule.submitted}
+    return [job for job in jobs if job.rule in submitted]
 
 
 def dry_run(work, env) -> list:
@@ -76,14 +76,22 @@ def standin_run(tmp_path_factory):
         STANDIN_SLURM_ACCOUNTS="resnet_lab",
         OMP_NUM_THREADS="1",
     )
-    args = [*PROFILE, *SMOKE, "--slurm-init-seconds-before-status-checks", "1"]
+    # No retries: every job is submitted once, with its first-attempt resources, and a
+    # failing job fails the test at once instead of three times.
+    args = [*PROFILE, *SMOKE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1"]
     proc = run_snakemake(args, work, env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-8000:]
     return work, read_calls(state), proc.stdout
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
+def local_run(request, tmp_path_factory):
+    """A local run of the smoke config: the session's shared ``smoke_run`` when conftest.py
+    provides one (the workflow tests need the same run), otherwise a run of our own."""
+    try:
+        return request.getfixturevalue("smoke_run")
+    except pytest.FixtureLookupError:
+        pass
     work = copy_workflow(tmp_path_factory.mktemp("local"))
     proc = run_snakemake(["--cores", "2", *SMOKE], work, clean_env(OMP_NUM_THREADS="1"), timeout=900)
     assert proc.returncode == 0, proc.stdout[-5000:]

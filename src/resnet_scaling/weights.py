@@ -257,11 +257,16 @@ def primary_quantity(delta_type: str) -> str:
     return "M_abs" if delta_type == "multi" else "A"
 
 
+def included(w: TrainedWeights, include_status=INCLUDE_STATUS) -> np.ndarray:
+    """(S,) mask of the seeds that enter fits and comparisons: finite weights, accepted status."""
+    return w.finite & np.isin(w.status, list(include_status))
+
+
 def selection(networks: list[TrainedWeights], include_status=INCLUDE_STATUS) -> list[np.ndarray]:
     """(S,) masks of the networks drawn in the figures: finite weights and an accepted status,
     as in the fits. If no network at all passes, every finite one is drawn, with a warning,
     so that one experiment whose training failed does not stop the others' figures."""
-    masks = [w.finite & np.isin(w.status, list(include_status)) for w in networks]
+    masks = [included(w, include_status) for w in networks]
     if any(m.any() for m in masks):
         return masks
     warnings.warn(f"no network has a status in {list(include_status)}: drawing every finite network")

@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -76,23 +77,19 @@ def locked(path: Path):
 
 
 def parse(command: str, argv: list[str]) -> tuple[dict, list[str]]:
-    """Split argv into options (name -> value or True) and the positional rest.
+    """Split sbatch's or srun's argv into options (name -> value or True) and the rest.
 
-    For sbatch and srun the first positional argument ends the options: what follows
-    belongs to the script or the command. Other commands keep collecting positionals.
+    The first argument that is not an option ends the options: what follows is the batch
+    script (sbatch) or the command to run (srun).
     """
-    values, flags = VALUE_OPTIONS.get(command), FLAG_OPTIONS.get(command, set())
+    values, flags = VALUE_OPTIONS[command], FLAG_OPTIONS[command]
     options: dict[str, object] = {}
-    rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if values is not None and not arg.startswith("-"):
-            rest = argv[i:]
-            break
-        if values is None:
-            rest.append(arg)
-        elif "=" in arg and arg.startswith("--"):
+        if not arg.startswith("-"):
+            return options, argv[i:]
+        if arg.startswith("--") and "=" in arg:
             name, value = arg.split("=", 1)
             if name not in values:
                 sys.exit(f"{command} stand-in: unknown option {name}")
@@ -104,12 +101,12 @@ def parse(command: str, argv: list[str]) -> tuple[dict, list[str]]:
                 sys.exit(f"{command} stand-in: option {arg} needs a value")
             options[arg] = argv[i + 1]
             i += 1
-        elif arg[:2] in values and len(arg) > 2 and not arg.startswith("--"):
-            options[arg[:2]] = arg[2:]  # short option with attached value, e.g. -n1
+        elif arg[:2] in values and not arg.startswith("--"):
+            options[arg[:2]] = arg[2:]  # short option with its value attached, e.g. -n1
         else:
             sys.exit(f"{command} stand-in: unknown option {arg}")
         i += 1
-    return options, rest
+    return options, []
 
 
 def record(command: str, argv: list[str], options: dict, **extra) -> None:
@@ -213,11 +210,15 @@ def sbatch(argv: list[str]) -> int:
               account=option(options, "-A", "--account", default=""), start=time.time())
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w") as log:
+        # Its own process group, so that the time limit ends the whole job as SLURM does.
+        job = subprocess.Popen(["/bin/sh", str(script_path)], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            rc = subprocess.run(["/bin/sh", str(script_path)], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+            rc = job.wait(timeout=timeout)
             state = "COMPLETED" if rc == 0 else "FAILED"
         except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
             rc, state = 1, "TIMEOUT"
     write_job(job_id, state=state, exit_code=rc, end=time.time())
     print(job_id if options.get("--parsable") else f"Submitted batch job {job_id}")

@@ -8,6 +8,11 @@
 FBSDE = config["fbsde"]
 
 
+localrules:
+    fbsde_figures_synthetic,
+    fbsde_figures_trained,
+
+
 FBSDE_OUTPUTS = [
     "results/fbsde/convergence.csv",
     "results/fbsde/convergence_slopes.csv",

@@ -25,6 +25,13 @@ LIMITS_OUTPUTS = [
 ]
 
 
+# Light rules (figures and a note in seconds) run on the submit host of a cluster.
+localrules:
+    limits_convergence_figure,
+    limits_figures,
+    limits_note,
+
+
 rule limits_convergence:
     output:
         table=ensure("results/limits/convergence.csv", non_empty=True),

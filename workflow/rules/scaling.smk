@@ -57,6 +57,17 @@ SCALING_OUTPUTS = [
 ]
 
 
+# Light rules (a table or a figure in seconds) run on the submit host of a cluster.
+localrules:
+    scaling_scorecard,
+    scaling_figure_max_norm,
+    scaling_figure_hypothesis,
+    scaling_figure_loss,
+    scaling_figure_summary,
+    scaling_figure_paths,
+    scaling_figure_decomposition,
+
+
 rule scaling_extract:
     input:
         lambda wildcards: train_output(wildcards.exp, wildcards.depth),

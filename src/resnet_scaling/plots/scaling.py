@@ -21,6 +21,7 @@ from ..statistics import expected_slope
 from ..weights import INCLUDE_STATUS, primary_quantity
 from . import save_figure
 
+STATUS_MARKERS = {"converged": "o", "stopped": "X", "max_epochs": "s", "diverged": "D"}
 PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "neither": "#d95f02", "undetermined": "#999999"}
 LABELS = {"A": "A", "b": "b", "delta": "|δ|", "M": "M = δA", "m": "m = δb", "M_abs": "|δ|A", "m_abs": "|δ|b"}
 TEX = {"A": "A", "b": "b", "delta": r"|\delta|", "M": "M", "m": "m", "M_abs": r"|\delta|A", "m_abs": r"|\delta|b"}
@@ -253,7 +254,8 @@ def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | 
         if len(long):
             sns.lineplot(data=long, x="depth", y="value", hue="loss", estimator="median", errorbar=None, ax=ax,
                          lw=1, legend=False)
-            sns.scatterplot(data=long, x="depth", y="value", hue="loss", style="status", s=14, ax=ax, alpha=0.7)
+            sns.scatterplot(data=long, x="depth", y="value", hue="loss", style="status", s=14, ax=ax, alpha=0.7,
+                            markers=STATUS_MARKERS, style_order=[k for k in STATUS_MARKERS if k in set(long["status"])])
         eps = epsilons.get(exp)
         if eps:
             low = min(eps, long["value"][long["value"] > 0].min()) if len(long) else eps
