@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(VENV)/bin/snakemake --cores 1 --configfile config/config.yaml --report report.html
 
 test: $(VENV)/.installed

@@ -23,6 +23,7 @@ include: "workflow/rules/scaling.smk"
 include: "workflow/rules/limits.smk"
 include: "workflow/rules/fbsde.smk"
 include: "workflow/rules/init_limits.smk"
+include: "workflow/rules/notebooks.smk"
 
 
 rule all:
