@@ -1,12 +1,11 @@
-"""Helpers shared by the SLURM tests: a repository copy, Snakemake runs, dry-run parsing and
-the comparison of two result trees."""
+"""Helpers shared by the SLURM and lint tests: Snakemake runs, the rules as written, dry-run
+parsing and the comparison of two runs' outputs."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,23 +18,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 STANDINS = ROOT / "tests" / "slurm_standins"
-REPO_PARTS = ("Snakefile", "workflow", "config", "src", "envs")
 # Variables of the slurm profile; tests set them explicitly or remove them.
 PROFILE_ENV = ("RESNET_SCALING_SLURM_ACCOUNT", "RESNET_SCALING_GPU_PARTITION", "RESNET_SCALING_CPU_PARTITION")
 # Metadata that legitimately differs between two runs of the same job.
 VOLATILE_KEYS = re.compile(r"time|wall|date|host|node|elapsed|seconds|duration|created|path", re.I)
-
-
-def copy_repository(dest: Path) -> Path:
-    """Copy what a run needs into ``dest`` so that no test writes into the repository."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in REPO_PARTS:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", ".snakemake"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -85,17 +85,9 @@ def standin_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_run(request, tmp_path_factory):
-    """A local run of the smoke config: the session's shared ``smoke_run`` when conftest.py
-    provides one (the workflow tests need the same run), otherwise a run of our own."""
-    try:
-        return request.getfixturevalue("smoke_run")
-    except pytest.FixtureLookupError:
-        pass
-    work = copy_workflow(tmp_path_factory.mktemp("local"))
-    proc = run_snakemake(["--cores", "2", *SMOKE], work, clean_env(OMP_NUM_THREADS="1"), timeout=900)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    return work
+def local_run(smoke_run):
+    """The session's local run of the smoke config (conftest.py), the reference of the cluster run."""
+    return smoke_run
 
 
 def sbatch_calls(calls) -> dict[str, dict]:
@@ -154,6 +146,7 @@ def test_training_resources_grow_with_depth(site_dry_run):
 # -- (2) the stand-in run through the real plugin -----------------------------------------
 
 
+@pytest.mark.slow
 def test_every_remote_job_submitted_once_with_its_resources(standin_run, site_dry_run):
     """Each non-local job of the DAG got exactly one sbatch whose flags carry its resources."""
     work, calls, _ = standin_run
@@ -178,6 +171,7 @@ def test_every_remote_job_submitted_once_with_its_resources(standin_run, site_dr
             assert opts["--cpus-per-task"] == str(job.threads) and opts["--ntasks"] == "1", comment
 
 
+@pytest.mark.slow
 def test_job_steps_request_the_gpu(standin_run):
     """Inside each job the plugin's jobstep runs the rule under srun; GPU jobs ask srun for the GPU."""
     _, calls, _ = standin_run
@@ -189,6 +183,7 @@ def test_job_steps_request_the_gpu(standin_run):
     assert all(c["options"]["--gpus"] == "1" for c in gpu_steps)
 
 
+@pytest.mark.slow
 def test_status_was_queried_and_accounts_validated(standin_run):
     _, calls, _ = standin_run
     commands = {c["command"] for c in calls}
@@ -196,6 +191,7 @@ def test_status_was_queried_and_accounts_validated(standin_run):
     assert "sacctmgr" in commands  # the given account is checked before the first submission
 
 
+@pytest.mark.slow
 def test_outputs_equal_a_local_run(standin_run, local_run):
     work, _, _ = standin_run
     problems = compare_trees(local_run, work)

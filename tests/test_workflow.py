@@ -6,19 +6,9 @@ import pytest
 
 from resnet_scaling.config import depth_grid
 from resnet_scaling.io import read_npz
-from workflow_utils import copy_workflow, run_snakemake
+from workflow_utils import SMOKE, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.workflow
-
-SMOKE = ["--configfile", "config/smoke.yaml"]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    proc = run_snakemake(work, "--cores", "2", *SMOKE)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    return work
 
 
 def _smoke_experiments(work):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ["--configfile", "config/smoke.yaml"]
 COPIED = ("Snakefile", "workflow", "config", "src", "envs", "notebooks")
 
 
