@@ -27,7 +27,7 @@ class Activation:
     curvature_at_0: float
     smooth: bool  # C² at 0: the diffusive limit of MATH.md §4(c) applies
     fn_into: Callable[[torch.Tensor, torch.Tensor], object] | None = None
-    grad_from_value: Callable[[torch.Tensor], torch.Tensor] | None = None  # σ'(z) from σ(z)
+    grad_from_value: Callable[[torch.Tensor, torch.Tensor], object] | None = None  # σ'(z) from σ(z), into out
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         return self.fn(z)
@@ -57,12 +57,12 @@ ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation(
         "tanh", torch.tanh, _tanh_grad, 0.0, 1.0, 0.0, True,
         fn_into=lambda z, out: torch.tanh(z, out=out),
-        grad_from_value=lambda s: torch.addcmul(torch.ones_like(s), s, s, value=-1.0),
+        grad_from_value=lambda s, out: torch.mul(s, s, out=out).neg_().add_(1.0),
     ),
     "relu": Activation(
         "relu", torch.relu, _relu_grad, 0.0, 1.0, 0.0, False,
         fn_into=lambda z, out: torch.clamp(z, min=0.0, out=out),
-        grad_from_value=lambda s: (s > 0).to(s.dtype),
+        grad_from_value=lambda s, out: torch.sign(s, out=out),  # relu(z) ≥ 0: sign is 1{z > 0}
     ),
     "identity": Activation(
         "identity", lambda z: z, lambda z: torch.ones_like(z), 0.0, 1.0, 0.0, True

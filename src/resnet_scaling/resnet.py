@@ -185,19 +185,32 @@ class ResNetEnsemble:
             h = torch.addcmul(h, delta[k].view(-1, 1, 1), sigma(z))
         return h
 
-    def trajectory(self, x: torch.Tensor) -> Trajectory:
+    def _buffer(self, name: str, shape, like: torch.Tensor, reuse: bool) -> torch.Tensor:
+        """A work tensor; with ``reuse`` the same memory serves every training step, which
+        spares the page faults of fresh large allocations (they dominate at large depth)."""
+        if not reuse:
+            return torch.empty(shape, dtype=like.dtype, device=like.device)
+        cache = self.__dict__.setdefault("_workspace", {})
+        buf = cache.get(name)
+        if buf is None or buf.shape != torch.Size(shape) or buf.dtype != like.dtype or buf.device != like.device:
+            buf = cache[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return buf
+
+    def trajectory(self, x: torch.Tensor, reuse_buffers: bool = False) -> Trajectory:
         """The forward pass keeping every hidden state h_0..h_L, pre-activation z_k and σ(z_k).
 
         Three tensor operations per layer; the bias is written into all z_k at once first.
+        With ``reuse_buffers`` the returned tensors are overwritten by the next call.
         """
         A, b = self.params["A"], self.params["b"]
         delta = self.deltas()
         h0 = self._inputs(x)
         L = self.depth
         A_T = A.transpose(-1, -2).contiguous()
-        H = torch.empty((L + 1, *h0.shape), dtype=h0.dtype, device=h0.device)
-        Z = b.unsqueeze(2).expand(L, *h0.shape).contiguous()
-        SZ = torch.empty_like(Z)
+        H = self._buffer("H", (L + 1, *h0.shape), h0, reuse_buffers)
+        Z = self._buffer("Z", (L, *h0.shape), h0, reuse_buffers)
+        Z.copy_(b.unsqueeze(2).expand(L, *h0.shape))
+        SZ = self._buffer("SZ", (L, *h0.shape), h0, reuse_buffers)
         H[0] = h0
         act = self.activation
         hs, zs, szs, a_ts = H.unbind(0), Z.unbind(0), SZ.unbind(0), A_T.unbind(0)
@@ -209,7 +222,7 @@ class ResNetEnsemble:
         return Trajectory(H, Z, SZ)
 
     def adjoint(
-        self, traj: Trajectory, grad_output: torch.Tensor, keep_adjoint: bool = False
+        self, traj: Trajectory, grad_output: torch.Tensor, keep_adjoint: bool = False, reuse_buffers: bool = False
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """The explicit discrete adjoint of MATH.md §5.
 
@@ -229,12 +242,13 @@ class ResNetEnsemble:
         L = self.depth
         # U_k = δ_k σ'(z_k) ⊙ p_{k+1}: the δ_k σ'(z_k) factor for all layers at once
         act = self.activation
+        U = self._buffer("U", traj.z.shape, A, reuse_buffers)
         if traj.sz is not None and act.grad_from_value is not None:
-            U = act.grad_from_value(traj.sz)
+            act.grad_from_value(traj.sz, U)
         else:
-            U = act.grad(traj.z)
+            U.copy_(act.grad(traj.z))
         U.mul_(delta.view(L, -1, 1, 1))
-        P = torch.empty((L + 1, *grad_output.shape), dtype=A.dtype, device=A.device)
+        P = self._buffer("P", (L + 1, *grad_output.shape), A, reuse_buffers and not keep_adjoint)
         P[L] = grad_output
         us, ps, As = U.unbind(0), P.unbind(0), A.unbind(0)
         for k in range(L - 1, -1, -1):
@@ -257,12 +271,12 @@ class ResNetEnsemble:
         self, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Per-seed MSE loss (mean over samples and coordinates) and its parameter gradients."""
-        traj = self.trajectory(x)
+        traj = self.trajectory(x, reuse_buffers=True)
         target = self._inputs(y)
         residual = traj.h[-1] - target
         n = residual.shape[1] * residual.shape[2]
         loss = residual.pow(2).sum(dim=(1, 2)) / n
-        grads, _ = self.adjoint(traj, residual * (2.0 / n))
+        grads, _ = self.adjoint(traj, residual * (2.0 / n), reuse_buffers=True)
         return loss, grads
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
