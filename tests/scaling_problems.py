@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
 from resnet_scaling.io import stable_seed, write_npz
 from resnet_scaling.weights import TrainedWeights
@@ -68,12 +66,3 @@ def write_training_output(path, kind: str, depth: int, seeds: int = 4, dim: int 
         status=np.array(status if status is not None else ["converged"] * seeds),
         train_loss=history, test_loss=2 * history, epoch_loss=1.1 * history,
     )
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny forward passes run on one thread: more only oversubscribes a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

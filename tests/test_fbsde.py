@@ -20,13 +20,6 @@ from resnet_scaling.resnet import ResNetEnsemble
 TOL = 0.15  # MATH.md §7
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batched ops: one thread is faster and steadier on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _inputs(n: int, d: int):
@@ -153,10 +146,7 @@ def diffusive():
         "name": "diffusive", "case": "diffusive", "activation": "softplus0", "depths": [16, 32, 64, 128, 256, 512],
         "n_paths": 100, "ref_factor": 16, "with_ito_term": [True, False],
     }
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     errors, _ = fbsde.run_case(spec, 0, 3, 2)
-    torch.set_num_threads(before)
     return errors, fbsde.fit_slopes(errors)
 
 
@@ -243,10 +233,7 @@ def standin(tmp_path_factory):
     out = {k: root / f"{k}.csv" for k in ("table", "slopes", "paths")}
     out["field"] = root / "field.npz"
     cfg = {"n_inputs": 6, "bandwidth": 1e-3, "min_fit_depth": 16, "n_figure_inputs": 2}
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     fbsde.write_trained([str(p) for p in paths], str(root / "data.npz"), cfg, out, progress=False)
-    torch.set_num_threads(before)
     return root, out
 
 

@@ -16,13 +16,6 @@ from resnet_scaling.plots import init as figures
 SLOPE_TOL = 0.15  # MATH.md §7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small batched tensor ops: one intra-op thread is faster than two on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _slope(x, y):

@@ -24,13 +24,6 @@ TOL = 0.15
 DEPTHS = [16, 32, 64, 128, 256, 512, 1024]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many small batched ops: one thread is faster than two contended ones on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _slope(L, err) -> float:

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 import scaling_problems as sp
-from scaling_problems import one_thread  # noqa: F401 (fixture)
 from resnet_scaling.exponents import FitSettings, RegimeThresholds, exponents_of, fit_all
 from resnet_scaling.plots import scaling as figures
 from resnet_scaling.statistics import experiment_statistics
@@ -35,7 +34,7 @@ def _written(path):
     return all(path.with_suffix(s).stat().st_size > 1000 for s in (".pdf", ".png"))
 
 
-def test_all_scaling_figures(tables, tmp_path, one_thread):
+def test_all_scaling_figures(tables, tmp_path):
     stats, training, nets, exponents, regimes = tables
     figures.max_norm_figure(stats, exponents, tmp_path / "max_norm.png")
     figures.hypothesis_figure(stats, exponents, tmp_path / "hypothesis.png")

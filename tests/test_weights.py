@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import scaling_problems as sp
-from scaling_problems import one_thread  # noqa: F401 (fixture)
 from resnet_scaling.io import read_npz, write_npz
 from resnet_scaling.resnet import ResNetEnsemble
 from resnet_scaling.weights import (
@@ -42,7 +41,7 @@ def test_effective_weights_and_paths_by_definition():
 
 
 @pytest.mark.parametrize("delta_type", ["shared", "multi", "none"])
-def test_files_are_in_the_paper_convention(delta_type, one_thread):
+def test_files_are_in_the_paper_convention(delta_type):
     """h_{k+1} = h_k + δ_k tanh(A_k h_k + b_k) with the extracted column-vector A_k, b_k, δ_k
     reproduces the network's own forward pass."""
     net = ResNetEnsemble.initialise(7, 4, range(3), delta_type=delta_type, init="xavier", init_sd=1.0,
@@ -147,7 +146,7 @@ def test_noise_path_of_iid_residuals_has_unit_variance():
     assert end.var() == pytest.approx(1 - 1 / N, rel=0.12)
 
 
-def test_relu_rebuild_from_absolute_delta_is_the_same_network(one_thread):
+def test_relu_rebuild_from_absolute_delta_is_the_same_network():
     """δ relu(Ah + b) = sign(δ) relu(|δ|Ah + |δ|b): the pair the decomposition rebuilds from."""
     rng = np.random.default_rng(2)
     A, b, delta = rng.normal(size=(2, 9, 3, 3)), rng.normal(size=(2, 9, 3)), rng.normal(size=(2, 9))
@@ -178,7 +177,7 @@ def _trend_only_networks(delta_type: str, activation: str, depths=(16, 32), n_ce
 
 
 @pytest.mark.parametrize("delta_type,activation,pair", [("shared", "tanh", ("A", "b")), ("multi", "relu", ("M_abs", "m_abs"))])
-def test_decompose_trend_only_networks(delta_type, activation, pair, one_thread):
+def test_decompose_trend_only_networks(delta_type, activation, pair):
     nets = _trend_only_networks(delta_type, activation)
     rng = np.random.default_rng(0)
     data = (rng.normal(size=(20, 3)), rng.normal(size=(20, 3)))

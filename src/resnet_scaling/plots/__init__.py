@@ -55,6 +55,17 @@ def loglog_fit(x, y) -> LogLogFit:
     return LogLogFit(res.slope, res.intercept, res.stderr, res.slope - half, res.slope + half, n)
 
 
+def slope_guide(ax, x, y, slope: float, **kw) -> None:
+    """Draw a line of the given log-log slope through the geometric centre of the points (x, y)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(y) & (y > 0)
+    if keep.sum() < 2 or not np.isfinite(slope):
+        return
+    lx, ly = np.log(x[keep]), np.log(y[keep])
+    xs = np.geomspace(x[keep].min(), x[keep].max(), 20)
+    ax.plot(xs, np.exp(ly.mean() + slope * (np.log(xs) - lx.mean())), **kw)
+
+
 def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
     """Save ``fig`` as PDF and PNG beside each other (``path`` may end in either), atomically."""
     path = Path(path)

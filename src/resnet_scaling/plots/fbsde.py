@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..io import read_npz
-from . import save_figure
+from . import save_figure, slope_guide
 
 QUANTITY_LABELS = {
     "adjoint_sup": "adjoint  sup_k |p_k − P_{k/L}|",
@@ -38,17 +38,6 @@ def _grid(n: int, ncols: int, size=(3.8, 3.2)):
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
-
-
-def _fit_line(ax, x, y, slope: float, color, **kw) -> None:
-    """A line of the given slope through the geometric centre of the points (x, y)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.isfinite(y) & (y > 0)
-    if keep.sum() < 2 or not np.isfinite(slope):
-        return
-    lx, ly = np.log(x[keep]), np.log(y[keep])
-    xs = np.geomspace(x[keep].min(), x[keep].max(), 20)
-    ax.plot(xs, np.exp(ly.mean() + slope * (np.log(xs) - lx.mean())), color=color, **kw)
 
 
 def _depth_axis(ax, depths) -> None:
@@ -94,10 +83,10 @@ def convergence_figure(errors: pd.DataFrame, slopes: pd.DataFrame, path: str | o
             if not fit.empty:
                 row = fit.iloc[0]
                 window = grp[grp["L"] >= row["L_min"]]
-                _fit_line(ax, window["L"], window["error"], row["slope"], color, lw=1.2, ls=ls)
+                slope_guide(ax, window["L"], window["error"], row["slope"], color=color, lw=1.2, ls=ls)
                 label += f": {_slope_text(row)}"
                 if np.isfinite(row["expected_slope"]):
-                    _fit_line(ax, window["L"], window["error"], row["expected_slope"], "0.5", lw=0.8, ls="--", zorder=0)
+                    slope_guide(ax, window["L"], window["error"], row["expected_slope"], color="0.5", lw=0.8, ls="--", zorder=0)
                     label += f", theory {row['expected_slope']:+.2f}"
             handles.append(plt.Line2D([], [], color=color, ls=ls, marker="o" if ito else "X", ms=4, label=label))
         handles.append(plt.Line2D([], [], color="0.5", ls="--", lw=0.8, label="theoretical slope"))

@@ -18,7 +18,7 @@ import seaborn as sns
 
 from ..init_limits import WEAK_ORDER
 from ..kernels import KERNEL_WIDTH_RATE
-from . import loglog_fit, save_figure
+from . import loglog_fit, save_figure, slope_guide
 
 _GUIDE = dict(color="0.35", lw=1.0, ls="--", zorder=0)
 
@@ -35,17 +35,6 @@ def _log2_axis(ax, axis: str = "x") -> None:
     target.set_major_locator(LogLocator(base=2))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
-
-
-def _slope_guide(ax, x, y, slope, label):
-    """A line of the theoretical slope through the geometric mean of the points."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(y) & (y > 0)
-    if not ok.any():
-        return
-    x0, y0 = np.exp(np.log(x[ok]).mean()), np.exp(np.log(y[ok]).mean())
-    xs = np.array([x.min(), x.max()])
-    ax.plot(xs, y0 * (xs / x0) ** slope, label=label, **_GUIDE)
 
 
 def law_convergence_figure(
@@ -66,7 +55,7 @@ def law_convergence_figure(
         fit = loglog_fit(g.depth, g.w1)
         _errorbars(ax, g.depth, g.w1, g.ci_low, g.ci_high, colors[act], label=f"{act}: {fit.label()}")
         ax.plot(g.depth, fit.line(g.depth), color=colors[act], lw=1)
-    _slope_guide(ax, data.depth, data.w1, -WEAK_ORDER, f"theory: slope {-WEAK_ORDER:+.0f} (weak order)")
+    slope_guide(ax, data.depth, data.w1, -WEAK_ORDER, label=f"theory: slope {-WEAK_ORDER:+.0f} (weak order)", **_GUIDE)
     _log2_axis(ax)
     ax.set(yscale="log", xlabel="depth L",
            ylabel="W1 to the diffusion" if quantity == "state" else "W1 to the first-variation SDE",
@@ -255,7 +244,7 @@ def kernels_figure(errors: pd.DataFrame, trajectory: pd.DataFrame, path: str | o
         _errorbars(ax, g.width, g.rms_error, g.ci_low, g.ci_high, c, label=f"{entry}: {fit.label()}")
         ax.plot(g.width, fit.line(g.width), color=c, lw=1)
         ax.axhline(g.depth_bias.iloc[0], color=c, lw=0.8, ls=":")
-    _slope_guide(ax, data.width, data.rms_error, KERNEL_WIDTH_RATE, f"theory: slope {KERNEL_WIDTH_RATE:+.1f}")
+    slope_guide(ax, data.width, data.rms_error, KERNEL_WIDTH_RATE, label=f"theory: slope {KERNEL_WIDTH_RATE:+.1f}", **_GUIDE)
     ax.plot([], [], ":", color="0.4", label=f"depth bias |recursion − ODE| at L = {int(data.depth.iloc[0])}")
     _log2_axis(ax)
     ax.set(yscale="log", xlabel="width D", ylabel="RMS |⟨Y_1(x), Y_1(x')⟩/D − k_1(x, x')|",

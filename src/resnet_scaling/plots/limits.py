@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import save_figure
+from . import save_figure, slope_guide
 
 
 def _depth_axis(ax, depths) -> None:
@@ -25,17 +25,6 @@ def _depth_axis(ax, depths) -> None:
         ticks = ticks[:: math.ceil(len(ticks) / 8)]
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
-
-
-def _guide(ax, x, y, slope: float, **kw) -> None:
-    """A line of the given slope through the geometric centre of the points (x, y)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.isfinite(y) & (y > 0)
-    if keep.sum() < 2 or not np.isfinite(slope):
-        return
-    lx, ly = np.log(x[keep]), np.log(y[keep])
-    xs = np.geomspace(x[keep].min(), x[keep].max(), 20)
-    ax.plot(xs, np.exp(ly.mean() + slope * (np.log(xs) - lx.mean())), **kw)
 
 
 def _series_label(case: str, activation: str, beta: float, ito) -> str:
@@ -82,7 +71,7 @@ def convergence_figure(table: pd.DataFrame, fits: pd.DataFrame, path: str | os.P
             ax.plot(g.L, g.error_median, "s:", color=color, label=mlabel, ms=3)
         if f is not None:
             gf = g[g.L >= f.L_min]
-            _guide(ax, gf.L, gf.error, f.expected, color="0.4", ls="--", lw=1)
+            slope_guide(ax, gf.L, gf.error, f.expected, color="0.4", ls="--", lw=1)
     for key, title in (("ode", "ODE limits (§4(a), (b)): sup_k |h_k − H_{k/L}|"),
                        ("diffusive", "Itô SDE (§4(c)): (E sup_k |h_k − H_{k/L}|²)^{1/2}")):
         ax = axes[key]
