@@ -139,7 +139,8 @@ def test_output_file_round_trip(tmp_path):
     arrays, meta = read_npz(tmp_path / "out.npz")
     assert arrays["A"].shape == (3, 6, 4, 4) and arrays["A_init"].shape == (3, 6, 4, 4)
     assert list(arrays["status"]) == list(result.status)
-    assert meta["depth"] == 6 and meta["config"]["lr"] == 0.01 and "torch" in meta["versions"]
+    assert meta["depth"] == 6 and meta["config"]["lr"] == 0.01
+    assert {"torch", "numpy", "git_commit"} <= set(meta["versions"])
 
 
 def test_killed_job_resumes_to_identical_weights(tmp_path):

@@ -367,9 +367,21 @@ def _fmt(values: np.ndarray) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions that decide the numbers: Python, torch, numpy and this package."""
+    """Versions that decide the numbers: Python, torch, numpy, this package and its git commit."""
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "resnet_scaling": __version__}
+            "resnet_scaling": __version__, "git_commit": git_commit()}
+
+
+def git_commit() -> str:
+    """The commit of the checkout this package runs from ('unknown' outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
 def save_result(path: str | Path, result: TrainResult) -> None:
