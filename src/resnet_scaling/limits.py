@@ -32,6 +32,7 @@ the same SDE through torchsde (:func:`torchsde_ito_solve`); fitting trained netw
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -367,19 +368,19 @@ def solve_ito_sde(
 # ----------------------------------------------------------------------------------------
 # laws of weight paths (for generative simulation with fresh noise)
 # ----------------------------------------------------------------------------------------
-class WeightPathLaw:
+class WeightPathLaw(ABC):
     """Law of a pair of weight paths ``W^A``, ``W^b``: increments over [t0, t1] and the
     quadratic-covariation rate needed by the Itô term. Subclasses implement both."""
 
     dim: int
 
+    @abstractmethod
     def increments(self, t0: float, t1: float, n_paths: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Fresh increments (n_paths, d, d), (n_paths, d) over [t0, t1]."""
-        raise NotImplementedError
 
+    @abstractmethod
     def row_cov(self, t: float) -> torch.Tensor:
         """C_i(t), (d, d+1, d+1) or (P, d, d+1, d+1)."""
-        raise NotImplementedError
 
 
 @dataclass
@@ -459,14 +460,14 @@ def sample_ito_sde(
 # ----------------------------------------------------------------------------------------
 # state-dependent diffusions (MATH.md §4(d)) and their generative solver
 # ----------------------------------------------------------------------------------------
-class DiffusionModel:
+class DiffusionModel(ABC):
     """A diffusion ``dH = μ(t, H) dt + Σ(t, H)^{1/2} dB`` given by its Euler–Maruyama increment."""
 
     dim: int
 
+    @abstractmethod
     def increment(self, t: float, dt: float, h: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """``μ(t, h) dt + (Σ(t, h) dt)^{1/2} ξ`` for states (P, N, d), fresh ξ from ``gen``."""
-        raise NotImplementedError
 
 
 def sample_diffusion(
