@@ -2,6 +2,8 @@
 #   make run   - the whole workflow on the embedded default config (config/config.yaml)
 #   make test  - the test suite
 PYTHON ?= python3
+SHELL := bash
+.SHELLFLAGS := -o pipefail -ec
 VENV := .venv
 CORES ?= all
 
@@ -9,9 +11,9 @@ CORES ?= all
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
-	$(VENV)/bin/python -m pip install --quiet -r requirements.txt 2>&1 | grep -v 'is ignored' || true
-	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v 'is ignored' || true
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored' || true; }
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt 2>&1 | { grep -v 'is ignored' || true; }
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored' || true; }
 	$(VENV)/bin/python -c "import torch, snakemake, resnet_scaling"
 	touch $@
 

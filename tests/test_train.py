@@ -35,7 +35,7 @@ def test_training_reduces_the_loss():
     result = _train(max_epochs=6)
     loss = result.histories["train_loss"]
     assert np.all(loss[:, -1] < loss[:, 0])
-    assert list(result.status) == ["stopped"] * 3 and np.all(result.epochs == 6)
+    assert list(result.status) == ["max_epochs"] * 3 and np.all(result.epochs == 6)
 
 
 def test_seeds_trained_together_equal_seeds_trained_alone():
@@ -115,6 +115,18 @@ def test_original_shuffle_defect_collapses_the_training_set():
     assert distinct[0] < 1024 * 0.75
     assert all(a >= b for a, b in zip(distinct, distinct[1:]))
     assert distinct[-1] == 32
+
+
+def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
+    """A checkpoint is resumed only for the same settings and the same training data."""
+    ckpt = tmp_path / "ck.pt"
+    cfg = {**BASE, "max_epochs": 4, "checkpoint_every": 1}
+    train_ensemble("exp", cfg, 6, DATA, dtype="float64", checkpoint_path=ckpt, progress=False, stop_after_epochs=2)
+    other = make_synthetic(96, 32, dim=4, seed=1)
+    resumed = train_ensemble("exp", cfg, 6, other, dtype="float64", checkpoint_path=ckpt, progress=False)
+    fresh = train_ensemble("exp", cfg, 6, other, dtype="float64", progress=False)
+    for key in ("A", "b", "delta"):
+        assert np.array_equal(resumed.weights[key], fresh.weights[key])
 
 
 def test_defect_mode_needs_a_dividing_batch():

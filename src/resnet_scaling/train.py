@@ -28,8 +28,11 @@ from .resnet import ResNetEnsemble, resolve_device
 
 log = logging.getLogger(__name__)
 
-RUNNING, CONVERGED, STOPPED, DIVERGED = 0, 1, 2, 3
-STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STOPPED: "stopped", DIVERGED: "diverged"}
+RUNNING, CONVERGED, STOPPED, DIVERGED, MAX_EPOCHS = 0, 1, 2, 3, 4
+#: converged: epoch loss < ε; stopped: the plateau rule; diverged: a non-finite loss or
+#: gradient; max_epochs: ran out of epochs without either (not converged).
+STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STOPPED: "stopped", DIVERGED: "diverged",
+                MAX_EPOCHS: "max_epochs"}
 
 EXPERIMENT_DEFAULTS = {
     "enabled": True,
@@ -164,10 +167,15 @@ def defective_shuffle_(data: torch.Tensor, key: str, depth: int, seeds, epoch: i
                 data[s_idx, i] = data[s_idx, j]
 
 
-def _fingerprint(experiment: str, cfg: dict, depth: int, base_seed: int, dtype: str, n_train: int) -> str:
+def _fingerprint(experiment: str, cfg: dict, depth: int, base_seed: int, dtype: str, data: dict) -> str:
+    """What a checkpoint must match to be resumed: the run's settings and its training data."""
+    import hashlib
     import json
 
-    return json.dumps([experiment, cfg, depth, base_seed, dtype, n_train], sort_keys=True)
+    digest = hashlib.sha256()
+    for key in ("x_train", "y_train"):
+        digest.update(np.ascontiguousarray(data[key], dtype=np.float64).tobytes())
+    return json.dumps([experiment, cfg, depth, base_seed, dtype, digest.hexdigest()], sort_keys=True)
 
 
 def train_ensemble(
@@ -213,7 +221,7 @@ def train_ensemble(
     )
     initial = net.to_numpy()
     opt = EnsembleOptimizer(net.params, cfg["optimizer"], cfg["lr"], cfg["momentum"])
-    fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, n_train)
+    fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, data)
     state = {
         "epoch": 0,
         "status": torch.zeros(S, dtype=torch.int64),
@@ -232,16 +240,18 @@ def train_ensemble(
     ckpt = Path(checkpoint_path) if checkpoint_path else None
     if ckpt is not None and ckpt.exists():
         try:
-            saved = torch.load(ckpt, map_location=dev, weights_only=False)
+            saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         except Exception as exc:
             raise ValueError(f"cannot read checkpoint {ckpt}: {exc}; delete it to start over") from exc
         if saved.get("fingerprint") != fingerprint:
             log.warning("checkpoint %s belongs to another configuration; starting from scratch", ckpt)
         else:
             for name, value in saved["params"].items():
-                net.params[name].copy_(value)
-            opt.load_state_dict(saved["optimizer"])
-            state = saved["state"]
+                net.params[name].copy_(value)  # onto the training device
+            opt.load_state_dict(saved["optimizer"])  # moves the moments next to their parameters
+            state = saved["state"]  # bookkeeping stays on the CPU
+            if state["defect_data"] is not None:
+                state["defect_data"] = state["defect_data"].to(dev)
             log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
 
     def save_checkpoint() -> None:
@@ -315,7 +325,7 @@ def train_ensemble(
     bar.close()
     for s in range(S):
         if status[s] == RUNNING:
-            status[s] = STOPPED
+            status[s] = MAX_EPOCHS
             state["reason"][s] = f"max_epochs ({cfg['max_epochs']}) reached"
             state["epochs"][s] = state["epoch"]
     histories = {k: (np.stack(v, axis=1) if v else np.empty((S, 0))) for k, v in state["history"].items()}

@@ -29,8 +29,7 @@ from .io import read_npz, write_csv, write_npz
 
 #: Statuses of a trained network: ``converged`` (epoch loss below ε), ``stopped`` (the
 #: stopping rule's plateau: ``patience`` epochs without a ``min_improvement`` gain),
-#: ``max_epochs`` (ran out of epochs: not converged) and ``diverged``. The trainer reports the
-#: last two cases both as ``stopped``; :func:`from_training` tells them apart by the epoch count.
+#: ``max_epochs`` (ran out of epochs: not converged) and ``diverged``, as the trainer reports them.
 STATUSES = ("converged", "stopped", "max_epochs", "diverged")
 #: Networks that enter the analysis by default: those the stopping rule ended (as in the
 #: original study); diverged and non-converged ones are excluded and counted.
@@ -132,8 +131,6 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
             raise ValueError(f"training output metadata lacks config.{key}")
     status = np.asarray(arrays.get("status", np.full(S, "converged"))).astype(str)
     epochs = np.asarray(arrays["epochs"]).astype(int) if "epochs" in arrays else None
-    if epochs is not None and "max_epochs" in config:
-        status = np.where((status == "stopped") & (epochs >= int(config["max_epochs"])), "max_epochs", status)
     losses = {
         name: _final(arrays[key])
         for name, key in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("epoch_loss", "epoch_loss"))
