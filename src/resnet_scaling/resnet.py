@@ -61,6 +61,7 @@ class ResNetEnsemble:
         self.delta_type = delta_type
         self.activation = get_activation(activation) if isinstance(activation, str) else activation
         self.alpha = alpha
+        self._workspace: dict[str, torch.Tensor] = {}  # per-step work tensors, see _buffer
 
     # -- shape -----------------------------------------------------------------
     @property
@@ -190,10 +191,9 @@ class ResNetEnsemble:
         spares the page faults of fresh large allocations (they dominate at large depth)."""
         if not reuse:
             return torch.empty(shape, dtype=like.dtype, device=like.device)
-        cache = self.__dict__.setdefault("_workspace", {})
-        buf = cache.get(name)
+        buf = self._workspace.get(name)
         if buf is None or buf.shape != torch.Size(shape) or buf.dtype != like.dtype or buf.device != like.device:
-            buf = cache[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+            buf = self._workspace[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return buf
 
     def trajectory(self, x: torch.Tensor, reuse_buffers: bool = False) -> Trajectory:

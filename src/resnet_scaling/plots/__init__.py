@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from ..exponents import ols_fit  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid")
@@ -48,11 +49,9 @@ def loglog_fit(x, y) -> LogLogFit:
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     lx, ly = np.log(x[keep]), np.log(y[keep])
     n = len(lx)
-    if n < 2 or np.ptp(lx) == 0:
-        return LogLogFit(np.nan, np.nan, np.nan, np.nan, np.nan, n)
-    res = stats.linregress(lx, ly)
-    half = stats.t.ppf(0.975, n - 2) * res.stderr if n > 2 else np.nan
-    return LogLogFit(res.slope, res.intercept, res.stderr, res.slope - half, res.slope + half, n)
+    slope, intercept, stderr = ols_fit(lx, ly)
+    half = stats.t.ppf(0.975, n - 2) * stderr if n > 2 else np.nan
+    return LogLogFit(slope, intercept, stderr, slope - half, slope + half, n)
 
 
 def slope_guide(ax, x, y, slope: float, **kw) -> None:
