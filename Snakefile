@@ -7,9 +7,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The embedded default, unless a config is given with --configfile (which would
-# otherwise be merged into the default key by key, experiments included).
-if not config:
+# The embedded default, unless a config file is given with --configfile (which would
+# otherwise be merged into the default key by key, experiments included). Values given
+# with --config apply on top of whichever file is used.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 

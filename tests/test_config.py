@@ -65,3 +65,148 @@ def test_workflow_rejects_bad_config_before_any_job(tmp_path, mutate, expected):
     assert proc.returncode != 0
     assert expected in proc.stderr + proc.stdout
     assert not (work / "results").exists()
+
+
+# -- schema errors in one sentence, semantic refusals, analysis selections ---------------
+
+from resnet_scaling.config import (  # noqa: E402
+    MIN_FIT_DEPTHS,
+    analysis_selections,
+    schema_error,
+    with_schema_defaults,
+)
+
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def _bad_default(mutate):
+    cfg = copy.deepcopy(DEFAULT)
+    mutate(cfg)
+    return cfg
+
+
+SCHEMA_CASES = [
+    (lambda c: c.update(sclaing=c.pop("scaling")), "config: unknown key `sclaing`; did you mean `scaling`?"),
+    (lambda c: c["experiments"]["tanh_shared_synthetic"]["depths"].update(base=1.0),
+     "experiments.tanh_shared_synthetic.depths.base: 1.0 must be > 1"),
+    (lambda c: c["experiments"]["tanh_shared_synthetic"].update(activation="sigmoid"),
+     "experiments.tanh_shared_synthetic.activation: 'sigmoid' is not allowed; choose one of tanh, relu"),
+    (lambda c: c["limits"]["fit"].update(n_depth=3), "limits.fit: unknown key `n_depth`; did you mean `n_depths`?"),
+    (lambda c: c["fbsde"]["convergence"]["cases"][0].update(case="odd"),
+     "fbsde.convergence.cases[0].case: 'odd' is not allowed"),
+    (lambda c: c["scaling"]["fit"]["min_depth_by_statistic"].update(x=-1),
+     "scaling.fit.min_depth_by_statistic.x: -1 must be >= 1"),
+    (lambda c: c["experiments"]["tanh_shared_synthetic"].update(depths="many"),
+     "experiments.tanh_shared_synthetic.depths: 'many' has none of the allowed forms"),
+]
+
+
+@pytest.mark.parametrize("mutate,first_line", SCHEMA_CASES)
+def test_schema_errors_are_one_line_naming_the_key(mutate, first_line):
+    message = schema_error(_bad_default(mutate))
+    assert message.startswith(first_line)
+    assert "\n" not in message and len(message) < 400
+
+
+SEMANTIC_CASES = [
+    (lambda c: c["experiments"]["tanh_shared_synthetic"].update(depths=[8, 16]),
+     "experiments.tanh_shared_synthetic.depths: the grid [8, 16] has 2 depth(s)"),
+    (lambda c: c["scaling"]["fit"].update(min_depth=2048), "scaling.fit.min_depth / max_depth: selects 0 depth(s)"),
+    (lambda c: c["experiments"]["relu_multi_digits"].update(batch_size=4096),
+     "experiments.relu_multi_digits.batch_size: 4096 is larger than n_train = 1024"),
+    (lambda c: c["limits"]["fit"].update(n_depths=40), "limits.fit.n_depths: asks for more depths than"),
+    (lambda c: c["scaling"]["paths"].update(n_depths=16), "scaling.paths.n_depths: asks for more depths than"),
+    (lambda c: c["scaling"]["decomposition"].update(min_depth=5000), "scaling.decomposition.min_depth / n_cells: selects 0"),
+    (lambda c: c["fbsde"]["trained"].update(min_fit_depth=1000), "fbsde.trained.min_fit_depth: selects 1 depth(s) [1024]"),
+    (lambda c: c["scaling"]["fit"]["min_depth_by_statistic"].update(detrended_cumsum=1000),
+     "scaling.fit.min_depth_by_statistic.detrended_cumsum: selects 1 depth(s)"),
+]
+
+
+@pytest.mark.parametrize("mutate,first_line", SEMANTIC_CASES)
+def test_meaningless_values_are_refused_naming_the_key(mutate, first_line):
+    with pytest.raises(ConfigError) as info:
+        check_config(_bad_default(mutate))
+    assert str(info.value).startswith(first_line), str(info.value)
+
+
+#: What the comments of the shipped configs say each selection resolves to: (count, first, last).
+DOCUMENTED_SELECTIONS = {
+    "config.yaml": {"scaling.fit": (13, 16, 1024), "scaling.fit.min_depth_by_statistic.detrended_cumsum": (7, 128, 1024),
+                    "scaling.decomposition": (5, 256, 1024), "scaling.paths": (4, 362, 1024),
+                    "limits.fit": (3, 512, 1024), "fbsde.trained": (13, 16, 1024)},
+    "paper.yaml": {"scaling.fit": (38, 10, 9100), "scaling.fit.min_depth_by_statistic.detrended_cumsum": (21, 237, 9100),
+                   "scaling.decomposition": (7, 3047, 9100), "scaling.paths": (4, 5266, 9100),
+                   "limits.fit": (3, 6319, 9100), "fbsde.trained": (25, 114, 9100)},
+    "smoke.yaml": {"scaling.fit": (4, 4, 32), "scaling.fit.min_depth_by_statistic.detrended_cumsum": (3, 8, 32),
+                   "scaling.decomposition": (2, 16, 32), "scaling.paths": (2, 16, 32),
+                   "limits.fit": (2, 16, 32), "fbsde.trained": (4, 4, 32)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_SELECTIONS))
+def test_every_selection_of_every_shipped_config_is_what_its_comment_says(name):
+    text = (ROOT / "config" / name).read_text()
+    cfg = with_schema_defaults(yaml.safe_load(text))
+    check_config(cfg)
+    for exp, spec in cfg["experiments"].items():
+        if not spec.get("enabled", True):
+            continue
+        selections = analysis_selections(cfg, exp)
+        assert set(selections) == set(DOCUMENTED_SELECTIONS[name])
+        for key, depths in selections.items():
+            assert depths, (name, exp, key)
+            assert (len(depths), depths[0], depths[-1]) == DOCUMENTED_SELECTIONS[name][key], (name, exp, key, depths)
+    # the comments of the non-smoke configs state these counts and ranges
+    if name != "smoke.yaml":
+        for key, (count, first, last) in DOCUMENTED_SELECTIONS[name].items():
+            if key in ("scaling.fit", "scaling.fit.min_depth_by_statistic.detrended_cumsum", "scaling.decomposition"):
+                assert f"{count} depths" in text and f"{first}..{last}" in text, (name, key)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("mutate,first_line", SCHEMA_CASES[:2] + SEMANTIC_CASES[:4])
+def test_snakemake_refuses_bad_config_with_one_line_before_any_job(tmp_path, mutate, first_line):
+    work = copy_workflow(tmp_path / "wf")
+    bad = work / "config" / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_bad_default(mutate), allow_unicode=True))
+    proc = run_snakemake(work, "-n", "--cores", "1", "--configfile", str(bad))
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("ConfigError in file"))
+    assert lines[at + 1].startswith(first_line), out[-2000:]
+    assert len(out) < 3000  # no schema dump
+    assert not (work / "results").exists()
+
+
+@pytest.mark.workflow
+def test_config_overrides_apply_on_top_of_the_embedded_default(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    # the default's four experiments are all planned, not dropped by the override
+    targets = [f"results/train/{exp}/depth_1024.npz" for exp in
+               ("tanh_shared_synthetic", "relu_multi_synthetic", "tanh_shared_digits", "relu_multi_digits")]
+    proc = run_snakemake(work, "-n", "--cores", "1", *targets, "--config", "seed=7")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "is extended by additional config" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_the_default_profile_is_loaded(tmp_path):
+    """profiles/default sets keep-going: a failing job does not stop an independent one."""
+    work = copy_workflow(tmp_path / "wf")
+    cfg = copy.deepcopy(SMOKE)
+    (work / "mnist").mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (work / "mnist" / name).write_bytes(b"not an IDX file")
+    cfg["datasets"]["broken"] = {"kind": "mnist", "path": str(work / "mnist"), "n_train": 64, "n_test": 32}
+    cfg["experiments"]["relu_multi_synthetic"]["dataset"] = "broken"
+    (work / "config" / "broken.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    good = "results/train/tanh_shared_synthetic/depth_4.npz"
+    proc = run_snakemake(work, good, "results/train/relu_multi_synthetic/depth_4.npz",
+                         "--cores", "1", "--configfile", "config/broken.yaml")
+    out = proc.stdout + proc.stderr
+    assert "Using workflow specific profile profiles/default" in out
+    assert proc.returncode != 0
+    assert (work / good).exists(), "keep-going from the profile did not apply"
+    assert "not an IDX file" in out or "mnist" in out.lower()  # show-failed-logs printed the failed job's log

@@ -97,6 +97,27 @@ def test_divergence_freezes_a_seed_and_the_job_completes():
         assert np.all(np.isfinite(result.weights[key]))
 
 
+def test_finite_but_exploding_loss_counts_as_diverged_with_its_reason():
+    # ReLU with per-layer δ at lr 1: the loss stays finite but ends 1e4..1e8 above its start.
+    result = _train(activation="relu", delta="multi", init="xavier-depth", init_sd=0.01, lr=1.0, max_epochs=4)
+    assert list(result.status) == ["diverged"] * 3
+    start = np.asarray(result.metadata["initial_loss"])
+    for s, reason in enumerate(result.stop_reason):
+        loss = result.histories["train_loss"][s, result.epochs[s] - 1]  # the epoch it diverged in
+        assert reason.startswith(("training loss", "weight entry", "non-finite")), reason
+        assert not np.isfinite(loss) or loss > 10 * start[s] or reason.startswith("weight entry")
+        assert np.all(np.isnan(result.histories["train_loss"][s, result.epochs[s]:]))  # frozen after
+
+
+def test_divergence_thresholds_come_from_the_config():
+    # The same run with the loss factor and the weight bound out of reach trains on.
+    result = _train(activation="relu", delta="multi", init="xavier-depth", init_sd=0.01, lr=1.0, max_epochs=2,
+                    divergence_loss_factor=1e300, divergence_max_weight=1e300)
+    finite_loss = np.isfinite(result.histories["train_loss"][:, -1])
+    assert set(result.status[finite_loss]) <= {"max_epochs", "stopped"}
+    assert all(r.startswith("non-finite") for r in np.asarray(result.stop_reason)[~finite_loss])
+
+
 def test_correct_shuffle_is_a_fresh_permutation_per_seed_and_epoch():
     p0 = epoch_permutations("k", 8, [0, 1], 0, 50)
     p1 = epoch_permutations("k", 8, [0, 1], 1, 50)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--configfile", "config/smoke.yaml"]
-COPIED = ("Snakefile", "workflow", "config", "src", "envs", "notebooks")
+COPIED = ("Snakefile", "workflow", "profiles", "config", "src", "envs", "notebooks")
 
 
 def copy_workflow(dest: Path) -> Path:

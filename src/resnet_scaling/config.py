@@ -5,8 +5,15 @@ Every error is one sentence naming the key and the value, raised before any job 
 
 from __future__ import annotations
 
+import copy
+import difflib
 import math
 from pathlib import Path
+
+#: The JSON Schema of the config (defaults live there and only there).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: Fewest depths a log-log fit against depth is allowed to rest on.
+MIN_FIT_DEPTHS = 3
 
 
 class ConfigError(ValueError):
@@ -30,7 +37,10 @@ def depth_grid(spec) -> list[int]:
 
 
 def check_config(config: dict) -> None:
-    """Raise :class:`ConfigError` for the first value that cannot work."""
+    """Raise :class:`ConfigError` for the first value that cannot work.
+
+    The analysis selections are resolved on a copy with the schema defaults filled in.
+    """
     datasets = config["datasets"]
     for name, spec in datasets.items():
         if spec["kind"] == "mnist":
@@ -55,11 +65,167 @@ def check_config(config: dict) -> None:
         depths = exp["depths"]
         if isinstance(depths, dict) and depths["min"] > depths["max"]:
             raise ConfigError(f"{where}.depths: min {depths['min']} is larger than max {depths['max']}")
-        if not depth_grid(depths):
-            raise ConfigError(f"{where}.depths: the grid {depths} contains no depth")
+        grid = depth_grid(depths)
+        if len(grid) < MIN_FIT_DEPTHS:
+            raise ConfigError(
+                f"{where}.depths: the grid {grid} has {len(grid)} depth(s); an exponent needs at least {MIN_FIT_DEPTHS}"
+            )
+        n_train, batch = datasets[exp["dataset"]]["n_train"], exp.get("batch_size", 32)
+        if batch > n_train:
+            raise ConfigError(f"{where}.batch_size: {batch} is larger than n_train = {n_train} of dataset {exp['dataset']!r}")
         if exp.get("shuffle") == "original-defect":
-            n_train, batch = datasets[exp["dataset"]]["n_train"], exp.get("batch_size", 32)
             if n_train % batch:
                 raise ConfigError(
                     f"{where}.batch_size: {batch} must divide n_train = {n_train} for shuffle 'original-defect'"
+                )
+    check_selections(with_schema_defaults(copy.deepcopy(config)))
+
+
+# -- schema errors in one or two lines ----------------------------------------------------
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The config schema as a dict."""
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _key_path(parts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "config"
+
+
+def _specific(error):
+    """The most specific error of a oneOf/anyOf: the branch whose type matches the value."""
+    while error.context:
+        branches = [e for e in error.context if e.validator != "type" or e.relative_schema_path[-1] != "type"]
+        same_type = [e for e in branches if len(e.relative_schema_path) > 2 or e.validator != "type"]
+        if not same_type:
+            break
+        error = min(same_type, key=lambda e: -len(e.absolute_path))
+    return error
+
+
+def describe_schema_error(error) -> str:
+    """One sentence naming the key, what is wrong and what is allowed."""
+    error = _specific(error)
+    where = _key_path(error.absolute_path)
+    value, rule = error.instance, error.validator
+    if rule == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = [k for k in value if k not in allowed] if isinstance(value, dict) else []
+        key = unknown[0] if unknown else "?"
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"allowed keys: {', '.join(allowed)}"
+        if not allowed:  # free-form mapping whose values failed their own schema
+            return f"{where}.{key}: {error.message.splitlines()[0][:200]}"
+        return f"{where}: unknown key `{key}`; {hint}"
+    if rule == "enum":
+        return f"{where}: {value!r} is not allowed; choose one of {', '.join(map(str, error.validator_value))}"
+    if rule == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return f"{where}: the required key `{missing[0] if missing else '?'}` is missing"
+    if rule == "type":
+        return f"{where}: {value!r} is not of type {error.validator_value}"
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    if rule in bounds:
+        return f"{where}: {value!r} must be {bounds[rule]} {error.validator_value}"
+    if rule in ("oneOf", "anyOf"):
+        described = error.schema.get("description", "")
+        return f"{where}: {value!r} has none of the allowed forms" + (f" ({described})" if described else "")
+    return f"{where}: {error.message.splitlines()[0][:200]}"
+
+
+def schema_error(config: dict, schema: dict | None = None) -> str | None:
+    """The first schema violation of ``config`` as one sentence, or None if it is valid."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema or load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    return describe_schema_error(errors[0]) if errors else None
+
+
+def with_schema_defaults(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` and fill in every schema default, in place (as Snakemake's validate does)."""
+    from jsonschema import Draft202012Validator, validators
+
+    message = schema_error(config, schema)
+    if message:
+        raise ConfigError(message)
+    base = Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        for name, sub in properties.items():
+            if "default" in sub and isinstance(instance, dict):
+                instance.setdefault(name, sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    filler = validators.extend(base, {"properties": set_defaults})
+    for _ in filler(schema or load_schema()).iter_errors(config):
+        pass
+    return config
+
+
+# -- which depths each analysis step uses -----------------------------------------------
+
+
+def analysis_selections(config: dict, exp: str) -> dict[str, list[int]]:
+    """The depths every analysis selection of one experiment resolves to (validated config).
+
+    Keys name the config key that makes the selection: ``scaling.fit`` (every exponent fit),
+    ``scaling.fit.min_depth_by_statistic.<statistic>``, ``scaling.decomposition``,
+    ``scaling.paths``, ``limits.fit`` and ``fbsde.trained`` (its slopes against depth).
+    """
+    grid = depth_grid(config["experiments"][exp]["depths"])
+    scaling = config["scaling"]
+    fit = scaling["fit"]
+    high = fit["max_depth"] if fit["max_depth"] is not None else math.inf
+    out = {"scaling.fit": [d for d in grid if fit["min_depth"] <= d <= high]}
+    for statistic, low in fit["min_depth_by_statistic"].items():
+        out[f"scaling.fit.min_depth_by_statistic.{statistic}"] = [d for d in grid if low <= d <= high]
+    decomposition = scaling["decomposition"]
+    low = max(decomposition["min_depth"], decomposition["n_cells"])
+    out["scaling.decomposition"] = [d for d in grid if d >= low]
+    out["scaling.paths"] = grid[-scaling["paths"]["n_depths"]:] if scaling["paths"]["n_depths"] <= len(grid) else []
+    n_limits = config["limits"]["fit"]["n_depths"]
+    out["limits.fit"] = grid[-n_limits:] if n_limits <= len(grid) else []
+    out["fbsde.trained"] = [d for d in grid if d >= config["fbsde"]["trained"]["min_fit_depth"]]
+    return out
+
+
+#: The fewest depths each selection needs, and the key that sets it.
+SELECTION_NEEDS = {
+    "scaling.fit": (MIN_FIT_DEPTHS, "min_depth / max_depth"),
+    "scaling.decomposition": (1, "min_depth / n_cells"),
+    "scaling.paths": (1, "n_depths"),
+    "limits.fit": (1, "n_depths"),
+    "fbsde.trained": (MIN_FIT_DEPTHS, "min_fit_depth"),
+}
+
+
+def check_selections(config: dict) -> None:
+    """Refuse an analysis selection that resolves to fewer depths than it needs."""
+    for exp, spec in config["experiments"].items():
+        if not spec.get("enabled", True):
+            continue
+        grid = depth_grid(spec["depths"])
+        for name, depths in analysis_selections(config, exp).items():
+            if name.startswith("scaling.fit.min_depth_by_statistic."):
+                need, key = MIN_FIT_DEPTHS, name.rsplit(".", 2)[-1]
+                section = "scaling.fit.min_depth_by_statistic"
+            else:
+                need, key = SELECTION_NEEDS[name]
+                section = name
+            if name in ("scaling.paths", "limits.fit") and not depths:
+                raise ConfigError(
+                    f"{section}.{key}: asks for more depths than experiment {exp!r} trains ({len(grid)}: {grid})"
+                )
+            if len(depths) < need:
+                raise ConfigError(
+                    f"{section}.{key}: selects {len(depths)} depth(s) {depths} of experiment {exp!r} "
+                    f"(grid {grid[0]}..{grid[-1]}, {len(grid)} depths); at least {need} needed"
                 )

@@ -156,6 +156,7 @@ def training_table(w: TrainedWeights) -> pd.DataFrame:
     """One row per seed: status, epochs and the final losses recorded by the trainer."""
     table = pd.DataFrame({"experiment": w.experiment, "depth": w.depth, "seed": w.seeds, "status": w.status})
     table["epochs"] = w.epochs if w.epochs is not None else np.nan
+    table["stop_reason"] = w.stop_reason if w.stop_reason is not None else ""
     for name, value in w.losses.items():
         table[name] = value
     return table

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 RUNNING, CONVERGED, STOPPED, DIVERGED, MAX_EPOCHS = 0, 1, 2, 3, 4
 #: converged: epoch loss < ε; stopped: the plateau rule; diverged: a non-finite loss or
-#: gradient; max_epochs: ran out of epochs without either (not converged).
+#: gradient, a training loss far above its initial value, or exploding weights (see
+#: :func:`divergence_reasons`); max_epochs: ran out of epochs without either (not converged).
 STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STOPPED: "stopped", DIVERGED: "diverged",
                 MAX_EPOCHS: "max_epochs"}
 
@@ -50,6 +51,8 @@ EXPERIMENT_DEFAULTS = {
     "seeds": 4,
     "checkpoint_every": 5,
     "shuffle": "correct",
+    "divergence_loss_factor": 10.0,
+    "divergence_max_weight": 1.0e4,
 }
 
 ADAM_BETAS = (0.9, 0.999)
@@ -232,6 +235,7 @@ def train_ensemble(
         "history": {"epoch_loss": [], "train_loss": [], "test_loss": []},
         "wall_time_s": 0.0,
         "defect_data": None,
+        "initial_loss": None,
     }
     if cfg["shuffle"] == "original-defect":
         joined = torch.cat([x_train, y_train], dim=1).reshape(n_batches, batch, 2 * dim)
@@ -260,6 +264,9 @@ def train_ensemble(
         with atomic_path(ckpt, suffix=".pt.tmp") as tmp:
             torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state_dict(), "state": state}, tmp)
 
+    if state.get("initial_loss") is None:
+        with torch.no_grad():
+            state["initial_loss"] = net.loss(x_train, y_train).double().cpu()
     status = state["status"]
     bar = tqdm(
         total=cfg["max_epochs"], initial=state["epoch"], desc=f"{experiment} L={depth}",
@@ -300,11 +307,19 @@ def train_ensemble(
             train_loss = net.loss(x_train, y_train).double().cpu()
             test_loss = net.loss(x_test, y_test).double().cpu()
         ran = active.cpu()
+        with torch.no_grad():
+            max_weight = torch.stack(
+                [t.detach().abs().transpose(0, 1).reshape(S, -1).amax(dim=1) for t in net.params.values()]
+            ).amax(dim=0).double().cpu()
+        reasons = divergence_reasons(train_loss, state["initial_loss"], max_weight, cfg, epoch)
+        for s in torch.nonzero(ran).flatten().tolist():
+            if reasons[s]:
+                status[s], state["reason"][s], state["epochs"][s] = DIVERGED, reasons[s], epoch + 1
         nan = torch.full((S,), math.nan, dtype=torch.float64)
         state["history"]["epoch_loss"].append(torch.where(ran, epoch_loss, nan).numpy())
         state["history"]["train_loss"].append(torch.where(ran, train_loss, nan).numpy())
         state["history"]["test_loss"].append(torch.where(ran, test_loss, nan).numpy())
-        _apply_stopping_rule(state, ran, epoch_loss, cfg, epoch)
+        _apply_stopping_rule(state, ran & (status == RUNNING), epoch_loss, cfg, epoch)
         state["epoch"] = epoch + 1
         state["wall_time_s"] += time.perf_counter() - started
         log.info(
@@ -348,9 +363,35 @@ def train_ensemble(
             "dtype": dtype,
             "wall_time_s": state["wall_time_s"],
             "stop_reason": list(state["reason"]),
+            "initial_loss": state["initial_loss"].tolist(),
             "versions": library_versions(),
         },
     )
+
+
+def divergence_reasons(
+    train_loss: torch.Tensor, initial_loss: torch.Tensor, max_weight: torch.Tensor, cfg: dict, epoch: int
+) -> list[str]:
+    """Per seed, why it counts as diverged after ``epoch`` ('' when it does not).
+
+    A practitioner's criteria: a non-finite training loss, a training loss more than
+    ``divergence_loss_factor`` times the loss of the initial network, or a weight entry
+    (A, b or δ) larger in magnitude than ``divergence_max_weight``.
+    """
+    factor, bound = cfg["divergence_loss_factor"], cfg["divergence_max_weight"]
+    reasons = []
+    for loss, start, weight in zip(train_loss.tolist(), initial_loss.tolist(), max_weight.tolist()):
+        if not math.isfinite(loss) or not math.isfinite(weight):
+            reasons.append(f"non-finite training loss or weights at epoch {epoch + 1}")
+        elif loss > factor * start:
+            reasons.append(
+                f"training loss {loss:.3g} above {factor:g} x its initial {start:.3g} at epoch {epoch + 1}"
+            )
+        elif weight > bound:
+            reasons.append(f"weight entry of size {weight:.3g} above {bound:g} at epoch {epoch + 1}")
+        else:
+            reasons.append("")
+    return reasons
 
 
 def _apply_stopping_rule(state: dict, ran: torch.Tensor, epoch_loss: torch.Tensor, cfg: dict, epoch: int) -> None:

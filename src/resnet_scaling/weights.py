@@ -54,6 +54,7 @@ class TrainedWeights:
     dataset: str = ""
     losses: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (S,) final values
     epochs: np.ndarray | None = None
+    stop_reason: np.ndarray | None = None  # (S,) the trainer's reason for each seed's status
 
     @property
     def finite(self) -> np.ndarray:
@@ -131,6 +132,8 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
             raise ValueError(f"training output metadata lacks config.{key}")
     status = np.asarray(arrays.get("status", np.full(S, "converged"))).astype(str)
     epochs = np.asarray(arrays["epochs"]).astype(int) if "epochs" in arrays else None
+    reasons = meta.get("stop_reason")
+    stop_reason = np.asarray(reasons, dtype=str) if reasons is not None and len(reasons) == S else None
     losses = {
         name: _final(arrays[key])
         for name, key in (("train_loss", "train_loss"), ("test_loss", "test_loss"), ("epoch_loss", "epoch_loss"))
@@ -149,6 +152,7 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
         dataset=str(meta.get("dataset", config.get("dataset", ""))),
         losses=losses,
         epochs=epochs,
+        stop_reason=stop_reason,
     )
 
 
@@ -196,6 +200,8 @@ def save_weights(w: TrainedWeights, path: str | os.PathLike) -> None:
     extra = {f"final_{name}": value for name, value in w.losses.items()}
     if w.epochs is not None:
         extra["epochs"] = w.epochs
+    if w.stop_reason is not None:
+        extra["stop_reason"] = np.asarray(w.stop_reason, dtype=str)
     write_npz(
         path,
         metadata={
@@ -235,6 +241,7 @@ def load_weights(path: str | os.PathLike) -> TrainedWeights:
         dataset=meta.get("dataset", ""),
         losses=losses,
         epochs=arrays["epochs"].astype(int) if "epochs" in arrays else None,
+        stop_reason=arrays["stop_reason"].astype(str) if "stop_reason" in arrays else None,
     )
 
 

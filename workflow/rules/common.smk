@@ -16,8 +16,17 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from resnet_scaling.config import check_config, depth_grid  # noqa: E402
+from resnet_scaling.config import (  # noqa: E402
+    ConfigError,
+    check_config,
+    depth_grid,
+    schema_error,
+)
 
+# One sentence naming the key before Snakemake's own validation (which prints the schema).
+_schema_problem = schema_error(config)
+if _schema_problem:
+    raise ConfigError(_schema_problem)
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
 
