@@ -30,4 +30,4 @@ include: "workflow/rules/notebooks.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        final_outputs,

@@ -138,9 +138,9 @@ def parse_dry_run(output: str) -> list[DryRunJob]:
     """
     jobs: list[DryRunJob] = []
     for line in output.splitlines():
-        head = re.match(r"^(local)?rule (\w+):$", line)
+        head = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
         if head:
-            jobs.append(DryRunJob(rule=head.group(2)))
+            jobs.append(DryRunJob(rule=head.group(1)))
             continue
         item = re.match(r"^    (\w+): (.*)$", line)
         if not item or not jobs:

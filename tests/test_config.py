@@ -210,3 +210,9 @@ def test_the_default_profile_is_loaded(tmp_path):
     assert proc.returncode != 0
     assert (work / good).exists(), "keep-going from the profile did not apply"
     assert "not an IDX file" in out or "mnist" in out.lower()  # show-failed-logs printed the failed job's log
+
+
+def test_robustness_window_longer_than_the_fit_is_refused():
+    cfg = _bad_default(lambda c: c["scaling"].update(robustness={"window_depths": 14}))
+    with pytest.raises(ConfigError, match=r"^scaling.robustness.window_depths: 14 is more than the 13 depths"):
+        check_config(cfg)

@@ -323,15 +323,28 @@ def test_choose_limit_follows_the_regime():
     assert lm.normalise_regime("sde") == "SDE" and lm.normalise_regime("?") == "undetermined"
 
 
+def _regimes_table(experiment: str, regime: str) -> pd.DataFrame:
+    """A one-row regimes.csv with every column the checked reader requires."""
+    return pd.DataFrame({"experiment": [experiment], "regime": [regime], "exponent": [0.5],
+                         "increment_ratio_slope": [0.0], "quadratic_variation_slope": [0.0], "n_depths": [5],
+                         "n_seeds": [2], "n_usable": [10], "n_excluded": [0]})
+
+
 def test_regime_and_beta_files(tmp_path):
+    from resnet_scaling.tables import expected_pairs
+
     regimes = tmp_path / "regimes.csv"
-    pd.DataFrame({"experiment": ["a"], "regime": ["SDE"]}).to_csv(regimes, index=False)
+    _regimes_table("a", "SDE").to_csv(regimes, index=False)
     assert lm.read_regime(regimes, "a") == "SDE"
-    with pytest.raises(ValueError, match="no regime for experiment 'b'"):
+    with pytest.raises(ValueError, match=r"has no rows for the experiments \['b'\]"):
         lm.read_regime(regimes, "b")
     exps = tmp_path / "exponents.csv"
-    pd.DataFrame({"experiment": ["a", "a"], "quantity": ["A", "M"], "statistic": ["rms_norm"] * 2,
-                  "exponent": [0.3, 1.0]}).to_csv(exps, index=False)
+    rows = [{"experiment": "a", "delta": "shared", "quantity": q, "statistic": s, "slope": -1.0, "exponent": 1.0,
+             "ci_low": 0.9, "ci_high": 1.1, "n_depths": 5, "n_seeds": 2, "n_excluded": 0}
+            for q, s in sorted(expected_pairs("shared"))]
+    table = pd.DataFrame(rows)
+    table.loc[(table["quantity"] == "A") & (table["statistic"] == "rms_norm"), "exponent"] = 0.3
+    table.to_csv(exps, index=False)
     assert lm.read_beta(exps, "a") == 0.3 and math.isnan(lm.read_beta(exps, "b"))
 
 
@@ -401,7 +414,7 @@ def test_fit_relu_standin_and_outputs(tmp_path, dataset):
     paths = [_standin(tmp_path, "relu", lm.synthetic_weight_paths("generic", L, 4, 3, 0), "relu", "multi", 3)
              for L in (32, 64)]
     regimes = tmp_path / "regimes.csv"
-    pd.DataFrame({"experiment": ["relu"], "regime": ["neither"]}).to_csv(regimes, index=False)
+    _regimes_table("relu", "neither").to_csv(regimes, index=False)
     outputs = {k: tmp_path / "out" / f"{k}.csv" for k in ("pathwise", "generative", "coefficients", "trajectories", "agreement")}
     outputs["summary"] = tmp_path / "out" / "summary.json"
     summary = lm.write_fit(paths, dataset, regimes, None, FIT_CFG, outputs, experiment="relu")

@@ -40,6 +40,20 @@ def test_reference_values_and_provenance():
     assert {r.regime for r in REFERENCES if r.regime} == {"ODE", "SDE"}
     for ref in REFERENCES:
         assert "instadeepai/scaling-resnets" in ref.provenance
+        assert ".md" not in ref.provenance  # a file of the released code or the paper, no outside notes
+    # the β values are factor= constants of the plotting code, the regimes readings of figures
+    assert {r.kind for r in REFERENCES if r.value == r.value} == {"plotting-constant"}
+    assert {r.kind for r in REFERENCES if r.regime} == {"figure-reading"}
+
+
+def test_experiment_without_usable_networks_is_not_evaluated_and_says_why():
+    exponents, regimes = _tables()
+    regimes.loc[regimes["experiment"] == "relu_dig", ["regime", "note"]] = [
+        "no usable networks", "all 8 networks excluded (diverged:8)"]
+    scores = score(exponents, regimes).set_index(["reference", "experiment"])
+    row = scores.loc[("relu-multi-mnist-beta", "relu_dig")]
+    assert row["verdict"] == "not evaluated: all 8 networks excluded (diverged:8)" and not row["agree"]
+    assert scores.loc[("tanh-shared-synthetic-beta", "tanh_syn"), "verdict"] == "consistent with the plotting constant"
 
 
 def test_verdicts():
@@ -59,7 +73,7 @@ def test_missing_exponent_is_a_disagreement():
     exponents, regimes = _tables()
     scores = score(exponents[exponents["quantity"] != "A"], regimes).set_index(["reference", "experiment"])
     row = scores.loc[("tanh-shared-synthetic-beta", "tanh_syn")]
-    assert row["ours"] == "n/a" and not row["agree"]
+    assert row["ours"] == "n/a" and not row["agree"] and row["verdict"] == "not evaluated: no fit"
 
 
 class _Cells(HTMLParser):
@@ -77,7 +91,9 @@ def test_rendered_scorecard_quotes_exponents_with_intervals():
     md = render_markdown(scores, exponents, regimes)
     assert "2 of 4 rows agree" in md
     assert "0.95 [0.90, 1.00]" in md and "0.22 [0.15, 0.28]" in md  # exponents with intervals
-    assert "ODE (90%)" in md and "diverged:2" in md and "| disagree |" in md
+    assert "ODE (90%)" in md and "diverged:2" in md
+    assert "| differs from the plotting constant |" in md and "| differs from the figure reading |" in md
+    assert "| disagree |" not in md  # no reference here is a measurement
     assert "β of \\|δ_k\\|A_k" in md  # pipes escaped inside table cells
     parser = _Cells()
     parser.feed(render_html(scores, exponents, regimes))

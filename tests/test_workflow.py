@@ -27,6 +27,8 @@ def test_training_outputs_exist_with_all_seeds(smoke_run):
             assert meta["experiment"] == exp and meta["depth"] == depth
             assert (smoke_run / "logs" / "train" / exp / f"depth_{depth}.log").stat().st_size > 0
             assert not (smoke_run / "results" / "checkpoints" / exp / f"depth_{depth}.pt.tmp").exists()
+            # the checkpoint is removed once its job has succeeded
+            assert not (smoke_run / "results" / "checkpoints" / exp / f"depth_{depth}.pt").exists()
 
 
 def test_figures_are_written_as_pdf_and_png(smoke_run):
@@ -64,3 +66,46 @@ def test_same_config_same_numbers(smoke_run, tmp_path):
         second, _ = read_npz(work / target)
         for key in ("A", "b", "delta", "train_loss"):
             assert np.array_equal(first[key], second[key], equal_nan=True), (target, key)
+
+
+def test_results_get_the_usual_permissions(smoke_run):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in ("results/exponents.csv", "results/regimes.csv", "results/data/synthetic.npz"):
+        mode = stat.S_IMODE((smoke_run / path).stat().st_mode)
+        assert mode == 0o666 & ~mask, (path, oct(mode))
+
+
+def test_notebook_table_is_built_by_the_default_target(smoke_run):
+    assert (smoke_run / "results" / "notebooks" / "overview.csv").stat().st_size > 0
+
+
+def test_a_diverged_experiment_leaves_the_others_analysed(tmp_path):
+    """Every seed of one experiment diverges (lr 1e3): it gets a row saying why, the other
+    experiment is analysed and drawn as usual, and the run ends with status 0."""
+    import pandas as pd
+    import yaml
+
+    work = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
+    cfg["experiments"]["relu_multi_synthetic"]["lr"] = 1000.0
+    (work / "config" / "diverged.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    proc = run_snakemake(work, "--cores", "2", "--configfile", "config/diverged.yaml")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    regimes = pd.read_csv(work / "results" / "regimes.csv").set_index("experiment")
+    bad = regimes.loc["relu_multi_synthetic"]
+    assert bad["regime"] == "no usable networks" and bad["n_usable"] == 0
+    assert "diverged:8" in bad["note"]
+    assert regimes.loc["tanh_shared_synthetic", "regime"] in ("ODE", "SDE", "neither")
+    training = pd.read_csv(work / "results" / "scaling" / "relu_multi_synthetic" / "training.csv")
+    assert set(training["status"]) == {"diverged"} and training["stop_reason"].str.len().min() > 0
+    figures = {p.name for p in (work / "figures").glob("*.png")}
+    for name in ("limits_error", "fbsde_gradient_error", "scaling_paths", "scaling_decomposition"):
+        assert f"{name}_tanh_shared_synthetic.png" in figures
+        assert f"{name}_relu_multi_synthetic.png" not in figures
+    assert {"scaling_max_norm.png", "scaling_summary.png", "limits_convergence.png"} <= figures
+    scorecard = (work / "results" / "scorecard.md").read_text()
+    assert "not evaluated: all 8 networks excluded (diverged:8)" in scorecard

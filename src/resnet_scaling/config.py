@@ -229,3 +229,8 @@ def check_selections(config: dict) -> None:
                     f"{section}.{key}: selects {len(depths)} depth(s) {depths} of experiment {exp!r} "
                     f"(grid {grid[0]}..{grid[-1]}, {len(grid)} depths); at least {need} needed"
                 )
+            if name == "scaling.fit" and len(depths) < config["scaling"]["robustness"]["window_depths"]:
+                raise ConfigError(
+                    f"scaling.robustness.window_depths: {config['scaling']['robustness']['window_depths']} is "
+                    f"more than the {len(depths)} depths {depths} that scaling.fit selects of experiment {exp!r}"
+                )

@@ -20,7 +20,9 @@ Regime rule on the effective weights M = δA (thresholds in :class:`RegimeThresh
 - ODE: increment-ratio slope ≤ −0.5 and exponent of M ≈ 1;
 - SDE: increment-ratio slope ≈ 0, exponent of M ≈ 1/2, quadratic-variation slope ≈ 0;
 - neither otherwise;
-and ``undetermined`` when one of the three slopes cannot be fitted (too few depths).
+and ``undetermined`` when one of the three slopes cannot be fitted (too few depths), and
+``no usable networks`` when every network of the experiment was excluded (diverged, out of
+epochs, non-finite): its row says why, and the other experiments are fitted as usual.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from scipy import stats as sps
 
 from .io import stable_seed
 from .weights import INCLUDE_STATUS
+
+#: The regime of an experiment none of whose networks may enter a fit.
+NO_USABLE_NETWORKS = "no usable networks"
 
 #: Columns that describe an experiment and are carried from the statistics table.
 LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta", "shuffle")
@@ -183,6 +188,10 @@ class Fit:
 
 def fit_grid(grid: SeedGrid, values: np.ndarray, window: tuple[float, float], level: float = 0.95) -> Fit:
     """Fit log value on log depth over the depths in ``window`` with the seed bootstrap."""
+    if values.size == 0:  # no network at all: nothing to fit
+        values = np.full((len(grid.depths), 1), np.nan)
+        grid = SeedGrid(grid.depths, grid.seeds, np.zeros((grid.draws.shape[0], len(grid.depths), 1), dtype=int),
+                        np.zeros((len(grid.depths), 1), dtype=bool))
     logy = np.full(values.shape, np.nan)
     positive = np.isfinite(values) & (values > 0)
     logy[positive] = np.log(values[positive])
@@ -299,7 +308,14 @@ def fit_experiment(
                      "n_excluded": n_excluded, "excluded": excluded})
     table = pd.DataFrame(rows)
     regime = regime_of(fits, thresholds)
-    regime = {**labels, **regime, "n_excluded": n_excluded, "excluded": excluded}
+    n_usable = int(keep.sum())
+    note = ""
+    if n_usable == 0:
+        regime["regime"] = NO_USABLE_NETWORKS
+        note = (f"all {len(networks)} networks excluded ({excluded}); accepted statuses: "
+                f"{', '.join(settings.include_status)}")
+    regime = {**labels, **regime, "n_usable": n_usable, "n_excluded": n_excluded, "excluded": excluded,
+              "note": note}
     return table, regime
 
 

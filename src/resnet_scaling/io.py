@@ -27,10 +27,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600; a result gets the permissions of any other new file
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -72,13 +80,21 @@ def write_npz(path: str | os.PathLike, metadata: dict | None = None, **arrays: n
 def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Read arrays and metadata written by :func:`write_npz`; one clear error if unreadable."""
     path = Path(path)
+    recover = f"delete {path} and rerun the workflow to rebuild it"
     try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                raise ValueError(f"{path} is not a .npz archive (corrupt or truncated); {recover}")
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"missing file: {path}") from None
-    except Exception as exc:  # zipfile / pickle / value errors all mean a corrupt file
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"cannot read {path}: {exc}; {recover}") from exc
+    except Exception as exc:  # zipfile / CRC / EOF errors all mean a corrupt file
+        raise ValueError(f"cannot read {path} (corrupt or truncated: {exc}); {recover}") from exc
     metadata = json.loads(str(arrays.pop("metadata"))) if "metadata" in arrays else {}
     return arrays, metadata
 

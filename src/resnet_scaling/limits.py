@@ -1587,12 +1587,9 @@ PATHWISE_COLUMNS = ["experiment", "regime", "depth", "limit", "seed", "n_steps",
 
 def read_regime(regimes_csv, experiment: str) -> str:
     """The regime the scaling stage found for an experiment (``regimes.csv``: experiment, regime)."""
-    import pandas as pd
+    from .tables import read_regimes
 
-    table = pd.read_csv(regimes_csv)
-    for col in ("experiment", "regime"):
-        if col not in table:
-            raise ValueError(f"{regimes_csv}: no column {col!r}")
+    table = read_regimes(regimes_csv, [experiment])
     row = table[table["experiment"] == experiment]
     if row.empty:
         raise ValueError(f"{regimes_csv}: no regime for experiment {experiment!r}")
@@ -1602,12 +1599,9 @@ def read_regime(regimes_csv, experiment: str) -> str:
 def read_beta(exponents_csv, experiment: str, statistic: str = "rms_norm") -> float:
     """β = the exponent of the layer norms of A (``exponents.csv``: experiment, quantity,
     statistic, exponent); NaN when the table has no such row."""
-    import pandas as pd
+    from .tables import read_exponents
 
-    table = pd.read_csv(exponents_csv)
-    need = {"experiment", "quantity", "statistic", "exponent"}
-    if not need <= set(table.columns):
-        return float("nan")
+    table = read_exponents(exponents_csv)
     row = table[(table.experiment == experiment) & (table.quantity == "A") & (table.statistic == statistic)]
     return float(row["exponent"].iloc[0]) if len(row) else float("nan")
 

@@ -90,6 +90,17 @@ def increment_norms(X: np.ndarray) -> np.ndarray:
     return layer_norms(np.diff(X, axis=1))
 
 
+def quantities(delta_type: str) -> tuple[str, ...]:
+    """Names of the layer sequences analysed for a δ type (see :func:`quantity_sequences`)."""
+    names = ["A", "b"]
+    if delta_type in TRAINED_DELTA:
+        names.append("delta")
+    names += ["M", "m"]
+    if delta_type == "multi":
+        names += ["M_abs", "m_abs"]
+    return tuple(names)
+
+
 def quantity_sequences(w: TrainedWeights) -> dict[str, np.ndarray]:
     """The layer sequences whose statistics are taken, by quantity name, each (S, L, ...).
 
@@ -97,13 +108,10 @@ def quantity_sequences(w: TrainedWeights) -> dict[str, np.ndarray]:
     ``m_abs = |δ| b`` only for per-layer δ (for every other type they equal M and m).
     """
     M, m = effective_weights(w.A, w.b, w.delta)
-    seqs = {"A": w.A, "b": w.b}
-    if w.delta_type in TRAINED_DELTA:
-        seqs["delta"] = w.delta
-    seqs["M"], seqs["m"] = M, m
+    sequences = {"A": w.A, "b": w.b, "delta": w.delta, "M": M, "m": m}
     if w.delta_type == "multi":
-        seqs["M_abs"], seqs["m_abs"] = effective_weights(w.A, w.b, np.abs(w.delta))
-    return seqs
+        sequences["M_abs"], sequences["m_abs"] = effective_weights(w.A, w.b, np.abs(w.delta))
+    return {name: sequences[name] for name in quantities(w.delta_type)}
 
 
 def _final(history: np.ndarray) -> np.ndarray:

@@ -12,8 +12,13 @@ sys.path.insert(0, SRC)
 # Scripts run in their own Python processes (locally or inside cluster jobs): let them
 # import the package without an install. This sets the variable rather than reading it, so
 # there is nothing for an `envvars:` directive to assert.
+# The tools beside this interpreter (jupyter for the notebook rules) are found even when
+# snakemake is called by its full path from outside an activated environment.
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
+    PATH=os.pathsep.join(
+        p for p in (str(Path(sys.executable).parent), os.environ.get("PATH")) if p
+    ),
 )
 
 from resnet_scaling.config import (  # noqa: E402
@@ -74,17 +79,71 @@ def train_runtime(wildcards, attempt):
     return int(10 + epochs * int(wildcards.depth) / 200 * attempt)
 
 
-def final_outputs():
-    """Everything the default target builds: training, then each stage's aggregate targets."""
-    outputs = [train_output(e, d) for e in EXPERIMENTS for d in depths_of(e)]
-    for name in (
-        "SCALING_OUTPUTS",
-        "LIMITS_OUTPUTS",
-        "FBSDE_OUTPUTS",
-        "INIT_LIMITS_OUTPUTS",
-    ):
-        outputs += globals().get(name, [])
-    return outputs
+def analysed_experiments():
+    """Experiments with at least one usable network, once `scaling_exponents` has run.
+
+    An experiment whose every network diverged (or was otherwise excluded) has a row in
+    results/regimes.csv saying why, and no per-experiment analysis downstream.
+    """
+    from resnet_scaling.tables import read_regimes
+
+    regimes = read_regimes(checkpoints.scaling_exponents.get().output.regimes)
+    usable = set(regimes.loc[regimes["n_usable"] > 0, "experiment"])
+    return [exp for exp in EXPERIMENTS if exp in usable]
+
+
+def scaling_experiment_outputs(exps):
+    """Per-experiment figures of the experiments that have usable networks, and the
+    robustness table and figure over them."""
+    return [
+        "results/scaling_robustness.csv",
+        *[f"figures/scaling_robustness.{ext}" for ext in ("pdf", "png")],
+        *[
+            f"figures/scaling_{name}_{exp}.{ext}"
+            for name in ("paths", "decomposition")
+            for exp in exps
+            for ext in ("pdf", "png")
+        ],
+    ]
+
+
+def limits_experiment_outputs(exps):
+    """Per-experiment limit figures of the experiments that have usable networks."""
+    return [
+        f"figures/limits_{name}_{exp}.{ext}"
+        for exp in exps
+        for name in ("trajectories", "error", "coefficients")
+        for ext in ("pdf", "png")
+    ]
+
+
+def fbsde_experiment_outputs(exps):
+    """Per-experiment backward-limit tables and figures of the experiments with usable networks."""
+    return [
+        *[f"results/fbsde/{exp}/slopes.csv" for exp in exps],
+        *[
+            f"figures/fbsde_{name}_{exp}.{ext}"
+            for exp in exps
+            for name in ("adjoint_paths", "gradient_error", "gradient_field")
+            for ext in ("pdf", "png")
+        ],
+    ]
+
+
+def final_outputs(wildcards):
+    """Everything the default target builds, stage by stage."""
+    exps = analysed_experiments()
+    return [
+        *[train_output(e, d) for e in EXPERIMENTS for d in depths_of(e)],
+        *SCALING_OUTPUTS,
+        *scaling_experiment_outputs(exps),
+        *LIMITS_OUTPUTS,
+        *limits_experiment_outputs(exps),
+        *FBSDE_OUTPUTS,
+        *fbsde_experiment_outputs(exps),
+        *INIT_LIMITS_OUTPUTS,
+        *NOTEBOOK_OUTPUTS,
+    ]
 
 
 wildcard_constraints:

@@ -25,13 +25,6 @@ FBSDE_OUTPUTS = [
         )
         for ext in ("pdf", "png")
     ],
-    *[f"results/fbsde/{exp}/slopes.csv" for exp in EXPERIMENTS],
-    *[
-        f"figures/fbsde_{name}_{exp}.{ext}"
-        for exp in EXPERIMENTS
-        for name in ("adjoint_paths", "gradient_error", "gradient_field")
-        for ext in ("pdf", "png")
-    ],
 ]
 
 

@@ -16,12 +16,6 @@ LIMITS_OUTPUTS = [
     "results/limits/summary.csv",
     "results/limits/note.md",
     *[f"figures/limits_convergence.{ext}" for ext in ("pdf", "png")],
-    *[
-        f"figures/limits_{name}_{exp}.{ext}"
-        for exp in EXPERIMENTS
-        for name in ("trajectories", "error", "coefficients")
-        for ext in ("pdf", "png")
-    ],
 ]
 
 
@@ -154,7 +148,9 @@ rule limits_figures:
 
 rule limits_note:
     input:
-        summaries=expand("results/limits/{exp}/summary.json", exp=EXPERIMENTS),
+        summaries=lambda wildcards: expand(
+            "results/limits/{exp}/summary.json", exp=analysed_experiments()
+        ),
         fits="results/limits/convergence_fits.csv",
     output:
         note=ensure("results/limits/note.md", non_empty=True),

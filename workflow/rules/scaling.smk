@@ -48,12 +48,6 @@ SCALING_OUTPUTS = [
         for name in ("max_norm", "hypothesis", "loss", "summary")
         for ext in ("pdf", "png")
     ],
-    *[
-        f"figures/scaling_{name}_{exp}.{ext}"
-        for name in ("paths", "decomposition")
-        for exp in EXPERIMENTS
-        for ext in ("pdf", "png")
-    ],
 ]
 
 
@@ -112,7 +106,7 @@ rule scaling_statistics:
         "../scripts/scaling_statistics.py"
 
 
-rule scaling_exponents:
+checkpoint scaling_exponents:
     input:
         expand("results/scaling/{exp}/statistics.csv", exp=EXPERIMENTS),
     output:
@@ -189,6 +183,47 @@ rule scaling_decomposition:
         "../scripts/scaling_decomposition.py"
 
 
+rule scaling_robustness:
+    input:
+        statistics=lambda wildcards: expand(
+            "results/scaling/{exp}/statistics.csv", exp=analysed_experiments()
+        ),
+        training=lambda wildcards: expand(
+            "results/scaling/{exp}/training.csv", exp=analysed_experiments()
+        ),
+    output:
+        table="results/scaling_robustness.csv",
+        pdf="figures/scaling_robustness.pdf",
+        png=report(
+            "figures/scaling_robustness.png",
+            caption="../report/scaling_robustness.rst",
+            category="Scaling",
+            subcategory="Exponents",
+        ),
+    log:
+        "logs/scaling/robustness.log",
+    benchmark:
+        "benchmarks/output/scaling/robustness.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        scaling=SCALING,
+        window_depths=SCALING["robustness"]["window_depths"],
+        steps_per_epoch={
+            exp: -(
+                -config["datasets"][experiment(exp)["dataset"]]["n_train"]
+                // experiment(exp)["batch_size"]
+            )
+            for exp in EXPERIMENTS
+        },
+    script:
+        "../scripts/scaling_robustness.py"
+
+
 rule scaling_scorecard:
     input:
         exponents="results/exponents.csv",
@@ -211,6 +246,7 @@ rule scaling_scorecard:
         runtime=5,
     params:
         rounding=SCALING["scorecard"]["rounding"],
+        experiments=EXPERIMENTS,
     script:
         "../scripts/scaling_scorecard.py"
 

@@ -7,11 +7,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from resnet_scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import read_npz, write_csv  # noqa: E402
+from resnet_scaling.tables import read_exponents  # noqa: E402
 from resnet_scaling.weights import decompose, load_weights  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
@@ -19,7 +19,7 @@ p = snakemake.params
 data, _ = read_npz(snakemake.input.dataset)
 decomposition, losses = decompose(
     [load_weights(path) for path in snakemake.input.weights],
-    exponents_of(pd.read_csv(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
+    exponents_of(read_exponents(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
     (data["x_train"], data["y_train"]),
     n_cells=p.n_cells,
     show_depths=p.show_depths,

@@ -6,19 +6,18 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-import pandas as pd  # noqa: E402
-
 from resnet_scaling.exponents import FitSettings, RegimeThresholds, fit_all  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
+from resnet_scaling.tables import read_statistics  # noqa: E402
 
 cfg = snakemake.params.scaling
 exponents, regimes = fit_all(
-    [pd.read_csv(path) for path in snakemake.input],
+    [read_statistics(path) for path in snakemake.input],
     FitSettings.from_config(cfg),
     RegimeThresholds.from_config(cfg.get("regime")),
 )
 write_csv(snakemake.output.exponents, exponents)
 write_csv(snakemake.output.regimes, regimes)
 for _, r in regimes.iterrows():
-    logging.info("%s: %s (support %.2f), exponent %.3f [%.3f, %.3f]", r["experiment"], r["regime"],
-                 r["support"], r["exponent"], r["exponent_ci_low"], r["exponent_ci_high"])
+    logging.info("%s: %s (support %.2f), exponent %.3f [%.3f, %.3f] %s", r["experiment"], r["regime"],
+                 r["support"], r["exponent"], r["exponent_ci_low"], r["exponent_ci_high"], r["note"])

@@ -6,16 +6,16 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-import pandas as pd  # noqa: E402
 
 from resnet_scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
+from resnet_scaling.tables import read_exponents  # noqa: E402
 from resnet_scaling.weights import load_weights, paths_table  # noqa: E402
 
 p = snakemake.params
 table = paths_table(
     [load_weights(path) for path in snakemake.input.weights],
-    exponents_of(pd.read_csv(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
+    exponents_of(read_exponents(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
     n_entries=p.n_entries,
     n_depths=p.n_depths,
     include_status=p.include_status,

@@ -6,13 +6,12 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-import pandas as pd  # noqa: E402
-
 from resnet_scaling.io import write_text  # noqa: E402
 from resnet_scaling.scorecard import render_html, render_markdown, score  # noqa: E402
+from resnet_scaling.tables import read_exponents, read_regimes  # noqa: E402
 
-exponents = pd.read_csv(snakemake.input.exponents)
-regimes = pd.read_csv(snakemake.input.regimes)
+exponents = read_exponents(snakemake.input.exponents, snakemake.params.experiments)
+regimes = read_regimes(snakemake.input.regimes, snakemake.params.experiments)
 scores = score(exponents, regimes, rounding=snakemake.params.rounding)
 write_text(snakemake.output.markdown, render_markdown(scores, exponents, regimes))
 write_text(snakemake.output.html, render_html(scores, exponents, regimes))

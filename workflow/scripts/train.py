@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -24,4 +25,6 @@ result = train_ensemble(
     checkpoint_path=snakemake.params.checkpoint,
 )
 save_result(snakemake.output[0], result)
+# The output is complete: its checkpoint would only take disk space (a rerun is bitwise identical).
+Path(snakemake.params.checkpoint).unlink(missing_ok=True)
 logging.info("statuses %s, epochs %s, %.1f s", result.status.tolist(), result.epochs.tolist(), result.wall_time_s)

@@ -306,3 +306,51 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
     fig.legend(handles=handles, loc="upper center", ncol=2, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.93, 0.93))
     save_figure(fig, path)
+
+
+def robustness_figure(robustness: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Per experiment: the local exponent of the primary quantity against depth (sliding
+    windows), and its exponent under each inclusion rule, per optimiser step, and the
+    exponent of the step count itself; max and RMS norm, 95 % seed-bootstrap intervals."""
+    table = robustness[robustness["primary"].astype(bool)]
+    experiments = list(dict.fromkeys(table["experiment"]))
+    fig, axes = plt.subplots(max(len(experiments), 1), 2, figsize=(11, 3.0 * max(len(experiments), 1)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1.2, 1]})
+    colors = {"max_norm": "#d95f02", "rms_norm": "#1b9e77", "optimiser_steps": "0.3"}
+    for row, experiment in zip(axes, experiments):
+        part = table[table["experiment"] == experiment]
+        quantity = next(q for q in part["quantity"] if q != "steps")
+        local = part[part["analysis"] == "window"]
+        for statistic, group in local.groupby("statistic"):
+            group = group.sort_values("depth_centre")
+            row[0].plot(group["depth_centre"], group["exponent"], marker="o", ms=3, color=colors[statistic],
+                        label=f"{STAT_LABELS[statistic]} of {LABELS[quantity]}")
+            row[0].fill_between(group["depth_centre"], group["ci_low"], group["ci_high"], color=colors[statistic],
+                                alpha=0.2, lw=0)
+        row[0].set(xscale="log", xlabel="depth L (window centre)", ylabel="local exponent",
+                   title=f"{experiment}: local slope over {_window_size(local)} consecutive depths")
+        row[0].legend(fontsize=7)
+        others = part[part["analysis"] != "window"].copy()
+        others["label"] = np.where(others["quantity"] == "steps", "exponent of the step count",
+                                   others["variant"].str.replace("statistic per optimiser step", "per optimiser step"))
+        labels = list(dict.fromkeys(others["label"]))
+        for offset, (statistic, group) in zip((-0.15, 0.15, 0.0), others.groupby("statistic")):
+            y = np.array([labels.index(v) for v in group["label"]]) + offset
+            x = group["exponent"].to_numpy()
+            err = np.vstack([x - group["ci_low"].to_numpy(), group["ci_high"].to_numpy() - x])
+            row[1].errorbar(x, y, xerr=err, fmt="o", ms=4, color=colors[statistic], capsize=2,
+                            label=STAT_LABELS.get(statistic, "optimiser steps"))
+            for xi, yi in zip(x, y):
+                if np.isfinite(xi):
+                    row[1].annotate(f"{xi:.2f}", (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=6)
+        row[1].set_yticks(range(len(labels)), labels, fontsize=7)
+        row[1].invert_yaxis()
+        row[1].set(xlabel="exponent (95 % interval)", title="by inclusion rule and per optimiser step")
+        row[1].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _window_size(local: pd.DataFrame) -> str:
+    sizes = local["n_depths"][local["n_depths"] > 0]
+    return str(int(sizes.max())) if len(sizes) else "0"

@@ -1,0 +1,139 @@
+"""Checked readers of the result tables every later stage builds on.
+
+A table on disk is not trusted as it is: each reader checks its columns, that it is not
+empty, that the numbers which must be finite are, and that it is complete (every
+experiment has every (quantity, statistic) row, every network every statistic). A problem
+is one sentence naming the file, what is wrong and which file to delete so that the
+workflow rebuilds it; nothing downstream is computed from a corrupt input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .statistics import INCREMENT_STATISTICS, STATISTICS
+from .weights import quantities
+
+
+class CorruptInputError(ValueError):
+    """A result file that cannot be used; the message names it and how to recover."""
+
+
+def _fail(path, problem: str) -> CorruptInputError:
+    return CorruptInputError(f"{path}: {problem}; delete {path} and rerun the workflow to rebuild it")
+
+
+def read_csv_checked(
+    path: str | os.PathLike,
+    columns: Iterable[str],
+    *,
+    finite: Iterable[str] = (),
+    not_null: Iterable[str] = (),
+    allow_empty: bool = False,
+) -> pd.DataFrame:
+    """Read a CSV and check its columns, emptiness, finiteness and missing labels."""
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise CorruptInputError(f"{path}: missing; rerun the workflow to build it") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise _fail(path, f"lacks the columns {missing}")
+    if table.empty and not allow_empty:
+        raise _fail(path, "has no rows")
+    for column in not_null:
+        if table[column].isna().any():
+            raise _fail(path, f"has {int(table[column].isna().sum())} row(s) without a value in {column!r} (truncated?)")
+    for column in finite:
+        values = pd.to_numeric(table[column], errors="coerce")
+        if not np.isfinite(values).all():
+            raise _fail(path, f"has non-finite or non-numeric values in {column!r}")
+    return table
+
+
+def expected_pairs(delta_type: str) -> set[tuple[str, str]]:
+    """The (quantity, statistic) rows of one experiment (increments of a scalar δ are skipped)."""
+    return {
+        (q, s)
+        for q in quantities(delta_type)
+        for s in STATISTICS
+        if not (q == "delta" and delta_type != "multi" and s in INCREMENT_STATISTICS)
+    }
+
+
+STATISTICS_COLUMNS = ("experiment", "delta", "depth", "seed", "status", "finite", "quantity", "statistic", "value")
+
+
+def read_statistics(path: str | os.PathLike) -> pd.DataFrame:
+    """``results/scaling/{exp}/statistics.csv``: every network has every statistic exactly once."""
+    table = read_csv_checked(path, STATISTICS_COLUMNS, finite=("depth", "seed"),
+                             not_null=("experiment", "delta", "status", "quantity", "statistic"))
+    want = expected_pairs(str(table["delta"].iloc[0]))
+    networks = table.drop_duplicates(["depth", "seed"])
+    have = set(zip(table["quantity"], table["statistic"]))
+    if have != want or len(table) != len(networks) * len(want):
+        raise _fail(path, f"is incomplete: {len(table)} rows where {len(networks)} networks x {len(want)} "
+                          "statistics were expected")
+    return table
+
+
+def read_training(path: str | os.PathLike) -> pd.DataFrame:
+    """``results/scaling/{exp}/training.csv``: one row per network."""
+    table = read_csv_checked(path, ("experiment", "depth", "seed", "status"), finite=("depth", "seed"),
+                             not_null=("experiment", "status"))
+    if table.duplicated(["depth", "seed"]).any():
+        raise _fail(path, "has the same (depth, seed) twice")
+    return table
+
+
+EXPONENT_COLUMNS = ("experiment", "delta", "quantity", "statistic", "slope", "exponent", "ci_low", "ci_high",
+                    "n_depths", "n_seeds", "n_excluded")
+
+
+def read_exponents(path: str | os.PathLike, experiments: Sequence[str] | None = None) -> pd.DataFrame:
+    """``results/exponents.csv``: every experiment (all of ``experiments`` if given) with every
+    (quantity, statistic) row; exponents may be NaN only where nothing could be fitted."""
+    table = read_csv_checked(path, EXPONENT_COLUMNS, finite=("n_depths", "n_seeds", "n_excluded"),
+                             not_null=("experiment", "delta", "quantity", "statistic"))
+    _check_experiments(path, table, experiments)
+    for exp, part in table.groupby("experiment", sort=False):
+        want = expected_pairs(str(part["delta"].iloc[0]))
+        have = list(zip(part["quantity"], part["statistic"]))
+        if set(have) != want or len(have) != len(want):
+            raise _fail(path, f"is incomplete: experiment {exp!r} has {len(have)} of its {len(want)} rows")
+        fitted = part["n_depths"] >= 2
+        if not np.isfinite(part.loc[fitted, "exponent"]).all():
+            raise _fail(path, f"has a fitted exponent of experiment {exp!r} that is not a finite number")
+    return table
+
+
+REGIME_COLUMNS = ("experiment", "regime", "exponent", "increment_ratio_slope", "quadratic_variation_slope",
+                  "n_depths", "n_seeds", "n_usable", "n_excluded")
+REGIMES = ("ODE", "SDE", "neither", "undetermined", "no usable networks")
+
+
+def read_regimes(path: str | os.PathLike, experiments: Sequence[str] | None = None) -> pd.DataFrame:
+    """``results/regimes.csv``: one row per experiment with a known regime."""
+    table = read_csv_checked(path, REGIME_COLUMNS, finite=("n_depths", "n_seeds", "n_usable", "n_excluded"),
+                             not_null=("experiment", "regime"))
+    if table["experiment"].duplicated().any():
+        raise _fail(path, "has an experiment twice")
+    unknown = sorted(set(table["regime"]) - set(REGIMES))
+    if unknown:
+        raise _fail(path, f"has the unknown regimes {unknown}")
+    _check_experiments(path, table, experiments)
+    return table
+
+
+def _check_experiments(path, table: pd.DataFrame, experiments: Sequence[str] | None) -> None:
+    if experiments is None:
+        return
+    missing = sorted(set(experiments) - set(table["experiment"]))
+    if missing:
+        raise _fail(path, f"has no rows for the experiments {missing}")
