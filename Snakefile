@@ -1,6 +1,6 @@
 # resnet-scaling: depth-scaling limits of residual networks, regenerated from scratch.
 # DAG: data -> train(exp, depth) -> scaling -> limits -> fbsde -> figures/report,
-# plus init_limits (networks at initialisation). See README.md and DESIGN.md.
+# plus init_limits (networks at initialisation). See README.md and docs/design.md.
 
 from snakemake.utils import min_version
 

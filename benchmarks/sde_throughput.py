@@ -1,4 +1,4 @@
-"""Throughput of the pathwise Euler–Maruyama solver of the limit SDE (MATH.md §4(c)) against
+"""Throughput of the pathwise Euler–Maruyama solver of the limit SDE (docs/maths.md §4(c)) against
 torchsde's Euler scheme on the same SDE, the same Brownian increments and the same steps.
 
 Both solve ``dH = σ'(0)(dW^A H + dW^b) + ½σ''(0) q(H) dt`` for P Brownian paths with N

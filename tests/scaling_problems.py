@@ -1,4 +1,4 @@
-"""Known-answer weight sequences for the scaling stage (MATH.md §3), and training-output stand-ins.
+"""Known-answer weight sequences for the scaling stage (docs/maths.md §3), and training-output stand-ins.
 
 - ``smooth``: A_k = L^{-β} f(k/L), b_k = L^{-β} g(k/L) with smooth random f, g of non-zero
   mean (hypothesis H1), and a shared δ = L^{β−1}, so that M = δA has exponent 1 (ODE);

@@ -12,7 +12,7 @@ SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
 
 
 def test_depth_grid_is_the_original_geometric_grid():
-    # REFERENCES.md: unique(floor(1.2**n)) — 3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 22, ...
+    # docs/references.md: unique(floor(1.2**n)) — 3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 22, ...
     assert depth_grid({"min": 3, "max": 22, "base": 1.2}) == [3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 22]
     assert depth_grid({"min": 8, "max": 1024, "base": 2}) == [8, 16, 32, 64, 128, 256, 512, 1024]
     assert depth_grid([64, 8, 8, 16]) == [8, 16, 64]

@@ -1,4 +1,4 @@
-"""Datasets of MATH.md §2: the generator's definition, the embedding, IDX reading errors."""
+"""Datasets of docs/maths.md §2: the generator's definition, the embedding, IDX reading errors."""
 
 import gzip
 import math

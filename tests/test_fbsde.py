@@ -1,4 +1,4 @@
-"""The backpropagation limit (MATH.md §5) checked against mathematics: exact discrete
+"""The backpropagation limit (docs/maths.md §5) checked against mathematics: exact discrete
 adjoints (autograd), closed forms (matrix exponentials), RK4 order, and the convergence
 rates of §7 within ±0.15 on synthetic weight paths and on stand-in training outputs."""
 
@@ -17,7 +17,7 @@ from resnet_scaling.io import read_npz, write_npz
 from resnet_scaling.plots import fbsde as figures
 from resnet_scaling.resnet import ResNetEnsemble
 
-TOL = 0.15  # MATH.md §7
+TOL = 0.15  # docs/maths.md §7
 
 
 
@@ -113,7 +113,7 @@ def test_limit_gradients_need_a_layer_grid_inside_the_reference_grid():
 
 
 # ----------------------------------------------------------------------------------------
-# rates on synthetic weight paths (MATH.md §5, §7)
+# rates on synthetic weight paths (docs/maths.md §5, §7)
 # ----------------------------------------------------------------------------------------
 ODE_DEPTHS = [16, 32, 64, 128, 256, 512, 1024]
 

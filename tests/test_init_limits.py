@@ -1,4 +1,4 @@
-"""Networks at initialisation (MATH.md §6) against exact laws, identities and known rates (§7)."""
+"""Networks at initialisation (docs/maths.md §6) against exact laws, identities and known rates (§7)."""
 
 import math
 
@@ -13,7 +13,7 @@ from resnet_scaling import init_limits as il
 from resnet_scaling import kernels as K
 from resnet_scaling.plots import init as figures
 
-SLOPE_TOL = 0.15  # MATH.md §7
+SLOPE_TOL = 0.15  # docs/maths.md §7
 
 
 
@@ -112,7 +112,7 @@ def test_diffusion_tables_are_deterministic():
 # geometric Brownian motion
 # ------------------------------------------------------------------------------------------
 def test_gbm_exact_moments_agree_with_the_one_over_L_expansion():
-    """Quadrature of L·E log|1+W| against MATH.md §6: the gap is O(L^-2)."""
+    """Quadrature of L·E log|1+W| against docs/maths.md §6: the gap is O(L^-2)."""
     mu, sigma = 0.7, 1.1
     gaps = []
     for L in (64, 256, 1024):

@@ -1,6 +1,6 @@
-"""Limits of the hidden state (MATH.md §4): solvers against known rates and exact laws.
+"""Limits of the hidden state (docs/maths.md §4): solvers against known rates and exact laws.
 
-Rates are asserted within ±0.15 of MATH.md §7 on log-log fits over L = 16…1024 (nested
+Rates are asserted within ±0.15 of docs/maths.md §7 on log-log fits over L = 16…1024 (nested
 grids, fixed seeds, float64); laws with a Kolmogorov–Smirnov test whose power is checked
 on a wrong law. The fitting of trained networks runs on synthetic stand-in training files.
 """
@@ -156,7 +156,7 @@ def test_streamed_reference_equals_materialised():
 
 def test_realised_square_scheme_equals_network_to_first_order():
     """Driven by the network's own increments the scheme H + σ'(0)ΔX + ½σ''(0)ΔX² differs from
-    the network by the cubic Taylor remainder: O(1/L) (MATH.md §4(c))."""
+    the network by the cubic Taylor remainder: O(1/L) (docs/maths.md §4(c))."""
     P, d = 50, 3
     wp = lm.synthetic_weight_paths("diffusive", 8, P, d, 1, n_fine=1024)
     x = lm.unit_inputs(1, d, 1)
@@ -385,7 +385,7 @@ def test_fit_ode_standin(tmp_path, dataset):
 def test_fit_sde_standin(tmp_path, dataset):
     """Brownian weights with δ ≡ 1 and softplus0: the Itô SDE is fitted; driven by the
     network's own increments, realised squares leave the O(1/L) Taylor remainder, q dt the
-    larger O(L^{-1/2}) one (MATH.md §4(c)); the estimated diffusion has the law's trace."""
+    larger O(L^{-1/2}) one (docs/maths.md §4(c)); the estimated diffusion has the law's trace."""
     paths = [_standin(tmp_path, "sde", lm.synthetic_weight_paths("diffusive", L, 3, 3, 0, n_fine=512), "softplus0", "none", 3)
              for L in (128, 512)]
     out = lm.fit_experiment(paths, dataset, "SDE", FIT_CFG, experiment="sde")

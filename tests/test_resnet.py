@@ -39,7 +39,7 @@ def test_adjoint_gradients_equal_autograd(delta, act):
 
 @pytest.mark.parametrize("delta", ["shared", "multi"])
 def test_adjoint_states_equal_autograd(delta):
-    """p_k = ∂ℓ/∂h_k for every k (MATH.md §5), not only the weight gradients."""
+    """p_k = ∂ℓ/∂h_k for every k (docs/maths.md §5), not only the weight gradients."""
     net = _net(delta, "softplus0", depth=6)
     x = torch.randn(3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     traj = net.trajectory(x)

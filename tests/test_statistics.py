@@ -1,4 +1,4 @@
-"""Statistics of layer sequences against exact values and the slopes of MATH.md §3."""
+"""Statistics of layer sequences against exact values and the slopes of docs/maths.md §3."""
 
 import numpy as np
 import pytest
@@ -92,7 +92,7 @@ def _slopes(kind: str, depths, beta: float = 0.3) -> dict[str, float]:
 
 @pytest.mark.parametrize("beta", [0.2, 0.5, 0.8])
 def test_smooth_weights_have_the_H1_slopes(beta):
-    """H1 (X_k = L^{-β} f(k/L), 10×10): the §3 table within 0.025 (MATH.md §7), the cumulative
+    """H1 (X_k = L^{-β} f(k/L), 10×10): the §3 table within 0.025 (docs/maths.md §7), the cumulative
     sum (slope 1 − β) too; the detrended cumulative sum only from L ≥ 128 and within 0.05, because
     its window rounds to whole layers (that is why its fit window starts higher)."""
     got = _slopes("smooth", sp.DEPTHS[2:], beta)
@@ -103,7 +103,7 @@ def test_smooth_weights_have_the_H1_slopes(beta):
 
 
 def test_brownian_weights_have_the_H2_slopes():
-    """H2 (i.i.d. 10×10 weights of size L^{-1/2}): every statistic within 0.05 (MATH.md §7:
+    """H2 (i.i.d. 10×10 weights of size L^{-1/2}): every statistic within 0.05 (docs/maths.md §7:
     the max statistics of matrices carry only a +0.02 log bias)."""
     got = _slopes("brownian", sp.DEPTHS)
     for name in STATISTICS:

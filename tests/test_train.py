@@ -90,6 +90,13 @@ def test_stopping_rule_converged_and_patience():
     assert np.isnan(stalled.histories["train_loss"]).sum() == 0  # all stopped together, nothing padded
 
 
+def test_epsilon_only_rule_never_stops_on_a_plateau():
+    stalled = _train(lr=1e-12, patience=2, max_epochs=6, stopping_rule="epsilon")
+    assert list(stalled.status) == ["max_epochs"] * 3 and np.all(stalled.epochs == 6)
+    converged = _train(epsilon=10.0, stopping_rule="epsilon")
+    assert list(converged.status) == ["converged"] * 3 and np.all(converged.epochs == 1)
+
+
 def test_divergence_freezes_a_seed_and_the_job_completes():
     result = _train(delta="none", init="xavier", init_sd=3.0, optimizer="sgd", lr=1e8, max_epochs=3, activation="identity")
     assert set(result.status) == {"diverged"}
@@ -127,7 +134,7 @@ def test_correct_shuffle_is_a_fresh_permutation_per_seed_and_epoch():
 
 
 def test_original_shuffle_defect_collapses_the_training_set():
-    """REFERENCES.md: 1024 rows, batch 32 → fewer distinct rows each epoch, one batch at the end."""
+    """docs/references.md: 1024 rows, batch 32 → fewer distinct rows each epoch, one batch at the end."""
     rows = torch.arange(1024, dtype=torch.float64).reshape(1, 32, 32, 1)
     distinct = []
     for epoch in range(40):

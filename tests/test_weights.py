@@ -1,4 +1,4 @@
-"""Extraction of layer sequences, weight paths and the trend/noise decomposition (MATH.md §1, §3)."""
+"""Extraction of layer sequences, weight paths and the trend/noise decomposition (docs/maths.md §1, §3)."""
 
 import numpy as np
 import pytest

@@ -49,6 +49,10 @@ def test_report_is_generated(smoke_run):
     proc = run_snakemake(smoke_run, "--cores", "1", *SMOKE, "--report", "report.html")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (smoke_run / "report.html").stat().st_size > 10_000
+    # every caption renders: docutils reports problems as "(ERROR/3)" lines
+    assert "ERROR/" not in proc.stdout + proc.stderr, [
+        line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR/" in line
+    ][:5]
 
 
 def test_same_config_same_numbers(smoke_run, tmp_path):

@@ -1,3 +1,3 @@
-"""Depth-scaling limits of residual networks (see MATH.md for the equations)."""
+"""Depth-scaling limits of residual networks (see docs/maths.md for the equations)."""
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Activations with the derivatives the limit equations need (MATH.md §1, §4).
+"""Activations with the derivatives the limit equations need (docs/maths.md §1, §4).
 
 Each activation exposes σ, σ' (elementwise, on torch tensors) and the constants σ(0),
 σ'(0), σ''(0) that decide which deep limit exists.
@@ -25,7 +25,7 @@ class Activation:
     value_at_0: float
     slope_at_0: float
     curvature_at_0: float
-    smooth: bool  # C² at 0: the diffusive limit of MATH.md §4(c) applies
+    smooth: bool  # C² at 0: the diffusive limit of docs/maths.md §4(c) applies
     fn_into: Callable[[torch.Tensor, torch.Tensor], object] | None = None
     grad_from_value: Callable[[torch.Tensor, torch.Tensor], object] | None = None  # σ'(z) from σ(z), into out
 

@@ -1,4 +1,4 @@
-"""Datasets of MATH.md §2: the synthetic ODE-generated data and the MNIST-like embedding.
+"""Datasets of docs/maths.md §2: the synthetic ODE-generated data and the MNIST-like embedding.
 
 Every dataset is a dict of float arrays ``x_train, y_train, x_test, y_test`` with one
 sample per row, generated deterministically from a seed.
@@ -58,7 +58,7 @@ def _split(x: np.ndarray, y: np.ndarray, n_train: int) -> Dataset:
 
 
 def random_feature_map(images: np.ndarray, seed: int) -> np.ndarray:
-    """The fixed, seeded random embedding 28×28 → 25 of MATH.md §2.
+    """The fixed, seeded random embedding 28×28 → 25 of docs/maths.md §2.
 
     Two 1→1-channel convolutions (kernel 5 stride 2, then kernel 3 stride 2) with Gaussian
     kernels drawn from a generator seeded by ``seed``; rows are unit-normalised.

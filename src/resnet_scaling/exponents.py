@@ -1,4 +1,4 @@
-"""Scaling exponents with uncertainty, and the regime of an experiment (MATH.md §3).
+"""Scaling exponents with uncertainty, and the regime of an experiment (docs/maths.md §3).
 
 Exponent = −(OLS slope of log statistic on log L) over the depths of a fit window, every
 (depth, seed) network one point. Uncertainty, besides the OLS standard error, comes from a
@@ -45,7 +45,7 @@ LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta",
 
 @dataclass(frozen=True)
 class RegimeThresholds:
-    """Thresholds of the regime rule (MATH.md §3); ``quantity`` and ``exponent_statistic`` say
+    """Thresholds of the regime rule (docs/maths.md §3); ``quantity`` and ``exponent_statistic`` say
     which exponent is compared with 1 (ODE) and 1/2 (SDE)."""
 
     quantity: str = "M"
@@ -261,7 +261,7 @@ def _welch_dof(x: np.ndarray, logy: np.ndarray, present: np.ndarray, count: np.n
 
 
 def classify(increment_ratio_slope, exponent, quadratic_variation_slope, th: RegimeThresholds) -> np.ndarray:
-    """The regime rule of MATH.md §3, elementwise: an array of 'ODE' / 'SDE' / 'neither'."""
+    """The regime rule of docs/maths.md §3, elementwise: an array of 'ODE' / 'SDE' / 'neither'."""
     r = np.asarray(increment_ratio_slope, dtype=float)
     e = np.asarray(exponent, dtype=float)
     q = np.asarray(quadratic_variation_slope, dtype=float)

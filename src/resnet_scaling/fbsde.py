@@ -1,4 +1,4 @@
-"""The backpropagation limit: backward equations and forward-backward systems (MATH.md §5).
+"""The backpropagation limit: backward equations and forward-backward systems (docs/maths.md §5).
 
 The network's adjoint ``p_k = ∂ℓ/∂h_k`` and per-layer gradients come from the engine's
 explicit discrete adjoint (:meth:`ResNetEnsemble.adjoint`). Their limits ``P_t`` solve
@@ -62,7 +62,7 @@ def _t(a) -> torch.Tensor:
 
 
 def expected_slope(case: str, quantity: str, activation: str | Activation, beta: float = 0.0, with_ito_term: bool = True) -> float:
-    """Log-log slope in L of a network-versus-limit error (MATH.md §5, §7).
+    """Log-log slope in L of a network-versus-limit error (docs/maths.md §5, §7).
 
     ``neural_ode`` −1; ``linear_ode`` the §4(b) rate (−β when σ''(0) ≠ 0); ``diffusive`` −½,
     and 0 (a plateau) without the Itô term when σ''(0) ≠ 0. NaN for the sup-over-layers
@@ -270,7 +270,7 @@ def backward_sde(
     with_ito_term: bool = True,
     row_cov=None,
 ) -> torch.Tensor:
-    """The backward linear SDE of MATH.md §5 (diffusive), driven by the forward's increments.
+    """The backward linear SDE of docs/maths.md §5 (diffusive), driven by the forward's increments.
 
     ``dWA`` (P, n, d, d), ``dWb`` (P, n, d) on the uniform n-step grid of the forward states
     ``H`` (n+1, P, N, d) of :func:`limits.solve_ito_sde`; ``p1`` (P, N, d). Backward-Itô steps,
@@ -303,7 +303,7 @@ def backward_sde(
             dX = torch.baddbmm(b_steps[k].unsqueeze(1), H[k], dA.transpose(1, 2))
             p = p + torch.matmul(s1 * p + s2 * dX * p, dA)
         else:
-            # r_j = Σ_i P^i (C_i ũ)_j, ũ = (H, 1): ½ ∂_H q(H)ᵀ P (MATH.md §5)
+            # r_j = Σ_i P^i (C_i ũ)_j, ũ = (H, 1): ½ ∂_H q(H)ᵀ P (docs/maths.md §5)
             u = torch.cat([H[k], torch.ones_like(H[k][..., :1])], dim=-1)
             Cu = torch.einsum("pnl,ijl->pnij", u, C)[..., :-1]
             r = torch.einsum("pni,pnij->pnj", p, Cu)
@@ -323,7 +323,7 @@ def solve_fbsde(
     row_cov=None,
     loss_scale: float = 1.0,
 ) -> LimitBackprop:
-    """The forward-backward system of the diffusive regime on given increments (MATH.md §4(c), §5).
+    """The forward-backward system of the diffusive regime on given increments (docs/maths.md §4(c), §5).
 
     Forward: :func:`limits.solve_ito_sde` (Euler–Maruyama, Itô term ½σ''(0) q dt from
     ``row_cov`` or the realised squares); backward: :func:`backward_sde` with the matching
@@ -604,9 +604,9 @@ def trained_limit(
     """The limit system of S networks with weights A (S, L, d, d), b (S, L, d), δ (S, L).
 
     ``neural_ode``: ``dH/dt = δ̂_t σ(Â_t H + b̂_t)`` with Â, b̂ the kernel-smoothed A_k, b_k and
-    δ̂ the kernel-smoothed L δ_k (MATH.md §4(a); for δ of one sign). ``linear_ode``:
+    δ̂ the kernel-smoothed L δ_k (docs/maths.md §4(a); for δ of one sign). ``linear_ode``:
     ``dH/dt = σ'(0)(Ā_t H + b̄_t)`` with Ā, b̄ the kernel-smoothed L M_k, L m_k, the drifts of
-    the weight paths (MATH.md §4(b), trained networks). Solved with its adjoint on
+    the weight paths (docs/maths.md §4(b), trained networks). Solved with its adjoint on
     ``ref_factor × L`` RK4 steps.
     """
     A, b, delta = _t(A), _t(b), _t(delta)
@@ -782,7 +782,7 @@ def check_cases(cases: Sequence[dict], figure_case: str | None = None, figure_de
         if bad:
             raise ValueError(f"{where}: every depth must divide the deepest {depths[-1]}; {bad} do not")
         if spec["case"] == "diffusive" and int(spec.get("ref_factor", 16)) < 16:
-            raise ValueError(f"{where}: the diffusive reference needs ref_factor >= 16 (MATH.md §4(c))")
+            raise ValueError(f"{where}: the diffusive reference needs ref_factor >= 16 (docs/maths.md §4(c))")
 
 
 def write_convergence(cfg: dict, out: dict, *, progress: bool = True) -> ConvergenceResult:

@@ -1,4 +1,4 @@
-"""Residual networks at initialisation: diffusion limits in law and exact identities (MATH.md §6).
+"""Residual networks at initialisation: diffusion limits in law and exact identities (docs/maths.md §6).
 
 No training is involved; every network is drawn fresh from its initial law.
 
@@ -267,7 +267,7 @@ def diffusion_law_tables(cfg: dict, seed: int = 0, progress: bool = False):
 # 2. geometric Brownian motion (d = 1, φ = identity)
 # ========================================================================================
 def gbm_limit_moments(depth: float, mu_w: float, sigma_w: float, corrected: bool = True):
-    """Mean and variance of log|Y_1| − log y_0: the GBM limit, plus the 1/L terms of MATH.md §6."""
+    """Mean and variance of log|Y_1| − log y_0: the GBM limit, plus the 1/L terms of docs/maths.md §6."""
     mean = mu_w - sigma_w**2 / 2
     var = sigma_w**2
     if corrected:
@@ -754,7 +754,7 @@ def summarise(
 ) -> dict:
     """Every comparison with theory as numbers (the source of the note and of the report).
 
-    A fitted slope agrees when it lies within ``slope_tolerance`` of the theory (MATH.md §7);
+    A fitted slope agrees when it lies within ``slope_tolerance`` of the theory (docs/maths.md §7);
     an estimate with an interval agrees when the interval contains the theory.
     """
     out: dict = {"slope_tolerance": slope_tolerance}

@@ -1,4 +1,4 @@
-"""Kernels of wide residual networks at initialisation (MATH.md §6, doubly infinite limit).
+"""Kernels of wide residual networks at initialisation (docs/maths.md §6, doubly infinite limit).
 
 Width ``D`` and depth ``L`` to infinity, behind a Gaussian random input layer
 ``Y_0(x) = U x`` (``U`` with i.i.d. N(0, 1/d_in) entries), with the shallow block
@@ -129,7 +129,7 @@ def kernel_recursion(
     ``feedforward``: Y ← b + W φ(Y) (no skip connection):                     K ← σ_b² + σ_w² F(K)
 
     The coordinates stay i.i.d. Gaussian across units at infinite width because every
-    W_k is fresh, so these recursions are exact there (MATH.md §6).
+    W_k is fresh, so these recursions are exact there (docs/maths.md §6).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown network kind {kind!r}; expected one of {KINDS}")

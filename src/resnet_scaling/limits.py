@@ -1,7 +1,7 @@
 """Limits of the hidden state: simulators, synthetic weight paths with known limits, and
-the fitting of limit equations to trained networks (MATH.md §4, rates in §7).
+the fitting of limit equations to trained networks (docs/maths.md §4, rates in §7).
 
-The network (MATH.md §1) is ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``. Its limits:
+The network (docs/maths.md §1) is ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``. Its limits:
 
 - neural ODE (§4(a))      ``dH/dt = δ̄_t σ(A_t H + b_t)``                          (RK4)
 - linear ODE (§4(b))      ``dH/dt = g (Ā_t H + b̄_t)``,  g = δ̄ σ'(0)                (RK4)
@@ -44,7 +44,7 @@ from .io import stable_seed
 
 DTYPE = torch.float64
 
-#: Expected log-log slopes of the sup-error in L (MATH.md §4, §7), importable by tests.
+#: Expected log-log slopes of the sup-error in L (docs/maths.md §4, §7), importable by tests.
 RATE_NEURAL_ODE = -1.0
 RATE_DIFFUSIVE = -0.5
 
@@ -106,7 +106,7 @@ def network_states(A, b, delta, activation: str | Activation, x) -> torch.Tensor
     """Hidden states h_0..h_L of P networks on N inputs each, (L+1, P, N, d), float64.
 
     ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` scalar, (L,) or (P, L); ``x`` (N, d) or
-    (P, N, d). The recursion is ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` (MATH.md §1).
+    (P, N, d). The recursion is ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` (docs/maths.md §1).
     """
     sigma = _act(activation).fn
     A, b = _t(A), _t(b)
@@ -212,12 +212,12 @@ def solve_neural_ode(
     delta: Coefficient = 1.0,
     ts=None,
 ) -> torch.Tensor:
-    """RK4 solution of the neural ODE ``dH/dt = δ̄_t σ(A_t H + b_t)`` (MATH.md §4(a)).
+    """RK4 solution of the neural ODE ``dH/dt = δ̄_t σ(A_t H + b_t)`` (docs/maths.md §4(a)).
 
     ``A``, ``b``, ``delta`` are callables of t returning (P, d, d) / (d, d), (P, d) / (d,),
     and a scalar or (P,) (e.g. :class:`Tabulated`), :class:`PerStep` values constant on each
     step (coarsened block means), or constants. The same equation with ReLU and δ̄ > 0
-    is the ReLU ODE of MATH.md §4(b). Returns the states on the grid, (n+1, P, N, d).
+    is the ReLU ODE of docs/maths.md §4(b). Returns the states on the grid, (n+1, P, N, d).
     """
     sigma = _act(activation).fn
     ts = _grid(n_steps, ts)
@@ -248,7 +248,7 @@ def solve_linear_ode(
     gain: float = 1.0,
     ts=None,
 ) -> torch.Tensor:
-    """RK4 solution of the linear ODE ``dH/dt = g (Ā_t H + b̄_t)`` of MATH.md §4(b).
+    """RK4 solution of the linear ODE ``dH/dt = g (Ā_t H + b̄_t)`` of docs/maths.md §4(b).
 
     ``g = δ̄ σ'(0)``: the nonlinearity of a smooth σ with σ(0) = 0 disappears when β > 0.
     Coefficients as in :func:`solve_neural_ode`. Returns (n+1, P, N, d).
@@ -257,10 +257,10 @@ def solve_linear_ode(
 
 
 # ----------------------------------------------------------------------------------------
-# the Itô SDE of MATH.md §4(c)
+# the Itô SDE of docs/maths.md §4(c)
 # ----------------------------------------------------------------------------------------
 def ito_q(h: torch.Tensor, row_cov: torch.Tensor) -> torch.Tensor:
-    """``q_i(H) = ũᵀ C_i ũ`` with ũ = (H, 1): the rate of d[X^i] (MATH.md §4(c)).
+    """``q_i(H) = ũᵀ C_i ũ`` with ũ = (H, 1): the rate of d[X^i] (docs/maths.md §4(c)).
 
     ``h`` (P, N, d); ``row_cov`` the quadratic-covariation rate of row i of (W^A | W^b):
     (d, d+1, d+1) shared, (P, d, d+1, d+1) per path, or (d, d+1) when every C_i is diagonal
@@ -298,7 +298,7 @@ def ito_step(
     row_cov: torch.Tensor | None = None,
     delta: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
-    """One Euler–Maruyama step of MATH.md §4(c) for states (P, N, d), increments (P, d, d), (P, d).
+    """One Euler–Maruyama step of docs/maths.md §4(c) for states (P, N, d), increments (P, d, d), (P, d).
 
     ``delta``: the constant δ of the network, a float or one per path as (P, 1, 1).
 
@@ -326,7 +326,7 @@ def solve_ito_sde(
     delta: float = 1.0,
     record_every: int = 1,
 ) -> torch.Tensor:
-    """Pathwise Euler–Maruyama scheme of the Itô SDE of MATH.md §4(c) on *given* increments.
+    """Pathwise Euler–Maruyama scheme of the Itô SDE of docs/maths.md §4(c) on *given* increments.
 
     ``dWA`` (P, n, d, d), ``dWb`` (P, n, d): increments of the weight paths (drift included)
     over the steps of ``ts`` (default uniform, n steps on [0, 1]). ``row_cov``: the rate C_i
@@ -435,7 +435,7 @@ def sample_ito_sde(
     delta: float = 1.0,
     record_every: int = 1,
 ) -> torch.Tensor:
-    """Generative Euler–Maruyama solution of MATH.md §4(c) with fresh noise from ``law``.
+    """Generative Euler–Maruyama solution of docs/maths.md §4(c) with fresh noise from ``law``.
 
     Increments come from ``law.increments`` (seeded by ``seed``), the Itô drift uses
     ``law.row_cov(t) · dt``. Returns (n_steps/record_every + 1, n_paths, N, d).
@@ -458,7 +458,7 @@ def sample_ito_sde(
 
 
 # ----------------------------------------------------------------------------------------
-# state-dependent diffusions (MATH.md §4(d)) and their generative solver
+# state-dependent diffusions (docs/maths.md §4(d)) and their generative solver
 # ----------------------------------------------------------------------------------------
 class DiffusionModel(ABC):
     """A diffusion ``dH = μ(t, H) dt + Σ(t, H)^{1/2} dB`` given by its Euler–Maruyama increment."""
@@ -512,7 +512,7 @@ def relu_gaussian_moments(m: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tenso
 
 @dataclass
 class RandomSignReluLaw(DiffusionModel):
-    """Exact diffusion limit of a ReLU network with i.i.d. random-sign layers (MATH.md §4(d)).
+    """Exact diffusion limit of a ReLU network with i.i.d. random-sign layers (docs/maths.md §4(d)).
 
     Layer k of a network: ``δ_k ~ N(μ_δ/L, s_δ²/L)``, ``A_k = Ā(k/L) + τ_A/√d · ξ``,
     ``b_k = b̄(k/L) + τ_b ξ'`` with independent standard normal entries. Rows of ``A_k h + b_k``
@@ -565,7 +565,7 @@ def epanechnikov_weights(t: float, centres: torch.Tensor, bandwidth: float) -> t
 
 
 class MomentMatchedDiffusion(DiffusionModel):
-    """The moment-matched diffusion of MATH.md §4(d), estimated from the layers of networks.
+    """The moment-matched diffusion of docs/maths.md §4(d), estimated from the layers of networks.
 
     Around t the layers k with |(k + ½)/L − t| < bandwidth (of all P networks, taken as
     draws of one law) get Epanechnikov weights w_j, and with ``r_j(h) = δ_j σ(A_j h + b_j)``
@@ -648,7 +648,7 @@ class MomentMatchedDiffusion(DiffusionModel):
 
 
 # ----------------------------------------------------------------------------------------
-# synthetic weight paths with known limits (MATH.md §4 (a)–(d))
+# synthetic weight paths with known limits (docs/maths.md §4 (a)–(d))
 # ----------------------------------------------------------------------------------------
 CASES = ("neural_ode", "linear_ode", "diffusive", "generic")
 
@@ -770,7 +770,7 @@ def synthetic_weight_paths(
     n_fine: int | None = None,
     **scales: float,
 ) -> WeightPaths:
-    """Weights of ``n_paths`` networks of depth ``L`` with a known limit (MATH.md §4).
+    """Weights of ``n_paths`` networks of depth ``L`` with a known limit (docs/maths.md §4).
 
     - ``neural_ode`` (§4(a)): ``δ = 1/L``, ``A_k = A(k/L)``, ``b_k = b(k/L)`` for smooth random
       A(t), b(t) per path (:class:`SmoothPath`); limit ``dH/dt = σ(A_t H + b_t)``, error O(1/L).
@@ -826,7 +826,7 @@ def synthetic_weight_paths(
 
 
 # ----------------------------------------------------------------------------------------
-# the convergence study: synthetic weights against their known limits (MATH.md §4, §7)
+# the convergence study: synthetic weights against their known limits (docs/maths.md §4, §7)
 # ----------------------------------------------------------------------------------------
 def _sup_errors(h: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     """sup_k |h_k − H_k| (Euclidean in R^d) for every path and input, flattened."""
@@ -888,7 +888,7 @@ def diffusive_convergence(
     **scales: float,
 ) -> list[dict]:
     """(E sup_k |h_k − H_{k/L}|²)^{1/2} and the median over paths for the diffusive case
-    (MATH.md §4(c)), with and without the ½σ''(0) term in the reference SDE.
+    (docs/maths.md §4(c)), with and without the ½σ''(0) term in the reference SDE.
 
     One fine increment path of ``refine × max(depths)`` steps drives everything: each depth's
     weights are its block sums, the reference is the Euler–Maruyama solution (q dt form) on
@@ -970,7 +970,7 @@ def generic_convergence(
     max_layers: int = 64,
     progress: bool = False,
 ) -> list[dict]:
-    """The law of h_L for ReLU networks with i.i.d. random-sign layers (MATH.md §4(d)).
+    """The law of h_L for ReLU networks with i.i.d. random-sign layers (docs/maths.md §4(d)).
 
     Reference: the exact diffusion :class:`RandomSignReluLaw` solved by Euler–Maruyama on a
     fine grid. Compared in law (mean W1 over coordinates, KS p-value) with (i) the networks
@@ -999,7 +999,7 @@ def generic_convergence(
 
 
 def theoretical_slope(case: str, activation: str, beta: float, with_ito_term) -> float:
-    """The log-log slope MATH.md §4 predicts for a row of the convergence table (NaN: none)."""
+    """The log-log slope docs/maths.md §4 predicts for a row of the convergence table (NaN: none)."""
     if case == "neural_ode":
         return RATE_NEURAL_ODE
     if case == "linear_ode":
@@ -1010,7 +1010,7 @@ def theoretical_slope(case: str, activation: str, beta: float, with_ito_term) ->
 
 
 def fit_min_depth(case: str, activation: str, beta: float) -> int:
-    """Smallest depth of the slope fit: tanh at β = ¼ reaches its rate late (fit L ≥ 512, MATH.md §4(b))."""
+    """Smallest depth of the slope fit: tanh at β = ¼ reaches its rate late (fit L ≥ 512, docs/maths.md §4(b))."""
     if case == "linear_ode" and get_activation(activation).curvature_at_0 == 0 and beta < 0.5:
         return 512
     return 0
@@ -1124,7 +1124,7 @@ def torchsde_ito_solve(
     with_ito_term: bool = True,
     out_times: Sequence[float] = (0.0, 1.0),
 ) -> torch.Tensor:
-    """The SDE of MATH.md §4(c) with the weight-path law ``law``, solved by torchsde's Euler
+    """The SDE of docs/maths.md §4(c) with the weight-path law ``law``, solved by torchsde's Euler
     scheme (general noise, m = d² + d Brownian motions) on the increments ``dB`` (P, n, m)
     of the uniform grid with n steps; the N inputs of a path share its Brownian path.
 
@@ -1192,7 +1192,7 @@ def torchsde_ito_solve(
 
 
 # ----------------------------------------------------------------------------------------
-# fitting limits to trained networks (MATH.md §4, "Trained networks")
+# fitting limits to trained networks (docs/maths.md §4, "Trained networks")
 # ----------------------------------------------------------------------------------------
 LIMITS = ("neural_ode", "linear_ode", "ito_sde", "moment_matched")
 
@@ -1208,7 +1208,7 @@ def normalise_regime(regime: str) -> str:
 
 
 def choose_limit(regime: str, activation: str, delta_type: str, beta: float, beta_min: float = 0.1) -> str:
-    """The limit equation to fit for a regime (MATH.md §3, §4).
+    """The limit equation to fit for a regime (docs/maths.md §3, §4).
 
     - ODE, smooth σ with σ(0) = 0 and β > ``beta_min``: the linear ODE of §4(b);
       otherwise (β ≈ 0, or ReLU: positively homogeneous) the nonlinear ODE
@@ -1236,7 +1236,7 @@ def kernel_matrix(ts, L: int, bandwidth: float) -> torch.Tensor:
 
 @dataclass
 class CoefficientEstimate:
-    """Kernel estimates of the drift and local covariance of trained weight paths (MATH.md §4).
+    """Kernel estimates of the drift and local covariance of trained weight paths (docs/maths.md §4).
 
     On the grid ``ts`` (T,), for each of S networks of depth L:
     ``A_bar`` (S, T, d, d), ``b_bar`` (S, T, d): smoothed ``L M_k``, ``L m_k`` (the drift of W);
@@ -1618,7 +1618,7 @@ def estimate_beta(weights: Sequence) -> float:
 
 
 def coefficient_agreement(fits: dict[int, CoefficientEstimate]) -> list[dict]:
-    """Do the estimated coefficients of different depths agree (MATH.md §4, trained networks)?
+    """Do the estimated coefficients of different depths agree (docs/maths.md §4, trained networks)?
 
     For each depth: ‖X_L − X_deepest‖ / ‖X_deepest‖ over the time grid, X the seed mean of
     the drift Ā (and b̄) or of the diffusion trace.
@@ -1750,7 +1750,7 @@ def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_thres
     not where it is not. Every number is read from the summaries (rule outputs)."""
     lines = ["# Fitted limits of the trained networks", ""]
     if convergence_fits is not None and len(convergence_fits):
-        lines += ["## Solvers against known rates (synthetic weights, MATH.md §4)", "",
+        lines += ["## Solvers against known rates (synthetic weights, docs/maths.md §4)", "",
                   "| case | activation | β | Itô term | slope (RMS) | 95 % interval | expected |", "|---|---|---|---|---|---|---|"]
         for r in convergence_fits[convergence_fits.statistic == "error"].itertuples():
             ito = "" if r.case != "diffusive" else ("with" if str(r.with_ito_term) == "True" else "without")
@@ -1789,7 +1789,7 @@ def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_thres
             lines.append(f"With the noise switched off (trend of the weights only) the test loss is {s['test_loss_trend_only']:.3g}.")
         if s["limit"] == "moment_matched":
             lines.append(
-                "The moment-matched diffusion is compared in law only (MATH.md §4(d)): "
+                "The moment-matched diffusion is compared in law only (docs/maths.md §4(d)): "
                 + ("ReLU is not C² at 0, so neither the ODE nor the Itô SDE of §4(b)–(c) applies; "
                    if s["activation"] == "relu" else f"the regime is {s['regime']}, so the fit is descriptive; ")
                 + "its window drift also carries the estimation noise of L·δ_k σ(z_k), which fluctuates like √L."

@@ -1,4 +1,4 @@
-"""A batched ensemble of residual networks with an explicit discrete adjoint (MATH.md §1, §5).
+"""A batched ensemble of residual networks with an explicit discrete adjoint (docs/maths.md §1, §5).
 
 ``S`` independent networks of the same depth ``L`` and width ``d`` are one object: every
 weight tensor carries a seed dimension, so a layer of all networks is one batched matmul.
@@ -93,7 +93,7 @@ class ResNetEnsemble:
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
     ) -> "ResNetEnsemble":
-        """Draw the initial weights of each seed from its own generator (MATH.md §1).
+        """Draw the initial weights of each seed from its own generator (docs/maths.md §1).
 
         The generator of seed ``s`` is seeded from ``(key, depth, s)`` only, so a network
         is the same whether it is initialised alone or inside a larger ensemble.
@@ -224,7 +224,7 @@ class ResNetEnsemble:
     def adjoint(
         self, traj: Trajectory, grad_output: torch.Tensor, keep_adjoint: bool = False, reuse_buffers: bool = False
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """The explicit discrete adjoint of MATH.md §5.
+        """The explicit discrete adjoint of docs/maths.md §5.
 
         ``grad_output`` is p_L = ∂ℓ/∂h_L (S, N, d). Returns the gradients of the loss with
         respect to every trainable parameter (same shapes as :attr:`params`) and, when

@@ -1,4 +1,4 @@
-"""Per-network statistics of layer sequences, whose log-log slopes in L are the exponents (MATH.md §3).
+"""Per-network statistics of layer sequences, whose log-log slopes in L are the exponents (docs/maths.md §3).
 
 For a layer sequence X_0..X_{L-1} (Frobenius norms) and its path W_k = Σ_{j<k} X_j:
 
@@ -14,7 +14,7 @@ For a layer sequence X_0..X_{L-1} (Frobenius norms) and its path W_k = Σ_{j<k} 
 Their slopes in L under the two hypotheses of the original study are in
 :data:`EXPECTED_SLOPES`: H1, smooth weights X_k = L^{-β} f(k/L); H2, diffusive weights,
 i.i.d.-like X_k of size L^{-1/2} (increments of a Brownian path). The max statistics carry
-a √(2 log L) bias under H2 (MATH.md §3).
+a √(2 log L) bias under H2 (docs/maths.md §3).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ STATISTICS = (
 #: Statistics built from increments X_{k+1} − X_k: identically 0 for a δ that is one scalar.
 INCREMENT_STATISTICS = ("max_increment", "increment_ratio", "quadratic_variation")
 
-#: Slope in L of each statistic: H1 as a function of β, H2 a number (MATH.md §3).
+#: Slope in L of each statistic: H1 as a function of β, H2 a number (docs/maths.md §3).
 EXPECTED_SLOPES = {
     "max_norm": (lambda beta: -beta, -0.5),
     "rms_norm": (lambda beta: -beta, -0.5),

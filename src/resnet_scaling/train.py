@@ -51,6 +51,7 @@ EXPERIMENT_DEFAULTS = {
     "seeds": 4,
     "checkpoint_every": 5,
     "shuffle": "correct",
+    "stopping_rule": "original",
     "divergence_loss_factor": 10.0,
     "divergence_max_weight": 1.0e4,
 }
@@ -154,7 +155,7 @@ def epoch_permutations(key: str, depth: int, seeds, epoch: int, n: int) -> np.nd
 
 
 def defective_shuffle_(data: torch.Tensor, key: str, depth: int, seeds, epoch: int) -> None:
-    """Reproduce the released code's per-epoch shuffle defect, in place (REFERENCES.md).
+    """Reproduce the released code's per-epoch shuffle defect, in place (docs/references.md).
 
     ``data`` is (S, n_batches, batch, features), one copy per seed. The original reshaped the
     training tensor into a view of batches and let NumPy's shuffle swap them with
@@ -395,7 +396,9 @@ def divergence_reasons(
 
 
 def _apply_stopping_rule(state: dict, ran: torch.Tensor, epoch_loss: torch.Tensor, cfg: dict, epoch: int) -> None:
-    """The original rule per seed: loss < ε, or ``patience`` epochs without a 1 % gain."""
+    """The rule per seed. ``original``: loss < ε, or ``patience`` epochs without a
+    ``min_improvement`` relative gain (the plateau: status ``stopped``). ``epsilon``: only
+    loss < ε ends training; a seed that never reaches it runs to ``max_epochs``."""
     status = state["status"]
     for s in torch.nonzero(ran).flatten().tolist():
         loss = float(epoch_loss[s])
@@ -406,7 +409,7 @@ def _apply_stopping_rule(state: dict, ran: torch.Tensor, epoch_loss: torch.Tenso
             state["bad_epochs"][s] += 1
         if loss < cfg["epsilon"]:
             status[s], state["reason"][s] = CONVERGED, f"epoch loss {loss:.3g} < epsilon {cfg['epsilon']}"
-        elif state["bad_epochs"][s] >= cfg["patience"]:
+        elif cfg["stopping_rule"] == "original" and state["bad_epochs"][s] >= cfg["patience"]:
             status[s] = STOPPED
             state["reason"][s] = f"{cfg['patience']} epochs without {cfg['min_improvement']:.0%} improvement"
         if status[s] != RUNNING:
@@ -436,7 +439,7 @@ def git_commit() -> str:
 
 
 def save_result(path: str | Path, result: TrainResult) -> None:
-    """Write a training output (MATH.md §1 convention, seed-major) atomically."""
+    """Write a training output (docs/maths.md §1 convention, seed-major) atomically."""
     arrays = {
         "A": result.weights["A"], "b": result.weights["b"], "delta": result.weights["delta"],
         "A_init": result.initial_weights["A"], "b_init": result.initial_weights["b"],

@@ -1,4 +1,4 @@
-"""Layer sequences of trained networks and their weight paths (MATH.md §1, §3).
+"""Layer sequences of trained networks and their weight paths (docs/maths.md §1, §3).
 
 From one training output (all seeds of one experiment and depth) this module takes the
 layer sequences in the paper's convention (``z = A h + b``), seed-major:
@@ -11,7 +11,7 @@ For per-layer δ the original study took its statistics on ``|δ_k| A_k``; these
 ``M_k`` only by the signs of δ_k (same norms, different increments), and are available as
 the quantities ``M_abs``, ``m_abs`` (:func:`quantity_sequences`).
 
-The trend/noise decomposition (:func:`decompose`, REFERENCES.md) splits the weights of the
+The trend/noise decomposition (:func:`decompose`, docs/references.md) splits the weights of the
 deepest networks into a trend L^{-β} Ā(k/L) common to all depths and seeds, and a residual
 whose rescaled path is Brownian-like when the weights are diffusive.
 """
@@ -308,7 +308,7 @@ def trend(sequences: list[np.ndarray], beta: float, n_cells: int) -> np.ndarray:
 
     Ā_j is the mean over depths and seeds of the block means of L^β X_k: the finite
     difference on the grid of the depth-averaged rescaled cumulative sum L^{β−1} W_L(t)
-    (REFERENCES.md, the trend/noise decomposition). If X_k ≈ L^{-β} Ā(k/L) + noise, Ā is
+    (docs/references.md, the trend/noise decomposition). If X_k ≈ L^{-β} Ā(k/L) + noise, Ā is
     the common limit of all depths.
     """
     blocks = [block_means(X.shape[1] ** beta * X, n_cells) for X in sequences]

@@ -1,4 +1,4 @@
-# Backpropagation limit (MATH.md §5): the backward equations and the forward-backward SDE
+# Backpropagation limit (docs/maths.md §5): the backward equations and the forward-backward SDE
 # system checked against the networks' own adjoints on synthetic weight paths with known
 # limits, then the trained networks (and the same networks at initialisation) compared with
 # the limit systems of their kernel-smoothed weights, against depth.

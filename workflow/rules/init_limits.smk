@@ -1,4 +1,4 @@
-# Networks at initialisation (MATH.md §6): no training. Diffusion limits in law of the
+# Networks at initialisation (docs/maths.md §6): no training. Diffusion limits in law of the
 # shallow block and of its Jacobian, the exact GBM law in d = 1, input correlation against
 # depth, Marion et al.'s relative change and its exact identity, the β × Hurst phase
 # diagram with fGn weights, and the doubly infinite kernel ODE. Each part writes tidy CSVs

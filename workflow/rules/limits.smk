@@ -1,4 +1,4 @@
-# Limit stage (MATH.md §4): the solvers checked against known rates on synthetic weights,
+# Limit stage (docs/maths.md §4): the solvers checked against known rates on synthetic weights,
 # then the limit ODE/SDE fitted to each experiment's deepest trained networks, pathwise
 # and generatively, with a note on how close each fitted limit is.
 # Settings: the `limits` section of the config; schema validation (common.smk) fills in

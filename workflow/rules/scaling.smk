@@ -1,4 +1,4 @@
-# Scaling stage (MATH.md §3): extract the layer sequences of every trained network, take
+# Scaling stage (docs/maths.md §3): extract the layer sequences of every trained network, take
 # their statistics, fit exponents with seed-bootstrap intervals, classify the regime of
 # each experiment, compare with the references, and draw the scaling figures.
 # Settings: the `scaling` section of the config; schema validation (common.smk) fills in

@@ -1,4 +1,4 @@
-"""Snakemake adapter: the synthetic convergence study of the backpropagation limit (MATH.md §5)."""
+"""Snakemake adapter: the synthetic convergence study of the backpropagation limit (docs/maths.md §5)."""
 
 import logging
 import sys

@@ -1,5 +1,5 @@
 """Snakemake adapter: one experiment's networks (trained and at initialisation) against the
-limit systems of their kernel-smoothed weights (MATH.md §5)."""
+limit systems of their kernel-smoothed weights (docs/maths.md §5)."""
 
 import logging
 import sys

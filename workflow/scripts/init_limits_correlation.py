@@ -1,4 +1,4 @@
-"""Snakemake adapter: output correlation of two inputs against depth (MATH.md §6)."""
+"""Snakemake adapter: output correlation of two inputs against depth (docs/maths.md §6)."""
 
 import logging
 import sys

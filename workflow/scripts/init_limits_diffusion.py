@@ -1,4 +1,4 @@
-"""Snakemake adapter: W1 of the laws of h_L and ‖∂h_L/∂h_0‖ to the diffusion (MATH.md §6)."""
+"""Snakemake adapter: W1 of the laws of h_L and ‖∂h_L/∂h_0‖ to the diffusion (docs/maths.md §6)."""
 
 import logging
 import sys

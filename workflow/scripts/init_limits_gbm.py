@@ -1,4 +1,4 @@
-"""Snakemake adapter: the d = 1 identity network against geometric Brownian motion (MATH.md §6)."""
+"""Snakemake adapter: the d = 1 identity network against geometric Brownian motion (docs/maths.md §6)."""
 
 import logging
 import sys

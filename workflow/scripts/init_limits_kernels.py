@@ -1,4 +1,4 @@
-"""Snakemake adapter: empirical kernels of wide networks against the kernel ODE (MATH.md §6)."""
+"""Snakemake adapter: empirical kernels of wide networks against the kernel ODE (docs/maths.md §6)."""
 
 import logging
 import sys

@@ -1,4 +1,4 @@
-"""Snakemake adapter: relative change over β × Hurst index with fGn weights, and the critical line (MATH.md §6)."""
+"""Snakemake adapter: relative change over β × Hurst index with fGn weights, and the critical line (docs/maths.md §6)."""
 
 import logging
 import sys

@@ -1,4 +1,4 @@
-"""Snakemake adapter: Marion et al.'s relative change against L, i.i.d. and smooth weights (MATH.md §6)."""
+"""Snakemake adapter: Marion et al.'s relative change against L, i.i.d. and smooth weights (docs/maths.md §6)."""
 
 import logging
 import sys

@@ -1,4 +1,4 @@
-"""Snakemake adapter: synthetic weights against their known limits (MATH.md §4, §7)."""
+"""Snakemake adapter: synthetic weights against their known limits (docs/maths.md §4, §7)."""
 
 import logging
 import sys

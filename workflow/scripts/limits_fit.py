@@ -1,4 +1,4 @@
-"""Snakemake adapter: fit the limit of one experiment's deepest trained networks (MATH.md §4)."""
+"""Snakemake adapter: fit the limit of one experiment's deepest trained networks (docs/maths.md §4)."""
 
 import logging
 import sys

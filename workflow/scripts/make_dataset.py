@@ -1,4 +1,4 @@
-"""Snakemake adapter: build one dataset of the config (MATH.md §2)."""
+"""Snakemake adapter: build one dataset of the config (docs/maths.md §2)."""
 
 import logging
 import sys

@@ -1,4 +1,4 @@
-"""Figures of the backpropagation limit (MATH.md §5), one function per figure, reading the
+"""Figures of the backpropagation limit (docs/maths.md §5), one function per figure, reading the
 tables written by :mod:`resnet_scaling.fbsde` only.
 
 Fitted slopes come from the slope tables (OLS of log error on log L, 95 % t-interval);
@@ -60,7 +60,7 @@ def _slope_text(row) -> str:
 def convergence_figure(errors: pd.DataFrame, slopes: pd.DataFrame, path: str | os.PathLike) -> None:
     """Network-versus-limit errors against depth on synthetic weight paths, one panel per
     case: RMS over paths as points, the fitted line (slope and 95 % interval in the legend)
-    and the theoretical slope of MATH.md §5 as a grey dashed guide; dotted lines for the
+    and the theoretical slope of docs/maths.md §5 as a grey dashed guide; dotted lines for the
     diffusive case without the σ''(0) term."""
     errors = errors[errors["quantity"].isin(CONVERGENCE_QUANTITIES)]
     cases = list(dict.fromkeys(errors["case"]))

@@ -1,4 +1,4 @@
-"""Figures of networks at initialisation (MATH.md §6), one function per figure.
+"""Figures of networks at initialisation (docs/maths.md §6), one function per figure.
 
 Each function reads the tidy tables of :mod:`resnet_scaling.init_limits` /
 :mod:`resnet_scaling.kernels` and overlays the theory: the diffusion law and the weak

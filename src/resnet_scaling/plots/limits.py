@@ -1,8 +1,8 @@
-"""Figures of the limit stage (MATH.md §4), one function per figure, reading only the tables
+"""Figures of the limit stage (docs/maths.md §4), one function per figure, reading only the tables
 written by :mod:`resnet_scaling.limits`.
 
 Fitted slopes come from ``convergence_fits.csv`` (OLS of log error on log L, 95 % t-interval);
-the slopes predicted by MATH.md §4 are overlaid as grey dashed guides.
+the slopes predicted by docs/maths.md §4 are overlaid as grey dashed guides.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def convergence_figure(table: pd.DataFrame, fits: pd.DataFrame, path: str | os.P
         ax.set_ylabel("Wasserstein-1 to the exact diffusion (mean over coordinates)")
         ax.set_title("random-sign ReLU layers (§4(d)), in law", fontsize=9)
         ax.legend(fontsize=6)
-    fig.suptitle("Networks against their limits on synthetic weights (grey dashed: slope of MATH.md §4)", fontsize=10)
+    fig.suptitle("Networks against their limits on synthetic weights (grey dashed: slope of docs/maths.md §4)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -142,7 +142,7 @@ def error_figure(pathwise: pd.DataFrame, generative: pd.DataFrame, path: str | o
         _depth_axis(ax1, mean.depth)
         ax1.legend(fontsize=7, title="steps N")
     else:
-        ax1.text(0.5, 0.5, "no pathwise limit:\nthe moment-matched diffusion\nis compared in law only (MATH.md §4(d))",
+        ax1.text(0.5, 0.5, "no pathwise limit:\nthe moment-matched diffusion\nis compared in law only (docs/maths.md §4(d))",
                  ha="center", va="center", transform=ax1.transAxes, fontsize=9)
         ax1.set_xticks([])
         ax1.set_yticks([])

@@ -1,4 +1,4 @@
-"""Figures of the scaling stage (MATH.md §3), one function per figure, reading tidy tables only.
+"""Figures of the scaling stage (docs/maths.md §3), one function per figure, reading tidy tables only.
 
 Every fitted line comes from ``exponents.csv`` (OLS on log-log over the fit window, 95 %
 seed-bootstrap interval in the legend); theory slopes of the two hypotheses are overlaid as
