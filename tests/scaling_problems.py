@@ -4,7 +4,10 @@
   mean (hypothesis H1), and a shared δ = L^{β−1}, so that M = δA has exponent 1 (ODE);
 - ``brownian``: i.i.d. Gaussian A_k, b_k of size L^{-1/2} and δ ≡ 1 (H2: M are the
   increments of a Brownian path; SDE);
-- ``rough``: i.i.d. Gaussian A_k, b_k of size 1 and δ ≡ 1 (no decay: neither).
+- ``rough``: i.i.d. Gaussian A_k, b_k of size 1 and δ ≡ 1 (no decay: neither);
+- ``rough_mean_field``: A_k = Ā + Z_k with i.i.d. Gaussian Z_k of size 1 and per-layer
+  δ_k = (1 + ξ_k)/L (the §4(e) shape: M of size 1/L, increments as large as the weights,
+  quadratic variation ~ 1/L: the ODE with rough weights).
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ def sequences(kind: str, depth: int, seeds: int = 4, dim: int = 10, beta: float 
         b = L**-beta * (1.0 + c[0] ** 2 + c[1] * np.cos(2 * np.pi * t[..., 0]))
         return A, b, np.full((S, L), float(L) ** (beta - 1.0)), "shared"
     rng = np.random.default_rng(stable_seed("scaling-problem", kind, key, depth, beta))
+    if kind == "rough_mean_field":
+        A_bar = np.random.default_rng(stable_seed("scaling-problem", kind, key)).normal(size=(S, 1, d, d))
+        A = A_bar + rng.normal(size=(S, L, d, d))
+        b = 1.0 + rng.normal(size=(S, L, d))
+        return A, b, (1.0 + rng.normal(size=(S, L))) / L, "multi"
     scale = {"brownian": L**-0.5, "rough": 1.0}[kind]
     A = scale * rng.normal(size=(S, L, d, d))
     b = scale * rng.normal(size=(S, L, d))

@@ -60,6 +60,15 @@ def test_constant_size_rough_weights_give_neither():
     assert regime["regime"] == "neither" and regime["support"] > 0.95
 
 
+def test_rough_weights_of_size_one_over_depth_give_the_rough_ode():
+    """docs/maths.md §4(e): M of size 1/L, flat increment ratio, quadratic variation ~ L^{-1}."""
+    table, regime = fit_experiment(_statistics("rough_mean_field"), SETTINGS, RegimeThresholds())
+    assert _row(table, "M", "rms_norm")["exponent"] == pytest.approx(1.0, abs=0.05)
+    assert regime["increment_ratio_slope"] == pytest.approx(0.0, abs=0.1)
+    assert regime["quadratic_variation_slope"] == pytest.approx(-1.0, abs=0.1)
+    assert regime["regime"] == "ODE (rough weights)" and regime["support"] > 0.9
+
+
 def test_interval_coverage_log_linear_model():
     """95 % intervals over 300 replications of log y = a − 0.4 log L + 0.2 ε, 4 seeds × 8 depths:
     the coverage is near 0.95 (0.95 over 1000 replications; a plain percentile interval gives 0.92)."""
@@ -140,6 +149,8 @@ def test_regime_rule_thresholds():
     got = classify([-1.0, -0.5, -0.49, 0.1, 0.1, 0.1, 0.0], [1.0, 0.76, 1.0, 0.5, 0.5, 0.66, 0.0],
                    [-3.0, 0.0, 0.0, 0.1, 0.3, 0.0, 1.0], th)
     assert got.tolist() == ["ODE", "ODE", "neither", "SDE", "neither", "neither", "neither"]
+    rough = classify([0.05, 0.05, 0.3], [1.0, 1.0, 1.0], [-1.0, -0.5, -1.0], th)
+    assert rough.tolist() == ["ODE (rough weights)", "neither", "neither"]
     with pytest.raises(ValueError, match="unknown keys"):
         RegimeThresholds.from_config({"ode_exponent": 1.0, "typo": 1})
 

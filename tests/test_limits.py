@@ -441,3 +441,42 @@ def test_convergence_table_and_figure(tmp_path):
     assert set(fits.expected) == {-1.0, -0.5, 0.0}
     figs.convergence_figure(pd.read_csv(tmp_path / "c.csv"), pd.read_csv(tmp_path / "f.csv"), tmp_path / "conv.pdf")
     assert (tmp_path / "conv.png").stat().st_size > 0
+
+
+def test_mean_field_ode_of_rough_relu_weights_converges_at_rate_one_half():
+    """docs/maths.md §4(e): ReLU with δ_k = (1 + ξ_k)/L, A_k = Ā + Z_k, b_k = b̄ + z_k: each
+    network approaches the deterministic mean-field ODE, whose field is the Gaussian average
+    E relu(N(m, v)); the error of the network against the integrated exact field falls like L^{-1/2}.
+    The window-mean estimate of that field from the network's own layers follows the network."""
+    from resnet_scaling.limits import MomentMatchedDiffusion, relu_gaussian_moments, solve_mean_field_ode
+
+    d, n = 4, 64
+    gen = torch.Generator().manual_seed(3)
+    A_bar = torch.randn(d, d, generator=gen, dtype=torch.float64) * 0.5
+    b_bar = torch.randn(d, generator=gen, dtype=torch.float64) * 0.5
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    x = x / x.norm(dim=1, keepdim=True)
+    # the exact limit: dH/dt = E_Z relu((Ā + Z) H + b̄ + z), Z, z i.i.d. N(0, 1) entries
+    steps = 4096
+    H = x.clone()
+    for _ in range(steps):
+        m = H @ A_bar.T + b_bar
+        v = (H * H).sum(-1, keepdim=True) + 1.0
+        H = H + relu_gaussian_moments(m, v.expand_as(m))[0] / steps
+    errors, estimated = [], []
+    depths = [64, 256, 1024, 4096]
+    for L in depths:
+        g = torch.Generator().manual_seed(L)
+        A = A_bar + torch.randn(L, d, d, generator=g, dtype=torch.float64)
+        b = b_bar + torch.randn(L, d, generator=g, dtype=torch.float64)
+        delta = (1.0 + torch.randn(L, generator=g, dtype=torch.float64)) / L
+        h = x.clone()
+        for k in range(L):
+            h = h + delta[k] * torch.relu(h @ A[k].T + b[k])
+        errors.append(float((h - H).norm(dim=-1).pow(2).mean().sqrt()))
+        model = MomentMatchedDiffusion(A[None], b[None], delta[None], "relu", 0.1)
+        mf = solve_mean_field_ode(model, x, 50, max_layers=256)[-1, 0]
+        estimated.append(float((mf - h).norm(dim=-1).pow(2).mean().sqrt() / (h - x).norm(dim=-1).pow(2).mean().sqrt()))
+    slope = np.polyfit(np.log(depths), np.log(errors), 1)[0]
+    assert slope == pytest.approx(-0.5, abs=0.15), (slope, errors)
+    assert estimated[-1] < 0.1, estimated  # the estimated field reproduces the deepest network

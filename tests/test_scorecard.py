@@ -46,6 +46,15 @@ def test_reference_values_and_provenance():
     assert {r.kind for r in REFERENCES if r.regime} == {"figure-reading"}
 
 
+def test_rough_ode_regime_row_says_which_limit_the_evidence_supports():
+    exponents, regimes = _tables()
+    regimes.loc[regimes["experiment"] == "relu_dig", "regime"] = "ODE (rough weights)"
+    scores = score(exponents, regimes).set_index(["reference", "experiment"])
+    verdict = scores.loc[("relu-multi-regime", "relu_dig"), "verdict"]
+    assert verdict.startswith("differs from the figure reading: the weights are rough but of size 1/L")
+    assert "mean-field ODE of docs/maths.md §4(e)" in verdict
+
+
 def test_experiment_without_usable_networks_is_not_evaluated_and_says_why():
     exponents, regimes = _tables()
     regimes.loc[regimes["experiment"] == "relu_dig", ["regime", "note"]] = [
@@ -92,7 +101,8 @@ def test_rendered_scorecard_quotes_exponents_with_intervals():
     assert "2 of 4 rows agree" in md
     assert "0.95 [0.90, 1.00]" in md and "0.22 [0.15, 0.28]" in md  # exponents with intervals
     assert "ODE (90%)" in md and "diverged:2" in md
-    assert "| differs from the plotting constant |" in md and "| differs from the figure reading |" in md
+    assert "| differs from the plotting constant |" in md
+    assert "| differs from the figure reading: neither the smooth (ODE) nor the diffusive (SDE) shape" in md
     assert "| disagree |" not in md  # no reference here is a measurement
     assert "β of \\|δ_k\\|A_k" in md  # pipes escaped inside table cells
     parser = _Cells()

@@ -19,6 +19,8 @@ support the regime found on the point estimates (``support``).
 Regime rule on the effective weights M = δA (thresholds in :class:`RegimeThresholds`):
 - ODE: increment-ratio slope ≤ −0.5 and exponent of M ≈ 1;
 - SDE: increment-ratio slope ≈ 0, exponent of M ≈ 1/2, quadratic-variation slope ≈ 0;
+- ODE (rough weights): increment-ratio slope ≈ 0, exponent of M ≈ 1, quadratic-variation
+  slope ≈ −1 (the layer noise averages out: the mean-field ODE of docs/maths.md §4(e));
 - neither otherwise;
 and ``undetermined`` when one of the three slopes cannot be fitted (too few depths), and
 ``no usable networks`` when every network of the experiment was excluded (diverged, out of
@@ -57,6 +59,8 @@ class RegimeThresholds:
     sde_exponent: float = 0.5
     sde_exponent_tol: float = 0.15
     sde_quadratic_variation_tol: float = 0.2
+    rough_quadratic_variation: float = -1.0
+    rough_quadratic_variation_tol: float = 0.3
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "RegimeThresholds":
@@ -260,8 +264,13 @@ def _welch_dof(x: np.ndarray, logy: np.ndarray, present: np.ndarray, count: np.n
     return float(a.sum() ** 2 / denominator) if denominator > 0 else float((n[multi] - 1).sum())
 
 
+#: Weights of size 1/L whose increments are as large as the weights: the mean-field ODE of
+#: docs/maths.md §4(e).
+ROUGH_ODE = "ODE (rough weights)"
+
+
 def classify(increment_ratio_slope, exponent, quadratic_variation_slope, th: RegimeThresholds) -> np.ndarray:
-    """The regime rule of docs/maths.md §3, elementwise: an array of 'ODE' / 'SDE' / 'neither'."""
+    """The regime rule of docs/maths.md §3, elementwise: 'ODE', 'SDE', 'ODE (rough weights)' or 'neither'."""
     r = np.asarray(increment_ratio_slope, dtype=float)
     e = np.asarray(exponent, dtype=float)
     q = np.asarray(quadratic_variation_slope, dtype=float)
@@ -271,7 +280,12 @@ def classify(increment_ratio_slope, exponent, quadratic_variation_slope, th: Reg
         & (np.abs(e - th.sde_exponent) <= th.sde_exponent_tol)
         & (np.abs(q) <= th.sde_quadratic_variation_tol)
     )
-    return np.where(ode, "ODE", np.where(sde, "SDE", "neither"))
+    rough = (
+        (np.abs(r) <= th.sde_increment_ratio_tol)
+        & (np.abs(e - th.ode_exponent) <= th.ode_exponent_tol)
+        & (np.abs(q - th.rough_quadratic_variation) <= th.rough_quadratic_variation_tol)
+    )
+    return np.where(ode, "ODE", np.where(sde, "SDE", np.where(rough, ROUGH_ODE, "neither")))
 
 
 def _excluded(networks: pd.DataFrame, include: tuple) -> tuple[pd.Series, str]:
@@ -364,7 +378,10 @@ def rule_text(th: RegimeThresholds) -> str:
         f"ODE: increment-ratio slope <= {th.ode_increment_ratio_max:g} and |{e} - {th.ode_exponent:g}| "
         f"<= {th.ode_exponent_tol:g}; SDE: |increment-ratio slope| <= {th.sde_increment_ratio_tol:g}, "
         f"|{e} - {th.sde_exponent:g}| <= {th.sde_exponent_tol:g}, |quadratic-variation slope| <= "
-        f"{th.sde_quadratic_variation_tol:g}; neither otherwise"
+        f"{th.sde_quadratic_variation_tol:g}; ODE (rough weights): |increment-ratio slope| <= "
+        f"{th.sde_increment_ratio_tol:g}, |{e} - {th.ode_exponent:g}| <= {th.ode_exponent_tol:g}, "
+        f"|quadratic-variation slope - ({th.rough_quadratic_variation:g})| <= {th.rough_quadratic_variation_tol:g}; "
+        "neither otherwise"
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .exponents import NO_USABLE_NETWORKS
+from .exponents import NO_USABLE_NETWORKS, ROUGH_ODE
 
 CODE = "instadeepai/scaling-resnets"
 PLOTS = f"{CODE}, plots_fully_connected.py"
@@ -139,7 +139,8 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
                 rows.append({
                     **base, "reference_value": expected, "ours": ours,
                     "interval": f"support {support:.0%}" if math.isfinite(support) else "n/a",
-                    "agree": ours == expected, "verdict": _verdict(ref.kind, ours == expected),
+                    "agree": ours == expected,
+                    "verdict": _verdict(ref.kind, ours == expected) + REGIME_CAUSES.get(ours, "") * (ours != expected),
                 })
                 continue
             hit = exponents[
@@ -165,6 +166,14 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
         "reference", "kind", "description", "experiment", "dataset", "shuffle", "reference_value",
         "ours", "interval", "agree", "verdict", "provenance",
     ])
+
+
+#: What a regime found instead of the reference one says about the limit (docs/maths.md §3, §4).
+REGIME_CAUSES = {
+    ROUGH_ODE: ": the weights are rough but of size 1/L with a vanishing quadratic variation, so the layer "
+               "noise averages out: the evidence supports the mean-field ODE of docs/maths.md §4(e), not an SDE",
+    "neither": ": neither the smooth (ODE) nor the diffusive (SDE) shape of docs/maths.md §3",
+}
 
 
 def _verdict(kind: str, agree: bool) -> str:

@@ -115,7 +115,7 @@ def read_exponents(path: str | os.PathLike, experiments: Sequence[str] | None = 
 
 REGIME_COLUMNS = ("experiment", "regime", "exponent", "increment_ratio_slope", "quadratic_variation_slope",
                   "n_depths", "n_seeds", "n_usable", "n_excluded")
-REGIMES = ("ODE", "SDE", "neither", "undetermined", "no usable networks")
+REGIMES = ("ODE", "SDE", "ODE (rough weights)", "neither", "undetermined", "no usable networks")
 
 
 def read_regimes(path: str | os.PathLike, experiments: Sequence[str] | None = None) -> pd.DataFrame:

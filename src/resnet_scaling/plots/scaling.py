@@ -22,7 +22,8 @@ from ..weights import INCLUDE_STATUS, primary_quantity
 from . import save_figure
 
 STATUS_MARKERS = {"converged": "o", "stopped": "X", "max_epochs": "s", "diverged": "D"}
-PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "neither": "#d95f02", "undetermined": "#999999"}
+PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "ODE (rough weights)": "#66a61e", "neither": "#d95f02",
+           "undetermined": "#999999"}
 LABELS = {"A": "A", "b": "b", "delta": "|δ|", "M": "M = δA", "m": "m = δb", "M_abs": "|δ|A", "m_abs": "|δ|b"}
 TEX = {"A": "A", "b": "b", "delta": r"|\delta|", "M": "M", "m": "m", "M_abs": r"|\delta|A", "m_abs": r"|\delta|b"}
 STAT_LABELS = {
