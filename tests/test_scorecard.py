@@ -117,3 +117,16 @@ def test_no_matching_experiment_gives_an_empty_scorecard():
     scores = score(exponents, regimes)
     assert scores.empty
     assert "0 of 0 rows agree" in render_markdown(scores, exponents, regimes)
+
+
+def test_scorecard_states_the_inclusion_rule_and_what_the_others_give():
+    exponents, regimes = _tables()
+    robustness = pd.DataFrame([
+        {"experiment": "tanh_syn", "quantity": "A", "statistic": "max_norm", "analysis": "inclusion",
+         "variant": v, "exponent": e, "ci_low": e - 0.05, "ci_high": e + 0.05, "n_depths": 13, "n_networks": n}
+        for v, e, n in (("converged only", 0.31, 40), ("+ stopped on the plateau", 0.22, 52),
+                        ("+ out of epochs", 0.2, 52))
+    ])
+    md = render_markdown(score(exponents, regimes), exponents, regimes, ("converged", "stopped"), robustness)
+    assert "Networks that enter the fits: status converged, stopped" in md
+    assert "| β of A (max norm), tanh, shared δ, synthetic data | tanh_syn | 0.31 [0.26, 0.36] (40 nets) |" in md

@@ -232,7 +232,34 @@ def _html_table(rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame, rule: str):
+def inclusion_rows(scores: pd.DataFrame, robustness: pd.DataFrame | None) -> list[list[str]] | None:
+    """Per exponent row of the scorecard: its exponent under each inclusion rule of the
+    robustness table (converged only; + stopped on the plateau; + out of epochs)."""
+    if robustness is None or robustness.empty:
+        return None
+    refs = {r.key: r for r in REFERENCES}
+    part = robustness[robustness["analysis"] == "inclusion"]
+    variants = list(dict.fromkeys(part["variant"]))
+    rows = [["reference", "experiment", *variants]]
+    for _, r in scores.iterrows():
+        ref = refs[r["reference"]]
+        if ref.regime:
+            continue
+        hit = part[(part["experiment"] == r["experiment"]) & (part["quantity"] == ref.quantity)
+                   & (part["statistic"] == ref.statistic)].set_index("variant")
+        cells = []
+        for v in variants:
+            if v in hit.index and math.isfinite(hit.loc[v, "exponent"]):
+                h = hit.loc[v]
+                cells.append(f"{h['exponent']:.2f} {_interval(h['ci_low'], h['ci_high'])} ({int(h['n_networks'])} nets)")
+            else:
+                cells.append("no network")
+        rows.append([r["description"], r["experiment"], *cells])
+    return rows if len(rows) > 1 else None
+
+
+def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame, rule: str,
+              include_status: tuple = (), robustness: pd.DataFrame | None = None):
     """The scorecard as (heading, paragraph, table rows) triples, shared by both renderings."""
     score_rows = [["reference", "kind", "experiment", "reference value", "ours", "95 % interval / support",
                    "verdict", "provenance"]]
@@ -250,9 +277,19 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
         "L^f rescaling written into the released plotting code, not a fitted value); a figure "
         "reading. An exponent row is consistent when the reference value lies in our 95 % "
         "seed-bootstrap interval widened by 0.05 (the references are rounded to one decimal); "
-        "a regime row when the regimes are equal.",
+        "a regime row when the regimes are equal."
+        + (f" Networks that enter the fits: status {', '.join(include_status)}; the exponents under the other "
+           "inclusion rules follow." if include_status else ""),
         score_rows if len(scores) else None,
     )
+    rows = inclusion_rows(scores, robustness)
+    if rows:
+        yield (
+            "The exponents of the scorecard under each inclusion rule",
+            "The same fit over the networks that converged (loss below ε) only, with those stopped on the "
+            "plateau added, and with those that ran out of epochs added (results/scaling_robustness.csv).",
+            rows,
+        )
     yield (
         "Regimes and exponents of every experiment",
         "Exponent = −(OLS slope of log statistic on log depth), with the 95 % seed-bootstrap "
@@ -267,24 +304,26 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
     )
 
 
-def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame) -> str:
+def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
+                    include_status: tuple = (), robustness: pd.DataFrame | None = None) -> str:
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
     parts = []
-    for heading, text, rows in _sections(scores, exponents, regimes, rule):
+    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness):
         parts.append(f"## {heading}\n\n{text}\n")
         if rows:
             parts.append(_markdown_table(rows) + "\n")
     return "# Scaling exponents\n\n" + "\n".join(parts)
 
 
-def render_html(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame) -> str:
+def render_html(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
+                include_status: tuple = (), robustness: pd.DataFrame | None = None) -> str:
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
     style = (
         "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse;margin:8px 0}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}</style>"
     )
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>{style}</head><body><h1>Scaling exponents</h1>"]
-    for heading, text, rows in _sections(scores, exponents, regimes, rule):
+    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness):
         parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
         if rows:
             parts.append(_html_table(rows))

@@ -137,3 +137,16 @@ def _check_experiments(path, table: pd.DataFrame, experiments: Sequence[str] | N
     missing = sorted(set(experiments) - set(table["experiment"]))
     if missing:
         raise _fail(path, f"has no rows for the experiments {missing}")
+
+
+ROBUSTNESS_COLUMNS = ("experiment", "quantity", "statistic", "analysis", "variant", "exponent", "ci_low", "ci_high",
+                      "n_depths", "n_networks")
+
+
+def read_robustness(path: str | os.PathLike) -> pd.DataFrame:
+    """``results/scaling_robustness.csv`` (empty when no experiment had usable networks)."""
+    table = read_csv_checked(path, ROBUSTNESS_COLUMNS, finite=("n_depths", "n_networks"),
+                             not_null=("experiment", "quantity", "statistic", "analysis", "variant"), allow_empty=True)
+    if not set(table["analysis"]) <= {"window", "inclusion", "steps"}:
+        raise _fail(path, f"has unknown analyses {sorted(set(table['analysis']) - {'window', 'inclusion', 'steps'})}")
+    return table

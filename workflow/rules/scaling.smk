@@ -228,6 +228,7 @@ rule scaling_scorecard:
     input:
         exponents="results/exponents.csv",
         regimes="results/regimes.csv",
+        robustness="results/scaling_robustness.csv",
     output:
         markdown="results/scorecard.md",
         html=report(
@@ -247,6 +248,7 @@ rule scaling_scorecard:
     params:
         rounding=SCALING["scorecard"]["rounding"],
         experiments=EXPERIMENTS,
+        include_status=SCALING_INCLUDE,
     script:
         "../scripts/scaling_scorecard.py"
 
