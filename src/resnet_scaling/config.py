@@ -170,6 +170,12 @@ def with_schema_defaults(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
+def experiment_defaults(schema: dict | None = None) -> dict:
+    """The default of every optional key of an experiment, from the schema."""
+    properties = (schema or load_schema())["properties"]["experiments"]["additionalProperties"]["properties"]
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
 # -- which depths each analysis step uses -----------------------------------------------
 
 

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
+from .config import experiment_defaults
 from .io import atomic_path, stable_seed, write_npz
 from .resnet import ResNetEnsemble, resolve_device
 
@@ -35,26 +36,9 @@ RUNNING, CONVERGED, STOPPED, DIVERGED, MAX_EPOCHS = 0, 1, 2, 3, 4
 STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STOPPED: "stopped", DIVERGED: "diverged",
                 MAX_EPOCHS: "max_epochs"}
 
-EXPERIMENT_DEFAULTS = {
-    "enabled": True,
-    "alpha": 1.0,
-    "init": "xavier-depth",
-    "init_sd": 0.01,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "momentum": 0.0,
-    "batch_size": 32,
-    "max_epochs": 200,
-    "epsilon": 1e-3,
-    "patience": 5,
-    "min_improvement": 0.01,
-    "seeds": 4,
-    "checkpoint_every": 5,
-    "shuffle": "correct",
-    "stopping_rule": "original",
-    "divergence_loss_factor": 10.0,
-    "divergence_max_weight": 1.0e4,
-}
+#: Every optional key of an experiment with its default, read from the config schema (the
+#: one place defaults live), so that a trainer called outside the workflow behaves the same.
+EXPERIMENT_DEFAULTS = experiment_defaults()
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
