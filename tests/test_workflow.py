@@ -83,8 +83,33 @@ def test_results_get_the_usual_permissions(smoke_run):
         assert mode == 0o666 & ~mask, (path, oct(mode))
 
 
-def test_notebook_table_is_built_by_the_default_target(smoke_run):
-    assert (smoke_run / "results" / "notebooks" / "overview.csv").stat().st_size > 0
+NOTEBOOKS = ("overview", "scaling", "limits_backprop", "initialisation")
+
+
+def test_stage_notebooks_execute_top_to_bottom_on_the_smoke_results(smoke_run):
+    """Every notebook is run by the default target: its table is written and its executed
+    copy has an output for every code cell and no error."""
+    import nbformat
+
+    for name in NOTEBOOKS:
+        assert (smoke_run / "results" / "notebooks" / f"{name}.csv").stat().st_size > 0, name
+        executed = nbformat.read(smoke_run / "logs" / "notebooks" / f"{name}.ipynb", as_version=4)
+        code = [c for c in executed.cells if c.cell_type == "code"]
+        assert code and all(c.get("execution_count") for c in code), name
+        assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])), name
+
+
+def test_notebooks_have_cell_ids_and_no_network_access():
+    import nbformat
+
+    from workflow_utils import ROOT
+
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(ROOT / "notebooks" / f"{name}.py.ipynb", as_version=4)
+        nbformat.validate(notebook)
+        assert all(cell.get("id") for cell in notebook.cells), name
+        source = "\n".join(cell.source for cell in notebook.cells)
+        assert "http" not in source and "urlopen" not in source and "requests" not in source, name
 
 
 def test_a_diverged_experiment_leaves_the_others_analysed(tmp_path):
