@@ -153,7 +153,12 @@ rule limits_note:
         ),
         fits="results/limits/convergence_fits.csv",
     output:
-        note=ensure("results/limits/note.md", non_empty=True),
+        note=report(
+            ensure("results/limits/note.md", non_empty=True),
+            caption="../report/limits_note.rst",
+            category="Limits of the hidden state",
+            subcategory="Note",
+        ),
         table="results/limits/summary.csv",
     log:
         "logs/limits/note.log",
