@@ -9,8 +9,8 @@ share of the per-epoch evaluation.
 
 The prediction multiplies, for every experiment and depth of ``config/paper.yaml``, the
 interpolated cost per epoch by the number of epochs the seeds took: the median over seeds
-in ``--epochs`` (a CSV with experiment, depth, epochs, e.g. ``figures/paper/epochs.csv`` of
-the committed paper run); experiments or depths missing there are assumed to take
+in ``--epochs`` (a CSV with experiment, depth, epochs, e.g. ``figures/paper/training.csv``
+of the committed paper run); experiments or depths missing there are assumed to take
 ``--assumed-epochs`` epochs, and the output says which. Wall time assumes the jobs share
 ``--cores`` cores perfectly.
 
@@ -68,7 +68,7 @@ def epoch_seconds(depth: int, dim: int, activation: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", default=str(ROOT / "figures" / "paper" / "epochs.csv"))
+    parser.add_argument("--epochs", default=str(ROOT / "figures" / "paper" / "training.csv"))
     parser.add_argument("--assumed-epochs", type=float, default=20.0)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="measure at fewer depths")

@@ -19,7 +19,9 @@ def test_gallery_of_the_smoke_run(smoke_run, tmp_path):
     (tmp_path / "time.txt").write_text(TIME_V)
     written = export_gallery(smoke_run, tmp_path / "gallery", tmp_path / "time.txt")
     names = {p.name for p in written}
-    assert {"exponents.csv", "regimes.csv", "scorecard.md", "scaling_robustness.csv", "cost.csv", "cost.md"} <= names
+    assert {"exponents.csv", "regimes.csv", "scorecard.md", "scaling_robustness.csv", "cost.csv", "cost.md",
+            "training.csv"} <= names
+    assert len(pd.read_csv(tmp_path / "gallery" / "training.csv")) == 2 * 4 * 2  # experiments x depths x seeds
     assert "scaling_max_norm.png" in names and "scaling_max_norm.pdf" in names
     cost = pd.read_csv(tmp_path / "gallery" / "cost.csv")
     train = cost.set_index("rule").loc["train"]

@@ -130,3 +130,19 @@ def test_scorecard_states_the_inclusion_rule_and_what_the_others_give():
     md = render_markdown(score(exponents, regimes), exponents, regimes, ("converged", "stopped"), robustness)
     assert "Networks that enter the fits: status converged, stopped" in md
     assert "| β of A (max norm), tanh, shared δ, synthetic data | tanh_syn | 0.31 [0.26, 0.36] (40 nets) |" in md
+
+
+def test_an_exponent_that_differs_quotes_its_measured_local_exponents():
+    exponents, regimes = _tables()
+    robustness = pd.DataFrame([
+        {"experiment": "relu_dig", "quantity": "M_abs", "statistic": "max_norm", "analysis": "window",
+         "variant": f"depths {lo}..{hi}", "depth_centre": (lo * hi) ** 0.5, "exponent": e, "ci_low": e - 0.1,
+         "ci_high": e + 0.1, "n_depths": 5, "n_networks": 20}
+        for lo, hi, e in ((16, 64, 0.72), (64, 256, 0.6), (256, 1024, 0.45))
+    ] + [{"experiment": "relu_dig", "quantity": "M_abs", "statistic": "max_norm", "analysis": "inclusion",
+          "variant": "converged only", "depth_centre": 128.0, "exponent": 0.54, "ci_low": 0.4, "ci_high": 0.7,
+          "n_depths": 13, "n_networks": 30}])
+    scores = score(exponents, regimes, robustness=robustness).set_index(["reference", "experiment"])
+    verdict = scores.loc[("relu-multi-mnist-beta", "relu_dig"), "verdict"]
+    assert verdict == ("differs from the plotting constant; measured: local exponent 0.72 at depths 16..64, "
+                       "0.45 at 256..1024 (range 0.45–0.72); 0.54 over converged networks only")

@@ -2,8 +2,8 @@
 
 A run of a config in its own working directory (for example the paper-scale run) leaves
 figures under ``figures/`` and tables under ``results/`` there; :func:`export_gallery`
-copies the figures (PNG and PDF) and the small tables into one folder of the repository
-and writes ``cost.csv`` (per rule: jobs, wall seconds, CPU seconds, peak memory) from the
+copies the figures (PNG and PDF) and the small tables into one folder of the repository,
+gathers the per-network training summaries into ``training.csv`` and writes ``cost.csv`` (per rule: jobs, wall seconds, CPU seconds, peak memory) from the
 run's ``benchmarks/output/`` files. The large intermediate results stay behind.
 
     python -m resnet_scaling.gallery RUN_DIR DEST [--time-report TIME_V_FILE]
@@ -81,7 +81,8 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path 
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for path in figures:
-        shutil.copy2(path, dest / path.name)
+        if (dest / path.name).resolve() != path.resolve():  # a run's own figures/ folder is its gallery
+            shutil.copy2(path, dest / path.name)
         written.append(dest / path.name)
     for name in TABLES:
         source = run_dir / "results" / name
@@ -89,6 +90,10 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path 
             target = dest / name.replace("/", "_")
             shutil.copy2(source, target)
             written.append(target)
+    training = sorted((run_dir / "results" / "scaling").glob("*/training.csv"))
+    if training:  # per network: status, epochs, why it stopped, final losses
+        write_csv(dest / "training.csv", pd.concat([pd.read_csv(p) for p in training], ignore_index=True))
+        written.append(dest / "training.csv")
     cost = benchmark_summary(run_dir)
     write_csv(dest / "cost.csv", cost)
     written.append(dest / "cost.csv")

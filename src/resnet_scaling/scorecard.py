@@ -104,11 +104,15 @@ def _interval(low: float, high: float) -> str:
     return f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) and math.isfinite(high) else "n/a"
 
 
-def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05) -> pd.DataFrame:
+def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05,
+          robustness: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (reference, matching experiment), with our value and the verdict.
 
     An experiment matches a reference by activation, δ type and dataset kind; every matching
-    experiment (the shuffle-defect ablation too) gets its own row.
+    experiment (the shuffle-defect ablation too) gets its own row. With the ``robustness``
+    table, an exponent row that differs quotes the range of the local exponent over the
+    depth windows and the exponent of the converged networks only: measured reasons why one
+    number does not describe every depth or every network.
     """
     rows = []
     for ref in REFERENCES:
@@ -160,7 +164,8 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
                 **base, "reference_value": f"{ref.value:.1f}",
                 "ours": f"{ours:.2f}" if math.isfinite(ours) else "n/a",
                 "interval": _interval(low, high), "agree": bool(agree),
-                "verdict": _verdict(ref.kind, bool(agree)) if math.isfinite(ours) else "not evaluated: no fit",
+                "verdict": (_verdict(ref.kind, bool(agree)) + ("" if agree else _measured_cause(robustness, reg["experiment"], ref))
+                            if math.isfinite(ours) else "not evaluated: no fit"),
             })
     return pd.DataFrame(rows, columns=[
         "reference", "kind", "description", "experiment", "dataset", "shuffle", "reference_value",
@@ -174,6 +179,25 @@ REGIME_CAUSES = {
                "noise averages out: the evidence supports the mean-field ODE of docs/maths.md §4(e), not an SDE",
     "neither": ": neither the smooth (ODE) nor the diffusive (SDE) shape of docs/maths.md §3",
 }
+
+
+def _measured_cause(robustness: pd.DataFrame | None, experiment: str, ref: Reference) -> str:
+    """What the robustness table says about an exponent that differs from its reference."""
+    if robustness is None or robustness.empty:
+        return ""
+    part = robustness[(robustness["experiment"] == experiment) & (robustness["quantity"] == ref.quantity)
+                      & (robustness["statistic"] == ref.statistic)]
+    local = part[(part["analysis"] == "window") & part["exponent"].notna()].sort_values("depth_centre")
+    words = []
+    if len(local):
+        first, last = local.iloc[0], local.iloc[-1]
+        words.append(f"local exponent {first['exponent']:.2f} at depths {first['variant'].removeprefix('depths ')}, "
+                     f"{last['exponent']:.2f} at {last['variant'].removeprefix('depths ')} "
+                     f"(range {local['exponent'].min():.2f}–{local['exponent'].max():.2f})")
+    converged = part[(part["analysis"] == "inclusion") & (part["variant"] == "converged only")]
+    if len(converged) and math.isfinite(converged["exponent"].iloc[0]):
+        words.append(f"{converged['exponent'].iloc[0]:.2f} over converged networks only")
+    return ("; measured: " + "; ".join(words)) if words else ""
 
 
 def _verdict(kind: str, agree: bool) -> str:

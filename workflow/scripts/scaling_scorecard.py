@@ -13,7 +13,7 @@ from resnet_scaling.tables import read_exponents, read_regimes, read_robustness 
 exponents = read_exponents(snakemake.input.exponents, snakemake.params.experiments)
 regimes = read_regimes(snakemake.input.regimes, snakemake.params.experiments)
 robustness = read_robustness(snakemake.input.robustness)
-scores = score(exponents, regimes, rounding=snakemake.params.rounding)
+scores = score(exponents, regimes, rounding=snakemake.params.rounding, robustness=robustness)
 context = (tuple(snakemake.params.include_status), robustness)
 write_text(snakemake.output.markdown, render_markdown(scores, exponents, regimes, *context))
 write_text(snakemake.output.html, render_html(scores, exponents, regimes, *context))
