@@ -1,6 +1,8 @@
 """The smoke config end to end in a temporary directory: every stage, the report, a
 no-op rerun, and identical numbers from an independent second run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,7 @@ def test_results_get_the_usual_permissions(smoke_run):
 
 
 NOTEBOOKS = ("overview", "scaling", "limits_backprop", "initialisation")
+ALL_NOTEBOOKS = (*NOTEBOOKS, "paper_scale")
 
 
 def test_stage_notebooks_execute_top_to_bottom_on_the_smoke_results(smoke_run):
@@ -99,12 +102,34 @@ def test_stage_notebooks_execute_top_to_bottom_on_the_smoke_results(smoke_run):
         assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])), name
 
 
+def test_paper_scale_notebook_executes_on_the_committed_gallery(tmp_path):
+    """The paper-scale notebook runs top to bottom on figures/paper/ (opened by hand from notebooks/)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from workflow_utils import ROOT
+
+    if not (ROOT / "figures" / "paper" / "exponents.csv").exists():
+        pytest.skip("this checkout has no paper-scale gallery")
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT / "notebooks", work / "notebooks")
+    shutil.copytree(ROOT / "figures" / "paper", work / "figures" / "paper")
+    (work / "results" / "notebooks").mkdir(parents=True)
+    jupyter = str(Path(sys.executable).parent / "jupyter-nbconvert")
+    proc = subprocess.run([jupyter, "--to", "notebook", "--execute", "--output", str(tmp_path / "out.ipynb"),
+                           "paper_scale.py.ipynb"], cwd=work / "notebooks", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (work / "results" / "notebooks" / "paper_scale.csv").read_text()
+    assert "tanh_shared_synthetic" in table and "relu_multi_synthetic" in table
+
+
 def test_notebooks_have_cell_ids_and_no_network_access():
     import nbformat
 
     from workflow_utils import ROOT
 
-    for name in NOTEBOOKS:
+    for name in ALL_NOTEBOOKS:
         notebook = nbformat.read(ROOT / "notebooks" / f"{name}.py.ipynb", as_version=4)
         nbformat.validate(notebook)
         assert all(cell.get("id") for cell in notebook.cells), name

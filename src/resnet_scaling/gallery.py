@@ -72,7 +72,8 @@ def time_report(path: str | Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": cpu, "max_rss_mb": float(field("Maximum resident set size (kbytes)")) / 1024}
 
 
-def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path | None = None) -> list[Path]:
+def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path | None = None,
+                   time_label: str = "Whole run") -> list[Path]:
     """Copy the run's figures and small tables into ``dest`` and write its cost; returns the files."""
     run_dir, dest = Path(run_dir), Path(dest)
     figures = sorted((run_dir / "figures").glob("*.p[dn][fg]"))
@@ -102,7 +103,7 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path 
     lines += [f"| {r.rule} | {r.jobs} | {r.wall_s:.0f} | {r.cpu_s:.0f} | {r.max_rss_mb:.0f} |" for r in cost.itertuples()]
     if time_file is not None:
         total = time_report(time_file)
-        lines += ["", f"Whole run (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
+        lines += ["", f"{time_label} (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
                       f"peak memory of one process {total['max_rss_mb']:.0f} MB."]
     write_text(dest / "cost.md", "\n".join(lines) + "\n")
     written.append(dest / "cost.md")
@@ -113,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Copy a finished run's figures, small tables and cost into a gallery folder.")
     parser.add_argument("run_dir")
     parser.add_argument("dest")
-    parser.add_argument("--time-report", default=None, help="output of /usr/bin/time -v for the whole run")
+    parser.add_argument("--time-report", default=None, help="output of /usr/bin/time -v for the run")
+    parser.add_argument("--time-label", default="Whole run", help="what the time report covers")
     args = parser.parse_args(argv)
-    for path in export_gallery(args.run_dir, args.dest, args.time_report):
+    for path in export_gallery(args.run_dir, args.dest, args.time_report, args.time_label):
         print(path)
     return 0
 

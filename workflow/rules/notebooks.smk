@@ -7,7 +7,10 @@ localrules:
     notebook_scaling,
     notebook_limits_backprop,
     notebook_initialisation,
+    notebook_paper_scale,
 
+
+PAPER_GALLERY = "figures/paper/exponents.csv"
 
 NOTEBOOK_OUTPUTS = [
     "results/notebooks/overview.csv",
@@ -93,3 +96,24 @@ rule notebook_initialisation:
         runtime=10,
     notebook:
         "../../notebooks/initialisation.py.ipynb"
+
+
+rule notebook_paper_scale:
+    input:
+        exponents="figures/paper/exponents.csv",
+        regimes="figures/paper/regimes.csv",
+        robustness="figures/paper/scaling_robustness.csv",
+        training="figures/paper/training.csv",
+        cost="figures/paper/cost.csv",
+    output:
+        table="results/notebooks/paper_scale.csv",
+    log:
+        notebook="logs/notebooks/paper_scale.ipynb",
+    conda:
+        "../../envs/notebook.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    notebook:
+        "../../notebooks/paper_scale.py.ipynb"
