@@ -117,3 +117,29 @@ def test_corrupt_npz_names_the_file_and_the_fix(tmp_path, corrupt):
     message = str(info.value)
     assert str(path) in message and f"delete {path}" in message
     assert "pickled" not in message
+
+
+def test_any_table_cut_in_its_last_line_is_refused(tmp_path):
+    from resnet_scaling.tables import read_table
+
+    path = tmp_path / "generative.csv"
+    pd.DataFrame({"depth": [16, 32, 64], "variant": ["limit"] * 3, "error": [0.1, 0.05, 0.025]}).to_csv(path, index=False)
+    assert len(read_table(path)) == 3
+    text = path.read_text()
+    path.write_text(text[: text.rindex(",")])  # the last value is lost
+    with pytest.raises(CorruptInputError, match=r"generative.csv: has its last line cut \(no value in \['error'\]\)"):
+        read_table(path)
+    empty = tmp_path / "pathwise.csv"
+    empty.write_text("depth,error\n")
+    assert read_table(empty, allow_empty=True).empty
+    with pytest.raises(CorruptInputError, match="has no rows"):
+        read_table(empty)
+
+
+def test_corrupt_json_summary_is_refused(tmp_path):
+    from resnet_scaling.tables import read_json
+
+    path = tmp_path / "summary.json"
+    path.write_text('{"experiment": "e", "depth": 10')
+    with pytest.raises(CorruptInputError, match=r"summary.json: is not valid JSON .*delete .*summary.json"):
+        read_json(path)

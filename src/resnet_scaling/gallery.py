@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import write_csv, write_text
+from .tables import read_training
 
 #: The small tables a gallery carries, relative to the run's ``results/``.
 TABLES = (
@@ -93,7 +94,7 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path 
             written.append(target)
     training = sorted((run_dir / "results" / "scaling").glob("*/training.csv"))
     if training:  # per network: status, epochs, why it stopped, final losses
-        write_csv(dest / "training.csv", pd.concat([pd.read_csv(p) for p in training], ignore_index=True))
+        write_csv(dest / "training.csv", pd.concat([read_training(p) for p in training], ignore_index=True))
         written.append(dest / "training.csv")
     cost = benchmark_summary(run_dir)
     write_csv(dest / "cost.csv", cost)

@@ -1910,8 +1910,10 @@ def write_note(summary_paths: Sequence, fits_path, note_path, table_path, close_
 
     from .io import write_csv, write_text
 
-    summaries = [json.loads(open(p).read()) for p in summary_paths]
-    fits = pd.read_csv(fits_path) if fits_path else None
+    from .tables import read_json, read_table
+
+    summaries = [read_json(p) for p in summary_paths]
+    fits = read_table(fits_path) if fits_path else None
     note = limits_note(summaries, fits, close_threshold=close_threshold)
     flat = [{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in s.items()} for s in summaries]
     write_csv(table_path, pd.DataFrame(flat))

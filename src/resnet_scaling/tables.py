@@ -57,6 +57,31 @@ def read_csv_checked(
     return table
 
 
+def read_table(path: str | os.PathLike, *, allow_empty: bool = False) -> pd.DataFrame:
+    """Any result table: readable, not empty (unless allowed), and not cut in its last line
+    (a value missing in the last row of a column that every other row fills)."""
+    table = read_csv_checked(path, (), allow_empty=allow_empty)
+    if len(table) > 1:
+        filled_before = table.iloc[:-1].notna().all()
+        cut = [c for c in table.columns if filled_before[c] and pd.isna(table[c].iloc[-1])]
+        if cut:
+            raise _fail(path, f"has its last line cut (no value in {cut[:3]})")
+    return table
+
+
+def read_json(path: str | os.PathLike):
+    """A JSON result (a summary), with one clear error when it is missing or corrupt."""
+    import json
+
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise CorruptInputError(f"{path}: missing; rerun the workflow to build it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"is not valid JSON ({exc})") from None
+
+
 def expected_pairs(delta_type: str) -> set[tuple[str, str]]:
     """The (quantity, statistic) rows of one experiment (increments of a scalar δ are skipped)."""
     return {

@@ -6,11 +6,10 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-import pandas as pd  # noqa: E402
-
 from resnet_scaling.plots import init as figures  # noqa: E402
+from resnet_scaling.tables import read_table  # noqa: E402
 
-t = {name: pd.read_csv(path) for name, path in snakemake.input.items()}
+t = {name: read_table(path) for name, path in snakemake.input.items()}
 out = snakemake.output
 figures.law_convergence_figure(t["w1"], t["quantiles"], "state", out.diffusion_law)
 figures.law_convergence_figure(t["w1"], t["quantiles"], "jacobian_norm", out.gradient_law)

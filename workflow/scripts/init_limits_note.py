@@ -6,16 +6,15 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-import pandas as pd  # noqa: E402
-
 from resnet_scaling.init_limits import note_markdown, summarise  # noqa: E402
 from resnet_scaling.io import write_json, write_text  # noqa: E402
+from resnet_scaling.tables import read_table  # noqa: E402
 
 inp = snakemake.input
 summary = summarise(
-    pd.read_csv(inp.w1), pd.read_csv(inp.gbm), pd.read_csv(inp.correlation),
-    pd.read_csv(inp.relative_change), pd.read_csv(inp.line), pd.read_csv(inp.kernel_errors),
-    pd.read_csv(inp.kernel_paths), slope_tolerance=snakemake.params.slope_tolerance,
+    read_table(inp.w1), read_table(inp.gbm), read_table(inp.correlation),
+    read_table(inp.relative_change), read_table(inp.line), read_table(inp.kernel_errors),
+    read_table(inp.kernel_paths), slope_tolerance=snakemake.params.slope_tolerance,
 )
 write_json(snakemake.output.summary, summary)
 write_text(snakemake.output.note, note_markdown(summary))

@@ -13,7 +13,7 @@ from resnet_scaling.exponents import RegimeThresholds  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
 
 
-def read(paths, reader=pd.read_csv):
+def read(paths, reader=tables.read_table):
     """One table from one or several files, each checked by ``reader``."""
     return pd.concat([reader(p) for p in ([paths] if isinstance(paths, str) else paths)], ignore_index=True)
 

@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..io import read_npz
+from ..tables import read_table
 from . import save_figure, slope_guide
 
 QUANTITY_LABELS = {
@@ -209,9 +210,9 @@ def gradient_field_figure(field: dict[str, np.ndarray], path: str | os.PathLike,
 def synthetic_figures(inputs: dict, outputs: dict, case: str) -> None:
     """The three figures of the synthetic study from the files of ``fbsde.write_convergence``:
     ``inputs`` errors, slopes, paths (CSV), field (npz); ``outputs`` convergence, paths, field."""
-    convergence_figure(pd.read_csv(inputs["errors"]), pd.read_csv(inputs["slopes"]), outputs["convergence"])
+    convergence_figure(read_table(inputs["errors"]), read_table(inputs["slopes"]), outputs["convergence"])
     adjoint_paths_figure(
-        pd.read_csv(inputs["paths"]), outputs["paths"], row="path", col="coord",
+        read_table(inputs["paths"]), outputs["paths"], row="path", col="coord",
         title=f"{case}: network adjoints and the backward equation on the same weight path",
     )
     gradient_field_figure(read_npz(inputs["field"])[0], outputs["field"], title=f"{case}: deepest network, path 0")
@@ -220,8 +221,8 @@ def synthetic_figures(inputs: dict, outputs: dict, case: str) -> None:
 def trained_figures(inputs: dict, outputs: dict, experiment: str) -> None:
     """The three figures of one experiment from the files of ``fbsde.write_trained``:
     ``inputs`` table, slopes, paths (CSV), field (npz); ``outputs`` error, paths, field."""
-    gradient_error_figure(pd.read_csv(inputs["table"]), pd.read_csv(inputs["slopes"]), outputs["error"])
+    gradient_error_figure(read_table(inputs["table"]), read_table(inputs["slopes"]), outputs["error"])
     title = f"{experiment}: deepest network, first included seed"
-    adjoint_paths_figure(pd.read_csv(inputs["paths"]), outputs["paths"], row="state", col="input", title=title)
+    adjoint_paths_figure(read_table(inputs["paths"]), outputs["paths"], row="state", col="input", title=title)
     field, meta = read_npz(inputs["field"])
     gradient_field_figure(field, outputs["field"], title=f"{title}; limit {meta.get('limit', '')}")
