@@ -5,7 +5,7 @@ import subprocess
 
 from workflow_utils import ROOT
 
-OUTSIDE = re.compile(r"(?<![\w/])(MATH|REFERENCES|DESIGN)\.md|\.\./shared|\.\./MATH")
+OUTSIDE = re.compile(r"(?<![\w/])(MATH|REFERENCES|DESIGN|STYLE|SLURM)\.md|\.\./shared|\.\./MATH")
 
 
 def _tracked_text_files():
