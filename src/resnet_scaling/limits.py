@@ -607,9 +607,16 @@ class MomentMatchedDiffusion(DiffusionModel):
         layers = torch.nonzero(wl > 0).flatten()
         return layers, wl[layers]
 
-    def window(self, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices into the pooled layers (all networks) and their weights for time t."""
+    def window(self, t: float, max_layers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices into the pooled layers (all networks) and their weights for time t.
+
+        With ``max_layers`` a window of more layers is represented by that many evenly
+        spaced ones, their kernel weights renormalised (deterministic).
+        """
         layers, wl = self.layer_window(t)
+        if max_layers is not None and len(layers) > max_layers:
+            pick = torch.linspace(0, len(layers) - 1, max_layers).round().long()
+            layers, wl = layers[pick], wl[pick] / wl[pick].sum()
         idx = (layers.unsqueeze(1) * self.P + torch.arange(self.P)).flatten()
         return idx, (wl / self.P).repeat_interleave(self.P)
 
@@ -650,21 +657,15 @@ class MomentMatchedDiffusion(DiffusionModel):
 def solve_mean_field_ode(model: MomentMatchedDiffusion, x, n_steps: int, max_layers: int | None = None) -> torch.Tensor:
     """The mean-field ODE ``dH/dt = μ(t, H)`` of docs/maths.md §4(e), Euler steps, (n+1, P, N, d).
 
-    μ is the window mean of the model's layers (its drift without the noise). With
-    ``max_layers`` a window of more layers is represented by that many evenly spaced ones,
-    their kernel weights renormalised (deterministic: the same path on every call).
+    μ is the window mean of the model's layers (its drift without the noise), over at most
+    ``max_layers`` evenly spaced layers per window (:meth:`MomentMatchedDiffusion.window`).
     """
     h = _inputs(x, model.P, model.dim).clone()
     out = torch.empty((n_steps + 1, *h.shape), dtype=DTYPE)
     out[0] = h
     dt = 1.0 / n_steps
     for k in range(n_steps):
-        layers, wl = model.layer_window(k * dt)
-        if max_layers is not None and len(layers) > max_layers:
-            pick = torch.linspace(0, len(layers) - 1, max_layers).round().long()
-            layers, wl = layers[pick], wl[pick] / wl[pick].sum()
-        idx = (layers.unsqueeze(1) * model.P + torch.arange(model.P)).flatten()
-        w = (wl / model.P).repeat_interleave(model.P)
+        idx, w = model.window(k * dt, max_layers)
         h = h + dt * model.L * torch.einsum("k,kpne->pne", w, model._layer_values(idx, h))
         out[k + 1] = h
     return out
