@@ -71,8 +71,10 @@ def test_extract_round_trip_and_layer_table(tmp_path):
     np.testing.assert_allclose(back.losses["train_loss"][1:], arrays["train_loss"][1:, -1])
     saved, _ = read_npz(tmp_path / "w.npz")
     M = arrays["A"] * arrays["delta"][..., None, None]
-    np.testing.assert_allclose(saved["W_A"][:, -1], M.sum(axis=1))
-    np.testing.assert_allclose(saved["M"], M)
+    np.testing.assert_allclose(weight_path(quantity_sequences(back)["M"])[:, -1], M.sum(axis=1))
+    np.testing.assert_allclose(quantity_sequences(back)["M"], M)
+    # no second copy of the weights: the effective weights and paths are derived on reading
+    assert not {"M", "m", "W_A", "W_b"} & set(saved)
 
     import pandas as pd
 

@@ -63,9 +63,11 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:
-    """Write a pandas DataFrame as CSV atomically, without the index."""
+    """Write a pandas DataFrame as CSV atomically, without the index (gzip-compressed when the
+    name ends in ``.gz``)."""
+    compression = "gzip" if str(path).endswith(".gz") else None
     with atomic_path(path, suffix=".csv.tmp") as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.to_csv(tmp, index=False, compression=compression)
 
 
 def write_npz(path: str | os.PathLike, metadata: dict | None = None, **arrays: np.ndarray) -> None:

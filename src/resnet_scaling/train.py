@@ -423,11 +423,18 @@ def git_commit() -> str:
 
 
 def save_result(path: str | Path, result: TrainResult) -> None:
-    """Write a training output (docs/maths.md §1 convention, seed-major) atomically."""
+    """Write a training output (docs/maths.md §1 convention, seed-major) atomically.
+
+    Weights are stored in the precision they were trained in (exactly: float32 training
+    gives float32 values), half the disk of float64 for the usual float32 runs; readers
+    convert to float64.
+    """
+    stored = np.float32 if result.metadata.get("dtype") == "float32" else np.float64
+    weights = {name: np.asarray(value, dtype=stored) for name, value in result.weights.items()}
+    initial = {name: np.asarray(value, dtype=stored) for name, value in result.initial_weights.items()}
     arrays = {
-        "A": result.weights["A"], "b": result.weights["b"], "delta": result.weights["delta"],
-        "A_init": result.initial_weights["A"], "b_init": result.initial_weights["b"],
-        "delta_init": result.initial_weights["delta"],
+        "A": weights["A"], "b": weights["b"], "delta": weights["delta"],
+        "A_init": initial["A"], "b_init": initial["b"], "delta_init": initial["delta"],
         "seeds": result.seeds, "epochs": result.epochs, "status": result.status,
         **result.histories,
     }

@@ -201,10 +201,17 @@ def layer_table(w: TrainedWeights) -> pd.DataFrame:
     return table
 
 
+def _compact(x: np.ndarray) -> np.ndarray:
+    """float32 when that holds every value exactly (weights trained in float32), else as is."""
+    narrow = x.astype(np.float32)
+    return narrow if np.array_equal(narrow.astype(x.dtype), x, equal_nan=True) else x
+
+
 def save_weights(w: TrainedWeights, path: str | os.PathLike) -> None:
-    """Write the extracted sequences and weight paths (keys: A, b, delta, M, m, W_A, W_b, seeds,
-    status, epochs, final_<loss>) with the experiment's metadata, atomically."""
-    M, m = effective_weights(w.A, w.b, w.delta)
+    """Write the extracted sequences (keys: A, b, delta, seeds, status, epochs, stop_reason,
+    final_<loss>) with the experiment's metadata, atomically. The effective weights M, m and
+    their paths are derived from these (:func:`effective_weights`, :func:`weight_path`), not
+    stored a second time; values are stored exactly, in float32 where that is lossless."""
     extra = {f"final_{name}": value for name, value in w.losses.items()}
     if w.epochs is not None:
         extra["epochs"] = w.epochs
@@ -219,13 +226,9 @@ def save_weights(w: TrainedWeights, path: str | os.PathLike) -> None:
             "activation": w.activation,
             "dataset": w.dataset,
         },
-        A=w.A,
-        b=w.b,
-        delta=w.delta,
-        M=M,
-        m=m,
-        W_A=weight_path(M),
-        W_b=weight_path(m),
+        A=_compact(np.asarray(w.A)),
+        b=_compact(np.asarray(w.b)),
+        delta=_compact(np.asarray(w.delta)),
         seeds=w.seeds,
         status=w.status.astype("U16"),
         **extra,
@@ -237,9 +240,9 @@ def load_weights(path: str | os.PathLike) -> TrainedWeights:
     arrays, meta = read_npz(path)
     losses = {key[len("final_"):]: arrays[key] for key in arrays if key.startswith("final_")}
     return TrainedWeights(
-        A=arrays["A"],
-        b=arrays["b"],
-        delta=arrays["delta"],
+        A=np.asarray(arrays["A"], dtype=np.float64),
+        b=np.asarray(arrays["b"], dtype=np.float64),
+        delta=np.asarray(arrays["delta"], dtype=np.float64),
         seeds=arrays["seeds"].astype(int),
         status=arrays["status"].astype(str),
         experiment=meta["experiment"],

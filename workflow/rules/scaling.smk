@@ -67,7 +67,7 @@ rule scaling_extract:
         lambda wildcards: train_output(wildcards.exp, wildcards.depth),
     output:
         weights="results/weights/{exp}/depth_{depth}.npz",
-        layers="results/weights/{exp}/depth_{depth}_layers.csv",
+        layers="results/weights/{exp}/depth_{depth}_layers.csv.gz",
     log:
         "logs/scaling/extract/{exp}/depth_{depth}.log",
     conda:
