@@ -16,7 +16,7 @@ from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 import pandas as pd
 import seaborn as sns
 
-from ..exponents import RegimeThresholds
+from ..exponents import ROUGH_ODE, RegimeThresholds
 from ..statistics import expected_slope
 from ..weights import INCLUDE_STATUS, primary_quantity
 from . import save_figure
@@ -272,7 +272,8 @@ def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | 
 
 def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: str | os.PathLike) -> None:
     """The regime of every experiment at a glance: the three numbers the rule uses, with 95 %
-    intervals, against the ODE (green) and SDE (purple) bands; colour = regime, support in %."""
+    intervals, against the ODE (green), SDE (purple) and rough-ODE (quadratic variation) bands;
+    colour = regime, support in %."""
     regimes = regimes.reset_index(drop=True)
     n = len(regimes)
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 1.2 + 0.45 * n), sharey=True)
@@ -285,7 +286,9 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
         ("increment_ratio", "increment-ratio slope",
          [(-2.0, th.ode_increment_ratio_max, "ODE"), (-th.sde_increment_ratio_tol, th.sde_increment_ratio_tol, "SDE")]),
         ("quadratic_variation", "quadratic-variation slope",
-         [(-th.sde_quadratic_variation_tol, th.sde_quadratic_variation_tol, "SDE")]),
+         [(-th.sde_quadratic_variation_tol, th.sde_quadratic_variation_tol, "SDE"),
+          (th.rough_quadratic_variation - th.rough_quadratic_variation_tol,
+           th.rough_quadratic_variation + th.rough_quadratic_variation_tol, ROUGH_ODE)]),
     ]
     for ax, (key, label, bands) in zip(axes, panels):
         value = regimes[key] if key == "exponent" else regimes[f"{key}_slope"]
@@ -303,8 +306,8 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
         text = f"{r['regime']}" + (f" ({support:.0%})" if np.isfinite(support) else "")
         axes[-1].annotate(text, (1.02, i), xycoords=("axes fraction", "data"), va="center", fontsize=8,
                           color=PALETTE.get(r["regime"], "0.3"), annotation_clip=False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[k], alpha=0.4, label=f"{k} band") for k in ("ODE", "SDE")]
-    fig.legend(handles=handles, loc="upper center", ncol=2, fontsize=7, frameon=False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[k], alpha=0.4, label=f"{k} band") for k in ("ODE", "SDE", ROUGH_ODE)]
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.93, 0.93))
     save_figure(fig, path)
 
