@@ -130,6 +130,19 @@ def _pairs(text: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in re.finditer(r"(\w+)=([^,]*)(?:,\s*|$)", text)}
 
 
+#: Rules up to the checkpoint `scaling_exponents`: a dry run of a fresh directory plans
+#: only these; what follows depends on which experiments have usable networks.
+UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_extract", "scaling_statistics", "scaling_exponents"}
+#: Rules outside the smoke DAG: they run only where the committed paper-scale gallery is.
+NOT_IN_SMOKE = {"notebook_paper_scale"}
+
+
+def rules_after_checkpoint() -> list[str]:
+    """The smoke DAG's rules after the checkpoint: forcing them in a finished run's folder
+    makes a dry run list the jobs a fresh folder cannot plan yet."""
+    return sorted(set(rule_texts()) - UP_TO_CHECKPOINT - NOT_IN_SMOKE)
+
+
 def parse_dry_run(output: str) -> list[DryRunJob]:
     """The jobs of a ``snakemake -n`` listing: rule, wildcards, resources, threads.
 

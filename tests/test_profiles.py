@@ -15,6 +15,7 @@ from slurm_helpers import (
     parse_dry_run,
     read_calls,
     rule_texts,
+    rules_after_checkpoint,
     run_snakemake,
 )
 from workflow_utils import copy_workflow
@@ -43,11 +44,6 @@ def remote(jobs) -> list:
     return [job for job in jobs if job.rule in submitted]
 
 
-#: Rules up to the checkpoint `scaling_exponents`: a dry run of a fresh directory plans
-#: only these; what follows depends on which experiments have usable networks.
-UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_extract", "scaling_statistics", "scaling_exponents"}
-
-
 def dry_run(work, env, forcerun=None) -> list:
     """The jobs of a dry run: every job (``--forceall``), or with ``forcerun`` those rules'."""
     force = ["--forceall"] if forcerun is None else ["--forcerun", *forcerun]
@@ -72,8 +68,7 @@ def site_dry_run(work_copy, smoke_run):
     with every later rule forced, shows the rest.
     """
     env = clean_env(**SITE)
-    later = sorted(set(rule_texts()) - UP_TO_CHECKPOINT)
-    return dry_run(work_copy, env) + dry_run(smoke_run, env, forcerun=later)
+    return dry_run(work_copy, env) + dry_run(smoke_run, env, forcerun=rules_after_checkpoint())
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from resnet_scaling.io import read_npz
-from slurm_helpers import clean_env, parse_dry_run, rule_texts, run_snakemake
+from slurm_helpers import clean_env, parse_dry_run, rule_texts, rules_after_checkpoint, run_snakemake
 from workflow_utils import copy_workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -206,6 +206,11 @@ def test_smoke_dag_on_real_slurm(real_slurm, tmp_path):
             assert job["Partition"] == "gpu" and "gpu:1" in job.get("TresPerJob", ""), job
         else:
             assert job["Partition"] == "cpu" and "gpu" not in job.get("TresPerJob", ""), job
+    # the jobs after the checkpoint: a dry run of the finished folder with those rules forced
+    after = run_snakemake(["-n", "--forcerun", *rules_after_checkpoint(), "--cores", "1024", *profile], work, env,
+                          timeout=300)
+    assert after.returncode == 0, after.stdout[-3000:]
+    expected |= {f"{j.rule}:{j.wildcard_str}" for j in parse_dry_run(after.stdout) if j.rule in submitted}
     assert seen == expected
     for target in expected:
         if target.startswith("train:"):
