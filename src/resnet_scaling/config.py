@@ -101,11 +101,10 @@ def _key_path(parts) -> str:
 def _specific(error):
     """The most specific error of a oneOf/anyOf: the branch whose type matches the value."""
     while error.context:
-        branches = [e for e in error.context if e.validator != "type" or e.relative_schema_path[-1] != "type"]
-        same_type = [e for e in branches if len(e.relative_schema_path) > 2 or e.validator != "type"]
-        if not same_type:
+        same_type = [e for e in error.context if e.validator != "type"]
+        if not same_type:  # the value has the type of no branch
             break
-        error = min(same_type, key=lambda e: -len(e.absolute_path))
+        error = max(same_type, key=lambda e: len(e.absolute_path))
     return error
 
 

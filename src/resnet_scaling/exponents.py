@@ -288,11 +288,15 @@ def classify(increment_ratio_slope, exponent, quadratic_variation_slope, th: Reg
     return np.where(ode, "ODE", np.where(sde, "SDE", np.where(rough, ROUGH_ODE, "neither")))
 
 
+def usable(networks: pd.DataFrame, include) -> pd.Series:
+    """Mask of the networks (rows with status, finite) that may enter a fit."""
+    return networks["finite"].astype(bool) & networks["status"].isin(include)
+
+
 def _excluded(networks: pd.DataFrame, include: tuple) -> tuple[pd.Series, str]:
     """Mask of included networks and a 'status:count' summary of the excluded ones."""
-    nonfinite = ~networks["finite"].astype(bool)
+    keep = usable(networks, include)
     wrong_status = ~networks["status"].isin(include)
-    keep = ~(nonfinite | wrong_status)
     reasons = networks["status"].where(wrong_status, "non-finite").loc[~keep]
     summary = "; ".join(f"{k}:{v}" for k, v in sorted(reasons.value_counts().items()))
     return keep, summary

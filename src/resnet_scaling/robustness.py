@@ -4,7 +4,6 @@ For each experiment and quantity, the norm exponents of ``exponents.csv`` are re
 
 - over sliding windows of consecutive depths (``window``): the local slope against depth,
   which shows whether the decay flattens at large depth;
-  The ``primary`` column marks the sequence the original study took its statistics on.
 - by which networks enter the fit (``inclusion``): converged only; + stopped on the
   plateau; + out of epochs;
 - with the max norm and with the RMS norm (``statistic`` column of every row);
@@ -14,7 +13,7 @@ For each experiment and quantity, the norm exponents of ``exponents.csv`` are re
   follows the step count carries the training schedule, not only the depth.
 
 Every fit is the one log-log fit of :mod:`resnet_scaling.exponents` with its seed-bootstrap
-interval.
+interval. The ``primary`` column marks the sequence the original study took its statistics on.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .exponents import FitSettings, SeedGrid, fit_grid
+from .exponents import FitSettings, SeedGrid, fit_grid, usable
 from .io import stable_seed
 from .weights import primary_quantity
 
@@ -62,7 +61,6 @@ def experiment_robustness(
     steps_per_epoch: int,
     settings: FitSettings,
     window_depths: int,
-    quantities: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The robustness table of one experiment (tidy, columns :data:`COLUMNS`).
 
@@ -73,13 +71,10 @@ def experiment_robustness(
     experiment = str(statistics["experiment"].iloc[0])
     primary = primary_quantity(str(statistics["delta"].iloc[0])) if "delta" in statistics else "A"
     networks = statistics.drop_duplicates(["depth", "seed"])[["depth", "seed", "status", "finite"]]
-    finite = networks["finite"].astype(bool)
-    accepted = networks[finite & networks["status"].isin(settings.include_status)]
+    accepted = networks[usable(networks, settings.include_status)]
     low, high = settings.window("max_norm")
     steps = training.assign(value=training["epochs"] * steps_per_epoch)[["depth", "seed", "value"]]
     wanted = statistics[statistics["statistic"].isin(NORM_STATISTICS)]
-    if quantities is not None:
-        wanted = wanted[wanted["quantity"].isin(quantities)]
     rows = []
 
     def add(quantity, statistic, analysis, variant, part, nets, window):
@@ -99,7 +94,7 @@ def experiment_robustness(
             lo, hi = depths[start], depths[start + window_depths - 1]
             add(quantity, statistic, "window", f"depths {lo}..{hi}", part, accepted, (lo, hi))
         for variant, statuses in INCLUSION_RULES.items():
-            nets = networks[finite & networks["status"].isin(statuses)]
+            nets = networks[usable(networks, statuses)]
             add(quantity, statistic, "inclusion", variant, part, nets, (low, high))
         per_step = part.merge(steps, on=["depth", "seed"], suffixes=("", "_steps"))
         per_step = per_step.assign(value=per_step["value"] / per_step["value_steps"])[["depth", "seed", "value"]]

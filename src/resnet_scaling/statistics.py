@@ -62,6 +62,13 @@ def expected_slope(statistic: str, hypothesis: str, beta: float = 0.5) -> float:
     raise ValueError(f"unknown hypothesis {hypothesis!r}; expected 'H1' or 'H2'")
 
 
+def statistics_of(quantity: str, delta_type: str, statistics: Sequence[str] = STATISTICS) -> list[str]:
+    """The statistics taken on a quantity: increments of δ only when δ is per layer (for a
+    scalar δ they are identically 0)."""
+    return [s for s in statistics
+            if not (quantity == "delta" and delta_type != "multi" and s in INCREMENT_STATISTICS)]
+
+
 def detrend_window(depth: int, fraction: float) -> int:
     """Half-width w of the moving average: ``fraction`` of the depth, at least one layer."""
     return max(1, int(round(fraction * depth)))
@@ -126,10 +133,7 @@ def network_statistics(
     finite = w.finite
     frames = []
     for quantity, X in quantity_sequences(w).items():
-        wanted = [
-            s for s in statistics
-            if not (quantity == "delta" and w.delta_type != "multi" and s in INCREMENT_STATISTICS)
-        ]
+        wanted = statistics_of(quantity, w.delta_type, statistics)
         with np.errstate(over="ignore", invalid="ignore"):
             values = sequence_statistics(X, window_fraction, wanted)
         for statistic, value in values.items():

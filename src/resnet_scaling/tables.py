@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .statistics import INCREMENT_STATISTICS, STATISTICS
+from .statistics import statistics_of
 from .weights import quantities
 
 
@@ -84,12 +84,7 @@ def read_json(path: str | os.PathLike):
 
 def expected_pairs(delta_type: str) -> set[tuple[str, str]]:
     """The (quantity, statistic) rows of one experiment (increments of a scalar δ are skipped)."""
-    return {
-        (q, s)
-        for q in quantities(delta_type)
-        for s in STATISTICS
-        if not (q == "delta" and delta_type != "multi" and s in INCREMENT_STATISTICS)
-    }
+    return {(q, s) for q in quantities(delta_type) for s in statistics_of(q, delta_type)}
 
 
 STATISTICS_COLUMNS = ("experiment", "delta", "depth", "seed", "status", "finite", "quantity", "statistic", "value")

@@ -23,6 +23,7 @@ os.environ.update(
 
 from resnet_scaling.config import (  # noqa: E402
     ConfigError,
+    analysis_selections,
     check_config,
     depth_grid,
     schema_error,
@@ -38,6 +39,8 @@ check_config(config)
 EXPERIMENTS = [
     name for name, exp in config["experiments"].items() if exp.get("enabled", True)
 ]
+# The depths each analysis step uses (checked by check_config: none is empty).
+SELECTIONS = {exp: analysis_selections(config, exp) for exp in EXPERIMENTS}
 DATASETS = sorted({config["experiments"][e]["dataset"] for e in EXPERIMENTS})
 
 

@@ -6,8 +6,6 @@
 
 LIMITS = config["limits"]
 LIMITS_FIT = LIMITS["fit"]
-# The deepest `limits.fit.n_depths` depths of each experiment are fitted.
-LIMITS_DEPTHS = {exp: depths_of(exp)[-LIMITS_FIT["n_depths"] :] for exp in EXPERIMENTS}
 
 
 LIMITS_OUTPUTS = [
@@ -73,7 +71,8 @@ rule limits_convergence_figure:
 rule limits_fit:
     input:
         train=lambda wildcards: [
-            train_output(wildcards.exp, d) for d in LIMITS_DEPTHS[wildcards.exp]
+            train_output(wildcards.exp, d)
+            for d in SELECTIONS[wildcards.exp]["limits.fit"]
         ],
         dataset=dataset_of,
         regimes="results/regimes.csv",
@@ -93,7 +92,7 @@ rule limits_fit:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 2000 + max(LIMITS_DEPTHS[wildcards.exp]) * 4,
+        mem_mb=lambda wildcards: 2000 + max(SELECTIONS[wildcards.exp]["limits.fit"]) * 4,
         runtime=30,
     params:
         cfg=LIMITS_FIT,

@@ -11,8 +11,7 @@ SCALING_PATHS = SCALING["paths"]
 SCALING_EXPONENT_STAT = SCALING["regime"]["exponent_statistic"]
 
 
-# Per experiment: the columns that describe it in every table of the stage, and the depths
-# pooled for the trend of the decomposition (at least min_depth and the number of cells).
+# Per experiment: the columns that describe it in every table of the stage.
 SCALING_LABELS = {
     exp: {
         "dataset": experiment(exp)["dataset"],
@@ -23,21 +22,6 @@ SCALING_LABELS = {
     }
     for exp in EXPERIMENTS
 }
-SCALING_DECOMP_DEPTHS = {
-    exp: [
-        d
-        for d in depths_of(exp)
-        if d >= max(SCALING_DECOMP["min_depth"], SCALING_DECOMP["n_cells"])
-    ]
-    for exp in EXPERIMENTS
-}
-for _exp, _depths in SCALING_DECOMP_DEPTHS.items():
-    if not _depths:
-        raise ValueError(
-            f"scaling.decomposition.min_depth / n_cells: experiment {_exp!r} has no depth >= "
-            f"{max(SCALING_DECOMP['min_depth'], SCALING_DECOMP['n_cells'])} (its deepest is {max(depths_of(_exp))})"
-        )
-
 SCALING_OUTPUTS = [
     "results/exponents.csv",
     "results/regimes.csv",
@@ -130,7 +114,7 @@ rule scaling_paths:
     input:
         weights=lambda wildcards: [
             f"results/weights/{wildcards.exp}/depth_{d}.npz"
-            for d in depths_of(wildcards.exp)[-SCALING_PATHS["n_depths"] :]
+            for d in SELECTIONS[wildcards.exp]["scaling.paths"]
         ],
         exponents="results/exponents.csv",
     output:
@@ -156,7 +140,7 @@ rule scaling_decomposition:
     input:
         weights=lambda wildcards: [
             f"results/weights/{wildcards.exp}/depth_{d}.npz"
-            for d in SCALING_DECOMP_DEPTHS[wildcards.exp]
+            for d in SELECTIONS[wildcards.exp]["scaling.decomposition"]
         ],
         exponents="results/exponents.csv",
         dataset=dataset_of,
