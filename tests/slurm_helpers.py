@@ -132,7 +132,7 @@ def _pairs(text: str) -> dict[str, str]:
 
 #: Rules up to the checkpoint `scaling_exponents`: a dry run of a fresh directory plans
 #: only these; what follows depends on which experiments have usable networks.
-UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_extract", "scaling_statistics", "scaling_exponents"}
+UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_statistics", "scaling_exponents"}
 #: Rules outside the smoke DAG: they run only where the committed paper-scale gallery is.
 NOT_IN_SMOKE = {"notebook_paper_scale"}
 

@@ -52,18 +52,55 @@ def test_same_config_gives_the_same_numbers():
         assert np.array_equal(a.weights[key], b.weights[key])
 
 
-def test_adam_matches_torch_adam():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kind, make_reference",
+    [
+        ("adam", lambda tensors: torch.optim.Adam(tensors, lr=0.01, fused=True)),
+        ("sgd", lambda tensors: torch.optim.SGD(tensors, lr=0.01, momentum=0.9, foreach=True)),
+    ],
+)
+def test_optimizer_is_bitwise_torch_optim(kind, make_reference, dtype):
+    """The direct kernel calls give exactly torch.optim's numbers, step after step."""
     gen = torch.Generator().manual_seed(0)
-    params = {"A": torch.randn(3, 1, 2, 2, generator=gen, dtype=torch.float64)}
-    ref = params["A"].clone().requires_grad_(True)
-    opt = EnsembleOptimizer(params, "adam", lr=0.01)
-    torch_opt = torch.optim.Adam([ref], lr=0.01)
-    for _ in range(5):
-        grad = torch.randn(3, 1, 2, 2, generator=gen, dtype=torch.float64)
-        opt.step(params, {"A": grad}, torch.tensor([True]))
-        ref.grad = grad.clone()
+    params = {
+        "A": torch.randn(3, 2, 4, 4, generator=gen, dtype=dtype),
+        "b": torch.randn(3, 2, 4, generator=gen, dtype=dtype),
+        "c": torch.randn(1, 2, generator=gen, dtype=dtype),
+    }
+    reference = {name: value.clone().requires_grad_(True) for name, value in params.items()}
+    opt = EnsembleOptimizer(params, kind, lr=0.01, momentum=0.9)
+    torch_opt = make_reference(list(reference.values()))
+    for _ in range(6):
+        grads = {name: torch.randn(value.shape, generator=gen, dtype=dtype) for name, value in params.items()}
+        opt.step(params, grads, torch.tensor([True, True]))
+        for name, tensor in reference.items():
+            tensor.grad = grads[name].clone()
         torch_opt.step()
-    torch.testing.assert_close(params["A"], ref.detach(), rtol=1e-14, atol=1e-15)
+    for name in params:
+        assert torch.equal(params[name], reference[name].detach()), name
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_optimizer_state_round_trips(kind):
+    """A restored optimiser continues exactly as the one it was saved from."""
+    gen = torch.Generator().manual_seed(1)
+    shape = (3, 2, 2, 2)
+    grads = [torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(4)]
+    params = {"A": torch.randn(shape, generator=gen, dtype=torch.float64)}
+    twin = {"A": params["A"].clone()}
+    opt = EnsembleOptimizer(params, kind, lr=0.05, momentum=0.9)
+    for g in grads[:2]:
+        opt.step(params, {"A": g}, torch.tensor([True, True]))
+    twin["A"].copy_(params["A"])
+    restored = EnsembleOptimizer(twin, kind, lr=0.05, momentum=0.9)
+    restored.load_state_dict(opt.state_dict())
+    for g in grads[2:]:
+        opt.step(params, {"A": g}, torch.tensor([True, True]))
+        restored.step(twin, {"A": g}, torch.tensor([True, True]))
+    assert torch.equal(params["A"], twin["A"])
+    with pytest.raises(ValueError, match="cannot resume"):
+        EnsembleOptimizer(twin, "sgd" if kind == "adam" else "adam", lr=0.05).load_state_dict(opt.state_dict())
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
@@ -213,4 +250,81 @@ def test_killed_job_resumes_to_identical_weights(tmp_path):
     ref, _ = read_npz(tmp_path / "reference.npz")
     res, _ = read_npz(tmp_path / "resumed.npz")
     for key in ("A", "b", "delta", "train_loss", "test_loss", "epochs"):
+        assert np.array_equal(ref[key], res[key], equal_nan=key.endswith("loss")), key
+
+
+#: Every training option added for the regimes study, in the combinations the study uses.
+NEW_OPTIONS = {
+    "smooth-fixed-sgd": dict(init_depth_profile="smooth", delta="fixed", alpha=1.0, optimizer="sgd", lr=0.05,
+                             lr_depth_exponent=1.0),
+    "brownian-sqrt-full-batch": dict(init_depth_profile="brownian", delta="fixed", alpha=0.5, optimizer="sgd",
+                                     lr=0.05, lr_depth_exponent=0.5, batch_size=96),
+    "two-matrix": dict(block="two-matrix", hidden_width=7, init_depth_profile="smooth", delta="multi"),
+}
+
+
+def test_lr_depth_exponent_scales_the_step():
+    scaled = _train(optimizer="sgd", lr=0.01, lr_depth_exponent=1.0)
+    plain = _train(optimizer="sgd", lr=0.01 * 6)
+    for key in ("A", "b", "delta"):
+        assert np.array_equal(scaled.weights[key], plain.weights[key])
+    assert not np.array_equal(scaled.weights["A"], _train(optimizer="sgd", lr=0.01).weights["A"])
+
+
+@pytest.mark.parametrize("name", list(NEW_OPTIONS))
+def test_new_options_train_and_resume_bitwise(tmp_path, name):
+    options = NEW_OPTIONS[name]
+    full = _train(max_epochs=5, **options)
+    loss = full.histories["train_loss"]
+    assert np.all(np.isfinite(loss)) and np.all(loss[:, -1] < loss[:, 0])
+    cfg = {**BASE, **options, "max_epochs": 5, "checkpoint_every": 2}
+    ckpt = tmp_path / "ck.pt"
+    assert train_ensemble("exp", cfg, 6, DATA, dtype="float64", checkpoint_path=ckpt, progress=False,
+                          stop_after_epochs=3) is None
+    resumed = train_ensemble("exp", cfg, 6, DATA, dtype="float64", checkpoint_path=ckpt, progress=False)
+    assert set(full.weights) == set(resumed.weights)
+    for key in full.weights:
+        assert np.array_equal(full.weights[key], resumed.weights[key]), key
+
+
+def test_two_matrix_output_keeps_V(tmp_path):
+    result = _train(**NEW_OPTIONS["two-matrix"])
+    save_result(tmp_path / "out.npz", result)
+    arrays, meta = read_npz(tmp_path / "out.npz")
+    assert arrays["A"].shape == (3, 6, 7, 4) and arrays["V"].shape == (3, 6, 4, 7)
+    assert arrays["V_init"].shape == arrays["V"].shape and not np.array_equal(arrays["V"], arrays["V_init"])
+    assert meta["config"]["block"] == "two-matrix" and meta["config"]["hidden_width"] == 7
+
+
+def test_killed_job_with_the_new_options_resumes_to_identical_weights(tmp_path):
+    """As above, for a two-matrix block with a Brownian initialisation, a fixed 1/L residual
+    scale and full-batch SGD with lr ∝ L."""
+    options = {**NEW_OPTIONS["two-matrix"], "init_depth_profile": "brownian", "delta": "fixed", "alpha": 1.0,
+               "optimizer": "sgd", "lr": 0.01, "lr_depth_exponent": 1.0, "batch_size": 128}
+    config = {"seed": 0, "device": "cpu", "dtype": "float32",
+              "datasets": {"synthetic": {"kind": "synthetic", "n_train": 128, "n_test": 32, "dim": 6}},
+              "experiments": {"exp": {**BASE, **options, "max_epochs": 150, "checkpoint_every": 1}}}
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+
+    def command(out, ckpt):
+        return [sys.executable, "-m", "resnet_scaling.train", "--config", str(cfg_path), "--experiment", "exp",
+                "--depth", "48", "--output", str(out), "--checkpoint", str(ckpt)]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "reference.npz", tmp_path / "ref.pt"), check=True, env=env, capture_output=True)
+    ckpt = tmp_path / "killed.pt"
+    proc = subprocess.Popen(command(tmp_path / "resumed.npz", ckpt), env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the job finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists() and not (tmp_path / "resumed.npz").exists()
+    subprocess.run(command(tmp_path / "resumed.npz", ckpt), check=True, env=env, capture_output=True)
+    ref, _ = read_npz(tmp_path / "reference.npz")
+    res, _ = read_npz(tmp_path / "resumed.npz")
+    for key in ("A", "b", "V", "delta", "train_loss", "test_loss", "epochs"):
         assert np.array_equal(ref[key], res[key], equal_nan=key.endswith("loss")), key

@@ -58,7 +58,12 @@ def _seed_mask(active: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class EnsembleOptimizer:
-    """torch.optim.Adam or SGD (fused / multi-tensor kernels) over the stacked parameters.
+    """Adam or SGD (with momentum) over the stacked parameters, one multi-tensor kernel per step.
+
+    The update is torch.optim's own kernels called directly — Adam is ``torch.optim.Adam(fused=True)``,
+    SGD is ``torch.optim.SGD(foreach=True)``, bitwise (tests/test_train.py checks both) — because
+    constructing a ``torch.optim`` optimizer imports TorchDynamo, about a second of CPU in every
+    training job, more than a shallow network's whole training.
 
     Every seed's entries are updated elementwise, so seeds stay independent. Seeds outside
     ``active`` are frozen: their parameters and optimiser state are restored exactly after
@@ -69,22 +74,40 @@ class EnsembleOptimizer:
     def __init__(self, params: dict[str, torch.Tensor], kind: str, lr: float, momentum: float = 0.0):
         if kind not in ("adam", "sgd"):
             raise ValueError(f"unknown optimizer {kind!r}; expected adam or sgd")
-        self.kind = kind
+        self.kind, self.lr, self.momentum = kind, float(lr), float(momentum)
         self.names = list(params)
         tensors = [params[n] for n in self.names]
+        self.device = tensors[0].device
+        self.state: dict[str, list[torch.Tensor]] = {}
         if kind == "adam":
-            self.torch_optimizer = torch.optim.Adam(tensors, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=True)
-        else:
-            self.torch_optimizer = torch.optim.SGD(tensors, lr=lr, momentum=momentum, foreach=True)
+            self.state = {
+                # torch.optim keeps the fused Adam step count as a float32 tensor beside its parameter
+                "step": [torch.zeros((), dtype=torch.float32, device=t.device) for t in tensors],
+                "exp_avg": [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors],
+                "exp_avg_sq": [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors],
+            }
+        # SGD's momentum buffers are made from the first gradient, as torch.optim.SGD does
 
     def _state_tensors(self) -> list[torch.Tensor]:
-        return [
-            value
-            for group in self.torch_optimizer.param_groups
-            for p in group["params"]
-            for key, value in self.torch_optimizer.state.get(p, {}).items()
-            if key != "step" and isinstance(value, torch.Tensor) and value.dim() > 0
-        ]
+        return [t for key, values in self.state.items() if key != "step" for t in values]
+
+    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        if self.kind == "adam":
+            torch._foreach_add_(self.state["step"], 1)
+            torch._fused_adam_(
+                params, grads, self.state["exp_avg"], self.state["exp_avg_sq"], [], self.state["step"],
+                amsgrad=False, lr=self.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=0.0,
+                eps=ADAM_EPS, maximize=False, grad_scale=None, found_inf=None,
+            )
+            return
+        if self.momentum != 0.0:
+            if "momentum_buffer" not in self.state:
+                self.state["momentum_buffer"] = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_mul_(self.state["momentum_buffer"], self.momentum)
+                torch._foreach_add_(self.state["momentum_buffer"], grads, alpha=1.0)
+            grads = self.state["momentum_buffer"]
+        torch._foreach_add_(params, grads, alpha=-self.lr)
 
     def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], active: torch.Tensor) -> None:
         frozen_any = not bool(active.all())
@@ -92,20 +115,20 @@ class EnsembleOptimizer:
             if not bool(active.any()):
                 return
             saved = [(t, t.clone()) for t in [params[n] for n in self.names] + self._state_tensors()]
-        for name in self.names:
-            params[name].grad = grads[name]
-        self.torch_optimizer.step()
-        for name in self.names:
-            params[name].grad = None
+        with torch.no_grad():
+            self._update([params[n] for n in self.names], [grads[n] for n in self.names])
         if frozen_any:
             for tensor, before in saved:
                 tensor.copy_(torch.where(_seed_mask(active, tensor), tensor, before))
 
     def state_dict(self) -> dict:
-        return self.torch_optimizer.state_dict()
+        return {"kind": self.kind, "state": {key: [t.clone() for t in values] for key, values in self.state.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.torch_optimizer.load_state_dict(state)
+        """Restore the optimiser state onto the parameters' device."""
+        if state.get("kind") != self.kind:
+            raise ValueError(f"optimizer state of kind {state.get('kind')!r} cannot resume a {self.kind!r} run")
+        self.state = {key: [v.to(self.device) for v in values] for key, values in state["state"].items()}
 
 
 # -- the training loop ----------------------------------------------------------------
@@ -124,6 +147,12 @@ class TrainResult:
     histories: dict[str, np.ndarray]
     wall_time_s: float
     metadata: dict = field(default_factory=dict)
+
+
+def scaled_lr(cfg: dict, depth: int) -> float:
+    """The step size lr · L^γ, γ = ``lr_depth_exponent`` (docs/maths.md §1: SGD with lr ∝ L and δ = 1/L)."""
+    gamma = cfg["lr_depth_exponent"]
+    return cfg["lr"] if gamma == 0 else cfg["lr"] * float(depth) ** gamma
 
 
 def run_key(experiment: str, base_seed: int) -> str:
@@ -155,15 +184,19 @@ def defective_shuffle_(data: torch.Tensor, key: str, depth: int, seeds, epoch: i
                 data[s_idx, i] = data[s_idx, j]
 
 
+#: Version of the checkpoint layout; a checkpoint of another layout is not resumed (training restarts).
+CHECKPOINT_FORMAT = 2
+
+
 def _fingerprint(experiment: str, cfg: dict, depth: int, base_seed: int, dtype: str, data: dict) -> str:
-    """What a checkpoint must match to be resumed: the run's settings and its training data."""
+    """What a checkpoint must match to be resumed: its layout, the run's settings and its training data."""
     import hashlib
     import json
 
     digest = hashlib.sha256()
     for key in ("x_train", "y_train"):
         digest.update(np.ascontiguousarray(data[key], dtype=np.float64).tobytes())
-    return json.dumps([experiment, cfg, depth, base_seed, dtype, digest.hexdigest()], sort_keys=True)
+    return json.dumps([CHECKPOINT_FORMAT, experiment, cfg, depth, base_seed, dtype, digest.hexdigest()], sort_keys=True)
 
 
 def train_ensemble(
@@ -206,9 +239,10 @@ def train_ensemble(
     net = ResNetEnsemble.initialise(
         depth, dim, seeds, delta_type=cfg["delta"], init=cfg["init"], init_sd=cfg["init_sd"],
         activation=cfg["activation"], alpha=cfg["alpha"], key=key, dtype=torch_dtype, device=dev,
+        depth_profile=cfg["init_depth_profile"], block=cfg["block"], hidden_width=cfg["hidden_width"],
     )
     initial = net.to_numpy()
-    opt = EnsembleOptimizer(net.params, cfg["optimizer"], cfg["lr"], cfg["momentum"])
+    opt = EnsembleOptimizer(net.params, cfg["optimizer"], scaled_lr(cfg, depth), cfg["momentum"])
     fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, data)
     state = {
         "epoch": 0,
@@ -277,7 +311,7 @@ def train_ensemble(
             loss, grads = net.loss_and_grad(xb, yb)
             finite = torch.isfinite(loss)
             for g in grads.values():
-                finite &= torch.isfinite(g).transpose(0, 1).reshape(S, -1).all(dim=1)
+                finite &= torch.isfinite(g).all(dim=0).reshape(S, -1).all(dim=1)  # seed is dim 1
             diverged = active & ~finite
             if bool(diverged.any()):
                 status[diverged.cpu()] = DIVERGED
@@ -433,8 +467,7 @@ def save_result(path: str | Path, result: TrainResult) -> None:
     weights = {name: np.asarray(value, dtype=stored) for name, value in result.weights.items()}
     initial = {name: np.asarray(value, dtype=stored) for name, value in result.initial_weights.items()}
     arrays = {
-        "A": weights["A"], "b": weights["b"], "delta": weights["delta"],
-        "A_init": initial["A"], "b_init": initial["b"], "delta_init": initial["delta"],
+        **weights, **{f"{name}_init": value for name, value in initial.items()},
         "seeds": result.seeds, "epochs": result.epochs, "status": result.status,
         **result.histories,
     }

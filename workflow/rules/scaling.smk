@@ -1,6 +1,7 @@
-# Scaling stage (docs/maths.md §3): extract the layer sequences of every trained network, take
-# their statistics, fit exponents with seed-bootstrap intervals, classify the regime of
-# each experiment, compare with the references, and draw the scaling figures.
+# Scaling stage (docs/maths.md §3): from the layer sequences of every trained network
+# (extracted by its training job), take their statistics, fit exponents with seed-bootstrap
+# intervals, classify the regime of each experiment, compare with the references, and draw
+# the scaling figures.
 # Settings: the `scaling` section of the config; schema validation (common.smk) fills in
 # every default from workflow/schemas/config.schema.yaml.
 
@@ -44,24 +45,6 @@ localrules:
     scaling_figure_summary,
     scaling_figure_paths,
     scaling_figure_decomposition,
-
-
-rule scaling_extract:
-    input:
-        lambda wildcards: train_output(wildcards.exp, wildcards.depth),
-    output:
-        weights="results/weights/{exp}/depth_{depth}.npz",
-        layers="results/weights/{exp}/depth_{depth}_layers.csv.gz",
-    log:
-        "logs/scaling/extract/{exp}/depth_{depth}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards: 1000 + int(wildcards.depth) // 2,
-        runtime=10,
-    script:
-        "../scripts/scaling_extract.py"
 
 
 rule scaling_statistics:

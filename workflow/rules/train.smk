@@ -1,4 +1,6 @@
-# Data and training: one job per (experiment, depth), all seeds inside the job.
+# Data and training: one job per (experiment, depth), all seeds inside the job. The job also
+# extracts the layer sequences of its networks (results/weights/): a second job per depth
+# would cost more to start (Python, torch, pandas) than the extraction itself.
 
 
 rule data:
@@ -23,7 +25,9 @@ rule train:
     input:
         dataset_of,
     output:
-        "results/train/{exp}/depth_{depth}.npz",
+        train="results/train/{exp}/depth_{depth}.npz",
+        weights="results/weights/{exp}/depth_{depth}.npz",
+        layers="results/weights/{exp}/depth_{depth}_layers.csv.gz",
     log:
         "logs/train/{exp}/depth_{depth}.log",
     benchmark:

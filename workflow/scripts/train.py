@@ -1,4 +1,5 @@
-"""Snakemake adapter: train all seeds of one (experiment, depth), resuming from a checkpoint."""
+"""Snakemake adapter: train all seeds of one (experiment, depth), resuming from a checkpoint,
+then extract their layer sequences and per-layer table."""
 
 import logging
 import sys
@@ -11,6 +12,7 @@ import torch  # noqa: E402
 
 from resnet_scaling.io import read_npz  # noqa: E402
 from resnet_scaling.train import save_result, train_ensemble  # noqa: E402
+from resnet_scaling.weights import extract  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 data, _ = read_npz(snakemake.input[0])
@@ -24,7 +26,8 @@ result = train_ensemble(
     dtype=snakemake.params.dtype,
     checkpoint_path=snakemake.params.checkpoint,
 )
-save_result(snakemake.output[0], result)
-# The output is complete: its checkpoint would only take disk space (a rerun is bitwise identical).
-Path(snakemake.params.checkpoint).unlink(missing_ok=True)
+save_result(snakemake.output.train, result)
 logging.info("statuses %s, epochs %s, %.1f s", result.status.tolist(), result.epochs.tolist(), result.wall_time_s)
+extract(snakemake.output.train, snakemake.output.weights, snakemake.output.layers)
+# The outputs are complete: the checkpoint would only take disk space (a rerun is bitwise identical).
+Path(snakemake.params.checkpoint).unlink(missing_ok=True)
