@@ -1,6 +1,7 @@
 """The trainer: per-seed independence, the optimiser, stopping, divergence, the shuffle
 defect ablation, and bitwise-identical resumption after a real kill."""
 
+import math
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from resnet_scaling.data import make_synthetic
 from resnet_scaling.io import read_npz
 from resnet_scaling.train import (
     EnsembleOptimizer,
+    finite_per_seed,
     defective_shuffle_,
     epoch_permutations,
     save_result,
@@ -328,3 +330,14 @@ def test_killed_job_with_the_new_options_resumes_to_identical_weights(tmp_path):
     res, _ = read_npz(tmp_path / "resumed.npz")
     for key in ("A", "b", "V", "delta", "train_loss", "test_loss", "epochs"):
         assert np.array_equal(ref[key], res[key], equal_nan=key.endswith("loss")), key
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_finite_per_seed_finds_every_non_finite_entry(bad):
+    gen = torch.Generator().manual_seed(2)
+    for shape in [(5, 3, 2, 2), (5, 3, 2), (1, 3)]:
+        tensor = torch.randn(shape, generator=gen)
+        assert finite_per_seed(tensor).tolist() == [True, True, True]
+        index = (shape[0] - 1, 1, *([0] * (len(shape) - 2)))
+        tensor[index] = bad
+        assert finite_per_seed(tensor).tolist() == [True, False, True]
