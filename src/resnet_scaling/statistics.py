@@ -19,12 +19,15 @@ a √(2 log L) bias under H2 (docs/maths.md §3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .weights import TrainedWeights, increment_norms, layer_norms, quantity_sequences, weight_path
+from .weights import TrainedWeights, layer_norms, quantity_sequences, weight_path
+
+#: A norm of every layer of a sequence X (S, L, ...) → (S, L); Frobenius unless told otherwise.
+LayerNorm = Callable[[np.ndarray], np.ndarray]
 
 STATISTICS = (
     "max_norm",
@@ -89,33 +92,53 @@ def moving_average(W: np.ndarray, window: int) -> np.ndarray:
     return total / (2 * h + 1).reshape(-1, *([1] * (W.ndim - 2)))
 
 
-def sequence_statistics(
-    X: np.ndarray, window_fraction: float = 0.1, statistics: Sequence[str] = STATISTICS
-) -> dict[str, np.ndarray]:
-    """Every requested statistic of the layer sequences X (S, L, ...), one (S,) array each."""
-    unknown = sorted(set(statistics) - set(STATISTICS))
-    if unknown:
-        raise ValueError(f"unknown statistics {unknown}; expected some of {list(STATISTICS)}")
-    L = X.shape[1]
-    norms = layer_norms(X)
+#: The statistics that need only the norms of the layers and of their increments.
+NORM_STATISTICS = STATISTICS[:6]
+
+
+def norm_statistics(norms: np.ndarray, increments: np.ndarray, defined: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The statistics of :data:`NORM_STATISTICS` from layer norms (S, L) and increment norms (S, L−1).
+
+    ``defined`` (L−1,) marks the increments that exist: in the convolutional ResNet only those
+    between consecutive kernels of one shape (within a stage); the others are left out of the
+    maximum and the sum.
+    """
+    S, L = norms.shape
     sumsq = (norms**2).sum(axis=1)
     out: dict[str, np.ndarray] = {}
     out["max_norm"] = norms.max(axis=1)
     out["rms_norm"] = np.sqrt(sumsq / L)
     out["root_sum_squares"] = np.sqrt(sumsq)
-    if L > 1:
-        inc = increment_norms(X)
-        out["max_increment"] = inc.max(axis=1)
-        out["quadratic_variation"] = (inc**2).sum(axis=1)
+    if defined is not None:
+        increments = increments[:, np.asarray(defined, dtype=bool)]
+    if increments.shape[1]:
+        out["max_increment"] = increments.max(axis=1)
+        out["quadratic_variation"] = (increments**2).sum(axis=1)
     else:
-        out["max_increment"] = out["quadratic_variation"] = np.zeros(X.shape[0])
+        out["max_increment"] = out["quadratic_variation"] = np.zeros(S)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["increment_ratio"] = out["max_increment"] / out["max_norm"]
+    return out
+
+
+def sequence_statistics(
+    X: np.ndarray, window_fraction: float = 0.1, statistics: Sequence[str] = STATISTICS,
+    norm: LayerNorm = layer_norms,
+) -> dict[str, np.ndarray]:
+    """Every requested statistic of the layer sequences X (S, L, ...), one (S,) array each.
+
+    ``norm`` measures every layer, increment and partial sum (an operator norm for convolution
+    kernels, :mod:`resnet_scaling.analyse.networks`)."""
+    unknown = sorted(set(statistics) - set(STATISTICS))
+    if unknown:
+        raise ValueError(f"unknown statistics {unknown}; expected some of {list(STATISTICS)}")
+    L = X.shape[1]
+    out = norm_statistics(norm(X), norm(np.diff(X, axis=1)) if L > 1 else np.zeros((X.shape[0], 0)))
     if "cumulative_sum" in statistics or "detrended_cumsum" in statistics:
         W = weight_path(X)
-        out["cumulative_sum"] = layer_norms(W[:, -1:])[:, 0]
+        out["cumulative_sum"] = norm(W[:, -1:])[:, 0]
         residual = W - moving_average(W, detrend_window(L, window_fraction))
-        out["detrended_cumsum"] = layer_norms(residual).max(axis=1)
+        out["detrended_cumsum"] = norm(residual).max(axis=1)
     return {name: out[name] for name in statistics}
 
 
@@ -124,6 +147,7 @@ def network_statistics(
     window_fraction: float = 0.1,
     statistics: Sequence[str] = STATISTICS,
     labels: dict | None = None,
+    norm: LayerNorm = layer_norms,
 ) -> pd.DataFrame:
     """Tidy table of every statistic of every quantity of every seed of one (experiment, depth).
 
@@ -135,7 +159,7 @@ def network_statistics(
     for quantity, X in quantity_sequences(w).items():
         wanted = statistics_of(quantity, w.delta_type, statistics)
         with np.errstate(over="ignore", invalid="ignore"):
-            values = sequence_statistics(X, window_fraction, wanted)
+            values = sequence_statistics(X, window_fraction, wanted, norm)
         for statistic, value in values.items():
             frames.append(
                 pd.DataFrame(
@@ -171,11 +195,12 @@ def experiment_statistics(
     window_fraction: float = 0.1,
     statistics: Sequence[str] = STATISTICS,
     labels: dict | None = None,
+    norm: LayerNorm = layer_norms,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Statistics and training summary of all depths of one experiment (each network read once)."""
     stats, training = [], []
     for w in networks:
-        stats.append(network_statistics(w, window_fraction, statistics, labels))
+        stats.append(network_statistics(w, window_fraction, statistics, labels, norm))
         training.append(training_table(w))
     if not stats:
         raise ValueError("no trained networks given")

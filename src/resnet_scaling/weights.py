@@ -68,8 +68,12 @@ class TrainedWeights:
 
 
 def effective_weights(A: np.ndarray, b: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """M_k = δ_k A_k and m_k = δ_k b_k for seed-major arrays A (S,L,d,d), b (S,L,d), δ (S,L)."""
-    return A * delta[..., None, None], b * delta[..., None]
+    """M_k = δ_k A_k and m_k = δ_k b_k for seed-major arrays A (S,L,d,d), b (S,L,d), δ (S,L);
+    A may hold any per-layer shape (a convolution kernel (S,L,c_out,c_in,k,k))."""
+    def scale(X: np.ndarray) -> np.ndarray:
+        return X * delta.reshape(delta.shape + (1,) * (X.ndim - delta.ndim))
+
+    return scale(A), scale(b)
 
 
 def weight_path(X: np.ndarray) -> np.ndarray:

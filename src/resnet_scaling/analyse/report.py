@@ -1,0 +1,145 @@
+"""The analysis of mapped networks, through the workflow's own code, and its one-page report.
+
+Statistics (:func:`resnet_scaling.statistics.experiment_statistics`), exponents with
+seed-bootstrap intervals and the regime rule (:func:`resnet_scaling.exponents.fit_all`), the
+figures (:mod:`resnet_scaling.plots.scaling`) and the summary table of the scorecard
+(:func:`resnet_scaling.scorecard.summary_table`) are the ones the workflow runs
+(docs/maths.md §3). Outputs in ``out``: ``networks.csv`` (one row per network read),
+``statistics.csv``, ``exponents.csv``, ``regimes.csv`` (tidy, the workflow's columns),
+``figures/`` and ``report.md`` / ``report.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..exponents import fit_all
+from ..io import write_csv, write_text
+from ..plots import scaling as figures
+from ..scorecard import _html_table, _markdown_table, summary_table
+from ..statistics import experiment_statistics
+from .maps import Map, load_map
+from .networks import BIAS_QUANTITIES, Network, assemble, expand_inputs, layer_norm_function, read_network
+
+#: Figures of the report, each drawn by the workflow's plotting function of the same name.
+FIGURES = {
+    "scaling_max_norm": "max norm against depth with the fitted exponent",
+    "scaling_hypothesis": "increment ratio and root sum of squares of M against depth: the hypothesis tests",
+    "scaling_summary": "the three slopes of the regime rule against its bands",
+}
+
+
+def analyse(paths, map_spec, out) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read every file, check everything, then compute and write the tables, figures and report.
+
+    ``map_spec`` is a :class:`Map` or the path of a map file. Returns (exponents, regimes).
+    """
+    m = map_spec if isinstance(map_spec, Map) else load_map(map_spec)
+    files = expand_inputs(paths)
+    networks = [read_network(path, m) for path in files]
+    experiments = assemble(networks, m)  # every check is done here, before any statistic
+
+    norm = layer_norm_function(m)
+    tables = []
+    for experiment, ws in experiments.items():
+        first = next(n for n in networks if n.experiment == experiment)
+        statistics, _ = experiment_statistics(ws, m.window_fraction, labels=first.labels, norm=norm)
+        if "b" not in m.tensors:
+            statistics = statistics[~statistics["quantity"].isin(BIAS_QUANTITIES)].reset_index(drop=True)
+        tables.append(statistics)
+    exponents, regimes = fit_all(tables, m.settings, m.thresholds)
+
+    out = Path(out)
+    statistics = pd.concat(tables, ignore_index=True)
+    write_csv(out / "networks.csv", network_table(networks))
+    write_csv(out / "statistics.csv", statistics)
+    write_csv(out / "exponents.csv", exponents)
+    write_csv(out / "regimes.csv", regimes)
+    include = m.settings.include_status
+    figures.max_norm_figure(statistics, exponents, out / "figures" / "scaling_max_norm.png", include)
+    figures.hypothesis_figure(statistics, exponents, out / "figures" / "scaling_hypothesis.png", include)
+    figures.summary_figure(regimes, m.thresholds, out / "figures" / "scaling_summary.png")
+    write_text(out / "report.md", render_markdown(m, networks, exponents, regimes))
+    write_text(out / "report.html", render_html(m, networks, exponents, regimes))
+    return exponents, regimes
+
+
+def network_table(networks: list[Network]) -> pd.DataFrame:
+    """One row per network read: its file, experiment, depth, seed slot, status and block shapes."""
+    rows = []
+    for n in networks:
+        for s in range(n.A.shape[0]):
+            rows.append({
+                "file": n.path, "experiment": n.experiment, "depth": n.depth,
+                "seed": int(n.seeds[s]) if n.seeds is not None else np.nan, "status": n.status[s],
+                "blocks": n.A.shape[1], "A_shape": "x".join(map(str, n.A.shape[2:])), "delta": n.delta_type,
+            })
+    return pd.DataFrame(rows)
+
+
+def exponent_rows(exponents: pd.DataFrame) -> list[list[str]]:
+    """Per experiment and quantity: the exponents of the RMS and max norms with their intervals."""
+
+    def cell(r) -> str:
+        if r is None or not math.isfinite(r["exponent"]):
+            return "–"
+        return f"{r['exponent']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+    rows = [["experiment", "quantity", "exponent (RMS norm)", "exponent (max norm)", "depths × seeds"]]
+    for (experiment, quantity), part in exponents.groupby(["experiment", "quantity"], sort=False):
+        by_stat = {r["statistic"]: r for _, r in part.iterrows()}
+        rms, mx = by_stat.get("rms_norm"), by_stat.get("max_norm")
+        size = f"{int(rms['n_depths'])} × {int(rms['n_seeds'])}" if rms is not None else ""
+        rows.append([experiment, quantity, cell(rms), cell(mx), size])
+    return rows
+
+
+def _sections(m: Map, networks: list[Network], exponents: pd.DataFrame, regimes: pd.DataFrame):
+    """(heading, paragraph, table rows or None, figure or None) of the report, shared by both renderings."""
+    n_networks = sum(n.A.shape[0] for n in networks)
+    rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
+    s = m.settings
+    window = f"depths ≥ {s.min_depth}" + (f" and ≤ {s.max_depth}" if s.max_depth is not None else "")
+    yield ("Regimes and exponents",
+           f"{n_networks} networks from {len(networks)} file(s), map {m.source}; norm: {m.norm}. "
+           f"Exponent = −(OLS slope of log statistic on log depth) over {window}, with the {s.level:.0%} "
+           f"seed-bootstrap interval ({s.resamples} resamples); networks with status "
+           f"{', '.join(s.include_status)} enter the fits. Support is the fraction of bootstrap draws that give "
+           "the same regime (docs/maths.md §3). Rule: " + rule + ".",
+           summary_table(exponents, regimes), None)
+    yield ("Exponents of every quantity",
+           "A, b, δ as mapped; M = δA and m = δb the effective weights; |δ|A and |δ|b for a per-block δ.",
+           exponent_rows(exponents), None)
+    for name, caption in FIGURES.items():
+        yield (caption[0].upper() + caption[1:], "", None, f"figures/{name}.png")
+
+
+def render_markdown(m: Map, networks, exponents, regimes) -> str:
+    parts = ["# Scaling exponents of the analysed networks\n"]
+    for heading, text, rows, figure in _sections(m, networks, exponents, regimes):
+        parts.append(f"## {heading}\n\n" + (f"{text}\n" if text else ""))
+        if rows:
+            parts.append(_markdown_table(rows) + "\n")
+        if figure:
+            parts.append(f"![{heading}]({figure})\n")
+    return "\n".join(parts)
+
+
+def render_html(m: Map, networks, exponents, regimes) -> str:
+    style = ("<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse;margin:8px 0}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}"
+             "img{max-width:100%}</style>")
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>{style}</head><body>"
+             "<h1>Scaling exponents of the analysed networks</h1>"]
+    for heading, text, rows, figure in _sections(m, networks, exponents, regimes):
+        parts.append(f"<h2>{html.escape(heading)}</h2>" + (f"<p>{html.escape(text)}</p>" if text else ""))
+        if rows:
+            parts.append(_html_table(rows))
+        if figure:
+            parts.append(f"<img src='{html.escape(figure)}' alt='{html.escape(heading)}'>")
+    return "".join(parts) + "</body></html>\n"

@@ -1,0 +1,67 @@
+"""The ``resnet-scaling`` command: ``resnet-scaling analyse PATH_OR_GLOB... --map MAP.yaml --out DIR``.
+
+Bad input ends the command with one line naming the file and the key, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLE = """\
+example:
+  resnet-scaling analyse 'checkpoints/mlp_L*_seed*.pt' --map examples/maps/mlp_modulelist.yaml --out analysis/
+
+with the map examples/maps/mlp_modulelist.yaml:
+  name: mlp_resnet
+  files: 'mlp_L(?P<depth>\\d+)_seed(?P<seed>\\d+)\\.pt$'
+  layout: column                   # nn.Linear: y = W x
+  tensors:
+    A: 'blocks\\.(?P<block>\\d+)\\.linear\\.weight'
+    b: 'blocks\\.(?P<block>\\d+)\\.linear\\.bias'
+    delta: 'blocks\\.(?P<block>\\d+)\\.delta'
+
+One file per network (several files at one depth are its seeds), at three depths or more.
+Writes exponents.csv, regimes.csv, statistics.csv, networks.csv, figures/ and report.md/.html.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="resnet-scaling",
+        description="Depth-scaling analysis of residual networks (docs/maths.md §3).",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True)
+    analyse = commands.add_parser(
+        "analyse", help="scaling exponents and regime of trained ResNets at several depths",
+        description="Scaling exponents with seed-bootstrap intervals and the regime (ODE, SDE, ODE with rough "
+                    "weights, neither) of trained ResNets at several depths, from .npz, PyTorch state_dict "
+                    "or .safetensors files, through a declarative map of their tensors.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    analyse.add_argument("paths", nargs="+", metavar="PATH_OR_GLOB", help="checkpoint files or glob patterns")
+    analyse.add_argument("--map", required=True, metavar="MAP.yaml", help="which tensors play A_k, b_k, δ_k")
+    analyse.add_argument("--out", required=True, metavar="DIR", help="folder for the tables, figures and report")
+    return top
+
+
+def main(argv=None) -> int:
+    """Run the command; returns the exit status."""
+    args = parser().parse_args(argv)
+    from .analyse import AnalyseError, analyse
+
+    try:
+        _, regimes = analyse(args.paths, args.map, args.out)
+    except AnalyseError as exc:
+        print(f"resnet-scaling analyse: error: {exc}", file=sys.stderr)
+        return 2
+    for _, r in regimes.iterrows():
+        support = f" (support {r['support']:.0%})" if r["support"] == r["support"] else ""
+        print(f"{r['experiment']}: {r['regime']}{support}; exponent of {r['quantity']} ({r['exponent_statistic']}) "
+              f"{r['exponent']:.3f} [{r['exponent_ci_low']:.3f}, {r['exponent_ci_high']:.3f}]; "
+              f"{int(r['n_depths'])} depths x {int(r['n_seeds'])} seeds")
+    print(f"tables, figures and report.html in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

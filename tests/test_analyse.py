@@ -1,0 +1,526 @@
+"""`resnet-scaling analyse` on networks built here with known exponents (docs/maths.md §3).
+
+Smooth weights A_k = L^{-β} f(k/L) have RMS-norm exponent β and increment-ratio slope −1;
+a shared δ = c L^{-α} has max-norm exponent α exactly; i.i.d. (Brownian-increment) weights of
+size L^{-1/2} have exponent 1/2 and flat increment ratio and quadratic variation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from resnet_scaling.analyse import AnalyseError, analyse, load_map
+from resnet_scaling.analyse.maps import parse_map
+from resnet_scaling.analyse.networks import read_network
+from resnet_scaling.analyse.readers import read_checkpoint
+from resnet_scaling.cli import main
+from resnet_scaling.cnn.operator_norms import operator_norm
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPS = ROOT / "examples" / "maps"
+FAST = {"bootstrap": {"resamples": 200}}
+
+
+def row(exponents: pd.DataFrame, quantity: str, statistic: str) -> pd.Series:
+    hit = exponents[(exponents["quantity"] == quantity) & (exponents["statistic"] == statistic)]
+    assert len(hit) == 1, (quantity, statistic)
+    return hit.iloc[0]
+
+
+def example_map(name: str, **changes):
+    raw = yaml.safe_load((MAPS / name).read_text())
+    raw.update(changes)
+    return parse_map(raw, str(MAPS / name))
+
+
+# -- networks with known exponents ---------------------------------------------------------
+
+
+def smooth(L: int, beta: float, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A_k = L^{-β} f(k/L), b_k = L^{-β} g(k/L) for smooth f, g drawn once per seed (same at every depth)."""
+    rng = np.random.default_rng(seed)
+    C0, C1, C2 = rng.normal(size=(3, d, d)) / math.sqrt(d)
+    c0, c1 = rng.normal(size=(2, d))
+    t = np.arange(L)[:, None, None] / L
+    A = L**-beta * (C0 + np.cos(2 * np.pi * t) * C1 + t * C2)
+    b = L**-beta * (c0 + np.sin(2 * np.pi * t[:, :, 0]) * c1)
+    return A, b
+
+
+def brownian(L: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Increments of a Brownian path on a grid of L steps: i.i.d. N(0, 1/L) entries."""
+    rng = np.random.default_rng(1000 + seed)
+    return rng.normal(size=(L, d, d)) / math.sqrt(L), rng.normal(size=(L, d)) / math.sqrt(L)
+
+
+def shared_delta(L: int, alpha: float, seed: int) -> float:
+    return float(np.exp(0.1 * np.random.default_rng(500 + seed).normal()) * L**-alpha)
+
+
+DEPTHS = (8, 16, 32, 64, 128)
+SEEDS = range(3)
+
+
+def write_stacked(folder: Path, beta: float, alpha: float, layout: str) -> None:
+    """run_L{L}_seed{s}.npz with A (L, d, d) in the given layout, b (L, d) and a shared δ."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for L in DEPTHS:
+        for s in SEEDS:
+            A, b = smooth(L, beta, 6, s)
+            stored = np.swapaxes(A, 1, 2) if layout == "row" else A
+            np.savez(folder / f"run_L{L}_seed{s}.npz", A=stored.astype(np.float32), b=b.astype(np.float32),
+                     delta=np.float32(shared_delta(L, alpha, s)))
+
+
+@pytest.mark.parametrize("layout", ["row", "column"])
+def test_smooth_stacked_npz_recovers_known_exponents_and_ode(tmp_path, layout):
+    beta, alpha = 0.3, 0.7
+    write_stacked(tmp_path / "runs", beta, alpha, layout)
+    m = example_map("stacked_npz.yaml", layout=layout, analysis=FAST)
+    exponents, regimes = analyse([str(tmp_path / "runs" / "run_L*_seed*.npz")], m, tmp_path / "out")
+    # A shared δ = c_s L^{-α} stored in float32: its max norm is exactly that, so the slope is −α
+    assert row(exponents, "delta", "max_norm")["exponent"] == pytest.approx(alpha, abs=1e-6)
+    for quantity, known in (("A", beta), ("b", beta), ("M", alpha + beta)):
+        fit = row(exponents, quantity, "rms_norm")
+        assert fit["exponent"] == pytest.approx(known, abs=0.01), quantity
+        assert fit["ci_low"] - 0.01 <= known <= fit["ci_high"] + 0.01, quantity
+        assert fit["n_depths"] == len(DEPTHS) and fit["n_seeds"] == len(SEEDS)
+    assert row(exponents, "M", "increment_ratio")["slope"] == pytest.approx(-1.0, abs=0.03)
+    assert row(exponents, "M", "quadratic_variation")["slope"] == pytest.approx(-1 - 2 * (alpha + beta), abs=0.05)
+    reg = regimes.iloc[0]
+    assert (reg["experiment"], reg["regime"], reg["delta"]) == ("stacked", "ODE", "shared")
+    assert reg["support"] > 0.9
+    for name in ("exponents.csv", "regimes.csv", "statistics.csv", "networks.csv", "report.md", "report.html",
+                 "figures/scaling_max_norm.png", "figures/scaling_hypothesis.png", "figures/scaling_summary.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+
+
+def test_row_layout_is_converted_to_the_papers_column_convention(tmp_path):
+    write_stacked(tmp_path, 0.3, 0.7, "row")
+    net = read_network(tmp_path / "run_L8_seed1.npz", example_map("stacked_npz.yaml"))
+    A, b = smooth(8, 0.3, 6, 1)
+    np.testing.assert_array_equal(net.A[0], A.astype(np.float32))  # A_k, not its transpose
+    np.testing.assert_array_equal(net.b[0], b.astype(np.float32))
+    assert net.delta.shape == (1, 8) and np.ptp(net.delta) == 0 and net.delta_type == "shared"
+    assert (net.experiment, net.depth, int(net.seeds[0])) == ("stacked", 8, 1)
+
+
+def test_brownian_state_dicts_are_an_sde_with_exponent_one_half(tmp_path):
+    depths, seeds, d = (16, 32, 64, 128, 256), range(4), 8
+    for L in depths:
+        for s in seeds:
+            A, b = brownian(L, d, s + 10 * L)
+            state = {f"blocks.{k}.fc.weight": torch.tensor(A[k]) for k in range(L)}
+            state.update({f"blocks.{k}.fc.bias": torch.tensor(b[k]) for k in range(L)})
+            torch.save(state, tmp_path / f"net_{L}_{s}.pt")
+    m = parse_map({"name": "brownian", "tensors": {"A": r"blocks\.(?P<block>\d+)\.fc\.weight",
+                                                   "b": r"blocks\.(?P<block>\d+)\.fc\.bias"}, "analysis": FAST})
+    exponents, regimes = analyse([str(tmp_path / "*.pt")], m, tmp_path / "out")
+    fit = row(exponents, "M", "rms_norm")  # δ absent: M = A
+    assert fit["ci_low"] <= 0.5 <= fit["ci_high"] and fit["exponent"] == pytest.approx(0.5, abs=0.03)
+    ratio = row(exponents, "M", "increment_ratio")
+    assert ratio["slope_ci_low"] <= 0.0 <= ratio["slope_ci_high"] and abs(ratio["slope"]) < 0.05
+    assert abs(row(exponents, "M", "quadratic_variation")["slope"]) < 0.05
+    assert regimes.iloc[0]["regime"] == "SDE" and regimes.iloc[0]["delta"] == "none"
+    assert set(exponents["quantity"]) == {"A", "b", "M", "m"}  # δ = 1 is not a quantity
+
+
+# -- an nn.ModuleList MLP ResNet and a torchvision-style ResNet ----------------------------
+
+
+class Block(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.linear = nn.Linear(d, d)
+        self.delta = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, h):
+        return h + self.delta * torch.tanh(self.linear(h))
+
+
+class MLPResNet(nn.Module):
+    def __init__(self, d: int, depth: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(d) for _ in range(depth))
+        self.head = nn.Linear(d, 1)
+
+    def forward(self, h):
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+def test_modulelist_mlp_resnet_with_per_block_delta(tmp_path):
+    beta, alpha, d = 0.4, 0.6, 5
+    for L in DEPTHS:
+        for s in SEEDS:
+            model = MLPResNet(d, L)
+            A, b = smooth(L, beta, d, s)
+            delta = L**-alpha * (1.5 + np.sin(2 * np.pi * np.arange(L) / L))  # δ_k = L^{-α} h(k/L)
+            with torch.no_grad():
+                for k, block in enumerate(model.blocks):
+                    block.linear.weight.copy_(torch.tensor(A[k]))  # nn.Linear computes W h: W = A_k
+                    block.linear.bias.copy_(torch.tensor(b[k]))
+                    block.delta.fill_(float(delta[k]))
+            assert torch.isfinite(model(torch.randn(4, d))).all()
+            torch.save(model.state_dict(), tmp_path / f"mlp_L{L}_seed{s}.pt")
+    m = example_map("mlp_modulelist.yaml", analysis=FAST)
+    exponents, regimes = analyse([str(tmp_path / "mlp_L*_seed*.pt")], m, tmp_path / "out")
+    for quantity, known in (("A", beta), ("delta", alpha), ("M", alpha + beta), ("M_abs", alpha + beta)):
+        fit = row(exponents, quantity, "rms_norm")
+        assert fit["exponent"] == pytest.approx(known, abs=0.015), quantity
+    assert row(exponents, "delta", "increment_ratio")["slope"] == pytest.approx(-1.0, abs=0.05)
+    reg = regimes.iloc[0]
+    assert (reg["delta"], reg["activation"], reg["regime"]) == ("multi", "tanh", "ODE")
+
+
+class BasicBlock(nn.Module):
+    """The torchvision BasicBlock: relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut x)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet(nn.Module):
+    def __init__(self, blocks_layer2: int, width: int = 4):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.layer1 = nn.Sequential(BasicBlock(width, width))
+        self.layer2 = nn.Sequential(BasicBlock(width, 2 * width, 2),
+                                    *[BasicBlock(2 * width, 2 * width) for _ in range(blocks_layer2 - 1)])
+        self.fc = nn.Linear(2 * width, 10)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(torch.relu(self.bn1(self.conv1(x)))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_torchvision_style_resnet_with_operator_norms(tmp_path):
+    depths, seeds = (4, 8, 16, 32), range(3)
+    for L in depths:
+        for s in seeds:
+            torch.manual_seed(100 * L + s)
+            model = ResNet(L)
+            with torch.no_grad():
+                for block in list(model.layer2)[1:]:  # i.i.d. kernels of size L^{-1/2}
+                    block.conv1.weight.normal_(0.0, L**-0.5)
+            assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+            torch.save(model.state_dict(), tmp_path / f"resnet_L{L}_seed{s}.pt")
+    m = example_map("torchvision_resnet.yaml", analysis=FAST)
+    exponents, regimes = analyse([str(tmp_path / "resnet_L*_seed*.pt")], m, tmp_path / "out")
+    fit = row(exponents, "A", "rms_norm")
+    assert fit["ci_low"] - 0.02 <= 0.5 <= fit["ci_high"] + 0.02 and fit["exponent"] == pytest.approx(0.5, abs=0.06)
+    assert set(exponents["quantity"]) == {"A", "M"}  # no bias mapped, δ = 1
+    # the max norm is the operator norm of the convolution on 16 x 16 inputs, not the Frobenius norm
+    state = torch.load(tmp_path / "resnet_L4_seed0.pt", weights_only=True)
+    kernels = [state[f"layer2.{k}.conv1.weight"].numpy() for k in (1, 2, 3)]
+    statistics = pd.read_csv(tmp_path / "out" / "statistics.csv")
+    value = statistics.query("depth == 4 and seed == 0 and quantity == 'A' and statistic == 'max_norm'")["value"]
+    assert value.item() == pytest.approx(max(operator_norm(k, 16) for k in kernels), rel=1e-9)
+    assert value.item() < max(np.linalg.norm(k) for k in kernels)
+    assert regimes.iloc[0]["dataset"] == "cifar10"
+
+
+def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
+    """This workflow's layout: all seeds of a depth in one file, statuses, metadata; a diverged seed
+    with non-finite weights is carried as excluded, as the workflow does."""
+    from resnet_scaling.io import write_npz
+
+    beta, alpha = 0.3, 0.7
+    for L in DEPTHS:
+        A, b = (np.stack(x) for x in zip(*(smooth(L, beta, 4, s) for s in range(4))))
+        delta = np.array([[shared_delta(L, alpha, s)] * L for s in range(4)])
+        A[3, L // 2] = np.nan
+        write_npz(tmp_path / "results" / "weights" / "toy" / f"depth_{L}.npz",
+                  metadata={"experiment": "toy", "depth": L, "delta_type": "shared", "activation": "tanh",
+                            "dataset": "synthetic"},
+                  A=A, b=b, delta=delta, seeds=np.array([0, 1, 2, 7]),
+                  status=np.array(["converged", "stopped", "max_epochs", "diverged"]))
+    m = example_map("workflow_outputs.yaml", analysis={**FAST, "include_status": ["converged", "stopped"]})
+    exponents, regimes = analyse([str(tmp_path / "results" / "weights" / "*" / "depth_*.npz")], m, tmp_path / "out")
+    fit = row(exponents, "A", "rms_norm")
+    assert fit["exponent"] == pytest.approx(beta, abs=0.01)
+    assert (fit["n_seeds"], fit["n_excluded"], fit["excluded"]) == (2, 2 * len(DEPTHS), "diverged:5; max_epochs:5")
+    reg = regimes.iloc[0]
+    assert (reg["experiment"], reg["dataset"], reg["activation"], reg["delta"]) == ("toy", "synthetic", "tanh", "shared")
+    networks = pd.read_csv(tmp_path / "out" / "networks.csv")
+    assert sorted(set(networks["seed"])) == [0, 1, 2, 7] and len(networks) == 4 * len(DEPTHS)
+    # the same NaN in a seed that would enter the fits is refused
+    m = example_map("workflow_outputs.yaml", analysis={**FAST, "include_status": ["converged", "diverged"]})
+    with pytest.raises(AnalyseError, match=r"depth_\d+\.npz: 'A' \(tensors\.A, block \d+, seed 3\) has non-finite"):
+        analyse([str(tmp_path / "results" / "weights" / "*" / "depth_*.npz")], m, tmp_path / "out2")
+
+
+def test_the_readme_example_map_is_valid():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Analyse your own networks"):]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    m = parse_map(yaml.safe_load(block), "README.md")
+    assert m.tensors["A"].pattern.fullmatch("blocks.12.linear.weight")["block"] == "12"
+    assert m.files.search("runs/mlp_L64_seed3.pt").groupdict() == {"depth": "64", "seed": "3"}
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+def write_safetensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The safetensors layout: u64 header length, JSON header (dtype, shape, byte offsets), data."""
+    header, blobs, offset = {}, [], 0
+    for name, value in arrays.items():
+        raw = np.ascontiguousarray(value, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(value.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def test_safetensors_files_hold_the_same_networks_as_npz(tmp_path):
+    beta = 0.3
+    write_stacked(tmp_path / "npz", beta, 0.7, "column")
+    (tmp_path / "st").mkdir()
+    npz_map = example_map("stacked_npz.yaml", layout="column", analysis=FAST)
+    st_map = example_map("stacked_npz.yaml", layout="column", analysis=FAST,
+                         files=r"run_L(?P<depth>\d+)_seed(?P<seed>\d+)\.safetensors$")
+    for path in sorted((tmp_path / "npz").glob("*.npz")):
+        target = tmp_path / "st" / path.name.replace(".npz", ".safetensors")
+        with np.load(path) as data:
+            write_safetensors(target, {k: data[k] for k in data.files})
+        a, b = read_network(path, npz_map), read_network(target, st_map)
+        for name in ("A", "b", "delta"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    exponents, _ = analyse([str(tmp_path / "st" / "*.safetensors")], st_map, tmp_path / "out")
+    assert row(exponents, "A", "rms_norm")["exponent"] == pytest.approx(beta, abs=0.01)
+
+
+def test_safetensors_package_files_are_read(tmp_path):
+    numpy_io = pytest.importorskip("safetensors.numpy")
+    A = np.arange(12, dtype=np.float32).reshape(3, 2, 2)
+    numpy_io.save_file({"A": A}, str(tmp_path / "x.safetensors"))
+    arrays, _ = read_checkpoint(tmp_path / "x.safetensors")
+    np.testing.assert_array_equal(arrays["A"], A)
+
+
+def test_bfloat16_weights_are_read_exactly(tmp_path):
+    values = np.array([1.5, -2.25, 0.0078125], dtype=np.float32)  # exactly representable in bfloat16
+    torch.save({"w": torch.tensor(values).to(torch.bfloat16)}, tmp_path / "x.pt")
+    np.testing.assert_array_equal(read_checkpoint(tmp_path / "x.pt")[0]["w"], values)
+    high_halves = (values.view(np.uint32) >> 16).astype("<u2").tobytes()  # bfloat16 = top 16 bits of float32
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 6]}}).encode()
+    (tmp_path / "x.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + high_halves)
+    np.testing.assert_array_equal(read_checkpoint(tmp_path / "x.safetensors")[0]["w"], values)
+    (tmp_path / "x.h5").write_bytes(b"")
+    with pytest.raises(AnalyseError, match=r"x\.h5: unknown file type '\.h5'; set `format` in the map"):
+        read_checkpoint(tmp_path / "x.h5")
+
+
+def test_a_pickled_module_is_refused_with_the_state_dict_hint(tmp_path):
+    torch.save(MLPResNet(3, 2), tmp_path / "model.pt")
+    with pytest.raises(AnalyseError, match=r"model\.pt.*state_dict\(\)"):
+        read_checkpoint(tmp_path / "model.pt")
+
+
+def test_a_state_dict_inside_a_saved_dict_is_found_by_container(tmp_path):
+    model = MLPResNet(3, 4)
+    torch.save({"epoch": 3, "model": model.state_dict()}, tmp_path / "mlp_L4_seed0.pt")
+    net = read_network(tmp_path / "mlp_L4_seed0.pt", example_map("mlp_modulelist.yaml", container="model"))
+    np.testing.assert_array_equal(net.A[0, 2], model.blocks[2].linear.weight.detach().numpy())
+    with pytest.raises(AnalyseError, match=r"mlp_L4_seed0\.pt: container: no entry 'state'"):
+        read_network(tmp_path / "mlp_L4_seed0.pt", example_map("mlp_modulelist.yaml", container="state"))
+
+
+# -- bad input: one error naming the file and the key, before any computation ---------------
+
+
+def mlp_files(folder: Path, depths=(4, 8, 16), break_it=None) -> None:
+    """mlp_L{L}_seed0.pt state_dicts; ``break_it(state, L)`` edits the one of depth 8."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for L in depths:
+        state = MLPResNet(3, L).state_dict()
+        if break_it is not None and L == 8:
+            break_it(state)
+        torch.save(state, folder / f"mlp_L{L}_seed0.pt")
+
+
+def _drop(key):
+    return lambda state: state.pop(key)
+
+
+def _set(key, value):
+    return lambda state: state.__setitem__(key, value)
+
+
+BAD_INPUT = {
+    "missing mapped tensor": (_drop("blocks.3.linear.bias"), r"mlp_L8_seed0\.pt: tensors\.b .*no tensor for block.*3"),
+    "inconsistent block shapes": (_set("blocks.2.linear.weight", torch.zeros(3, 4)),
+                                  r"mlp_L8_seed0\.pt: tensors\.A .*inconsistent block shapes: 'blocks\.2\.linear\.weight'"),
+    "gap in the block indices": (lambda s: [s.pop(k) for k in [k for k in s if k.startswith("blocks.5.")]],
+                                 r"mlp_L8_seed0\.pt: tensors\.A .*gap: no block 5"),
+    "non-finite weights": (_set("blocks.6.linear.weight", torch.full((3, 3), float("nan"))),
+                           r"mlp_L8_seed0\.pt: 'blocks\.6\.linear\.weight' \(tensors\.A, block 6\) has non-finite"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_refused_naming_file_and_key_before_any_output(tmp_path, case):
+    edit, message = BAD_INPUT[case]
+    mlp_files(tmp_path / "in", break_it=edit)
+    with pytest.raises(AnalyseError, match=message):
+        analyse([str(tmp_path / "in" / "*.pt")], example_map("mlp_modulelist.yaml"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_fewer_than_three_depths_are_refused(tmp_path):
+    mlp_files(tmp_path, depths=(4, 8))
+    (tmp_path / "mlp_L4_seed1.pt").write_bytes((tmp_path / "mlp_L4_seed0.pt").read_bytes())
+    with pytest.raises(AnalyseError, match=r"experiment 'mlp_resnet': networks at 2 distinct depth\(s\) \[4, 8\]"):
+        analyse([str(tmp_path / "*.pt")], example_map("mlp_modulelist.yaml"), tmp_path / "out")
+
+
+def test_a_fit_window_with_fewer_than_three_depths_is_refused(tmp_path):
+    mlp_files(tmp_path, depths=(4, 8, 16))
+    m = example_map("mlp_modulelist.yaml", analysis={"fit": {"min_depth": 8}})
+    with pytest.raises(AnalyseError, match=r"analysis\.fit\.min_depth / max_depth: selects 2 depth\(s\) \[8, 16\]"):
+        analyse([str(tmp_path / "*.pt")], m, tmp_path / "out")
+
+
+def test_a_regular_expression_that_matches_nothing_is_refused(tmp_path):
+    mlp_files(tmp_path)
+    tensors = {**yaml.safe_load((MAPS / "mlp_modulelist.yaml").read_text())["tensors"],
+               "A": r"layers\.(?P<block>\d+)\.weight"}
+    m = example_map("mlp_modulelist.yaml", tensors=tensors)
+    with pytest.raises(AnalyseError, match=r"mlp_L16_seed0\.pt: tensors\.A .*matches none of the"):
+        analyse([str(tmp_path / "*.pt")], m, tmp_path / "out")
+    with pytest.raises(AnalyseError, match=r"nothing_here/\*\.pt: no such file, and no file matches"):
+        analyse([str(tmp_path / "nothing_here" / "*.pt")], m, tmp_path / "out")
+    with pytest.raises(AnalyseError, match=r"does not match the map's files pattern"):
+        analyse([str(tmp_path / "*.pt")], example_map("mlp_modulelist.yaml", files=r"resnet_L(?P<depth>\d+)"),
+                tmp_path / "out")
+
+
+def test_a_missing_stacked_array_and_the_same_seed_twice_are_refused(tmp_path):
+    write_stacked(tmp_path / "a", 0.3, 0.7, "row")
+    m = example_map("stacked_npz.yaml", tensors={"A": "A", "b": "bias"})
+    with pytest.raises(AnalyseError, match=r"run_L\d+_seed0\.npz: tensors\.b \('bias'\): the file has no tensor 'bias'"):
+        analyse([str(tmp_path / "a" / "*.npz")], m, tmp_path / "out")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "run_L8_seed0.npz").write_bytes((tmp_path / "a" / "run_L8_seed0.npz").read_bytes())
+    with pytest.raises(AnalyseError, match=r"b/run_L8_seed0\.npz: seed 0 of experiment 'stacked' at depth 8 is also "
+                                           r"in .*a/run_L8_seed0\.npz"):
+        analyse([str(tmp_path / "a" / "*.npz"), str(tmp_path / "b" / "*.npz")], example_map("stacked_npz.yaml"),
+                tmp_path / "out")
+    # without seed numbers the files of one depth are its seeds, in file order
+    m = example_map("stacked_npz.yaml", files=r"run_L(?P<depth>\d+)_seed\d+\.npz$", analysis=FAST)
+    exponents, _ = analyse([str(tmp_path / "a" / "*.npz")], m, tmp_path / "out")
+    assert int(row(exponents, "A", "rms_norm")["n_seeds"]) == len(SEEDS)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"tensors": {"A": "A"}, "layuot": "row"}, r"map: unknown key `layuot`; did you mean `layout`\?"),
+    ({"tensors": {"b": "b"}}, r"tensors: the required key `A` is missing"),
+    ({"tensors": {"A": "A"}, "layout": "rows"}, r"layout: 'rows' is not allowed; choose one of column, row"),
+    ({"tensors": {"A": r"x\.(?P<block>\d+"}}, r"tensors\.A: .* is not a regular expression"),
+    ({"tensors": {"A": "A"}, "files": r"(?P<layer>\d+)"}, r"files: unknown named group\(s\) \['layer'\]"),
+    ({"tensors": {"A": "A"}, "analysis": {"fit": {"min_dpth": 4}}}, r"analysis\.fit: unknown key `min_dpth`"),
+    ({"tensors": {"A": "A"}, "delta_kind": "shared"}, r"delta_kind: given but tensors\.delta is not mapped"),
+])
+def test_bad_maps_are_refused_naming_the_key(raw, message):
+    with pytest.raises(AnalyseError, match=r"^my\.yaml: " + message):
+        parse_map(raw, "my.yaml")
+
+
+def test_every_shipped_example_map_is_valid():
+    names = sorted(p.name for p in MAPS.glob("*.yaml"))
+    assert names == ["mlp_modulelist.yaml", "stacked_npz.yaml", "torchvision_resnet.yaml", "workflow_outputs.yaml"]
+    for name in names:
+        assert load_map(MAPS / name).tensors["A"]
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def test_cli_main_writes_the_report_and_prints_the_regime(tmp_path, capsys):
+    write_stacked(tmp_path / "runs", 0.3, 0.7, "row")
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text((MAPS / "stacked_npz.yaml").read_text() + "analysis: {bootstrap: {resamples: 100}}\n")
+    assert main(["analyse", str(tmp_path / "runs" / "*.npz"), "--map", str(map_path), "--out",
+                 str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^stacked: ODE \(support \d+%\); exponent of M \(rms_norm\) (0\.9|1\.0)\d\d \[", printed, re.M)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| stacked |" in report and "figures/scaling_max_norm.png" in report
+
+
+def test_cli_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys):
+    mlp_files(tmp_path, break_it=_drop("blocks.3.linear.bias"))
+    code = main(["analyse", str(tmp_path / "*.pt"), "--map", str(MAPS / "mlp_modulelist.yaml"), "--out",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "mlp_L8_seed0.pt" in err and "tensors.b" in err
+
+
+def test_installed_entry_point_runs(tmp_path):
+    entry = Path(sys.executable).parent / "resnet-scaling"
+    command = [str(entry)] if entry.exists() else [sys.executable, "-m", "resnet_scaling.cli"]
+    help_text = subprocess.run([*command, "analyse", "--help"], capture_output=True, text=True, timeout=120)
+    assert help_text.returncode == 0 and "example:" in help_text.stdout and "--map" in help_text.stdout
+    proc = subprocess.run([*command, "analyse", str(tmp_path / "missing.pt"), "--map",
+                           str(MAPS / "mlp_modulelist.yaml"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"resnet-scaling analyse: error: {tmp_path / 'missing.pt'}: no such file, and no file matches it as a "
+        "glob pattern"]
+
+
+# -- the workflow's own outputs --------------------------------------------------------------
+
+
+@pytest.mark.workflow
+def test_cli_exponents_equal_the_workflows_on_the_smoke_run(smoke_run, tmp_path):
+    from resnet_scaling.config import with_schema_defaults
+
+    config = with_schema_defaults(yaml.safe_load((smoke_run / "config" / "smoke.yaml").read_text()))
+    raw = yaml.safe_load((MAPS / "workflow_outputs.yaml").read_text())
+    raw["analysis"] = {k: config["scaling"][k] for k in ("detrend_window", "include_status", "fit", "bootstrap",
+                                                         "regime")}
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text(yaml.safe_dump(raw))
+    assert main(["analyse", str(smoke_run / "results" / "weights" / "*" / "depth_*.npz"), "--map", str(map_path),
+                 "--out", str(tmp_path / "out")]) == 0
+    keys = ["experiment", "quantity", "statistic"]
+    ours = pd.read_csv(tmp_path / "out" / "exponents.csv").sort_values(keys, ignore_index=True)
+    theirs = pd.read_csv(smoke_run / "results" / "exponents.csv").sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(ours[keys], theirs[keys])
+    for column in ("exponent", "ci_low", "ci_high", "slope", "n_depths", "n_seeds", "n_excluded"):
+        np.testing.assert_allclose(ours[column], theirs[column], rtol=1e-9, atol=1e-12, err_msg=column)
+    regimes = pd.read_csv(tmp_path / "out" / "regimes.csv").set_index("experiment")
+    workflow = pd.read_csv(smoke_run / "results" / "regimes.csv").set_index("experiment")
+    assert regimes["regime"].to_dict() == workflow["regime"].to_dict()
