@@ -24,15 +24,9 @@ import time
 
 import torch
 
-from resnet_scaling.limits import (
-    SYNTHETIC_DEFAULTS,
-    diffusive_law,
-    gaussian_increments,
-    solve_ito_sde,
-    torchsde_ito_solve,
-    unit_inputs,
-)
 from resnet_scaling.io import stable_seed
+from resnet_scaling.limits import SYNTHETIC_DEFAULTS, diffusive_law, unit_inputs
+from resnet_scaling.sde import gaussian_increments, solve_ito_sde, torchsde_ito_solve
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.linalg import expm
 
-from resnet_scaling import fbsde, limits
+from resnet_scaling import fbsde, limits, sde
 from resnet_scaling.io import read_npz, write_npz
 from resnet_scaling.plots import fbsde as figures
 from resnet_scaling.resnet import ResNetEnsemble
@@ -38,13 +38,13 @@ def _slope(slopes: pd.DataFrame, quantity: str, statistic: str = "rms", with_ito
 @pytest.mark.parametrize("with_ito_term", [True, False])
 @pytest.mark.parametrize("covariation", ["realised", "rate"])
 def test_backward_sde_is_the_exact_adjoint_of_the_forward_scheme(with_ito_term, covariation):
-    """P_0 of the backward equation equals autograd's ∂ℓ/∂x through limits.solve_ito_sde."""
+    """P_0 of the backward equation equals autograd's ∂ℓ/∂x through sde.solve_ito_sde."""
     P, n, d, N = 3, 64, 3, 2
     wp = limits.synthetic_weight_paths("diffusive", 8, P, d, 0, n_fine=n)
     x, y = _inputs(N, d)
     row_cov = None if covariation == "realised" else wp.law.row_cov(0.0)
     xx = x.expand(P, N, d).clone().requires_grad_(True)
-    H = limits.solve_ito_sde(wp.dWA_fine, wp.dWb_fine, xx, "softplus0", with_ito_term, row_cov=row_cov)
+    H = sde.solve_ito_sde(wp.dWA_fine, wp.dWb_fine, xx, "softplus0", with_ito_term, row_cov=row_cov)
     (grad,) = torch.autograd.grad(0.5 * ((H[-1] - y) ** 2).sum(), [xx])
     lim = fbsde.solve_fbsde(wp.dWA_fine, wp.dWb_fine, x, y, "softplus0", with_ito_term, row_cov=row_cov)
     torch.testing.assert_close(lim.h, H.detach(), rtol=0, atol=1e-13)
@@ -77,7 +77,7 @@ def test_neural_ode_adjoint_is_fourth_order():
         ts = fbsde.half_grid(n)
         lim = fbsde.ode_backprop("neural_ode", wp.limit_A.on_grid(ts), wp.limit_b.on_grid(ts), x, y, "tanh")
         xx = x.expand(P, N, d).clone().requires_grad_(True)
-        H = limits.solve_neural_ode(wp.limit_A, wp.limit_b, xx, "tanh", n_steps=n)
+        H = sde.solve_neural_ode(wp.limit_A, wp.limit_b, xx, "tanh", n_steps=n)
         (grad,) = torch.autograd.grad(0.5 * ((H[-1] - y) ** 2).sum(), [xx])
         errors.append(float((grad - lim.p[0]).abs().max()))
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
@@ -133,7 +133,7 @@ def test_ode_regimes_converge_at_the_predicted_rate(spec):
     spec = {**spec, "depths": ODE_DEPTHS, "n_paths": 4}
     errors, _ = fbsde.run_case(spec, 0, 3, 2)
     slopes = fbsde.fit_slopes(errors)
-    expected = fbsde.expected_slope(spec["case"], "adjoint_sup", spec["activation"], spec.get("beta", 0.0))
+    expected = fbsde.limit_rate(spec["case"], "adjoint_sup", spec["activation"], spec.get("beta", 0.0))
     assert expected == (-1.0 if spec["case"] == "neural_ode" else -spec["beta"])
     for quantity in ("adjoint_sup", "grad_A_rms", "grad_b_rms"):
         for statistic in ("rms", "median"):
@@ -156,13 +156,13 @@ def test_forward_backward_sde_converges_at_rate_one_half(diffusive, quantity):
     same weight path: slope −1/2, RMS and median over 100 paths."""
     _, slopes = diffusive
     for statistic in ("rms", "median"):
-        assert abs(_slope(slopes, quantity, statistic) - fbsde.limits.RATE_DIFFUSIVE) < TOL, statistic
+        assert abs(_slope(slopes, quantity, statistic) - limits.RATE_DIFFUSIVE) < TOL, statistic
 
 
 @pytest.mark.parametrize("quantity", ["adjoint_sup", "grad_A_rms", "grad_b_rms"])
 def test_without_the_ito_term_the_error_stays_of_order_one(diffusive, quantity):
     errors, slopes = diffusive
-    assert fbsde.expected_slope("diffusive", quantity, "softplus0", with_ito_term=False) == 0.0
+    assert fbsde.limit_rate("diffusive", quantity, "softplus0", with_ito_term=False) == 0.0
     assert abs(_slope(slopes, quantity, "rms", with_ito_term=False)) < TOL
     deepest = errors[(errors["quantity"] == quantity) & (errors["L"] == errors["L"].max())].set_index("with_ito_term")["error"]
     assert deepest[False] > 3 * deepest[True]
@@ -175,7 +175,7 @@ def test_gradients_are_continuous_although_the_weights_are_rough(diffusive):
     for statistic in ("rms", "median"):
         assert abs(_slope(slopes, "weight_roughness", statistic)) < TOL
         assert abs(_slope(slopes, "gradient_roughness", statistic) + 0.5) < TOL
-    assert fbsde.expected_slope("diffusive", "gradient_roughness", "softplus0") == -0.5
+    assert fbsde.limit_rate("diffusive", "gradient_roughness", "softplus0") == -0.5
 
 
 def test_same_config_gives_the_same_numbers():
@@ -267,7 +267,7 @@ def test_figures_are_written(standin, tmp_path):
     }
     conv = {k: tmp_path / f"{k}.csv" for k in ("errors", "slopes", "paths")}
     conv["field"] = tmp_path / "field.npz"
-    fbsde.write_convergence(cfg, conv, progress=False)
+    fbsde.write_adjoint_convergence(cfg, conv, progress=False)
     errors = pd.read_csv(conv["errors"])
     assert {"case", "L", "quantity", "error", "with_ito_term"} <= set(errors.columns)
     assert read_npz(conv["field"])[0]["network"].shape == (16, 2, 2)

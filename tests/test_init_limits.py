@@ -9,17 +9,15 @@ import torch
 from scipy import stats
 from scipy.stats import wasserstein_distance
 
+from problems import slope
 from resnet_scaling import init_limits as il
+from resnet_scaling.distances import bootstrap_wasserstein1
 from resnet_scaling import kernels as K
 from resnet_scaling.plots import init as figures
 
 SLOPE_TOL = 0.15  # docs/maths.md §7
 
 
-
-
-def _slope(x, y):
-    return il.loglog_slope(x, y)["slope"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -57,7 +55,7 @@ def test_wasserstein1_equals_scipy_and_bootstrap_resamples_pairs():
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(700, 3, generator=gen, dtype=torch.float64)
     b = 1.3 * torch.randn(700, 3, generator=gen, dtype=torch.float64) + 0.2
-    est, reps = il.wasserstein1(a, b, n_boot=1, seed=5, levels=10**6)
+    est, reps = bootstrap_wasserstein1(a, b, n_boot=1, seed=5, levels=10**6)
     ref = np.mean([wasserstein_distance(a[:, k], b[:, k]) for k in range(3)])
     assert est == pytest.approx(ref, rel=1e-12)
     counts = torch.bincount(torch.randint(0, 700, (700,), generator=torch.Generator().manual_seed(5)), minlength=700)
@@ -95,7 +93,7 @@ def test_shallow_law_converges_at_weak_order_one():
     w1, quantiles = il.diffusion_law_tables(cfg, seed=0)
     for quantity, g in w1.groupby("quantity"):
         g = g.sort_values("depth")
-        assert abs(_slope(g.depth, g.w1) + il.WEAK_ORDER) < SLOPE_TOL, quantity
+        assert abs(slope(g.depth, g.w1) + il.WEAK_ORDER) < SLOPE_TOL, quantity
         assert (g.ci_low <= g.w1).all() and (g.w1 <= g.ci_high).all()
     assert set(quantiles.scheme) == {"network", "reference"}
 
@@ -209,7 +207,7 @@ def test_smooth_weights_at_beta_one_converge_to_the_ode():
         errs["h"].append((rel_h[0] - ode_h).abs().mean().item())
         errs["g"].append((rel_g[0] - ode_g).abs().mean().item())
     for key, e in errs.items():
-        assert abs(_slope(depths, e) + 1.0) < SLOPE_TOL, (key, e)
+        assert abs(slope(depths, e) + 1.0) < SLOPE_TOL, (key, e)
 
 
 def test_relative_change_table_counts_explosions():
@@ -262,7 +260,7 @@ def test_kernel_ode_diagonal_is_the_relu_closed_form_and_the_recursion_converges
     closed = K.relu_diagonal(np.diag(K0), 1.3, 0.4, ts[:, None])
     assert np.abs(np.diagonal(ode, axis1=1, axis2=2) - closed).max() < 1e-9
     errs = [np.abs(K.kernel_recursion(K0, 1.3, 0.4, "relu", L, "scaled")[-1] - ode[-1]).max() for L in (16, 32, 64, 128)]
-    assert abs(_slope([16, 32, 64, 128], errs) + 1.0) < 0.05  # Euler: O(1/L)
+    assert abs(slope([16, 32, 64, 128], errs) + 1.0) < 0.05  # Euler: O(1/L)
 
 
 def test_row_sampler_has_the_law_of_explicit_weights():
@@ -280,7 +278,7 @@ def test_kernel_error_decays_like_inverse_square_root_width():
                time_points=4, bootstrap=50)
     errors, paths = K.kernel_width_table(cfg, seed=0)
     for entry, g in errors[errors.reference == "ode"].groupby("entry"):
-        assert abs(_slope(g.width, g.rms_error) - K.KERNEL_WIDTH_RATE) < SLOPE_TOL, entry
+        assert abs(slope(g.width, g.rms_error) - K.KERNEL_WIDTH_RATE) < SLOPE_TOL, entry
     top = paths[paths.width == 1024]
     assert ((top.ode >= top.ci_low) & (top.ode <= top.ci_high)).mean() >= 0.8
 

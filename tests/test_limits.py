@@ -15,8 +15,11 @@ import pytest
 import torch
 from scipy import stats
 
+from problems import slope
 from resnet_scaling import limits as lm
+from resnet_scaling import sde
 from resnet_scaling.activations import get_activation
+from resnet_scaling.distances import ks_min_pvalue
 from resnet_scaling.io import write_npz
 from resnet_scaling.resnet import ResNetEnsemble
 
@@ -24,10 +27,6 @@ TOL = 0.15
 DEPTHS = [16, 32, 64, 128, 256, 512, 1024]
 
 
-
-
-def _slope(L, err) -> float:
-    return stats.linregress(np.log(np.asarray(L, float)), np.log(np.asarray(err, float))).slope
 
 
 # ----------------------------------------------------------------------------------------
@@ -78,7 +77,7 @@ def test_synthetic_scalings():
 # ----------------------------------------------------------------------------------------
 def test_neural_ode_rate():
     rows = pd.DataFrame(lm.ode_convergence("neural_ode", DEPTHS, "tanh", n_paths=8, n_inputs=4))
-    assert abs(_slope(rows.L, rows.error) - lm.RATE_NEURAL_ODE) < TOL
+    assert abs(slope(rows.L, rows.error) - lm.RATE_NEURAL_ODE) < TOL
 
 
 @pytest.mark.parametrize("act,beta", [("softplus0", 0.25), ("softplus0", 0.5), ("tanh", 0.5)])
@@ -86,17 +85,17 @@ def test_linear_ode_rates(act, beta):
     rows = pd.DataFrame(lm.ode_convergence("linear_ode", DEPTHS, act, beta=beta, n_paths=8, n_inputs=4))
     expected = lm.rate_linear_ode(beta, get_activation(act).curvature_at_0)
     assert expected == (-beta if act == "softplus0" else -1.0)
-    assert abs(_slope(rows.L, rows.error) - expected) < TOL
+    assert abs(slope(rows.L, rows.error) - expected) < TOL
 
 
 def test_rk4_is_fourth_order():
     """The ODE solver itself: error of RK4 against a far finer RK4 falls like n^{-4}."""
     wp = lm.synthetic_weight_paths("neural_ode", 8, 4, 3, 0)
     x = lm.unit_inputs(3, 3, 0)
-    ref = lm.solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", 1024)[-1]
+    ref = sde.solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", 1024)[-1]
     ns = [16, 32, 64, 128]
-    errs = [(lm.solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", n)[-1] - ref).abs().max() for n in ns]
-    assert abs(_slope(ns, errs) + 4) < 0.3
+    errs = [(sde.solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", n)[-1] - ref).abs().max() for n in ns]
+    assert abs(slope(ns, errs) + 4) < 0.3
 
 
 def test_per_step_coefficients_and_linear_ode_exact():
@@ -106,12 +105,12 @@ def test_per_step_coefficients_and_linear_ode_exact():
     A = torch.randn(d, d, generator=gen, dtype=torch.float64) / d
     b = torch.randn(d, generator=gen, dtype=torch.float64)
     x = lm.unit_inputs(2, d, 0)
-    H = lm.solve_linear_ode(A, b, x, 64, gain=0.5)[-1, 0]
+    H = sde.solve_linear_ode(A, b, x, 64, gain=0.5)[-1, 0]
     # exact: H_1 = e^{gA} x + (e^{gA} − I) A^{-1} b for g = 1/2
     E = torch.linalg.matrix_exp(0.5 * A)
     exact = x @ E.T + ((E - torch.eye(d, dtype=torch.float64)) @ torch.linalg.solve(A, b))
     torch.testing.assert_close(H, exact, rtol=1e-9, atol=1e-10)
-    H2 = lm.solve_linear_ode(lm.PerStep(A.expand(64, d, d)), lm.PerStep(b.expand(64, d)), x, 64, gain=0.5)[-1, 0]
+    H2 = sde.solve_linear_ode(sde.PerStep(A.expand(64, d, d)), sde.PerStep(b.expand(64, d)), x, 64, gain=0.5)[-1, 0]
     torch.testing.assert_close(H, H2, rtol=1e-13, atol=1e-14)
 
 
@@ -126,14 +125,14 @@ def diffusive_rows() -> pd.DataFrame:
 @pytest.mark.parametrize("statistic", ["error", "error_median"])
 def test_diffusive_rate_with_ito_term(diffusive_rows, statistic):
     g = diffusive_rows[diffusive_rows.with_ito_term == True]  # noqa: E712
-    assert abs(_slope(g.L, g[statistic]) - lm.RATE_DIFFUSIVE) < TOL
+    assert abs(slope(g.L, g[statistic]) - lm.RATE_DIFFUSIVE) < TOL
 
 
 def test_diffusive_plateau_without_ito_term(diffusive_rows):
     g = diffusive_rows[diffusive_rows.with_ito_term == False].sort_values("L")  # noqa: E712
     w = diffusive_rows[diffusive_rows.with_ito_term == True].sort_values("L")  # noqa: E712
-    assert abs(_slope(g.L, g.error)) < TOL
-    assert abs(_slope(g.L, g.error_median)) < TOL
+    assert abs(slope(g.L, g.error)) < TOL
+    assert abs(slope(g.L, g.error_median)) < TOL
     # of order one: far above the error with the term at the largest depth
     assert g.error.iloc[-1] > 5 * w.error.iloc[-1]
 
@@ -146,7 +145,7 @@ def test_streamed_reference_equals_materialised():
     x = lm.unit_inputs(1, 3, 3)
     C = wp.law.row_cov(0.0)
     for flag in (True, False):
-        ref = lm.solve_ito_sde(wp.dWA_fine, wp.dWb_fine, x, "softplus0", flag, row_cov=C)
+        ref = sde.solve_ito_sde(wp.dWA_fine, wp.dWb_fine, x, "softplus0", flag, row_cov=C)
         for L in depths:
             h = lm.network_states(lm.block_sums(wp.dWA_fine, L), lm.block_sums(wp.dWb_fine, L), 1.0, "softplus0", x)
             e = (h - ref[:: refine * 8 // L]).norm(dim=-1).amax(0).flatten()
@@ -165,9 +164,9 @@ def test_realised_square_scheme_equals_network_to_first_order():
     for L in Ls:
         A, b = lm.block_sums(wp.dWA_fine, L), lm.block_sums(wp.dWb_fine, L)
         h = lm.network_states(A, b, 1.0, "softplus0", x)
-        H = lm.solve_ito_sde(A, b, x, "softplus0", True)
+        H = sde.solve_ito_sde(A, b, x, "softplus0", True)
         errs.append(float((h - H).norm(dim=-1).amax(0).pow(2).mean().sqrt()))
-    assert abs(_slope(Ls, errs) + 1) < TOL
+    assert abs(slope(Ls, errs) + 1) < TOL
 
 
 def test_ito_q_forms_agree():
@@ -178,11 +177,11 @@ def test_ito_q_forms_agree():
     C = F @ F.transpose(1, 2)
     u = torch.cat([h, torch.ones(P, 5, 1, dtype=torch.float64)], -1)
     direct = torch.einsum("pnj,ijk,pnk->pni", u, C, u)
-    torch.testing.assert_close(lm.ito_q(h, C), direct)
-    torch.testing.assert_close(lm.ito_q(h, C.expand(P, *C.shape)), direct)
+    torch.testing.assert_close(sde.ito_q(h, C), direct)
+    torch.testing.assert_close(sde.ito_q(h, C.expand(P, *C.shape)), direct)
     D = torch.diag_embed(torch.rand(d, d + 1, generator=gen, dtype=torch.float64))
-    assert lm.compact_row_cov(D).shape == (d, d + 1) and lm.compact_row_cov(C) is C
-    torch.testing.assert_close(lm.ito_q(h, lm.compact_row_cov(D)), lm.ito_q(h, D))
+    assert sde.compact_row_cov(D).shape == (d, d + 1) and sde.compact_row_cov(C) is C
+    torch.testing.assert_close(sde.ito_q(h, sde.compact_row_cov(D)), sde.ito_q(h, D))
 
 
 def test_solve_ito_sde_equals_torchsde_on_same_increments():
@@ -190,14 +189,14 @@ def test_solve_ito_sde_equals_torchsde_on_same_increments():
     law = lm.diffusive_law(d, 0, **lm.SYNTHETIC_DEFAULTS["diffusive"])
     dB = torch.randn(P, n, d * d + d, generator=torch.Generator().manual_seed(5), dtype=torch.float64) / math.sqrt(n)
     x = lm.unit_inputs(N, d, 0)
-    dWA, dWb = lm.gaussian_increments(law, dB, torch.linspace(0, 1, n + 1, dtype=torch.float64))
+    dWA, dWb = sde.gaussian_increments(law, dB, torch.linspace(0, 1, n + 1, dtype=torch.float64))
     for flag in (True, False):
-        ours = lm.solve_ito_sde(dWA, dWb, x, "softplus0", flag, row_cov=law.row_cov(0.0))
-        theirs = lm.torchsde_ito_solve(law, dB, x, "softplus0", flag, out_times=[0.0, 0.5, 1.0])
+        ours = sde.solve_ito_sde(dWA, dWb, x, "softplus0", flag, row_cov=law.row_cov(0.0))
+        theirs = sde.torchsde_ito_solve(law, dB, x, "softplus0", flag, out_times=[0.0, 0.5, 1.0])
         torch.testing.assert_close(ours[[0, n // 2, n]], theirs, rtol=1e-12, atol=1e-12)
 
 
-class _RecordingLaw(lm.GaussianWeightPathLaw):
+class _RecordingLaw(sde.GaussianWeightPathLaw):
     """A Gaussian law that remembers the increments it hands out."""
 
     def increments(self, t0, t1, n_paths, gen):
@@ -211,22 +210,22 @@ def test_generative_and_pathwise_solvers_take_the_same_steps():
     rec = _RecordingLaw(law.drift_A, law.drift_b, law.noise_A, law.noise_b)
     rec.seen = []
     x = lm.unit_inputs(2, 3, 0)
-    H = lm.sample_ito_sde(rec, x, "softplus0", 32, 5, seed=11)
+    H = sde.sample_ito_sde(rec, x, "softplus0", 32, 5, seed=11)
     dWA = torch.stack([a for a, _ in rec.seen], 1)
     dWb = torch.stack([b for _, b in rec.seen], 1)
-    torch.testing.assert_close(H, lm.solve_ito_sde(dWA, dWb, x, "softplus0", True, row_cov=law.row_cov(0.0)))
-    torch.testing.assert_close(H, lm.sample_ito_sde(law, x, "softplus0", 32, 5, seed=11))  # seeded
+    torch.testing.assert_close(H, sde.solve_ito_sde(dWA, dWb, x, "softplus0", True, row_cov=law.row_cov(0.0)))
+    torch.testing.assert_close(H, sde.sample_ito_sde(law, x, "softplus0", 32, 5, seed=11))  # seeded
 
 
 def test_generative_sde_has_the_exact_law():
     """d = 1, identity σ: dH = H dW^A with W^A = a t + s B is geometric Brownian motion,
     log H_1 ~ N(log x + a − s²/2, s²)."""
     a, s, n, P = 0.3, 0.8, 400, 4000
-    law = lm.GaussianWeightPathLaw(
+    law = sde.GaussianWeightPathLaw(
         lambda t: torch.tensor([[a]], dtype=torch.float64), lambda t: torch.zeros(1, dtype=torch.float64),
         torch.tensor([[s]], dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
     )
-    H = lm.sample_ito_sde(law, torch.ones(1, 1, dtype=torch.float64), "identity", n, P, seed=3, record_every=n)[-1]
+    H = sde.sample_ito_sde(law, torch.ones(1, 1, dtype=torch.float64), "identity", n, P, seed=3, record_every=n)[-1]
     logs = torch.log(H.flatten()).numpy()
     assert stats.kstest(logs, "norm", args=(a - s * s / 2, s)).pvalue > 1e-3
     # power: the Stratonovich answer (no −s²/2) is rejected
@@ -241,7 +240,7 @@ def test_relu_gaussian_moments():
     m = torch.tensor([-1.0, 0.0, 0.7], dtype=torch.float64)
     v = torch.tensor([0.5, 2.0, 0.1], dtype=torch.float64)
     z = m + v.sqrt() * torch.randn(400_000, 3, generator=gen, dtype=torch.float64)
-    e1, e2 = lm.relu_gaussian_moments(m, v)
+    e1, e2 = sde.relu_gaussian_moments(m, v)
     r = torch.relu(z)
     torch.testing.assert_close(e1, r.mean(0), rtol=0.01, atol=2e-3)
     torch.testing.assert_close(e2, r.pow(2).mean(0), rtol=0.01, atol=2e-3)
@@ -250,7 +249,7 @@ def test_relu_gaussian_moments():
 def test_moment_matched_increment_has_window_moments():
     """With all window layers, the increment's mean and covariance are L·mean·dt and L·cov·dt."""
     wp = lm.synthetic_weight_paths("generic", 64, 3, 2, 0)
-    mm = lm.MomentMatchedDiffusion(wp.A, wp.b, wp.delta, "relu", 0.2)
+    mm = sde.MomentMatchedDiffusion(wp.A, wp.b, wp.delta, "relu", 0.2)
     h = lm.unit_inputs(1, 2, 0).expand(20000, 1, 2).clone()
     t, dt = 0.4, 0.01
     inc = mm.increment(t, dt, h, torch.Generator().manual_seed(0))[:, 0]
@@ -275,10 +274,10 @@ def test_generic_diffusion_in_law():
         assert g.error.item() < 2.5 * floor, case
     wp = lm.synthetic_weight_paths("generic", 1, 1, 3, 0)
     x = lm.unit_inputs(1, 3, 0)
-    ref = lm.sample_diffusion(wp.law, x, 256, 3000, 1, record_every=256)[-1, :, 0]
-    wrong = lm.RandomSignReluLaw(wp.law.A_bar, wp.law.b_bar, 0.0, wp.law.s_delta, wp.law.tau_A, wp.law.tau_b)
-    bad = lm.sample_diffusion(wrong, x, 256, 800, 2, record_every=256)[-1, :, 0]
-    assert lm.ks_min_pvalue(bad, ref) < 1e-3
+    ref = sde.sample_diffusion(wp.law, x, 256, 3000, 1, record_every=256)[-1, :, 0]
+    wrong = sde.RandomSignReluLaw(wp.law.A_bar, wp.law.b_bar, 0.0, wp.law.s_delta, wp.law.tau_A, wp.law.tau_b)
+    bad = sde.sample_diffusion(wrong, x, 256, 800, 2, record_every=256)[-1, :, 0]
+    assert ks_min_pvalue(bad, ref) < 1e-3
 
 
 # ----------------------------------------------------------------------------------------
@@ -371,7 +370,7 @@ def test_fit_ode_standin(tmp_path, dataset):
     and the pathwise error with the network's own weights (N = L) falls with depth."""
     paths = [_standin(tmp_path, "ode", lm.synthetic_weight_paths("linear_ode", L, 2, 3, 0, beta=0.5), "tanh", "shared", 3)
              for L in (64, 256)]
-    out = lm.fit_experiment(paths, dataset, "ODE", FIT_CFG, beta=0.5, experiment="ode")
+    out = lm.fit_trained(paths, dataset, "ODE", FIT_CFG, beta=0.5, experiment="ode")
     s = out["summary"]
     assert s["limit"] == "linear_ode" and s["depths"] == [64, 256]
     assert s["relative_output_error"] < 0.05
@@ -388,7 +387,7 @@ def test_fit_sde_standin(tmp_path, dataset):
     larger O(L^{-1/2}) one (docs/maths.md §4(c)); the estimated diffusion has the law's trace."""
     paths = [_standin(tmp_path, "sde", lm.synthetic_weight_paths("diffusive", L, 3, 3, 0, n_fine=512), "softplus0", "none", 3)
              for L in (128, 512)]
-    out = lm.fit_experiment(paths, dataset, "SDE", FIT_CFG, experiment="sde")
+    out = lm.fit_trained(paths, dataset, "SDE", FIT_CFG, experiment="sde")
     assert out["summary"]["limit"] == "ito_sde"
     pw = out["pathwise"]
     full = pw[pw.measures == "taylor_remainder"].groupby(["depth", "form"]).error.mean()
@@ -435,7 +434,7 @@ def test_convergence_table_and_figure(tmp_path):
     cfg = {"depths": [16, 32, 64], "dim": 3, "ode": {"n_paths": 2, "n_inputs": 2, "linear": {"softplus0": [0.5]}},
            "diffusive": {"n_paths": 8, "max_depth": 32}, "generic": {"depths": [16, 32], "n_paths": 50,
            "reference_paths": 100, "reference_steps": 16, "steps": 8, "max_layers": 8}}
-    table, fits = lm.write_convergence(cfg, tmp_path / "c.csv", tmp_path / "f.csv", progress=False)
+    table, fits = lm.write_limit_convergence(cfg, tmp_path / "c.csv", tmp_path / "f.csv", progress=False)
     assert {"case", "L", "error", "with_ito_term"} <= set(pd.read_csv(tmp_path / "c.csv").columns)
     assert set(table.case) == {"neural_ode", "linear_ode", "diffusive", "generic_network", "generic_moment_matched", "generic_floor"}
     assert set(fits.expected) == {-1.0, -0.5, 0.0}
@@ -448,7 +447,7 @@ def test_mean_field_ode_of_rough_relu_weights_converges_at_rate_one_half():
     network approaches the deterministic mean-field ODE, whose field is the Gaussian average
     E relu(N(m, v)); the error of the network against the integrated exact field falls like L^{-1/2}.
     The window-mean estimate of that field from the network's own layers follows the network."""
-    from resnet_scaling.limits import MomentMatchedDiffusion, relu_gaussian_moments, solve_mean_field_ode
+    from resnet_scaling.sde import MomentMatchedDiffusion, relu_gaussian_moments, solve_mean_field_ode
 
     d, n = 4, 64
     gen = torch.Generator().manual_seed(3)

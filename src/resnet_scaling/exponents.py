@@ -135,6 +135,18 @@ def ols_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(slope), float(intercept), float(stderr)
 
 
+def loglog_fit(x, y, level: float = 0.95) -> dict:
+    """:func:`ols_fit` of log y on log x over the points where both are finite and positive:
+    ``slope``, its t-interval ``ci_low``, ``ci_high`` at ``level`` and standard error ``stderr``
+    (NaN when fewer than three points remain), and ``n``, the points used."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log(x[keep]), np.log(y[keep])
+    slope, _, stderr = ols_fit(lx, ly)
+    half = sps.t.ppf((1 + level) / 2, len(lx) - 2) * stderr if len(lx) > 2 else np.nan
+    return {"slope": slope, "ci_low": slope - half, "ci_high": slope + half, "stderr": stderr, "n": int(keep.sum())}
+
+
 @dataclass
 class SeedGrid:
     """The included networks of one experiment on a (depth, seed slot) grid, and the bootstrap

@@ -8,8 +8,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import torch  # noqa: E402
 
-from resnet_scaling.fbsde import write_convergence  # noqa: E402
+from resnet_scaling.fbsde import write_adjoint_convergence  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
-res = write_convergence(snakemake.params.cfg, dict(snakemake.output.items()))
+res = write_adjoint_convergence(snakemake.params.cfg, dict(snakemake.output.items()))
 logging.info("slopes (RMS over paths):\n%s", res.slopes[res.slopes["statistic"] == "rms"].to_string(index=False))

@@ -208,7 +208,7 @@ def gradient_field_figure(field: dict[str, np.ndarray], path: str | os.PathLike,
 
 
 def synthetic_figures(inputs: dict, outputs: dict, case: str) -> None:
-    """The three figures of the synthetic study from the files of ``fbsde.write_convergence``:
+    """The three figures of the synthetic study from the files of ``fbsde.write_adjoint_convergence``:
     ``inputs`` errors, slopes, paths (CSV), field (npz); ``outputs`` convergence, paths, field."""
     convergence_figure(read_table(inputs["errors"]), read_table(inputs["slopes"]), outputs["convergence"])
     adjoint_paths_figure(

@@ -1,0 +1,112 @@
+"""The ODE regimes as forward-backward systems (docs/maths.md §5, §4(a), (b)): RK4 forward
+(:mod:`resnet_scaling.sde.ode`) and RK4 backward on the same grid.
+
+- neural ODE:  ``dP/dt = −A_tᵀ(σ'(A_t H_t + b_t) ⊙ P_t) δ̄_t``,  ``P_1 = ∇ℓ(H_1)``
+- smooth β > 0: ``dP/dt = −δ̄ σ'(0) Ā_tᵀ P_t``
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..activations import Activation
+from ..sde.coefficients import Tabulated
+from ..sde.loop import integrate
+from ..sde.ode import solve_linear_ode, solve_neural_ode
+from ..sde.schemes import rk4_step
+from ..sde.tensors import DTYPE, as_activation, as_tensor
+from .backprop import LimitBackprop
+
+
+def half_grid(n_steps: int) -> torch.Tensor:
+    """Times j/(2n), j = 0..2n: the grid points and midpoints of n RK4 steps on [0, 1]."""
+    return torch.linspace(0.0, 1.0, 2 * n_steps + 1, dtype=DTYPE)
+
+
+def solve_adjoint_ode(vjp: Callable[[int, torch.Tensor], torch.Tensor], p1: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """RK4 backward from ``P_1 = p1`` for ``dP/dt = −J(t)ᵀ P`` on n uniform steps.
+
+    ``vjp(j, P)`` returns ``J(t_j)ᵀ P`` at the half-grid time t_j = j/(2n) (grid points even
+    j, midpoints odd j). Returns P at the n+1 grid times, (n+1, *p1.shape).
+    """
+    dt = 1.0 / n_steps
+
+    # backward in t is forward in s = 1 − t, where dP/ds = J(1 − s)ᵀ P: RK4 steps from t_{i+1} to t_i
+    def advance(i: int, p: torch.Tensor) -> torch.Tensor:
+        return rk4_step(vjp, 2 * i + 2, dt, p, t_half=2 * i + 1, t1=2 * i)
+
+    return integrate(advance, p1, n_steps, reverse=True)
+
+
+def _hermite_midpoints(h: torch.Tensor, f: torch.Tensor, dt: float) -> torch.Tensor:
+    """States at the step midpoints by cubic Hermite interpolation (O(dt⁴)), (n, …)."""
+    return 0.5 * (h[:-1] + h[1:]) + (dt / 8) * (f[:-1] - f[1:])
+
+
+def ode_backprop(
+    kind: str,
+    A_half,
+    b_half,
+    x,
+    target,
+    activation: str | Activation,
+    *,
+    delta_half=None,
+    loss_scale: float = 1.0,
+) -> LimitBackprop:
+    """Forward-backward solution of an ODE limit with coefficients tabulated on the half grid.
+
+    ``kind="neural_ode"``: ``dH/dt = δ̄_t σ(A_t H + b_t)``, ``dP/dt = −δ̄_t A_tᵀ(σ'(A_t H_t + b_t) ⊙ P)``;
+    ``kind="linear_ode"``: ``dH/dt = σ'(0)(Ā_t H + b̄_t)``, ``dP/dt = −σ'(0) Ā_tᵀ P`` (δ̄ = 1
+    absorbed in Ā, b̄). ``A_half`` (2n+1, P, d, d), ``b_half`` (2n+1, P, d) and ``delta_half``
+    (2n+1, P) (neural ODE; default 1) at :func:`half_grid` times. The forward pass is
+    :func:`resnet_scaling.sde.ode.solve_neural_ode` / :func:`resnet_scaling.sde.ode.solve_linear_ode` on the n-step grid.
+    """
+    act = as_activation(activation)
+    A_half, b_half = as_tensor(A_half), as_tensor(b_half)
+    n = (A_half.shape[0] - 1) // 2
+    ts_half, ts = half_grid(n), torch.linspace(0.0, 1.0, n + 1, dtype=DTYPE)
+    A_fn, b_fn = Tabulated(ts_half, A_half), Tabulated(ts_half, b_half)
+    if kind == "neural_ode":
+        d_half = torch.ones(A_half.shape[:2], dtype=DTYPE) if delta_half is None else as_tensor(delta_half)
+        H = solve_neural_ode(A_fn, b_fn, x, act, delta=Tabulated(ts_half, d_half), ts=ts)
+        scale = d_half.view(*d_half.shape, 1, 1)  # (2n+1, P, 1, 1)
+
+        def pre(j: int, h: torch.Tensor) -> torch.Tensor:
+            return torch.matmul(h, A_half[j].transpose(-1, -2)) + b_half[j].unsqueeze(-2)
+
+        def field(j: int, h: torch.Tensor) -> torch.Tensor:
+            return scale[j] * act.fn(pre(j, h))
+
+        def vjp_at(j: int, h: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            return scale[j] * torch.matmul(act.grad(pre(j, h)) * p, A_half[j])
+
+    elif kind == "linear_ode":
+        g = act.slope_at_0
+        H = solve_linear_ode(A_fn, b_fn, x, gain=g, ts=ts)
+
+        def field(j: int, h: torch.Tensor) -> torch.Tensor:
+            return g * (torch.matmul(h, A_half[j].transpose(-1, -2)) + b_half[j].unsqueeze(-2))
+
+        def vjp_at(j: int, h: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+            return g * torch.matmul(p, A_half[j])
+
+    else:
+        raise ValueError(f"unknown ODE kind {kind!r}; expected neural_ode or linear_ode")
+
+    f = torch.stack([field(2 * k, H[k]) for k in range(n + 1)])
+    H_mid = _hermite_midpoints(H, f, 1.0 / n)
+
+    def vjp(j: int, p: torch.Tensor) -> torch.Tensor:
+        return vjp_at(j, H[j // 2] if j % 2 == 0 else H_mid[j // 2], p)
+
+    y = as_tensor(target)
+    p1 = loss_scale * (H[-1] - y)
+    Pt = solve_adjoint_ode(vjp, p1, n)
+    if kind == "neural_ode":
+        slope = torch.stack([act.grad(pre(2 * k, H[k])) for k in range(n + 1)])
+    else:
+        slope = act.slope_at_0
+    return LimitBackprop(H, Pt, slope)

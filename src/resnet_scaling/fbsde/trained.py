@@ -1,0 +1,189 @@
+"""Trained networks against the limit systems of their kernel-smoothed weights (docs/maths.md §5),
+trained and at initialisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..io import read_npz
+from ..sde.tensors import as_tensor
+from ..smoothing import kernel_smooth
+from ..weights import TrainedWeights, effective_weights, from_training, included
+from .backprop import LimitBackprop, NetworkBackprop, network_backprop
+from .compare import compare, roughness, slope_columns
+from .ode import half_grid, ode_backprop
+from .paths import path_rows
+
+
+#: Limit systems fitted to a trained network (see :func:`trained_limit`).
+TRAINED_LIMITS = ("neural_ode", "linear_ode")
+
+
+def trained_limit(
+    kind: str, A, b, delta, activation: str, x, target, *, bandwidth: float, ref_factor: int = 1, loss_scale: float = 1.0
+) -> LimitBackprop:
+    """The limit system of S networks with weights A (S, L, d, d), b (S, L, d), δ (S, L).
+
+    ``neural_ode``: ``dH/dt = δ̂_t σ(Â_t H + b̂_t)`` with Â, b̂ the kernel-smoothed A_k, b_k and
+    δ̂ the kernel-smoothed L δ_k (docs/maths.md §4(a); for δ of one sign). ``linear_ode``:
+    ``dH/dt = σ'(0)(Ā_t H + b̄_t)`` with Ā, b̄ the kernel-smoothed L M_k, L m_k, the drifts of
+    the weight paths (docs/maths.md §4(b), trained networks). Solved with its adjoint on
+    ``ref_factor × L`` RK4 steps. The smoothing bandwidth is at least 1/L, so that every
+    window holds layers (:mod:`resnet_scaling.smoothing`).
+    """
+    A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
+    L = A.shape[1]
+    bandwidth = max(float(bandwidth), 1.0 / L)
+    ts = half_grid(ref_factor * L)
+    if kind == "neural_ode":
+        return ode_backprop(
+            kind, kernel_smooth(A, ts, bandwidth), kernel_smooth(b, ts, bandwidth), x, target, activation,
+            delta_half=kernel_smooth(L * delta, ts, bandwidth), loss_scale=loss_scale,
+        )
+    if kind == "linear_ode":
+        M, m = effective_weights(A, b, delta)
+        return ode_backprop(
+            kind, kernel_smooth(L * M, ts, bandwidth), kernel_smooth(L * m, ts, bandwidth), x, target, activation,
+            loss_scale=loss_scale,
+        )
+    raise ValueError(f"unknown trained limit {kind!r}; expected one of {TRAINED_LIMITS}")
+
+
+@dataclass
+class TrainedComparison:
+    """One (experiment, depth, state) compared with its limits: a tidy table and, for figures,
+    the network and limit backprops of the included seeds."""
+
+    table: pd.DataFrame
+    network: NetworkBackprop
+    limits: dict[str, LimitBackprop]
+    weights: np.ndarray  # M_k of the included seeds, (S', L, d, d)
+
+
+def compare_trained(
+    w: TrainedWeights,
+    x,
+    y,
+    *,
+    state: str,
+    kinds: Sequence[str] = TRAINED_LIMITS,
+    bandwidth: float = 0.1,
+    ref_factor: int = 1,
+) -> TrainedComparison | None:
+    """Adjoint and per-layer gradient errors of the networks of one training output against
+    each limit system of :func:`trained_limit`, and the :func:`roughness` of their effective
+    weights M_k and of their gradient fields ∂ℓ/∂M_k.
+
+    ``x``, ``y`` (N, d): inputs and targets; the loss is ½ Σ_n |h_L − y|² (proportional to the
+    training MSE). Networks that diverged or have non-finite weights are left out; None when
+    none is left. ``state`` labels the rows (``trained`` or ``init``).
+    """
+    keep = included(w)
+    if not keep.any():
+        return None
+    A, b, delta = w.A[keep], w.b[keep], w.delta[keep]
+    net = network_backprop(A, b, delta, w.activation, x, y)
+    M, _ = effective_weights(A, b, delta)
+    labels = {"experiment": w.experiment, "dataset": w.dataset, "activation": w.activation, "delta": w.delta_type, "depth": w.depth}
+    seeds = w.seeds[keep]
+    frames = []
+
+    def rows(limit: str, values: dict[str, np.ndarray]) -> None:
+        for quantity, v in values.items():
+            frames.append(pd.DataFrame({**labels, "seed": seeds, "state": state, "limit": limit, "quantity": quantity, "value": v}))
+
+    rows("network", {"weight_roughness": roughness(M), "gradient_roughness": roughness(net.grad_M.transpose(0, 1))})
+    lims = {}
+    for kind in kinds:
+        lims[kind] = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
+        rows(kind, compare(net, lims[kind]))
+    return TrainedComparison(pd.concat(frames, ignore_index=True), net, lims, M)
+
+
+def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:
+    """Log-log slopes in depth of the median over seeds of every (state, limit, quantity)."""
+    rows = []
+    keys = ["experiment", "state", "limit", "quantity"]
+    med = table[table["depth"] >= min_depth].groupby(keys + ["depth"], sort=False)["value"].median().reset_index()
+    for key, grp in med.groupby(keys, sort=False):
+        deepest = grp.loc[grp["depth"].idxmax()]
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                **slope_columns(grp["depth"], grp["value"]),
+                "depth_min": int(grp["depth"].min()),
+                "depth_max": int(deepest["depth"]),
+                "value_at_depth_max": float(deepest["value"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _states(arrays: dict, meta: dict) -> dict[str, TrainedWeights]:
+    """The trained networks and the same networks at initialisation (all finite ones kept)."""
+    out = {"trained": from_training(arrays, meta)}
+    if all(k in arrays for k in ("A_init", "b_init", "delta_init")):
+        S = arrays["A_init"].shape[0]
+        init = {**arrays, "A": arrays["A_init"], "b": arrays["b_init"], "delta": arrays["delta_init"], "status": np.full(S, "converged")}
+        out["init"] = from_training(init, meta)
+    return out
+
+
+def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, progress: bool = False) -> dict:
+    """Compare every depth of one experiment with its limit systems, trained and at init.
+
+    ``cfg``: ``n_inputs`` (test inputs used), ``limits`` (kinds of :data:`TRAINED_LIMITS`, the
+    first drawn in the figures), ``bandwidth``, ``ref_factor``, ``min_fit_depth``,
+    ``n_figure_inputs``. Returns the tidy ``table``, the ``slopes`` against depth, tidy
+    adjoint ``paths`` of the deepest network's first included seed (network and limits, a few
+    inputs) and its gradient ``field`` per state (weights M_k, network ∂ℓ/∂M_k, limit G)."""
+    data, _ = read_npz(dataset_path)
+    n = int(cfg.get("n_inputs", 32))
+    x, y = data["x_test"][:n], data["y_test"][:n]
+    kinds = list(cfg.get("limits", TRAINED_LIMITS))
+    n_fig = int(cfg.get("n_figure_inputs", 3))
+    tables, deepest = [], {}
+    loaded = [read_npz(p) for p in train_paths]
+    depth_max = max(int(a["A"].shape[1]) for a, _ in loaded)
+    for arrays, meta in tqdm(loaded, desc="fbsde trained", disable=not progress, mininterval=5.0):
+        for state, w in _states(arrays, meta).items():
+            res = compare_trained(
+                w, x, y, state=state, kinds=kinds, bandwidth=float(cfg.get("bandwidth", 0.1)), ref_factor=int(cfg.get("ref_factor", 1))
+            )
+            if res is None:
+                continue
+            tables.append(res.table)
+            if w.depth == depth_max:
+                deepest[state] = res
+    if not tables:
+        raise ValueError(f"no network with finite weights and an accepted status in {list(train_paths)}")
+    table = pd.concat(tables, ignore_index=True)
+    paths, field = [], {}
+    for state, res in deepest.items():
+        L = res.network.depth
+        paths.append(path_rows(res.network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}"))
+        for kind, lim in res.limits.items():
+            paths.append(
+                path_rows(lim.p, np.arange(lim.n_steps + 1) / lim.n_steps, 1, n_fig, state=state, source=kind, label=f"limit {kind}")
+            )
+        _, _, G, _ = res.limits[kinds[0]].on_layers(L)
+        field[f"{state}_weights"] = res.weights[0]
+        field[f"{state}_network"] = res.network.grad_M[:, 0].numpy()
+        field[f"{state}_limit"] = G[:, 0].numpy()
+    paths = pd.concat(paths, ignore_index=True)
+    # per input, the coordinate where the trained network's adjoint is largest
+    net = paths[(paths["source"] == "network") & (paths["state"] == paths["state"].iloc[0])]
+    coord = net.assign(size=net["value"].abs()).groupby("input")["size"].idxmax().map(net["coord"])
+    paths = paths[paths["coord"] == paths["input"].map(coord)]
+    return {
+        "table": table,
+        "slopes": trained_slopes(table, int(cfg.get("min_fit_depth", 0))),
+        "paths": paths,
+        "field": field,
+        "limit": kinds[0],
+    }

@@ -1,0 +1,54 @@
+"""Limits of the hidden state (docs/maths.md §4, rates in §7): networks on synthetic weights
+against their known limits, and limit equations fitted to trained networks.
+
+- :mod:`.network`: inputs and the hidden states of the discrete network;
+- :mod:`.synthetic`: synthetic weight paths with known limits;
+- :mod:`.convergence`: the convergence study and its predicted rates;
+- :mod:`.coefficients`: kernel estimates of drift and covariance of trained weights;
+- :mod:`.regime`: which limit an experiment gets; :mod:`.pathwise`: limits driven by the
+  network's own weights; :mod:`.trained`: the fits of trained networks;
+- :mod:`.note`, :mod:`.writers`: the note and the rule outputs.
+
+The solvers are in :mod:`resnet_scaling.sde`.
+"""
+
+from .coefficients import CoefficientEstimate, KernelWeightPathLaw, coefficient_agreement, estimate_coefficients
+from .convergence import (
+    RATE_DIFFUSIVE,
+    RATE_NEURAL_ODE,
+    convergence_fits,
+    convergence_table,
+    diffusive_convergence,
+    fit_min_depth,
+    generic_convergence,
+    ode_convergence,
+    predicted_slope,
+    rate_linear_ode,
+)
+from .network import network_states, unit_inputs
+from .note import limits_note
+from .pathwise import block_edges, pathwise_limit
+from .regime import LIMITS, choose_limit, estimate_beta, normalise_regime, read_beta, read_regime
+from .synthetic import (
+    CASES,
+    SYNTHETIC_DEFAULTS,
+    SmoothPath,
+    WeightPaths,
+    block_sums,
+    diffusive_law,
+    fine_increment_chunks,
+    synthetic_weight_paths,
+)
+from .trained import PATHWISE_COLUMNS, TrainedFit, fit_trained, fit_trained_depth, summarise_fit
+from .writers import write_fit, write_limit_convergence, write_note
+
+__all__ = [
+    "CASES", "LIMITS", "PATHWISE_COLUMNS", "RATE_DIFFUSIVE", "RATE_NEURAL_ODE", "SYNTHETIC_DEFAULTS",
+    "CoefficientEstimate", "KernelWeightPathLaw", "SmoothPath", "TrainedFit", "WeightPaths", "block_edges",
+    "block_sums", "choose_limit", "coefficient_agreement", "convergence_fits", "convergence_table",
+    "diffusive_convergence", "diffusive_law", "estimate_beta", "estimate_coefficients", "fine_increment_chunks",
+    "fit_min_depth", "fit_trained", "fit_trained_depth", "generic_convergence", "limits_note", "network_states",
+    "normalise_regime", "ode_convergence", "pathwise_limit", "predicted_slope", "rate_linear_ode", "read_beta",
+    "read_regime", "summarise_fit", "synthetic_weight_paths", "unit_inputs", "write_fit", "write_limit_convergence",
+    "write_note",
+]

@@ -1,0 +1,102 @@
+"""The note of the limits stage: solver rates and how close each fitted limit is to its
+trained networks, every number read from the rule outputs."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def _is_close(row: dict, threshold: float) -> bool:
+    """A deterministic limit is close when its outputs are within ``threshold`` (relative)
+    of every network's; a stochastic one when, input by input, its mean is within the
+    threshold or two standard errors of the networks' mean and its spread within a factor 2
+    of theirs; both need a test-loss ratio within a factor 2."""
+    ratio = row["test_loss_limit"] / row["test_loss_network"] if row["test_loss_network"] > 0 else float("nan")
+    loss_ok = 0.5 < ratio < 2.0
+    if row["stochastic"]:
+        mean_ok = row["relative_mean_error"] < max(threshold, 2 * row["relative_mean_error_se"])
+        spread_ok = not np.isfinite(row["spread_ratio"]) or 0.5 < row["spread_ratio"] < 2.0
+        return bool(loss_ok and mean_ok and spread_ok)
+    return bool(loss_ok and row["relative_output_error"] < threshold)
+
+
+def _pct(v: float) -> str:
+    """A relative error as a percentage with two significant digits (0.034 % rather than 0.0 %)."""
+    return f"{100 * v:.2g} %"
+
+
+def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_threshold: float = 0.1) -> str:
+    """A short Markdown note: how close each fitted limit is to its trained networks, and why
+    not where it is not. Every number is read from the summaries (rule outputs)."""
+    lines = ["# Fitted limits of the trained networks", ""]
+    if convergence_fits is not None and len(convergence_fits):
+        lines += ["## Solvers against known rates (synthetic weights, docs/maths.md §4)", "",
+                  "| case | activation | β | Itô term | slope (RMS) | 95 % interval | expected |", "|---|---|---|---|---|---|---|"]
+        for r in convergence_fits[convergence_fits.statistic == "error"].itertuples():
+            ito = "" if r.case != "diffusive" else ("with" if str(r.with_ito_term) == "True" else "without")
+            lines.append(f"| {r.case} | {r.activation} | {r.beta:g} | {ito} | {r.slope:+.2f} | "
+                         f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}] | {r.expected:+.2f} |")
+        lines.append("")
+    lines += ["## Trained networks", "",
+              f"A deterministic limit counts as close when its outputs are within {close_threshold:.0%} (relative to the size "
+              "of the change h_L − x) of every network's; a stochastic one when, input by input, its mean is within that "
+              "or two standard errors of the networks' mean over seeds and its spread within a factor 2 of theirs; both "
+              "also need the test loss within a factor 2.", ""]
+    for s in summaries:
+        ratio = s["test_loss_limit"] / s["test_loss_network"] if s["test_loss_network"] > 0 else float("nan")
+        close = _is_close(s, close_threshold)
+        lines.append(f"### {s['experiment']}")
+        lines.append("")
+        lines.append(
+            f"Regime from the scaling stage: **{s['regime']}**; fitted limit: **{s['limit']}** "
+            f"({s['activation']}, δ {s['delta']}, β used {s['beta']:.2f}); depths {', '.join(map(str, s['depths']))}, "
+            f"{s['n_seeds']} seeds."
+        )
+        lines.append("")
+        verdict = "close to" if close else "not close to"
+        if s["stochastic"]:
+            body = (f"mean over draws {_pct(s['relative_mean_error'])} from the networks' mean (standard error "
+                    f"{_pct(s['relative_mean_error_se'])}), spread {s['limit_spread']:.3g} against {s['network_spread']:.3g} "
+                    f"across seeds (ratio {s['spread_ratio']:.2f})")
+        else:
+            body = f"output error {_pct(s['relative_output_error'])} of the size of the output change"
+        lines.append(
+            f"At depth {s['depth']} the generative limit ({s['variant']}) is **{verdict}** the networks: {body}; "
+            f"Wasserstein-1 {s['output_w1']:.3g}; test loss {s['test_loss_limit']:.3g} against "
+            f"{s['test_loss_network']:.3g} (ratio {ratio:.2f})."
+        )
+        if "test_loss_trend_only" in s:
+            lines.append(f"With the noise switched off (trend of the weights only) the test loss is {s['test_loss_trend_only']:.3g}.")
+        if s["limit"] == "moment_matched":
+            lines.append(
+                "The moment-matched diffusion is compared in law only (docs/maths.md §4(d)): "
+                + ("ReLU is not C² at 0, so neither the ODE nor the Itô SDE of §4(b)–(c) applies; "
+                   if s["activation"] == "relu" else f"the regime is {s['regime']}, so the fit is descriptive; ")
+                + "its window drift also carries the estimation noise of L·δ_k σ(z_k), which fluctuates like √L."
+            )
+        if s.get("mean_field_relative_error_by_depth"):
+            def by_depth(key, fmt):
+                return ", ".join(f"L = {k}: {fmt(v)}" for k, v in s[key].items())
+            lines.append(
+                "Mean-field ODE of docs/maths.md §4(e) (each network's window-mean field, integrated without "
+                "noise), relative output error against the network: "
+                + by_depth("mean_field_relative_error_by_depth", _pct)
+                + "; spread of the networks over seeds: " + by_depth("network_spread_by_depth", lambda v: f"{v:.3g}")
+                + "; spread of the fitted diffusion: " + by_depth("diffusion_spread_by_depth", lambda v: f"{v:.3g}")
+                + ". An ODE with rough weights shows a small mean-field error that falls with L, a seed spread "
+                "that shrinks and a vanishing fitted diffusion."
+            )
+        if s.get("pathwise_relative_error"):
+            pr = ", ".join(f"N = {k}: {_pct(v)}" for k, v in s["pathwise_relative_error"].items())
+            lines.append(
+                f"Pathwise, driven by the network's own weights coarsened to N steps (relative sup error): {pr}. "
+                "At N = L this measures the Taylor remainder of the scheme, not the distance to the limit."
+            )
+        agr = s.get("agreement_shallowest", {})
+        if agr:
+            txt = ", ".join(f"{k} {v:.0%}" for k, v in agr.items())
+            lines.append(f"Estimated coefficients of the shallowest fitted depth against the deepest (relative difference): {txt}.")
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""Which limit to fit to a trained experiment: its regime and β from the scaling stage
+(docs/maths.md §3, §4)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..activations import get_activation
+from ..exponents import loglog_fit
+
+
+LIMITS = ("neural_ode", "linear_ode", "ito_sde", "moment_matched")
+
+
+def normalise_regime(regime: str) -> str:
+    """'ODE', 'SDE', 'ODE (rough weights)', 'neither' or 'undetermined' from the scaling stage's label."""
+    r = str(regime).strip().lower()
+    if r == "ode (rough weights)":
+        return "ODE (rough weights)"
+    if r in ("ode", "smooth", "h1"):
+        return "ODE"
+    if r in ("sde", "diffusive", "h2"):
+        return "SDE"
+    return "neither" if r == "neither" else "undetermined"
+
+
+def choose_limit(regime: str, activation: str, delta_type: str, beta: float, beta_min: float = 0.1) -> str:
+    """The limit equation to fit for a regime (docs/maths.md §3, §4).
+
+    - ODE, smooth σ with σ(0) = 0 and β > ``beta_min``: the linear ODE of §4(b);
+      otherwise (β ≈ 0, or ReLU: positively homogeneous) the nonlinear ODE
+      ``dH/dt = δ̄ σ(A_t H + b_t)`` of §4(a)/(b).
+    - SDE with σ C² at 0 and δ constant per network (none, fixed, shared): the Itô SDE of §4(c).
+    - otherwise (ReLU, per-layer δ, neither, undetermined): the moment-matched diffusion of
+      §4(d), compared in law only — descriptive where the regime is ``neither``.
+    """
+    act = get_activation(activation)
+    regime = normalise_regime(regime)
+    if regime == "ODE":
+        linear_ok = act.smooth and act.value_at_0 == 0.0 and np.isfinite(beta) and beta > beta_min
+        return "linear_ode" if linear_ok else "neural_ode"
+    if regime == "SDE" and act.smooth and act.value_at_0 == 0.0 and delta_type in ("none", "fixed", "shared"):
+        return "ito_sde"
+    return "moment_matched"
+
+
+def read_regime(regimes_csv, experiment: str) -> str:
+    """The regime the scaling stage found for an experiment (``regimes.csv``: experiment, regime)."""
+    from ..tables import read_regimes
+
+    table = read_regimes(regimes_csv, [experiment])
+    row = table[table["experiment"] == experiment]
+    if row.empty:
+        raise ValueError(f"{regimes_csv}: no regime for experiment {experiment!r}")
+    return normalise_regime(row["regime"].iloc[0])
+
+
+def read_beta(exponents_csv, experiment: str, statistic: str = "rms_norm") -> float:
+    """β = the exponent of the layer norms of A (``exponents.csv``: experiment, quantity,
+    statistic, exponent); NaN when the table has no such row."""
+    from ..tables import read_exponents
+
+    table = read_exponents(exponents_csv)
+    row = table[(table.experiment == experiment) & (table.quantity == "A") & (table.statistic == statistic)]
+    return float(row["exponent"].iloc[0]) if len(row) else float("nan")
+
+
+def estimate_beta(weights: Sequence) -> float:
+    """β from the RMS layer norm of A across the given depths (−OLS slope in log L); NaN for one depth."""
+    if len(weights) < 2:
+        return float("nan")
+    L = np.array([w.depth for w in weights], float)
+    rms = np.array([np.sqrt(np.mean(np.sum(w.A[np.asarray(w.finite, bool)] ** 2, axis=(-1, -2)))) for w in weights])
+    return float(-loglog_fit(L, rms)["slope"])
