@@ -25,9 +25,12 @@ include: "workflow/rules/limits.smk"
 include: "workflow/rules/fbsde.smk"
 include: "workflow/rules/init_limits.smk"
 include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/cifar.smk"
+include: "workflow/rules/regimes.smk"
 
 
 rule all:
     default_target: True
     input:
         final_outputs,
+        CIFAR_OUTPUTS if CONV_EXPERIMENTS else [],

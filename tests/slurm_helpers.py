@@ -133,8 +133,10 @@ def _pairs(text: str) -> dict[str, str]:
 #: Rules up to the checkpoint `scaling_exponents`: a dry run of a fresh directory plans
 #: only these; what follows depends on which experiments have usable networks.
 UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_statistics", "scaling_exponents"}
-#: Rules outside the smoke DAG: they run only where the committed paper-scale gallery is.
-NOT_IN_SMOKE = {"notebook_paper_scale"}
+#: Rules outside the smoke DAG: the paper-scale notebook (it runs only where the committed
+#: gallery is) and the convolutional stage (the smoke config has no conv_experiments).
+NOT_IN_SMOKE = {"notebook_paper_scale", "cifar_train", "cifar_extract", "cifar_statistics", "cifar_exponents",
+                "cifar_figure"}
 
 
 def rules_after_checkpoint() -> list[str]:

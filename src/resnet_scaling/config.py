@@ -43,17 +43,25 @@ def check_config(config: dict) -> None:
     """
     datasets = config["datasets"]
     for name, spec in datasets.items():
-        if spec["kind"] == "mnist":
+        if spec["kind"] in ("mnist", "cifar10"):
+            label = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[spec["kind"]]
             if "path" not in spec:
-                raise ConfigError(f"datasets.{name}.path is required for kind 'mnist'")
-            if not Path(spec["path"]).is_dir():
-                raise ConfigError(f"datasets.{name}.path: MNIST folder {spec['path']!r} does not exist")
+                raise ConfigError(f"datasets.{name}.path is required for kind {spec['kind']!r}")
+            if spec.get("download"):
+                if not spec.get("urls"):
+                    raise ConfigError(f"datasets.{name}.urls: download is true but no archive is given")
+            elif not Path(spec["path"]).is_dir():
+                raise ConfigError(
+                    f"datasets.{name}.path: {label} folder {spec['path']!r} does not exist "
+                    "(put the files there, or set download: true to fetch the archives of urls)"
+                )
         if spec["kind"] == "digits" and spec["n_train"] + spec["n_test"] > 1797:
             raise ConfigError(
                 f"datasets.{name}: n_train + n_test = {spec['n_train'] + spec['n_test']} exceeds "
                 "the 1797 scikit-learn digits"
             )
     enabled = [n for n, e in config["experiments"].items() if e.get("enabled", True)]
+    enabled += [n for n, e in (config.get("conv_experiments") or {}).items() if e.get("enabled", True)]
     if not enabled:
         raise ConfigError("experiments: no experiment is enabled")
     for name, exp in config["experiments"].items():
@@ -62,6 +70,8 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 f"{where}.dataset: {exp['dataset']!r} is not one of the datasets {sorted(datasets)}"
             )
+        if datasets[exp["dataset"]]["kind"] == "cifar10":
+            raise ConfigError(f"{where}.dataset: {exp['dataset']!r} holds images; it serves conv_experiments only")
         depths = exp["depths"]
         if isinstance(depths, dict) and depths["min"] > depths["max"]:
             raise ConfigError(f"{where}.depths: min {depths['min']} is larger than max {depths['max']}")
@@ -69,6 +79,11 @@ def check_config(config: dict) -> None:
         if len(grid) < MIN_FIT_DEPTHS:
             raise ConfigError(
                 f"{where}.depths: the grid {grid} has {len(grid)} depth(s); an exponent needs at least {MIN_FIT_DEPTHS}"
+            )
+        if exp.get("block", "one-matrix") != "one-matrix":
+            raise ConfigError(
+                f"{where}.block: {exp['block']!r} networks are trained by the regimes study only "
+                "(the scaling stage reads the one-matrix block h + δ σ(A h + b))"
             )
         n_train, batch = datasets[exp["dataset"]]["n_train"], exp.get("batch_size", 32)
         if batch > n_train:
@@ -78,6 +93,19 @@ def check_config(config: dict) -> None:
                 raise ConfigError(
                     f"{where}.batch_size: {batch} must divide n_train = {n_train} for shuffle 'original-defect'"
                 )
+    for name, exp in (config.get("conv_experiments") or {}).items():
+        where = f"conv_experiments.{name}"
+        spec = datasets.get(exp["dataset"])
+        if spec is None or spec["kind"] != "cifar10":
+            cifar = sorted(n for n, d in datasets.items() if d["kind"] == "cifar10")
+            raise ConfigError(f"{where}.dataset: {exp['dataset']!r} is not a dataset of kind cifar10 ({cifar})")
+        if len(set(exp["depths"])) < MIN_FIT_DEPTHS:
+            raise ConfigError(f"{where}.depths: {exp['depths']} has fewer than {MIN_FIT_DEPTHS} depths")
+        if exp.get("batch_size", 128) > spec["n_train"]:
+            raise ConfigError(f"{where}.batch_size: {exp.get('batch_size', 128)} is larger than n_train = {spec['n_train']}")
+        fit_min = exp.get("fit_min_depth", 8)
+        if sum(d >= fit_min for d in set(exp["depths"])) < MIN_FIT_DEPTHS:
+            raise ConfigError(f"{where}.fit_min_depth: {fit_min} leaves fewer than {MIN_FIT_DEPTHS} depths to fit")
     check_selections(with_schema_defaults(copy.deepcopy(config)))
 
 
@@ -172,6 +200,12 @@ def with_schema_defaults(config: dict, schema: dict | None = None) -> dict:
 def experiment_defaults(schema: dict | None = None) -> dict:
     """The default of every optional key of an experiment, from the schema."""
     properties = (schema or load_schema())["properties"]["experiments"]["additionalProperties"]["properties"]
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
+def conv_experiment_defaults(schema: dict | None = None) -> dict:
+    """The default of every optional key of a convolutional experiment, from the schema."""
+    properties = (schema or load_schema())["properties"]["conv_experiments"]["additionalProperties"]["properties"]
     return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
 
 

@@ -1,13 +1,16 @@
-"""Datasets of docs/maths.md §2: the synthetic ODE-generated data and the MNIST-like embedding.
+"""Datasets of docs/maths.md §2: the synthetic ODE-generated data, the MNIST-like embedding
+and the CIFAR-10 images of the convolutional experiment (docs/references.md).
 
-Every dataset is a dict of float arrays ``x_train, y_train, x_test, y_test`` with one
-sample per row, generated deterministically from a seed.
+Every dataset is a dict of arrays ``x_train, y_train, x_test, y_test`` with one sample per
+row, generated deterministically from a seed: floats for the fully connected networks,
+the raw uint8 images (N, 3, 32, 32) and integer labels for CIFAR-10.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
+import pickle
 import struct
 from pathlib import Path
 
@@ -163,13 +166,95 @@ def make_mnist(path: str | Path, n_train: int, n_test: int, seed: int = 0) -> Da
             "x_test": test["x_train"], "y_test": test["y_train"]}
 
 
+CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_FILE = "test_batch"
+#: The folder the official python archive unpacks to; accepted inside ``path`` too.
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_SHAPE = (3, 32, 32)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds (dicts, lists, bytes, NumPy arrays)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch: images (N, 3, 32, 32) uint8 and labels (N,); one clear
+    error naming the file when it is missing, truncated or not a batch."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            batch = _ArrayUnpickler(fh, encoding="bytes").load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"CIFAR-10 file not found: {path}") from None
+    except Exception as exc:  # EOF, unpickling, memory errors all mean a damaged file
+        raise ValueError(f"corrupt CIFAR-10 file {path} (truncated or not a python batch: {exc})") from exc
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError(f"corrupt CIFAR-10 file {path}: not a dict with b'data' and b'labels'")
+    images = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    size = int(np.prod(CIFAR_SHAPE))
+    if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != size or len(images) != len(labels):
+        raise ValueError(
+            f"corrupt CIFAR-10 file {path}: data {images.dtype} {images.shape} and {len(labels)} labels, "
+            f"expected uint8 (N, {size}) with N labels"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= N_CLASSES):
+        raise ValueError(f"corrupt CIFAR-10 file {path}: labels outside 0..{N_CLASSES - 1}")
+    return images.reshape(-1, *CIFAR_SHAPE), labels
+
+
+def cifar_folder(path: str | Path) -> Path:
+    """The folder holding the batch files: ``path`` itself or its ``cifar-10-batches-py``."""
+    directory = Path(path)
+    nested = directory / CIFAR_FOLDER
+    return nested if (nested / CIFAR_TEST_FILE).exists() and not (directory / CIFAR_TEST_FILE).exists() else directory
+
+
+def _subset(images: np.ndarray, labels: np.ndarray, n: int, seed: int, name: str):
+    if len(images) < n:
+        raise ValueError(f"CIFAR-10 {name} split has {len(images)} images, fewer than the {n} asked for")
+    if n == len(images):
+        return images, labels
+    idx = np.sort(np.random.default_rng(stable_seed("cifar10", name, "subset", seed)).permutation(len(images))[:n])
+    return images[idx], labels[idx]
+
+
+def make_cifar10(path: str | Path, n_train: int, n_test: int, seed: int = 0) -> Dataset:
+    """CIFAR-10 from the python batch files in ``path``: uint8 images and int64 labels, a
+    seeded subset when fewer than all images are asked for."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"CIFAR-10 directory not found: {directory}")
+    folder = cifar_folder(directory)
+    train = [read_cifar_batch(folder / name) for name in CIFAR_TRAIN_FILES]
+    x_train, y_train = _subset(np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train]),
+                               n_train, seed, "train")
+    x_test, y_test = _subset(*read_cifar_batch(folder / CIFAR_TEST_FILE), n_test, seed, "test")
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
 def make_dataset(spec: dict, seed: int = 0) -> Dataset:
-    """Build the dataset described by one ``datasets:`` entry of the config."""
+    """Build the dataset described by one ``datasets:`` entry of the config (fetching its
+    archives first when the entry asks for it with ``download: true``)."""
     kind = spec["kind"]
+    if spec.get("download") and kind in ("mnist", "cifar10"):
+        from .fetch import fetch_dataset
+
+        fetch_dataset(spec)
     if kind == "synthetic":
         return make_synthetic(spec["n_train"], spec["n_test"], spec.get("dim", 10), seed)
     if kind == "digits":
         return make_digits(spec["n_train"], spec["n_test"], seed)
     if kind == "mnist":
         return make_mnist(spec["path"], spec["n_train"], spec["n_test"], seed)
-    raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, digits or mnist")
+    if kind == "cifar10":
+        return make_cifar10(spec["path"], spec["n_train"], spec["n_test"], seed)
+    raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, digits, mnist or cifar10")

@@ -23,6 +23,7 @@ os.environ.update(
 
 from resnet_scaling.config import (  # noqa: E402
     ConfigError,
+    conv_experiment_defaults,
     analysis_selections,
     check_config,
     depth_grid,
@@ -134,7 +135,10 @@ def fbsde_experiment_outputs(exps):
 
 
 def final_outputs(wildcards):
-    """Everything the default target builds, stage by stage."""
+    """Everything the default target builds after the scaling checkpoint, stage by stage
+    (nothing for a config of convolutional experiments only)."""
+    if not EXPERIMENTS:
+        return []
     exps = analysed_experiments()
     return [
         *[train_output(e, d) for e in EXPERIMENTS for d in depths_of(e)],
@@ -146,10 +150,107 @@ def final_outputs(wildcards):
         *fbsde_experiment_outputs(exps),
         *INIT_LIMITS_OUTPUTS,
         *NOTEBOOK_OUTPUTS,
+        *(REGIMES_OUTPUTS if config["regimes"]["enabled"] else []),
     ]
 
 
+# -- the training-side phase diagram (workflow/rules/regimes.smk) ---------------------------
+
+
+def regimes_cells():
+    """Name -> labels and experiment config of every cell of the phase diagram (checked here)."""
+    from resnet_scaling.exponents import FitSettings
+    from resnet_scaling.phase_diagram import cells, check_spec
+
+    check_spec(config["regimes"], FitSettings.from_config(config["scaling"]))
+    return cells(config["regimes"])
+
+
+def regimes_anchor_experiments():
+    """Name -> experiment config of the Marion et al. anchor, one per initialisation profile."""
+    from resnet_scaling.phase_diagram import anchor_experiments
+
+    return anchor_experiments(config["regimes"])
+
+
+def regimes_experiment(wildcards):
+    """The experiment config of a cell or an anchor experiment."""
+    if wildcards.cell in REGIMES_ANCHORS:
+        return REGIMES_ANCHORS[wildcards.cell]
+    return REGIMES_CELLS[wildcards.cell]["experiment"]
+
+
+def regimes_dataset(wildcards):
+    """The dataset spec a cell (or the anchor) trains on."""
+    if wildcards.cell in REGIMES_ANCHORS:
+        return config["regimes"]["anchor"]["dataset"]
+    return config["regimes"]["dataset"]
+
+
+def _regimes_layer_floats(wildcards):
+    exp, data = regimes_experiment(wildcards), regimes_dataset(wildcards)
+    width = max(data.get("dim", 10), exp.get("hidden_width") or 0)
+    depth = max(exp["depths"])
+    batch = min(exp.get("batch_size", 32), data["n_train"])
+    return 3 * (depth + 1) * exp["seeds"] * batch * width
+
+
+def regimes_train_mem_mb(wildcards, attempt):
+    """The deepest network's trajectories and work tensors dominate."""
+    return int(1000 + _regimes_layer_floats(wildcards) * 8 / 1e6 * attempt)
+
+
+def regimes_train_runtime(wildcards, attempt):
+    """Minutes; a generous linear model in the summed depths, doubled on every retry."""
+    exp = regimes_experiment(wildcards)
+    return int(10 + exp.get("max_epochs", 200) * sum(exp["depths"]) / 400 * attempt)
+
+
+# -- the convolutional (CIFAR-10) experiments (workflow/rules/cifar.smk) --------------------
+
+CONV_EXPERIMENTS = [
+    name
+    for name, exp in (config.get("conv_experiments") or {}).items()
+    if exp.get("enabled", True)
+]
+
+
+CONV_DEFAULTS = conv_experiment_defaults()
+
+
+def conv_experiment(cexp):
+    """The config dict of one convolutional experiment, every default filled in."""
+    return {**CONV_DEFAULTS, **config["conv_experiments"][cexp]}
+
+
+def conv_dataset(wildcards):
+    return f"results/data/{conv_experiment(wildcards.cexp)['dataset']}.npz"
+
+
+def cifar_train_mem_mb(wildcards, attempt):
+    """The images of the dataset (uint8, with a float copy of a batch) and the network's
+    parameters with their momentum buffers, finished seeds and checkpoints in host memory.
+    """
+    exp = conv_experiment(wildcards.cexp)
+    n = config["datasets"][exp["dataset"]]["n_train"]
+    params = 1.2e6 * (exp["width"] / 64) ** 2 * int(wildcards.depth)
+    return int(
+        (2000 + n * 3072 * 3 / 1e6 + params * 4 * (exp["seeds"] + 4) / 1e6) * attempt
+    )
+
+
+def cifar_train_runtime(wildcards, attempt):
+    """Minutes: every block costs about the same (channels double as the image area quarters);
+    a generous 0.5 s per block, epoch and 50,000 images at width 64 on one GPU, doubled on a retry.
+    """
+    exp = conv_experiment(wildcards.cexp)
+    n = config["datasets"][exp["dataset"]]["n_train"]
+    per_epoch = 0.5 * int(wildcards.depth) * (n / 50000) * (exp["width"] / 64) ** 2
+    return int(10 + exp["seeds"] * exp["epochs"] * per_epoch / 60 * attempt)
+
+
 wildcard_constraints:
+    cexp="|".join(CONV_EXPERIMENTS) if CONV_EXPERIMENTS else "(?!)",
     exp="|".join(EXPERIMENTS) if EXPERIMENTS else "(?!)",
     depth=r"\d+",
     dataset="|".join(config["datasets"]),
