@@ -1,13 +1,14 @@
 # The two commands of the README. Both bootstrap .venv on a fresh machine.
 #   make run   - the whole workflow on the embedded default config (config/config.yaml)
 #   make test  - the test suite
+#   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8)
 PYTHON ?= python3
 SHELL := bash
 .SHELLFLAGS := -o pipefail -ec
 VENV := .venv
 CORES ?= all
 
-.PHONY: run test
+.PHONY: run test phase-diagram
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(VENV)/bin/snakemake --cores 1 --configfile config/config.yaml --report report.html
+
+# The opt-in training-side phase diagram (README: "Which training choices give which regime").
+phase-diagram: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml phase_diagram
 
 test: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest

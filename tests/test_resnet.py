@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_scaling.resnet import DELTA_TYPES, INITS, ResNetEnsemble, resolve_device
+from resnet_scaling.resnet import DELTA_TYPES, INIT_DEPTH_PROFILES, INITS, ResNetEnsemble, along_depth, resolve_device
 
 ACTS = ["tanh", "relu", "identity", "softplus0"]
 
@@ -104,3 +104,104 @@ def test_device_auto_is_cpu_without_gpu():
 def test_bad_delta_type_is_named():
     with pytest.raises(ValueError, match="'sometimes'"):
         _net("sometimes", "tanh")
+
+
+def _autograd_check(net, act):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(net.n_seeds, 7, net.dim, generator=gen, dtype=torch.float64)
+    y = torch.randn(net.n_seeds, 7, net.dim, generator=gen, dtype=torch.float64)
+    loss, grads = net.loss_and_grad(x, y)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in net.params.items()}
+    reference = ResNetEnsemble(leaves, net.delta_type, act, alpha=net.alpha)
+    ref_loss = reference.loss(x, y)
+    ref_loss.sum().backward()
+    torch.testing.assert_close(loss, ref_loss.detach(), rtol=1e-13, atol=0)
+    assert set(grads) == set(leaves)
+    for name, leaf in leaves.items():
+        rel = (grads[name] - leaf.grad).norm() / leaf.grad.norm()
+        assert rel < 1e-10, f"{name}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("profile,delta,act", list(itertools.product(INIT_DEPTH_PROFILES, DELTA_TYPES, ["tanh", "relu"])))
+def test_depth_profiles_adjoint_equals_autograd(profile, delta, act):
+    net = ResNetEnsemble.initialise(9, 5, range(3), delta_type=delta, init="xavier", init_sd=1.0, activation=act,
+                                    alpha=0.5, key="test", dtype=torch.float64, depth_profile=profile)
+    _autograd_check(net, act)
+
+
+@pytest.mark.parametrize("delta,act,hidden", list(itertools.product(DELTA_TYPES, ACTS, [3, 8])))
+def test_two_matrix_block_adjoint_equals_autograd(delta, act, hidden):
+    """h + δ V σ(W h + b) with a hidden width different from d: every gradient, V and δ included."""
+    net = ResNetEnsemble.initialise(9, 5, range(3), delta_type=delta, init="xavier", init_sd=1.0, activation=act,
+                                    alpha=0.5, key="test", dtype=torch.float64, block="two-matrix",
+                                    hidden_width=hidden, depth_profile="smooth")
+    assert net.params["A"].shape == (9, 3, hidden, 5) and net.params["V"].shape == (9, 3, 5, hidden)
+    _autograd_check(net, act)
+
+
+def test_two_matrix_adjoint_states_equal_autograd():
+    net = ResNetEnsemble.initialise(6, 4, range(2), delta_type="multi", init="xavier", init_sd=1.0,
+                                    activation="tanh", key="t", dtype=torch.float64, block="two-matrix", hidden_width=7)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    traj = net.trajectory(x)
+    hs = [traj.h[0].clone().requires_grad_(True)]
+    A, b, V, dl = net.params["A"], net.params["b"], net.params["V"], net.deltas()
+    for k in range(net.depth):
+        z = torch.baddbmm(b[k].unsqueeze(1), hs[-1], A[k].transpose(1, 2))
+        nxt = hs[-1] + dl[k].view(-1, 1, 1) * torch.tanh(z) @ V[k].transpose(1, 2)
+        nxt.retain_grad()
+        hs.append(nxt)
+    (hs[-1] ** 2).sum().backward()
+    _, P = net.adjoint(traj, 2 * traj.h[-1], keep_adjoint=True)
+    for k in range(net.depth + 1):
+        torch.testing.assert_close(P[k], hs[k].grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(traj.h[-1], net.forward(x), rtol=1e-13, atol=1e-15)
+
+
+def test_iid_profile_keeps_the_original_draws():
+    """The default profile draws exactly as before the profiles existed: randn A, then b, then δ."""
+    from resnet_scaling.io import stable_seed
+
+    net = _net("multi", "tanh", depth=5, dim=3, seeds=[1])
+    gen = torch.Generator().manual_seed(stable_seed("test", 5, 1, "init"))
+    A = torch.randn(5, 3, 3, generator=gen, dtype=torch.float64) * (1.0 / 3)
+    b = torch.randn(5, 3, generator=gen, dtype=torch.float64) * (1.0 / 3**0.5)
+    delta = torch.randn(5, generator=gen, dtype=torch.float64) / 5
+    assert torch.equal(net.params["A"][:, 0], A) and torch.equal(net.params["b"][:, 0], b)
+    assert torch.equal(net.params["delta"][:, 0], delta)
+
+
+@pytest.mark.parametrize("profile", INIT_DEPTH_PROFILES)
+def test_depth_profiles_shape_the_path(profile):
+    """Marginal law of one layer as for iid (Brownian: at the last layer); increments of size
+    1 (iid), π/L (smooth) and L^{-1/2} (Brownian); δ draws do not depend on the profile."""
+    L, n = 64, 4000
+    G = along_depth(torch.randn(L, n, dtype=torch.float64, generator=torch.Generator().manual_seed(3)), profile)
+    last_sd = float(G[-1].std())
+    assert last_sd == pytest.approx(1.0, rel=0.06)
+    increment = float(torch.diff(G, dim=0).pow(2).mean().sqrt())
+    expected = {"iid": 2**0.5, "smooth": 2 * np.sin(np.pi / (2 * L)), "brownian": L**-0.5}[profile]
+    assert increment == pytest.approx(expected, rel=0.06)
+    kw = dict(delta_type="multi", init="xavier", key="k", dtype=torch.float64)
+    shaped = ResNetEnsemble.initialise(8, 3, range(2), depth_profile=profile, **kw)
+    assert torch.equal(shaped.params["delta"], ResNetEnsemble.initialise(8, 3, range(2), **kw).params["delta"])
+
+
+@pytest.mark.parametrize("block", ["one-matrix", "two-matrix"])
+def test_new_options_do_not_depend_on_the_ensemble(block):
+    kw = dict(delta_type="shared", init="xavier", key="k", dtype=torch.float64, depth_profile="brownian",
+              block=block, hidden_width=6)
+    together = ResNetEnsemble.initialise(7, 4, range(3), **kw)
+    alone = ResNetEnsemble.initialise(7, 4, [2], **kw)
+    for name in together.params:
+        assert torch.equal(together.params[name][:, 2:3], alone.params[name])
+
+
+def test_two_matrix_numpy_round_trip():
+    net = ResNetEnsemble.initialise(5, 4, range(2), delta_type="multi", init="xavier", key="k",
+                                    dtype=torch.float64, block="two-matrix", hidden_width=6)
+    arrays = net.to_numpy()
+    assert arrays["A"].shape == (2, 5, 6, 4) and arrays["V"].shape == (2, 5, 4, 6)
+    again = ResNetEnsemble.from_numpy(arrays["A"], arrays["b"], arrays["delta"], "multi", "tanh", V=arrays["V"])
+    for name in net.params:
+        torch.testing.assert_close(again.params[name], net.params[name])

@@ -197,6 +197,29 @@ def with_schema_defaults(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
+def section_schema(section: str, schema: dict | None = None) -> dict:
+    """The sub-schema of a dotted config section such as ``limits.fit``."""
+    node = schema or load_schema()
+    for part in section.split("."):
+        try:
+            node = node["properties"][part]
+        except KeyError:
+            raise KeyError(f"the config schema has no section {section!r}") from None
+    return node
+
+
+def section_settings(section: str, values: dict | None = None, schema: dict | None = None) -> dict:
+    """A config section with every default of the schema filled in: the one accessor through
+    which library code reads its settings, so that a call outside the workflow (a test, a
+    notebook) behaves as the workflow does. ``values`` is not modified."""
+    filled = copy.deepcopy(values) if values is not None else {}
+    sub = section_schema(section, schema)
+    message = schema_error(filled, sub)
+    if message:  # the message starts with the key path inside the section ("config" for its root)
+        raise ConfigError(section + (message[len("config"):] if message.startswith("config") else "." + message))
+    return with_schema_defaults(filled, sub)
+
+
 def experiment_defaults(schema: dict | None = None) -> dict:
     """The default of every optional key of an experiment, from the schema."""
     properties = (schema or load_schema())["properties"]["experiments"]["additionalProperties"]["properties"]

@@ -8,6 +8,10 @@ Storage convention: tensors are stored *layer-major* — ``A`` is ``(L, S, d, d)
 paper's column-vector convention (``z = A h + b``); hidden states are rows, so the code
 computes ``z = h Aᵀ + b``. :meth:`ResNetEnsemble.to_numpy` returns seed-major arrays
 ``(S, L, ...)``, the convention of every file on disk.
+
+Two residual blocks (docs/maths.md §1): the one-matrix block ``h + δ σ(A h + b)`` and the
+two-matrix block ``h + δ V σ(W h + b)`` with a hidden width ``m``; the latter stores ``W``
+as ``A`` (L, S, m, d), ``b`` as (L, S, m) and ``V`` (L, S, d, m).
 """
 
 from __future__ import annotations
@@ -22,6 +26,30 @@ from .io import stable_seed
 
 DELTA_TYPES = ("none", "shared", "multi", "fixed")
 INITS = ("xavier", "xavier-depth", "iid-sqrt-depth")
+#: How the initial weights vary along depth (docs/maths.md §1): independent layers, a smooth
+#: function of k/L, or a Brownian path; each keeps the marginal law of ``init`` (Brownian: at k = L).
+INIT_DEPTH_PROFILES = ("iid", "smooth", "brownian")
+BLOCKS = ("one-matrix", "two-matrix")
+
+
+def along_depth(G: torch.Tensor, profile: str) -> torch.Tensor:
+    """Standard normal draws G (L, ...) arranged along depth (docs/maths.md §1).
+
+    ``iid``: G itself. ``smooth``: cos(πk/L) G_0 + sin(πk/L) G_1, a Lipschitz path in t = k/L
+    with the marginal law of one G_k. ``brownian``: Σ_{j≤k} G_j / √L, a Brownian path at
+    times (k+1)/L. All three use the same draws, so the rest of a generator's stream is
+    the same whichever profile is chosen.
+    """
+    if profile not in INIT_DEPTH_PROFILES:
+        raise ValueError(f"unknown init depth profile {profile!r}; expected one of {INIT_DEPTH_PROFILES}")
+    L = G.shape[0]
+    if profile == "iid":
+        return G
+    if profile == "brownian":
+        return torch.cumsum(G, dim=0) / L**0.5
+    t = torch.arange(L, dtype=G.dtype) * (torch.pi / L)
+    shape = (L, *([1] * (G.dim() - 1)))
+    return torch.cos(t).view(shape) * G[0] + torch.sin(t).view(shape) * G[min(1, L - 1)]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -45,7 +73,8 @@ class ResNetEnsemble:
 
     Trainable parameters live in :attr:`params` (every tensor has the seed on dim 1):
     ``A`` (L,S,d,d), ``b`` (L,S,d), and for ``shared`` δ the scalar ``c`` as (1,S),
-    for ``multi`` δ the per-layer ``delta`` (L,S).
+    for ``multi`` δ the per-layer ``delta`` (L,S). With ``V`` (L,S,d,m) in the parameters
+    the block is ``h + δ V σ(A h + b)`` with A (L,S,m,d) and b (L,S,m).
     """
 
     def __init__(
@@ -74,7 +103,11 @@ class ResNetEnsemble:
 
     @property
     def dim(self) -> int:
-        return self.params["A"].shape[2]
+        return self.params["A"].shape[3]
+
+    @property
+    def two_matrix(self) -> bool:
+        return "V" in self.params
 
     # -- construction --------------------------------------------------------
     @classmethod
@@ -92,33 +125,51 @@ class ResNetEnsemble:
         key: str = "",
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
+        depth_profile: str = "iid",
+        block: str = "one-matrix",
+        hidden_width: int | None = None,
     ) -> "ResNetEnsemble":
         """Draw the initial weights of each seed from its own generator (docs/maths.md §1).
 
         The generator of seed ``s`` is seeded from ``(key, depth, s)`` only, so a network
         is the same whether it is initialised alone or inside a larger ensemble.
+        ``init`` sets the law of one layer, ``depth_profile`` how layers vary along depth;
+        the two-matrix block draws V (fan-in m) by the same law after the other weights.
         """
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
         if delta_type not in DELTA_TYPES:
             raise ValueError(f"unknown delta type {delta_type!r}; expected one of {DELTA_TYPES}")
+        if block not in BLOCKS:
+            raise ValueError(f"unknown block {block!r}; expected one of {BLOCKS}")
         bias_sd = init_sd if bias_sd is None else bias_sd
         L, d = depth, dim
-        a_sd, b_sd = {
-            "xavier": (init_sd / d, init_sd / d**0.5),
-            "xavier-depth": (init_sd / (L * d), init_sd / (L * d**0.5)),
-            "iid-sqrt-depth": (init_sd / (d * L) ** 0.5, bias_sd / L**0.5),
-        }[init]
-        As, bs, deltas = [], [], []
+        m = d if block == "one-matrix" or hidden_width is None else int(hidden_width)
+
+        def scales(fan_in: int) -> tuple[float, float]:
+            return {
+                "xavier": (init_sd / fan_in, init_sd / fan_in**0.5),
+                "xavier-depth": (init_sd / (L * fan_in), init_sd / (L * fan_in**0.5)),
+                "iid-sqrt-depth": (init_sd / (fan_in * L) ** 0.5, bias_sd / L**0.5),
+            }[init]
+
+        a_sd, b_sd = scales(d)
+        draw = lambda shape, gen: along_depth(torch.randn(L, *shape, generator=gen, dtype=torch.float64),
+                                                 depth_profile)
+        As, bs, deltas, Vs = [], [], [], []
         for s in seeds:
             gen = torch.Generator().manual_seed(stable_seed(key, depth, s, "init"))
-            As.append(torch.randn(L, d, d, generator=gen, dtype=torch.float64) * a_sd)
-            bs.append(torch.randn(L, d, generator=gen, dtype=torch.float64) * b_sd)
+            As.append(draw((m, d), gen) * a_sd)
+            bs.append(draw((m,), gen) * b_sd)
             deltas.append(torch.randn(L, generator=gen, dtype=torch.float64) / L)
+            if block == "two-matrix":
+                Vs.append(draw((d, m), gen) * scales(m)[0])
         params = {
             "A": torch.stack(As, dim=1),
             "b": torch.stack(bs, dim=1),
         }
+        if Vs:
+            params["V"] = torch.stack(Vs, dim=1)
         if delta_type == "shared":
             params["c"] = torch.full((1, len(As)), 1.0 / L, dtype=torch.float64)
         elif delta_type == "multi":
@@ -137,10 +188,14 @@ class ResNetEnsemble:
         alpha: float = 1.0,
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
+        V: np.ndarray | None = None,
     ) -> "ResNetEnsemble":
-        """Rebuild an ensemble from seed-major arrays as written to disk (A (S,L,d,d), b (S,L,d), δ (S,L))."""
+        """Rebuild an ensemble from seed-major arrays as written to disk (A (S,L,d,d), b (S,L,d), δ (S,L),
+        and V (S,L,d,m) for the two-matrix block)."""
         to = lambda a: torch.as_tensor(np.ascontiguousarray(np.swapaxes(a, 0, 1)), dtype=dtype, device=device)
         params = {"A": to(A).contiguous(), "b": to(b).contiguous()}
+        if V is not None:
+            params["V"] = to(V).contiguous()
         if delta_type == "shared":
             params["c"] = to(delta)[:1].contiguous()
         elif delta_type == "multi":
@@ -148,13 +203,17 @@ class ResNetEnsemble:
         return cls(params, delta_type, activation, alpha)
 
     def to_numpy(self) -> dict[str, np.ndarray]:
-        """Seed-major float64 arrays in the paper's convention: A (S,L,d,d), b (S,L,d), δ_k (S,L)."""
+        """Seed-major float64 arrays in the paper's convention: A (S,L,d,d), b (S,L,d), δ_k (S,L),
+        and V (S,L,d,m) for the two-matrix block (where A is W, (S,L,m,d))."""
         seed_major = lambda t: np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy().swapaxes(0, 1))
-        return {
+        out = {
             "A": seed_major(self.params["A"]),
             "b": seed_major(self.params["b"]),
             "delta": seed_major(self.deltas()),
         }
+        if self.two_matrix:
+            out["V"] = seed_major(self.params["V"])
+        return out
 
     # -- the model -----------------------------------------------------------
     def deltas(self) -> torch.Tensor:
@@ -181,9 +240,11 @@ class ResNetEnsemble:
         A, b, sigma = self.params["A"], self.params["b"], self.activation.fn
         delta = self.deltas()
         h = self._inputs(x)
+        V = self.params.get("V")
         for k in range(self.depth):
             z = torch.baddbmm(b[k].unsqueeze(1), h, A[k].transpose(1, 2))
-            h = torch.addcmul(h, delta[k].view(-1, 1, 1), sigma(z))
+            out = sigma(z) if V is None else torch.bmm(sigma(z), V[k].transpose(1, 2))
+            h = torch.addcmul(h, delta[k].view(-1, 1, 1), out)
         return h
 
     def _buffer(self, name: str, shape, like: torch.Tensor, reuse: bool) -> torch.Tensor:
@@ -207,13 +268,21 @@ class ResNetEnsemble:
         h0 = self._inputs(x)
         L = self.depth
         A_T = A.transpose(-1, -2).contiguous()
+        hidden = (*h0.shape[:-1], A.shape[2])
         H = self._buffer("H", (L + 1, *h0.shape), h0, reuse_buffers)
-        Z = self._buffer("Z", (L, *h0.shape), h0, reuse_buffers)
-        Z.copy_(b.unsqueeze(2).expand(L, *h0.shape))
-        SZ = self._buffer("SZ", (L, *h0.shape), h0, reuse_buffers)
+        Z = self._buffer("Z", (L, *hidden), h0, reuse_buffers)
+        Z.copy_(b.unsqueeze(2).expand(L, *hidden))
+        SZ = self._buffer("SZ", (L, *hidden), h0, reuse_buffers)
         H[0] = h0
         act = self.activation
         hs, zs, szs, a_ts = H.unbind(0), Z.unbind(0), SZ.unbind(0), A_T.unbind(0)
+        if self.two_matrix:  # δ_k V_kᵀ for all layers at once, then one baddbmm per layer
+            dv_ts = (self.params["V"] * delta.view(L, -1, 1, 1)).transpose(-1, -2).contiguous().unbind(0)
+            for k in range(L):
+                zs[k].baddbmm_(hs[k], a_ts[k])
+                act.apply_into(zs[k], szs[k])
+                torch.baddbmm(hs[k], szs[k], dv_ts[k], out=hs[k + 1])
+            return Trajectory(H, Z, SZ)
         deltas = delta.view(L, -1, 1, 1).unbind(0)
         for k in range(L):
             zs[k].baddbmm_(hs[k], a_ts[k])
@@ -234,6 +303,10 @@ class ResNetEnsemble:
             ∂ℓ/∂A_k = δ_k (σ'(z_k) ⊙ p_{k+1}) h_kᵀ,  ∂ℓ/∂b_k = δ_k σ'(z_k) ⊙ p_{k+1}
             ∂ℓ/∂δ_k = p_{k+1}ᵀ σ(z_k)
 
+        For the two-matrix block ``h + δ V σ(A h + b)`` the factor p_{k+1} becomes V_kᵀ p_{k+1}
+        (docs/maths.md §5): U_k = δ_k σ'(z_k) ⊙ V_kᵀ p_{k+1}, ∂ℓ/∂V_k = δ_k p_{k+1} σ(z_k)ᵀ,
+        ∂ℓ/∂δ_k = p_{k+1}ᵀ V_k σ(z_k).
+
         Only the recursion for p is sequential (two operations per layer); the weight
         gradients of all layers are then batched operations over the stored states.
         """
@@ -251,16 +324,31 @@ class ResNetEnsemble:
         P = self._buffer("P", (L + 1, *grad_output.shape), A, reuse_buffers and not keep_adjoint)
         P[L] = grad_output
         us, ps, As = U.unbind(0), P.unbind(0), A.unbind(0)
-        for k in range(L - 1, -1, -1):
-            us[k].mul_(ps[k + 1])
-            ps[k].copy_(ps[k + 1]).baddbmm_(us[k], As[k])
+        if self.two_matrix:
+            Vs = self.params["V"].unbind(0)
+            for k in range(L - 1, -1, -1):
+                us[k].mul_(torch.bmm(ps[k + 1], Vs[k]))
+                ps[k].copy_(ps[k + 1]).baddbmm_(us[k], As[k])
+        else:
+            for k in range(L - 1, -1, -1):
+                us[k].mul_(ps[k + 1])
+                ps[k].copy_(ps[k + 1]).baddbmm_(us[k], As[k])
         grads = {
             "A": torch.matmul(U.transpose(-1, -2), traj.h[:-1]),
             "b": U.sum(dim=2),
         }
-        if self.delta_type in ("shared", "multi"):
+        trained_delta = self.delta_type in ("shared", "multi")
+        if self.two_matrix or trained_delta:
             sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
-            grad_delta = torch.linalg.vecdot(P[1:].flatten(2), sz.flatten(2))
+        if self.two_matrix:
+            # Σ_n p_{k+1} σ(z_k)ᵀ: ∂ℓ/∂V_k is δ_k times it, ∂ℓ/∂δ_k its inner product with V_k
+            p_sz = torch.matmul(P[1:].transpose(-1, -2), sz)
+            grads["V"] = p_sz * delta.view(L, -1, 1, 1)
+        if trained_delta:
+            if self.two_matrix:
+                grad_delta = torch.linalg.vecdot(p_sz.flatten(2), self.params["V"].flatten(2))
+            else:
+                grad_delta = torch.linalg.vecdot(P[1:].flatten(2), sz.flatten(2))
             if self.delta_type == "shared":
                 grads["c"] = torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True)
             else:

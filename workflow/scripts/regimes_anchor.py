@@ -1,0 +1,25 @@
+"""Snakemake adapter: the largest increment of the anchor's trained weights against depth, and its slope."""
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+from resnet_scaling.exponents import FitSettings  # noqa: E402
+from resnet_scaling.io import write_csv  # noqa: E402
+from resnet_scaling.phase_diagram import anchor_slopes, anchor_statistics  # noqa: E402
+
+settings = dataclasses.replace(FitSettings.from_config(snakemake.params.scaling),
+                               include_status=tuple(snakemake.params.include_status))
+table = anchor_statistics(
+    {name: sorted(Path(folder).glob("depth_*.npz")) for name, folder in zip(snakemake.params.anchors, snakemake.input)}
+)
+slopes = anchor_slopes(table, settings)
+write_csv(snakemake.output.statistics, table)
+write_csv(snakemake.output.slopes, slopes)
+for _, r in slopes[slopes["statistic"] == "max_increment"].iterrows():
+    logging.info("%s %s %s: slope %.3f [%.3f, %.3f]", r["experiment"], r["stage"], r["weights"], r["slope"],
+                 r["slope_ci_low"], r["slope_ci_high"])

@@ -1,0 +1,28 @@
+"""Snakemake adapter: the regime of every cell of the phase diagram, by the scaling stage's rule."""
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+from resnet_scaling.exponents import FitSettings, RegimeThresholds  # noqa: E402
+from resnet_scaling.io import write_csv  # noqa: E402
+from resnet_scaling.phase_diagram import phase_diagram  # noqa: E402
+
+cfg = snakemake.params.scaling
+settings = dataclasses.replace(FitSettings.from_config(cfg), include_status=tuple(snakemake.params.include_status))
+regimes, exponents = phase_diagram(
+    {name: sorted(Path(folder).glob("depth_*.npz")) for name, folder in zip(snakemake.params.cells, snakemake.input)},
+    snakemake.params.cells,
+    settings,
+    RegimeThresholds.from_config(cfg.get("regime")),
+    cfg["detrend_window"],
+)
+write_csv(snakemake.output.regimes, regimes)
+write_csv(snakemake.output.exponents, exponents)
+for _, r in regimes.iterrows():
+    logging.info("%s: %s (support %.2f), exponent %.2f, increment-ratio slope %.2f", r["cell"], r["regime"],
+                 r["support"], r["exponent"], r["increment_ratio_slope"])
