@@ -134,9 +134,11 @@ def _pairs(text: str) -> dict[str, str]:
 #: only these; what follows depends on which experiments have usable networks.
 UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_statistics", "scaling_exponents"}
 #: Rules outside the smoke DAG: the paper-scale notebook (it runs only where the committed
-#: gallery is) and the convolutional stage (the smoke config has no conv_experiments).
+#: gallery is), the convolutional stage (the smoke config has no conv_experiments) and the
+#: opt-in training-side phase diagram (regimes.enabled is false).
 NOT_IN_SMOKE = {"notebook_paper_scale", "cifar_train", "cifar_extract", "cifar_statistics", "cifar_exponents",
-                "cifar_figure"}
+                "cifar_figure", "regimes_train", "regimes_classify", "regimes_anchor", "regimes_figures",
+                "phase_diagram"}
 
 
 def rules_after_checkpoint() -> list[str]:

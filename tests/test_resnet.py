@@ -62,6 +62,33 @@ def test_trajectory_matches_forward():
     torch.testing.assert_close(net.trajectory(x).h[-1], net.forward(x), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("act", ACTS)
+def test_evaluation_pass_equals_the_differentiable_pass(act):
+    """The in-place evaluation pass gives exactly the numbers of the autograd-ready one."""
+    net = _net("multi", act, depth=12)
+    x = torch.randn(3, 11, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    leaves = {k: v.clone().requires_grad_(True) for k, v in net.params.items()}
+    differentiable = ResNetEnsemble(leaves, "multi", act, alpha=0.5).forward(x)
+    assert torch.equal(net.forward(x), differentiable.detach())
+
+
+def test_reused_workspace_follows_parameter_updates_and_replacements():
+    """Gradients from the reused work tensors and cached per-layer views equal those of a fresh
+    ensemble after the parameters are changed in place and after one is replaced."""
+    net = _net("shared", "tanh", depth=7)
+    gen = torch.Generator().manual_seed(5)
+    x, y = (torch.randn(3, 6, 5, generator=gen, dtype=torch.float64) for _ in range(2))
+    net.loss_and_grad(x, y)
+    net.params["A"].mul_(1.5)
+    net.params["b"] = net.params["b"] + 0.1
+    loss, grads = net.loss_and_grad(x, y)
+    fresh = ResNetEnsemble({k: v.clone() for k, v in net.params.items()}, "shared", "tanh", alpha=0.5)
+    fresh_loss, fresh_grads = fresh.loss_and_grad(x, y)
+    assert torch.equal(loss, fresh_loss)
+    for name in grads:
+        assert torch.equal(grads[name], fresh_grads[name]), name
+
+
 def test_seed_networks_do_not_depend_on_the_ensemble():
     together = _net("multi", "tanh", seeds=range(4))
     alone = _net("multi", "tanh", seeds=[2])

@@ -91,6 +91,7 @@ class ResNetEnsemble:
         self.activation = get_activation(activation) if isinstance(activation, str) else activation
         self.alpha = alpha
         self._workspace: dict[str, torch.Tensor] = {}  # per-step work tensors, see _buffer
+        self._views: dict[str, tuple] = {}  # per-layer views of work tensors and parameters, see _layers
 
     # -- shape -----------------------------------------------------------------
     @property
@@ -236,15 +237,31 @@ class ResNetEnsemble:
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs h_L, shape (S, N, d), for inputs (N, d) or per-seed inputs (S, N, d)."""
-        A, b, sigma = self.params["A"], self.params["b"], self.activation.fn
+        """Outputs h_L, shape (S, N, d), for inputs (N, d) or per-seed inputs (S, N, d).
+
+        Evaluation on a whole dataset: z_k, σ(z_k) and h_k live in four work tensors written in
+        place, so a deep pass allocates nothing per layer.
+        """
+        A, b, act = self.params["A"], self.params["b"], self.activation
         delta = self.deltas()
         h = self._inputs(x)
         V = self.params.get("V")
+        if torch.is_grad_enabled() and any(t.requires_grad for t in self.params.values()):
+            # differentiable by autograd (the reference of the explicit adjoint's tests)
+            for k in range(self.depth):
+                out = act.fn(torch.baddbmm(b[k].unsqueeze(1), h, A[k].transpose(1, 2)))
+                out = out if V is None else torch.bmm(out, V[k].transpose(1, 2))
+                h = torch.addcmul(h, delta[k].view(-1, 1, 1), out)
+            return h
+        hidden = (*h.shape[:-1], A.shape[2])
+        z = torch.empty(hidden, dtype=A.dtype, device=A.device)
+        sz = torch.empty_like(z)
+        states = [torch.empty(h.shape, dtype=A.dtype, device=A.device) for _ in range(2)]
         for k in range(self.depth):
-            z = torch.baddbmm(b[k].unsqueeze(1), h, A[k].transpose(1, 2))
-            out = sigma(z) if V is None else torch.bmm(sigma(z), V[k].transpose(1, 2))
-            h = torch.addcmul(h, delta[k].view(-1, 1, 1), out)
+            torch.baddbmm(b[k].unsqueeze(1), h, A[k].transpose(1, 2), out=z)
+            act.apply_into(z, sz)
+            out = sz if V is None else torch.bmm(sz, V[k].transpose(1, 2))
+            h = torch.addcmul(h, delta[k].view(-1, 1, 1), out, out=states[k % 2])
         return h
 
     def _buffer(self, name: str, shape, like: torch.Tensor, reuse: bool) -> torch.Tensor:
@@ -257,35 +274,49 @@ class ResNetEnsemble:
             buf = self._workspace[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return buf
 
+    def _layers(self, name: str, tensor: torch.Tensor, cache: bool = True) -> tuple[torch.Tensor, ...]:
+        """``tensor.unbind(0)``: the per-layer views. For a reused work tensor or a parameter
+        (updated in place) the views are made once and kept under ``name`` while the tensor
+        is the same; at large depth making L views per tensor and step costs as much as a
+        layer's arithmetic."""
+        if not cache:
+            return tensor.unbind(0)
+        key = (tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype, tensor.device)
+        held = self._views.get(name)
+        if held is None or held[0] != key:
+            held = self._views[name] = (key, tensor.unbind(0))
+        return held[1]
+
     def trajectory(self, x: torch.Tensor, reuse_buffers: bool = False) -> Trajectory:
         """The forward pass keeping every hidden state h_0..h_L, pre-activation z_k and σ(z_k).
 
-        Three tensor operations per layer; the bias is written into all z_k at once first.
-        With ``reuse_buffers`` the returned tensors are overwritten by the next call.
+        Three tensor operations per layer (z_k = b_k + h_k A_kᵀ in one). With ``reuse_buffers``
+        the returned tensors are overwritten by the next call.
         """
         A, b = self.params["A"], self.params["b"]
         delta = self.deltas()
         h0 = self._inputs(x)
         L = self.depth
-        A_T = A.transpose(-1, -2).contiguous()
+        A_T = self._buffer("A_T", (*A.shape[:2], A.shape[3], A.shape[2]), A, reuse_buffers)
+        A_T.copy_(A.transpose(-1, -2))
         hidden = (*h0.shape[:-1], A.shape[2])
         H = self._buffer("H", (L + 1, *h0.shape), h0, reuse_buffers)
         Z = self._buffer("Z", (L, *hidden), h0, reuse_buffers)
-        Z.copy_(b.unsqueeze(2).expand(L, *hidden))
         SZ = self._buffer("SZ", (L, *hidden), h0, reuse_buffers)
         H[0] = h0
         act = self.activation
-        hs, zs, szs, a_ts = H.unbind(0), Z.unbind(0), SZ.unbind(0), A_T.unbind(0)
+        hs, zs, szs = (self._layers(name, t, reuse_buffers) for name, t in (("H", H), ("Z", Z), ("SZ", SZ)))
+        a_ts, bs = self._layers("A_T", A_T, reuse_buffers), self._layers("b", b)
         if self.two_matrix:  # δ_k V_kᵀ for all layers at once, then one baddbmm per layer
             dv_ts = (self.params["V"] * delta.view(L, -1, 1, 1)).transpose(-1, -2).contiguous().unbind(0)
             for k in range(L):
-                zs[k].baddbmm_(hs[k], a_ts[k])
+                torch.baddbmm(bs[k].unsqueeze(1), hs[k], a_ts[k], out=zs[k])
                 act.apply_into(zs[k], szs[k])
                 torch.baddbmm(hs[k], szs[k], dv_ts[k], out=hs[k + 1])
             return Trajectory(H, Z, SZ)
         deltas = delta.view(L, -1, 1, 1).unbind(0)
         for k in range(L):
-            zs[k].baddbmm_(hs[k], a_ts[k])
+            torch.baddbmm(bs[k].unsqueeze(1), hs[k], a_ts[k], out=zs[k])
             act.apply_into(zs[k], szs[k])
             torch.addcmul(hs[k], deltas[k], szs[k], out=hs[k + 1])
         return Trajectory(H, Z, SZ)
@@ -307,8 +338,9 @@ class ResNetEnsemble:
         (docs/maths.md §5): U_k = δ_k σ'(z_k) ⊙ V_kᵀ p_{k+1}, ∂ℓ/∂V_k = δ_k p_{k+1} σ(z_k)ᵀ,
         ∂ℓ/∂δ_k = p_{k+1}ᵀ V_k σ(z_k).
 
-        Only the recursion for p is sequential (two operations per layer); the weight
-        gradients of all layers are then batched operations over the stored states.
+        The recursion for p is sequential (two operations per layer, a third for ∂ℓ/∂A_k); the
+        other gradients are batched operations over the stored states. With ``reuse_buffers``
+        the returned gradients are overwritten by the next call.
         """
         A = self.params["A"]
         delta = self.deltas()
@@ -323,36 +355,40 @@ class ResNetEnsemble:
         U.mul_(delta.view(L, -1, 1, 1))
         P = self._buffer("P", (L + 1, *grad_output.shape), A, reuse_buffers and not keep_adjoint)
         P[L] = grad_output
-        us, ps, As = U.unbind(0), P.unbind(0), A.unbind(0)
+        reused = reuse_buffers and traj.h is self._workspace.get("H")  # a trajectory of the same workspace
+        us, As = self._layers("U", U, reuse_buffers), self._layers("A", A)
+        ps, hs = self._layers("P", P, reuse_buffers and not keep_adjoint), self._layers("H", traj.h, reused)
+        # ∂ℓ/∂A_k = U_kᵀ h_k is taken in the loop, while U_k and h_k are in cache
+        grad_A = self._buffer("grad_A", A.shape, A, reuse_buffers)
+        grad_As = self._layers("grad_A", grad_A, reuse_buffers)
+        trained_delta = self.delta_type in ("shared", "multi")
         if self.two_matrix:
             Vs = self.params["V"].unbind(0)
             for k in range(L - 1, -1, -1):
                 us[k].mul_(torch.bmm(ps[k + 1], Vs[k]))
-                ps[k].copy_(ps[k + 1]).baddbmm_(us[k], As[k])
-        else:
-            for k in range(L - 1, -1, -1):
-                us[k].mul_(ps[k + 1])
-                ps[k].copy_(ps[k + 1]).baddbmm_(us[k], As[k])
-        grads = {
-            "A": torch.matmul(U.transpose(-1, -2), traj.h[:-1]),
-            "b": U.sum(dim=2),
-        }
-        trained_delta = self.delta_type in ("shared", "multi")
-        if self.two_matrix or trained_delta:
+                torch.baddbmm(ps[k + 1], us[k], As[k], out=ps[k])
+                torch.bmm(us[k].transpose(1, 2), hs[k], out=grad_As[k])
             sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
-        if self.two_matrix:
             # Σ_n p_{k+1} σ(z_k)ᵀ: ∂ℓ/∂V_k is δ_k times it, ∂ℓ/∂δ_k its inner product with V_k
             p_sz = torch.matmul(P[1:].transpose(-1, -2), sz)
-            grads["V"] = p_sz * delta.view(L, -1, 1, 1)
-        if trained_delta:
-            if self.two_matrix:
-                grad_delta = torch.linalg.vecdot(p_sz.flatten(2), self.params["V"].flatten(2))
-            else:
-                grad_delta = torch.linalg.vecdot(P[1:].flatten(2), sz.flatten(2))
-            if self.delta_type == "shared":
-                grads["c"] = torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True)
-            else:
-                grads["delta"] = grad_delta
+            grads = {"A": grad_A, "b": U.sum(dim=2), "V": p_sz * delta.view(L, -1, 1, 1)}
+            grad_delta = torch.linalg.vecdot(p_sz.flatten(2), self.params["V"].flatten(2)) if trained_delta else None
+        else:
+            # ∂ℓ/∂δ_k = p_{k+1}ᵀ σ(z_k), also taken in the loop
+            sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
+            grad_delta = torch.empty(L, A.shape[1], dtype=A.dtype, device=A.device) if trained_delta else None
+            grad_deltas, szs = (grad_delta.unbind(0), self._layers("SZ", sz, reused)) if trained_delta else (None, None)
+            for k in range(L - 1, -1, -1):
+                us[k].mul_(ps[k + 1])
+                if trained_delta:
+                    torch.linalg.vecdot(ps[k + 1].flatten(1), szs[k].flatten(1), out=grad_deltas[k])
+                torch.baddbmm(ps[k + 1], us[k], As[k], out=ps[k])
+                torch.bmm(us[k].transpose(1, 2), hs[k], out=grad_As[k])
+            grads = {"A": grad_A, "b": U.sum(dim=2)}
+        if self.delta_type == "shared":
+            grads["c"] = torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True)
+        elif self.delta_type == "multi":
+            grads["delta"] = grad_delta
         return grads, (P if keep_adjoint else None)
 
     def loss_and_grad(
