@@ -8,7 +8,8 @@ S = 8 seeds and one intra-op thread (as training jobs run). It prints the time p
 share of the per-epoch evaluation.
 
 The prediction multiplies, for every experiment and depth of ``config/paper.yaml``, the
-interpolated cost per epoch by the number of epochs the seeds took: the median over seeds
+interpolated cost per epoch (steps scaled to the dataset's n_train, evaluation to its
+n_train + n_test) by the number of epochs the seeds took: the median over seeds
 in ``--epochs`` (a CSV with experiment, depth, epochs, e.g. ``figures/paper/training.csv``
 of the committed paper run); experiments or depths missing there are assumed to take
 ``--assumed-epochs`` epochs, and the output says which. Wall time assumes the jobs share
@@ -81,24 +82,30 @@ def main() -> None:
     print(f"{'d':>3} {'act':>5} {'L':>5} {'epoch s':>8} {'eval %':>7} {'us per layer x net x step':>26}")
     for dim in (10, 25):
         for activation in ("tanh", "relu"):
-            per_epoch = []
+            steps, evals = [], []
             for L in depths_measured:
                 steps_s, eval_s = epoch_seconds(L, dim, activation)
                 total = steps_s + eval_s
-                per_epoch.append(total)
+                steps.append(steps_s)
+                evals.append(eval_s)
                 unit = steps_s / (L * SEEDS * (N_TRAIN // BATCH)) * 1e6
                 print(f"{dim:>3} {activation:>5} {L:>5} {total:8.2f} {100 * eval_s / total:6.1f}% {unit:26.2f}")
-            costs[dim, activation] = (np.log(depths_measured), np.log(per_epoch))
+            costs[dim, activation] = (np.log(depths_measured), np.log(steps), np.log(evals))
 
-    def cost_per_epoch(L: int, dim: int, activation: str) -> float:
+    def interpolate(xs, ys, x: float) -> float:
         """Log-log interpolation between the measured depths, linear extrapolation outside."""
-        xs, ys = costs[dim, activation]
-        x = math.log(L)
         if x < xs[0]:
             return math.exp(ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0]))
         if x > xs[-1]:
             return math.exp(ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1]))
         return math.exp(float(np.interp(x, xs, ys)))
+
+    def cost_per_epoch(L: int, dim: int, activation: str, n_train: int, n_test: int) -> float:
+        """Seconds of one epoch: the steps scale with n_train, the evaluation with n_train + n_test."""
+        xs, log_steps, log_evals = costs[dim, activation]
+        x = math.log(L)
+        return (interpolate(xs, log_steps, x) * n_train / N_TRAIN
+                + interpolate(xs, log_evals, x) * (n_train + n_test) / (N_TRAIN + N_TEST))
 
     epochs = pd.read_csv(args.epochs) if Path(args.epochs).exists() else pd.DataFrame(columns=["experiment", "depth", "epochs"])
     median = epochs.groupby(["experiment", "depth"])["epochs"].median().to_dict()
@@ -106,16 +113,17 @@ def main() -> None:
     for name, exp in config["experiments"].items():
         if not exp.get("enabled", True):
             continue
-        dim = config["datasets"][exp["dataset"]].get("dim", 25)
+        dataset = config["datasets"][exp["dataset"]]
+        dim = dataset.get("dim", 25)
         cpu, assumed = 0.0, 0
         for L in depth_grid(exp["depths"]):
             n = median.get((name, L))
             if n is None:
                 n, assumed = args.assumed_epochs, assumed + 1
-            cpu += cost_per_epoch(L, dim, exp["activation"]) * n
+            cpu += cost_per_epoch(L, dim, exp["activation"], dataset["n_train"], dataset["n_test"]) * n
         total_cpu += cpu
-        note = f" ({assumed} depths at an assumed {args.assumed_epochs:g} epochs)" if assumed else " (measured epochs)"
-        print(f"{name}: {cpu / 60:.1f} CPU-minutes{note}")
+        note = f"{assumed} depths at an assumed {args.assumed_epochs:g} epochs" if assumed else "measured epochs"
+        print(f"{name}: {cpu / 60:.1f} CPU-minutes ({note}; n_train {dataset['n_train']})")
     print(f"training CPU minutes: {total_cpu / 60:.1f} on {args.cores} cores")
     print(f"paper grid minutes: {total_cpu / 60 / args.cores:.1f}")
 

@@ -216,3 +216,24 @@ def test_robustness_window_longer_than_the_fit_is_refused():
     cfg = _bad_default(lambda c: c["scaling"].update(robustness={"window_depths": 14}))
     with pytest.raises(ConfigError, match=r"^scaling.robustness.window_depths: 14 is more than the 13 depths"):
         check_config(cfg)
+
+
+def test_section_settings_fill_the_schema_defaults_and_name_bad_keys():
+    """The one accessor of library code: a partial section gets the schema's defaults, the
+    caller's dict is left alone, and a bad key or value is one sentence naming it."""
+    from resnet_scaling.config import section_schema, section_settings
+
+    given = {"n_grid": 20}
+    filled = section_settings("limits.fit", given)
+    assert given == {"n_grid": 20} and filled["n_grid"] == 20
+    schema_fit = section_schema("limits.fit")["properties"]
+    assert all(filled[key] == spec["default"] for key, spec in schema_fit.items() if key != "n_grid" and "default" in spec)
+    case = section_settings("fbsde.convergence.cases[]",
+                            {"name": "n", "case": "neural_ode", "activation": "tanh", "depths": [4, 8, 16], "n_paths": 2})
+    assert case["ref_factor"] == section_schema("fbsde.convergence.cases[]")["properties"]["ref_factor"]["default"]
+    with pytest.raises(ConfigError, match=r"limits\.fit: unknown key `n_gird`; did you mean `n_grid`\?"):
+        section_settings("limits.fit", {"n_gird": 3})
+    with pytest.raises(ConfigError, match=r"limits\.fit\.n_grid: -1"):
+        section_settings("limits.fit", {"n_grid": -1})
+    with pytest.raises(KeyError, match="no section"):
+        section_settings("limits.fitt", {})

@@ -99,7 +99,7 @@ def test_shallow_law_converges_at_weak_order_one():
 
 
 def test_diffusion_tables_are_deterministic():
-    cfg = dict(x0=[1.0, 0.0], depths=[2, 4], reference_factor=2, paths=300, bootstrap=5,
+    cfg = dict(x0=[1.0, 0.0], depths=[2, 4, 8], reference_factor=2, paths=300, bootstrap=5,
                directions=2, activations=["relu"], mu_w=0.0, sigma_w=1.0, mu_b=0.0, sigma_b=0.3)
     a, _ = il.diffusion_law_tables(cfg, seed=7)
     b, _ = il.diffusion_law_tables(cfg, seed=7)

@@ -226,7 +226,8 @@ def test_killed_job_resumes_to_identical_weights(tmp_path):
     """Kill a real training process after a checkpoint, restart it, compare bitwise."""
     config = {"seed": 0, "device": "cpu", "dtype": "float32",
               "datasets": {"synthetic": {"kind": "synthetic", "n_train": 256, "n_test": 32, "dim": 6}},
-              "experiments": {"exp": {**BASE, "max_epochs": 40, "checkpoint_every": 1, "batch_size": 16}}}
+              "experiments": {"exp": {**BASE, "max_epochs": 40, "checkpoint_every": 1, "batch_size": 16,
+                                      "depths": [12, 24, 48]}}}
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
 
@@ -305,7 +306,8 @@ def test_killed_job_with_the_new_options_resumes_to_identical_weights(tmp_path):
                "optimizer": "sgd", "lr": 0.01, "lr_depth_exponent": 1.0, "batch_size": 128}
     config = {"seed": 0, "device": "cpu", "dtype": "float32",
               "datasets": {"synthetic": {"kind": "synthetic", "n_train": 128, "n_test": 32, "dim": 6}},
-              "experiments": {"exp": {**BASE, **options, "max_epochs": 150, "checkpoint_every": 1}}}
+              "experiments": {"exp": {**BASE, **options, "max_epochs": 150, "checkpoint_every": 1,
+                                      "depths": [12, 24, 48]}}}
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
 

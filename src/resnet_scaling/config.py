@@ -198,11 +198,14 @@ def with_schema_defaults(config: dict, schema: dict | None = None) -> dict:
 
 
 def section_schema(section: str, schema: dict | None = None) -> dict:
-    """The sub-schema of a dotted config section such as ``limits.fit``."""
+    """The sub-schema of a dotted config section such as ``limits.fit``; ``name[]`` stands for
+    one item of the list ``name`` (``fbsde.convergence.cases[]``)."""
     node = schema or load_schema()
     for part in section.split("."):
         try:
-            node = node["properties"][part]
+            node = node["properties"][part.removesuffix("[]")]
+            if part.endswith("[]"):
+                node = node["items"]
         except KeyError:
             raise KeyError(f"the config schema has no section {section!r}") from None
     return node

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .config import section_settings
 from .io import stable_seed
-from .weights import INCLUDE_STATUS
 
 #: The regime of an experiment none of whose networks may enter a fit.
 NO_USABLE_NETWORKS = "no usable networks"
@@ -45,22 +45,27 @@ NO_USABLE_NETWORKS = "no usable networks"
 LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta", "shuffle")
 
 
+#: The schema's defaults of the ``scaling`` section: the dataclasses below take theirs from it.
+_SCALING_DEFAULTS = section_settings("scaling", {})
+_REGIME, _FIT, _BOOTSTRAP = (_SCALING_DEFAULTS[key] for key in ("regime", "fit", "bootstrap"))
+
+
 @dataclass(frozen=True)
 class RegimeThresholds:
     """Thresholds of the regime rule (docs/maths.md §3); ``quantity`` and ``exponent_statistic`` say
-    which exponent is compared with 1 (ODE) and 1/2 (SDE)."""
+    which exponent is compared with 1 (ODE) and 1/2 (SDE). Defaults: the schema's ``scaling.regime``."""
 
-    quantity: str = "M"
-    exponent_statistic: str = "rms_norm"
-    ode_increment_ratio_max: float = -0.5
-    ode_exponent: float = 1.0
-    ode_exponent_tol: float = 0.25
-    sde_increment_ratio_tol: float = 0.2
-    sde_exponent: float = 0.5
-    sde_exponent_tol: float = 0.15
-    sde_quadratic_variation_tol: float = 0.2
-    rough_quadratic_variation: float = -1.0
-    rough_quadratic_variation_tol: float = 0.3
+    quantity: str = _REGIME["quantity"]
+    exponent_statistic: str = _REGIME["exponent_statistic"]
+    ode_increment_ratio_max: float = _REGIME["ode_increment_ratio_max"]
+    ode_exponent: float = _REGIME["ode_exponent"]
+    ode_exponent_tol: float = _REGIME["ode_exponent_tol"]
+    sde_increment_ratio_tol: float = _REGIME["sde_increment_ratio_tol"]
+    sde_exponent: float = _REGIME["sde_exponent"]
+    sde_exponent_tol: float = _REGIME["sde_exponent_tol"]
+    sde_quadratic_variation_tol: float = _REGIME["sde_quadratic_variation_tol"]
+    rough_quadratic_variation: float = _REGIME["rough_quadratic_variation"]
+    rough_quadratic_variation_tol: float = _REGIME["rough_quadratic_variation_tol"]
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "RegimeThresholds":
@@ -74,29 +79,30 @@ class RegimeThresholds:
 @dataclass(frozen=True)
 class FitSettings:
     """Fit window (depths in [min_depth, max_depth], per-statistic overrides of min_depth),
-    bootstrap size, level and seed, and which network statuses enter the fits."""
+    bootstrap size, level and seed, and which network statuses enter the fits. Defaults: the
+    schema's ``scaling`` section."""
 
-    min_depth: int = 16
-    max_depth: int | None = None
-    min_depth_by_statistic: dict = field(default_factory=lambda: {"detrended_cumsum": 128})
-    resamples: int = 1000
-    level: float = 0.95
-    seed: int = 0
-    include_status: tuple = INCLUDE_STATUS
+    min_depth: int = _FIT["min_depth"]
+    max_depth: int | None = _FIT["max_depth"]
+    min_depth_by_statistic: dict = field(default_factory=lambda: dict(_FIT["min_depth_by_statistic"]))
+    resamples: int = _BOOTSTRAP["resamples"]
+    level: float = _BOOTSTRAP["level"]
+    seed: int = _BOOTSTRAP["seed"]
+    include_status: tuple = tuple(_SCALING_DEFAULTS["include_status"])
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "FitSettings":
-        cfg = dict(cfg or {})
-        fit, boot = dict(cfg.get("fit") or {}), dict(cfg.get("bootstrap") or {})
-        default = cls()
+        """From the ``scaling`` config section, schema defaults filling what it omits."""
+        cfg = section_settings("scaling", cfg or {})
+        fit, boot = cfg["fit"], cfg["bootstrap"]
         return cls(
-            min_depth=int(fit.get("min_depth", default.min_depth)),
-            max_depth=fit.get("max_depth", default.max_depth),
-            min_depth_by_statistic=dict(fit.get("min_depth_by_statistic", default.min_depth_by_statistic)),
-            resamples=int(boot.get("resamples", default.resamples)),
-            level=float(boot.get("level", default.level)),
-            seed=int(boot.get("seed", default.seed)),
-            include_status=tuple(cfg.get("include_status", default.include_status)),
+            min_depth=int(fit["min_depth"]),
+            max_depth=fit["max_depth"],
+            min_depth_by_statistic=dict(fit["min_depth_by_statistic"]),
+            resamples=int(boot["resamples"]),
+            level=float(boot["level"]),
+            seed=int(boot["seed"]),
+            include_status=tuple(cfg["include_status"]),
         )
 
     def window(self, statistic: str) -> tuple[int, float]:

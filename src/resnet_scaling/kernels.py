@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from .config import section_settings
 from .activations import get_activation
 from .io import stable_seed
 
@@ -233,14 +234,15 @@ def kernel_width_table(cfg: dict, seed: int = 0):
     ``trajectory`` has per (width, t, entry) the mean empirical kernel with a t-interval,
     the kernel ODE and (diagonal, ReLU) the closed form.
     """
+    cfg = section_settings("init_limits.kernels", cfg)
     import pandas as pd
 
     inputs = cfg["inputs"]
     act, sw, sb, L = cfg["activation"], cfg["sigma_w"], cfg["sigma_b"], cfg["depth"]
-    n_net, n_boot = cfg["networks"], cfg.get("bootstrap", 200)
+    n_net, n_boot = cfg["networks"], cfg["bootstrap"]
     K0 = input_gram(inputs)
     m = K0.shape[0]
-    rec_every = max(1, L // cfg.get("time_points", 8))
+    rec_every = max(1, L // cfg["time_points"])
     iu = np.triu_indices(m)
     is_diag = iu[0] == iu[1]
     err_rows, traj_rows = [], []

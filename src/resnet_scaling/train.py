@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
-from .config import experiment_defaults
+from .config import experiment_defaults, with_schema_defaults
 from .io import atomic_path, stable_seed, write_npz
 from .resnet import ResNetEnsemble, resolve_device
 
@@ -499,12 +499,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = with_schema_defaults(yaml.safe_load(Path(args.config).read_text()))
     exp_cfg = config["experiments"][args.experiment]
-    data = make_dataset(config["datasets"][exp_cfg["dataset"]], config.get("seed", 0))
+    data = make_dataset(config["datasets"][exp_cfg["dataset"]], config["seed"])
     result = train_ensemble(
-        args.experiment, exp_cfg, args.depth, data, base_seed=config.get("seed", 0),
-        device=config.get("device", "auto"), dtype=config.get("dtype", "float32"),
+        args.experiment, exp_cfg, args.depth, data, base_seed=config["seed"],
+        device=config["device"], dtype=config["dtype"],
         checkpoint_path=args.checkpoint, progress=False,
     )
     save_result(args.output, result)

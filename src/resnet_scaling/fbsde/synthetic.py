@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..activations import Activation
+from ..config import section_settings
 from ..io import stable_seed
 from ..limits.convergence import RATE_NEURAL_ODE, rate_linear_ode
 from ..limits.network import unit_inputs
@@ -70,7 +71,7 @@ def _limit_for_case(spec: dict, wp_max: WeightPaths, x, y, with_ito_term: bool) 
         return solve_fbsde(
             wp_max.dWA_fine, wp_max.dWb_fine, x, y, act, with_ito_term, row_cov=wp_max.law.row_cov(0.0)
         )
-    n = int(spec.get("ref_factor", 1)) * max(spec["depths"])
+    n = int(spec["ref_factor"]) * max(spec["depths"])
     ts = half_grid(n)
     A_half = wp_max.limit_A.on_grid(ts)
     b_half = wp_max.limit_b.on_grid(ts)
@@ -81,8 +82,13 @@ def _weights_at(spec: dict, L: int, wp_max: WeightPaths, seed: int, n_paths: int
     """Weights of depth L: block sums of the fine path (diffusive) or the case's own sampling."""
     if spec["case"] == "diffusive":
         return block_sums(wp_max.dWA_fine, L), block_sums(wp_max.dWb_fine, L), torch.ones(L, dtype=DTYPE)
-    wp = synthetic_weight_paths(spec["case"], L, n_paths, dim, seed, beta=spec.get("beta", 0.5))
+    wp = synthetic_weight_paths(spec["case"], L, n_paths, dim, seed, beta=spec["beta"])
     return wp.A, wp.b, wp.delta
+
+
+def case_settings(spec: dict) -> dict:
+    """A synthetic case with the schema's defaults filled in (``fbsde.convergence.cases``)."""
+    return section_settings("fbsde.convergence.cases[]", spec)
 
 
 def run_case(
@@ -98,18 +104,19 @@ def run_case(
     :data:`ROUGHNESS` rows appear once, under the first ``with_ito_term`` — and, for the depths in
     ``keep``, the network and limit backprop objects (for figures).
     """
+    spec = case_settings(spec)
     case, n_paths = spec["case"], int(spec["n_paths"])
     depths = sorted(int(L) for L in spec["depths"])
     L_max = depths[-1]
-    beta = float(spec.get("beta", 0.5)) if case == "linear_ode" else (0.5 if case == "diffusive" else 0.0)
+    beta = float(spec["beta"]) if case == "linear_ode" else (0.5 if case == "diffusive" else 0.0)
     x, y = _study_inputs(n_inputs, dim, seed)
     if case == "diffusive":
         wp_max = synthetic_weight_paths(
-            case, L_max, n_paths, dim, seed, n_fine=int(spec.get("ref_factor", 16)) * L_max
+            case, L_max, n_paths, dim, seed, n_fine=int(spec["ref_factor"]) * L_max
         )
-        itos = [bool(v) for v in spec.get("with_ito_term", [True, False])]
+        itos = [bool(v) for v in spec["with_ito_term"]]
     else:
-        wp_max = synthetic_weight_paths(case, L_max, n_paths, dim, seed, beta=spec.get("beta", 0.5))
+        wp_max = synthetic_weight_paths(case, L_max, n_paths, dim, seed, beta=spec["beta"])
         itos = [True]
     refs = {ito: _limit_for_case(spec, wp_max, x, y, ito) for ito in itos}
     rows, kept = [], {}
@@ -217,7 +224,7 @@ def convergence_study(
             "limit": G[:, 0].numpy(),
         }
     errors = pd.concat(frames, ignore_index=True)
-    fit_min = {spec["name"]: int(spec.get("fit_min", 0)) for spec in cases}
+    fit_min = {spec["name"]: int(case_settings(spec)["fit_min"]) for spec in cases}
     return ConvergenceResult(errors, fit_slopes(errors, fit_min), pd.concat(paths, ignore_index=True) if paths else pd.DataFrame(), field)
 
 
@@ -238,5 +245,5 @@ def check_cases(cases: Sequence[dict], figure_case: str | None = None, figure_de
         bad = [L for L in depths if depths[-1] % L]
         if bad:
             raise ValueError(f"{where}: every depth must divide the deepest {depths[-1]}; {bad} do not")
-        if spec["case"] == "diffusive" and int(spec.get("ref_factor", 16)) < 16:
+        if spec["case"] == "diffusive" and int(case_settings(spec)["ref_factor"]) < 16:
             raise ValueError(f"{where}: the diffusive reference needs ref_factor >= 16 (docs/maths.md §4(c))")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..config import section_settings
 from ..io import write_csv, write_npz
 from .synthetic import ConvergenceResult, check_cases, convergence_study
 from .trained import trained_study
@@ -11,22 +12,23 @@ from .trained import trained_study
 
 def write_adjoint_convergence(cfg: dict, out: dict, *, progress: bool = True) -> ConvergenceResult:
     """Run the synthetic convergence study of ``cfg`` (the ``fbsde.convergence`` config
-    section) and write ``out['errors']``, ``out['slopes']``, ``out['paths']`` (CSV) and
+    section, schema defaults filling what it omits) and write ``out['errors']``, ``out['slopes']``, ``out['paths']`` (CSV) and
     ``out['field']`` (npz)."""
-    check_cases(cfg["cases"], cfg.get("figure_case"), cfg.get("figure_depths", []))
+    cfg = section_settings("fbsde.convergence", cfg)
+    check_cases(cfg["cases"], cfg["figure_case"], cfg["figure_depths"])
     res = convergence_study(
         cfg["cases"],
-        int(cfg.get("seed", 0)),
-        int(cfg.get("dim", 3)),
-        int(cfg.get("n_inputs", 2)),
-        figure_case=cfg.get("figure_case"),
-        figure_depths=[int(L) for L in cfg.get("figure_depths", [])],
+        int(cfg["seed"]),
+        int(cfg["dim"]),
+        int(cfg["n_inputs"]),
+        figure_case=cfg["figure_case"],
+        figure_depths=[int(L) for L in cfg["figure_depths"]],
         progress=progress,
     )
     write_csv(out["errors"], res.errors)
     write_csv(out["slopes"], res.slopes)
     write_csv(out["paths"], res.paths)
-    write_npz(out["field"], metadata={"case": cfg.get("figure_case")}, **res.field)
+    write_npz(out["field"], metadata={"case": cfg["figure_case"]}, **res.field)
     return res
 
 

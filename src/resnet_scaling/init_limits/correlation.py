@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..config import section_settings
 from ..activations import get_activation
 from ..io import stable_seed
 from ..kernels import correlation as kernel_correlation
@@ -79,6 +80,7 @@ def correlation_table(cfg: dict, seed: int = 0, progress: bool = False) -> pd.Da
     t-interval and the theory (the exact infinite-width recursion; for ``scaled`` also its
     L → ∞ limit, the kernel ODE at t = 1).
     """
+    cfg = section_settings("init_limits.correlation", cfg)
     inputs = cfg["inputs"]
     K0 = input_gram(inputs)
     rows = []

@@ -12,6 +12,7 @@ import torch
 from scipy import integrate, stats
 from tqdm.auto import tqdm
 
+from ..config import section_settings
 from .sampling import randn32
 from .sampling import seeded_generator
 
@@ -44,6 +45,10 @@ def gbm_exact_moments(depth: int, mu_w: float, sigma_w: float) -> tuple[float, f
     return depth * e1, depth * (e2 - e1**2)
 
 
+#: Paths simulated at once (bounds the memory of the Monte-Carlo loop).
+GBM_CHUNK = 20000
+
+
 def gbm_tables(cfg: dict, seed: int = 0, progress: bool = False):
     """Deliverable 1, d = 1: Monte-Carlo moments of log|Y_1| against the exact and limit laws.
 
@@ -53,8 +58,9 @@ def gbm_tables(cfg: dict, seed: int = 0, progress: bool = False):
     fraction of negative outputs with its prediction L Φ(−√L/σ_w). ``density``: a histogram
     of log|Y_1| at the largest depth with the limit normal density at the bin centres.
     """
-    mu, sig, y0 = cfg["mu_w"], cfg["sigma_w"], cfg.get("y0", 1.0)
-    n, chunk = int(cfg["paths"]), int(cfg.get("chunk", 20000))
+    cfg = section_settings("init_limits.gbm", cfg)
+    mu, sig, y0 = cfg["mu_w"], cfg["sigma_w"], cfg["y0"]
+    n, chunk = int(cfg["paths"]), GBM_CHUNK
     rows, dens = [], []
     depths = sorted(cfg["depths"])
     for L in tqdm(depths, disable=not progress, desc="gbm"):

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..config import section_settings
 from ..io import stable_seed
 from .fgn import fgn
 from .relative_change import EXPLOSION_THRESHOLD, WeightFn, is_exploded, marion_network
@@ -31,10 +32,11 @@ def phase_diagram_table(cfg: dict, seed: int = 0, progress: bool = False) -> pd.
     exploded (not finite or above ``explosion_threshold``); exploded values are kept as
     they are (inf where they overflowed), never clipped.
     """
+    cfg = section_settings("init_limits.phase_diagram", cfg)
     d, n = int(cfg["dim"]), int(cfg["paths"])
     betas = [float(b) for b in cfg["betas"]]
     depths = sorted(int(L) for L in cfg["depths"])
-    threshold = float(cfg.get("explosion_threshold", EXPLOSION_THRESHOLD))
+    threshold = float(cfg["explosion_threshold"])
     frames = []
     jobs = [(H, L) for H in cfg["hursts"] for L in depths]
     for H, L in tqdm(jobs, disable=not progress, desc="phase diagram"):
@@ -121,6 +123,7 @@ def critical_line(paths: pd.DataFrame, n_boot: int = 200, seed: int = 0):
 
 def phase_diagram(cfg: dict, seed: int = 0, progress: bool = False):
     """Deliverable 5 in one call: per-path table, per-cell summary and critical line."""
+    cfg = section_settings("init_limits.phase_diagram", cfg)
     paths = phase_diagram_table(cfg, seed, progress)
-    cells, line = critical_line(paths, int(cfg.get("bootstrap", 200)), seed)
+    cells, line = critical_line(paths, int(cfg["bootstrap"]), seed)
     return paths, cells, line

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..config import section_settings
 from ..io import stable_seed
 from ..sde.loop import final
 from ..sde.schemes import rk4_step
@@ -150,18 +151,19 @@ def relative_change_table(cfg: dict, seed: int = 0, progress: bool = False) -> p
     the number of explosions, and the theory: the exact identity for i.i.d. weights, and
     for smooth weights at β = 1 the RMS of the ODE limit (with its bootstrap interval).
     """
+    cfg = section_settings("init_limits.relative_change", cfg)
     d, n = int(cfg["dim"]), int(cfg["paths"])
     betas = [float(b) for b in cfg["betas"]]
     depths = sorted(int(L) for L in cfg["depths"])
-    n_boot = int(cfg.get("bootstrap", 200))
-    threshold = float(cfg.get("explosion_threshold", EXPLOSION_THRESHOLD))
+    n_boot = int(cfg["bootstrap"])
+    threshold = float(cfg["explosion_threshold"])
     gen = seeded_generator(seed, "marion-inputs")
     h0 = randn32(gen, (n, d))
     u = randn32(gen, (n, d))
     u = u / u.norm(dim=1, keepdim=True)
-    smooth = SmoothWeights(n, d, int(cfg.get("smooth_modes", 6)), seeded_generator(seed, "marion-smooth"))
+    smooth = SmoothWeights(n, d, int(cfg["smooth_modes"]), seeded_generator(seed, "marion-smooth"))
     rng = np.random.default_rng(stable_seed(seed, "marion-boot"))
-    ode_h, ode_g = smooth.ode_limit(h0, u, int(cfg.get("ode_steps", 256)))
+    ode_h, ode_g = smooth.ode_limit(h0, u, int(cfg["ode_steps"]))
     ode = {"state": ode_h.numpy(), "gradient": ode_g.numpy()}
     ode_stats = {q: _rms_with_ci(v, n_boot, rng) for q, v in ode.items()}
     rows = []

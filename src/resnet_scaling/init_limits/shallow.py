@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..config import section_settings
 from ..activations import Activation, get_activation
 from ..distances import bootstrap_wasserstein1
 from ..io import stable_seed
@@ -108,13 +109,14 @@ def diffusion_law_tables(cfg: dict, seed: int = 0, progress: bool = False):
     number of paths. ``quantiles``: per (activation, quantity, depth or reference) the
     quantiles of the law (for ``state``, of the projection of h_L on the first direction).
     """
+    cfg = section_settings("init_limits.diffusion", cfg)
     x0 = np.asarray(cfg["x0"], dtype=float)
     d = len(x0)
     depths = sorted(cfg["depths"])
-    ref_steps = int(cfg.get("reference_factor", 16)) * math.lcm(*depths)
-    n, n_boot = int(cfg["paths"]), int(cfg.get("bootstrap", 200))
+    ref_steps = int(cfg["reference_factor"]) * math.lcm(*depths)
+    n, n_boot = int(cfg["paths"]), int(cfg["bootstrap"])
     gen = torch.Generator().manual_seed(stable_seed(seed, "directions"))
-    dirs = torch.randn(int(cfg.get("directions", 8)), d, generator=gen, dtype=DTYPE)
+    dirs = torch.randn(int(cfg["directions"]), d, generator=gen, dtype=DTYPE)
     dirs = dirs / dirs.norm(dim=1, keepdim=True)
     levels = np.linspace(0.01, 0.99, 99)
     rows, qrows = [], []

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..activations import get_activation
+from ..config import section_settings
 from ..distances import ks_min_pvalue, wasserstein1
 from ..exponents import loglog_fit
 from ..io import stable_seed
@@ -208,45 +209,43 @@ def fit_min_depth(case: str, activation: str, beta: float) -> int:
 def convergence_table(cfg: dict, progress: bool = False) -> "pd.DataFrame":
     """All cases of the convergence study as one tidy table (one row per case, depth, variant).
 
-    ``cfg`` is the ``limits.convergence`` config section: ``depths``, ``dim``, ``seed``,
+    ``cfg`` is the ``limits.convergence`` config section (schema defaults fill what it omits): ``depths``, ``dim``, ``seed``,
     ``ode`` {n_paths, n_inputs, linear: {activation: [β, …]}}, ``diffusive`` {activation,
     n_paths, refine, max_depth}, ``generic`` {depths, n_paths, reference_paths,
     reference_steps, steps, bandwidth, max_layers}.
     """
     import pandas as pd
 
+    cfg = section_settings("limits.convergence", cfg)
     depths = sorted(int(L) for L in cfg["depths"])
-    dim, seed = int(cfg.get("dim", 3)), int(cfg.get("seed", 0))
-    ode = cfg.get("ode", {})
+    dim, seed = int(cfg["dim"]), int(cfg["seed"])
+    ode, diff, gen = cfg["ode"], cfg["diffusive"], cfg["generic"]
     rows: list[dict] = []
-    kw = dict(n_paths=int(ode.get("n_paths", 8)), n_inputs=int(ode.get("n_inputs", 4)), dim=dim, seed=seed, progress=progress)
-    rows += ode_convergence("neural_ode", depths, ode.get("activation", "tanh"), **kw)
-    for activation, betas in ode.get("linear", {"softplus0": [0.25, 0.5], "tanh": [0.5]}).items():
+    kw = dict(n_paths=int(ode["n_paths"]), n_inputs=int(ode["n_inputs"]), dim=dim, seed=seed, progress=progress)
+    rows += ode_convergence("neural_ode", depths, ode["activation"], **kw)
+    for activation, betas in ode["linear"].items():
         for beta in betas:
             rows += ode_convergence("linear_ode", depths, activation, beta=float(beta), **kw)
-    diff = cfg.get("diffusive", {})
-    max_depth = int(diff.get("max_depth", depths[-1]))
     rows += diffusive_convergence(
-        [L for L in depths if L <= max_depth],
-        diff.get("activation", "softplus0"),
-        n_paths=int(diff.get("n_paths", 200)),
+        [L for L in depths if L <= int(diff["max_depth"])],
+        diff["activation"],
+        n_paths=int(diff["n_paths"]),
         dim=dim,
         seed=seed,
-        refine=int(diff.get("refine", 16)),
+        refine=int(diff["refine"]),
         progress=progress,
     )
-    gen = cfg.get("generic", {})
-    if gen.get("depths"):
+    if gen["depths"]:
         rows += generic_convergence(
             [int(L) for L in gen["depths"]],
-            n_paths=int(gen.get("n_paths", 1000)),
+            n_paths=int(gen["n_paths"]),
             dim=dim,
             seed=seed,
-            reference_paths=int(gen.get("reference_paths", 4000)),
-            reference_steps=int(gen.get("reference_steps", 512)),
-            steps=int(gen.get("steps", 256)),
-            bandwidth=float(gen.get("bandwidth", 0.1)),
-            max_layers=int(gen.get("max_layers", 64)),
+            reference_paths=int(gen["reference_paths"]),
+            reference_steps=int(gen["reference_steps"]),
+            steps=int(gen["steps"]),
+            bandwidth=float(gen["bandwidth"]),
+            max_layers=int(gen["max_layers"]),
             progress=progress,
         )
     df = pd.DataFrame(rows)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..activations import get_activation
+from ..config import section_settings
 from ..distances import wasserstein1
 from ..io import stable_seed
 from ..sde.coefficients import Tabulated
@@ -55,9 +56,10 @@ def fit_trained_depth(
     """Fit and simulate the chosen limit for all seeds of one trained (experiment, depth).
 
     ``w``: a :class:`resnet_scaling.weights.TrainedWeights`; ``cfg`` the ``limits.fit``
-    config (bandwidth, n_grid, steps, n_inputs, n_pathwise_inputs, draws, max_layers,
+    config, schema defaults filling what it omits (bandwidth, n_grid, steps, n_inputs, n_pathwise_inputs, draws, max_layers,
     n_trajectories). Non-finite seeds are left out.
     """
+    cfg = section_settings("limits.fit", cfg)
     labels = dict(labels or {})
     act = get_activation(w.activation)
     keep = np.asarray(w.finite, bool)
@@ -67,22 +69,22 @@ def fit_trained_depth(
     seeds = np.asarray(w.seeds)[keep]
     L = A.shape[1]
     x_all, y_all = as_tensor(x_test), as_tensor(y_test)
-    n_in = min(int(cfg.get("n_inputs", 256)), len(x_all))
+    n_in = min(int(cfg["n_inputs"]), len(x_all))
     x, y = x_all[:n_in], y_all[:n_in]
-    n_pw = min(int(cfg.get("n_pathwise_inputs", 64)), n_in)
+    n_pw = min(int(cfg["n_pathwise_inputs"]), n_in)
     base = {**labels, "depth": L, "limit": limit}
     need_cov = limit == "ito_sde" and act.curvature_at_0 != 0.0
-    est = estimate_coefficients(A, b, delta, float(cfg.get("bandwidth", 0.1)), int(cfg.get("n_grid", 40)), with_row_cov=need_cov)
+    est = estimate_coefficients(A, b, delta, float(cfg["bandwidth"]), int(cfg["n_grid"]), with_row_cov=need_cov)
     h = network_states(A, b, delta, act, x)  # (L+1, S, n_in, d)
     motion = (h - h[0]).norm(dim=-1).amax(0)  # (S, n_in): size of the hidden-state path
 
     pw_rows, pathwise = _pathwise_rows(limit, A, b, delta, act, h, motion, x[:n_pw], est, cfg, seeds, base)
-    n_gen = int(cfg.get("steps", 100))
+    n_gen = int(cfg["steps"])
     gen_seed = stable_seed("limits-generative", seed, labels.get("experiment", ""), L)
     variants, generative = _generative_variants(limit, A, b, delta, act, est, x, cfg, n_gen, gen_seed)
     traj_rows = []
     if trajectory_depth:
-        n_tr = min(int(cfg.get("n_trajectories", 3)), n_pw)
+        n_tr = min(int(cfg["n_trajectories"]), n_pw)
         traj_rows = _trajectory_rows(h, pathwise, generative, n_tr, n_gen, base)
     return TrainedFit(pw_rows, _generative_rows(variants, h[-1], x, y, n_gen, base), _coefficient_rows(est, seeds, base),
                       traj_rows)
@@ -111,7 +113,7 @@ def _pathwise_rows(limit, A, b, delta, act, h, motion, x, est, cfg, seeds, base)
     if limit == "moment_matched":
         return pw_rows, Hpw_traj
     L, n_pw = h.shape[0] - 1, x.shape[0]
-    steps = sorted({int(n) for n in cfg.get("pathwise_steps", [8, 32, 128])} | {L})
+    steps = sorted({int(n) for n in cfg["pathwise_steps"]} | {L})
     forms = ["q_dt", "realised"] if limit == "ito_sde" and act.curvature_at_0 != 0.0 else ["ode" if "ode" in limit else "q_dt"]
     traj_n = max([n for n in steps if n <= min(L, 128)] or [min(steps)])  # the one drawn in the figure
     for n in steps:
@@ -137,7 +139,7 @@ def _generative_variants(limit, A, b, delta, act, est, x, cfg, n_gen: int, gen_s
     """(b) The limit with fresh noise and the estimated coefficients: outputs per variant
     (S or 1, R, n_in, d), and the trajectories of the variant ``limit`` (n+1, S or 1, R, n_in, d)."""
     S = A.shape[0]
-    draws = int(cfg.get("draws", 4))
+    draws = int(cfg["draws"])
     variants: dict[str, torch.Tensor] = {}
     traj: dict[str, torch.Tensor] = {}
     ts_gen = torch.linspace(0, 1, n_gen + 1, dtype=DTYPE)
@@ -168,16 +170,16 @@ def _generative_variants(limit, A, b, delta, act, est, x, cfg, n_gen: int, gen_s
                                     delta=float(delta.mean()), record_every=n_gen)
                 variants["limit_pooled"] = Hp[-1].unsqueeze(0)
     else:
-        mm = MomentMatchedDiffusion(A, b, delta, act, float(cfg.get("bandwidth", 0.1)),
-                                    max_layers=int(cfg.get("max_layers", 128)))
+        mm = MomentMatchedDiffusion(A, b, delta, act, float(cfg["bandwidth"]),
+                                    max_layers=int(cfg["max_layers"]))
         Hm = sample_diffusion(mm, x, n_gen, draws, gen_seed)  # (n+1, R, n_in, d), pooled over seeds
         variants["limit"] = Hm[-1].unsqueeze(0)
         traj["limit"] = Hm.unsqueeze(1)
         # the mean-field ODE of docs/maths.md §4(e): each network's window-mean field, no noise
         mean_field = [
             solve_mean_field_ode(MomentMatchedDiffusion(A[s:s + 1], b[s:s + 1], delta[s:s + 1], act,
-                                                        float(cfg.get("bandwidth", 0.1))),
-                                 x, n_gen, int(cfg.get("max_layers", 128)))[-1, 0]
+                                                        float(cfg["bandwidth"])),
+                                 x, n_gen, int(cfg["max_layers"]))[-1, 0]
             for s in range(S)
         ]
         variants["mean_field_ode"] = torch.stack(mean_field).unsqueeze(1)  # (S, 1, n_in, d)
@@ -272,6 +274,7 @@ def fit_trained(
     from ..io import read_npz
     from ..weights import load_training
 
+    cfg = section_settings("limits.fit", cfg)
     weights = sorted((load_training(p) for p in train_paths), key=lambda w: w.depth)
     if not weights:
         raise ValueError(f"{experiment}: no training outputs given")
@@ -281,7 +284,7 @@ def fit_trained(
         if key not in data:
             raise ValueError(f"{dataset_path}: no array {key!r}")
     beta_used = beta if np.isfinite(beta) else estimate_beta(weights)
-    limit = choose_limit(regime, w0.activation, w0.delta_type, beta_used, float(cfg.get("beta_min", 0.1)))
+    limit = choose_limit(regime, w0.activation, w0.delta_type, beta_used, float(cfg["beta_min"]))
     labels = {"experiment": experiment or w0.experiment, "regime": normalise_regime(regime)}
     tables: dict[str, list] = {"pathwise": [], "generative": [], "coefficients": [], "trajectories": []}
     ests = {}
@@ -291,8 +294,8 @@ def fit_trained(
         for name in tables:
             tables[name] += getattr(fit, name)
         keep = np.asarray(w.finite, bool)
-        ests[w.depth] = estimate_coefficients(w.A[keep], w.b[keep], w.delta[keep], float(cfg.get("bandwidth", 0.1)),
-                                              int(cfg.get("n_grid", 40)), with_row_cov=False)
+        ests[w.depth] = estimate_coefficients(w.A[keep], w.b[keep], w.delta[keep], float(cfg["bandwidth"]),
+                                              int(cfg["n_grid"]), with_row_cov=False)
     out = {k: pd.DataFrame(v) for k, v in tables.items()}
     if out["pathwise"].empty:  # moment-matched: compared in law only; keep the header
         out["pathwise"] = pd.DataFrame(columns=PATHWISE_COLUMNS)
