@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 
 # The opt-in training-side phase diagram (README: "Which training choices give which regime").
 phase-diagram: $(VENV)/.installed
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml phase_diagram
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake phase_diagram --cores $(CORES) --configfile config/config.yaml
 
 test: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest

@@ -72,8 +72,11 @@ rule regimes_classify:
         runtime=20,
     params:
         cells=REGIMES_CELLS,
-        scaling=config["scaling"],
+        fit=config["scaling"]["fit"],
+        bootstrap=config["scaling"]["bootstrap"],
         include_status=REGIMES["include_status"],
+        regime=config["scaling"]["regime"],
+        detrend_window=config["scaling"]["detrend_window"],
     script:
         "../scripts/regimes_classify.py"
 
@@ -94,7 +97,8 @@ rule regimes_anchor:
         runtime=10,
     params:
         anchors=REGIMES_ANCHORS,
-        scaling=config["scaling"],
+        fit=config["scaling"]["fit"],
+        bootstrap=config["scaling"]["bootstrap"],
         include_status=REGIMES["include_status"],
     script:
         "../scripts/regimes_anchor.py"

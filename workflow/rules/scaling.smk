@@ -88,7 +88,10 @@ checkpoint scaling_exponents:
         mem_mb=2000,
         runtime=10,
     params:
-        scaling=SCALING,
+        fit=SCALING["fit"],
+        bootstrap=SCALING["bootstrap"],
+        include_status=SCALING_INCLUDE,
+        regime=SCALING["regime"],
     script:
         "../scripts/scaling_exponents.py"
 
@@ -178,7 +181,9 @@ rule scaling_robustness:
         mem_mb=2000,
         runtime=20,
     params:
-        scaling=SCALING,
+        fit=SCALING["fit"],
+        bootstrap=SCALING["bootstrap"],
+        include_status=SCALING_INCLUDE,
         window_depths=SCALING["robustness"]["window_depths"],
         steps_per_epoch={
             exp: -(

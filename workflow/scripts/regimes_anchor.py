@@ -1,6 +1,5 @@
 """Snakemake adapter: the largest increment of the anchor's trained weights against depth, and its slope."""
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -12,8 +11,9 @@ from resnet_scaling.exponents import FitSettings  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.phase_diagram import anchor_slopes, anchor_statistics  # noqa: E402
 
-settings = dataclasses.replace(FitSettings.from_config(snakemake.params.scaling),
-                               include_status=tuple(snakemake.params.include_status))
+settings = FitSettings.from_config(
+    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
+)
 table = anchor_statistics(
     {name: sorted(Path(folder).glob("depth_*.npz")) for name, folder in zip(snakemake.params.anchors, snakemake.input)}
 )

@@ -1,6 +1,5 @@
 """Snakemake adapter: the regime of every cell of the phase diagram, by the scaling stage's rule."""
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -12,14 +11,15 @@ from resnet_scaling.exponents import FitSettings, RegimeThresholds  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.phase_diagram import phase_diagram  # noqa: E402
 
-cfg = snakemake.params.scaling
-settings = dataclasses.replace(FitSettings.from_config(cfg), include_status=tuple(snakemake.params.include_status))
+settings = FitSettings.from_config(
+    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
+)
 regimes, exponents = phase_diagram(
     {name: sorted(Path(folder).glob("depth_*.npz")) for name, folder in zip(snakemake.params.cells, snakemake.input)},
     snakemake.params.cells,
     settings,
-    RegimeThresholds.from_config(cfg.get("regime")),
-    cfg["detrend_window"],
+    RegimeThresholds.from_config(snakemake.params.regime),
+    snakemake.params.detrend_window,
 )
 write_csv(snakemake.output.regimes, regimes)
 write_csv(snakemake.output.exponents, exponents)

@@ -10,11 +10,13 @@ from resnet_scaling.exponents import FitSettings, RegimeThresholds, fit_all  # n
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.tables import read_statistics  # noqa: E402
 
-cfg = snakemake.params.scaling
+settings = FitSettings.from_config(
+    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
+)
 exponents, regimes = fit_all(
     [read_statistics(path) for path in snakemake.input],
-    FitSettings.from_config(cfg),
-    RegimeThresholds.from_config(cfg.get("regime")),
+    settings,
+    RegimeThresholds.from_config(snakemake.params.regime),
 )
 write_csv(snakemake.output.exponents, exponents)
 write_csv(snakemake.output.regimes, regimes)

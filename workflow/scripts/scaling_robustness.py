@@ -12,11 +12,14 @@ from resnet_scaling.plots.scaling import robustness_figure  # noqa: E402
 from resnet_scaling.robustness import robustness_table  # noqa: E402
 from resnet_scaling.tables import read_statistics, read_training  # noqa: E402
 
+settings = FitSettings.from_config(
+    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
+)
 table = robustness_table(
     [read_statistics(path) for path in snakemake.input.statistics],
     [read_training(path) for path in snakemake.input.training],
     snakemake.params.steps_per_epoch,
-    FitSettings.from_config(snakemake.params.scaling),
+    settings,
     snakemake.params.window_depths,
 )
 write_csv(snakemake.output.table, table)
