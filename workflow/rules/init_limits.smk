@@ -38,7 +38,7 @@ localrules:
     init_note,
 
 
-# -- simulations: one function each in src/resnet_scaling/init_limits.py, kernels.py ------
+# -- simulations: one module each in src/resnet_scaling/init_limits/, and kernels.py -------
 
 
 rule init_diffusion:
