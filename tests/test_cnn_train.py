@@ -98,7 +98,7 @@ def test_killed_job_resumes_to_identical_weights(tmp_path):
     write_cifar(folder, n_per_batch=16, n_test=8)
     config = {"seed": 0, "device": "cpu",
               "datasets": {"c": {"kind": "cifar10", "path": str(folder), "n_train": 80, "n_test": 8}},
-              "conv_experiments": {"e": {**CFG, "seeds": 1, "epochs": 16}}}
+              "experiments": {}, "conv_experiments": {"e": {**CFG, "seeds": 1, "epochs": 16}}}
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
 

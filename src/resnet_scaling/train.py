@@ -485,13 +485,12 @@ def save_result(path: str | Path, result: TrainResult) -> None:
     write_npz(path, metadata=result.metadata, **arrays)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train one (experiment, depth) from a config file: ``python -m resnet_scaling.train``."""
+def job_arguments(description: str, argv: list[str] | None = None) -> tuple[argparse.Namespace, dict]:
+    """The command line of one training job (``--config --experiment --depth --output
+    [--checkpoint]``) and its config file, validated with every schema default filled in."""
     import yaml
 
-    from .data import make_dataset
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True)
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--depth", type=int, required=True)
@@ -499,7 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = with_schema_defaults(yaml.safe_load(Path(args.config).read_text()))
+    return args, with_schema_defaults(yaml.safe_load(Path(args.config).read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train one (experiment, depth) from a config file: ``python -m resnet_scaling.train``."""
+    from .data import make_dataset
+
+    args, config = job_arguments(main.__doc__, argv)
     exp_cfg = config["experiments"][args.experiment]
     data = make_dataset(config["datasets"][exp_cfg["dataset"]], config["seed"])
     result = train_ensemble(

@@ -285,25 +285,14 @@ def save_conv_result(path: str | Path, result: ConvResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Train one (experiment, depth) of ``conv_experiments``: ``python -m resnet_scaling.cnn.train``."""
-    import argparse
-
-    import yaml
-
     from ..data import make_dataset
+    from ..train import job_arguments
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--depth", type=int, required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--checkpoint", default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = yaml.safe_load(Path(args.config).read_text())
+    args, config = job_arguments(main.__doc__, argv)
     exp_cfg = config["conv_experiments"][args.experiment]
-    data = make_dataset(config["datasets"][exp_cfg["dataset"]], config.get("seed", 0))
-    result = train_conv(args.experiment, exp_cfg, args.depth, data, base_seed=config.get("seed", 0),
-                        device=config.get("device", "auto"), checkpoint_path=args.checkpoint, progress=False)
+    data = make_dataset(config["datasets"][exp_cfg["dataset"]], config["seed"])
+    result = train_conv(args.experiment, exp_cfg, args.depth, data, base_seed=config["seed"],
+                        device=config["device"], checkpoint_path=args.checkpoint, progress=False)
     save_conv_result(args.output, result)
     return 0
 
