@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .config import section_schema
 from .io import read_npz, write_csv, write_npz
 
 #: Statuses of a trained network: ``converged`` (epoch loss below ε), ``stopped`` (the
@@ -32,8 +33,9 @@ from .io import read_npz, write_csv, write_npz
 #: ``max_epochs`` (ran out of epochs: not converged) and ``diverged``, as the trainer reports them.
 STATUSES = ("converged", "stopped", "max_epochs", "diverged")
 #: Networks that enter the analysis by default: those the stopping rule ended (as in the
-#: original study); diverged and non-converged ones are excluded and counted.
-INCLUDE_STATUS = ("converged", "stopped")
+#: original study); diverged and non-converged ones are excluded and counted. The schema's
+#: default of ``scaling.include_status``.
+INCLUDE_STATUS = tuple(section_schema("scaling.include_status")["default"])
 #: δ is a trained parameter only for these types; otherwise it is 1 or L^{-α}, known exactly.
 TRAINED_DELTA = ("shared", "multi")
 
