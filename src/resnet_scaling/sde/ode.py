@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from ..activations import Activation
-from .coefficients import Coefficient, batched_matrix, batched_vector, coef_at
+from .coefficients import Coefficient, PerStep, batched_matrix, batched_vector, coef_at
 from .loop import integrate
 from .registry import get_scheme
 from .tensors import as_activation, as_tensor, path_inputs, time_grid
@@ -54,11 +54,24 @@ def solve_neural_ode(
         P = max(P, x.shape[0])
     h0 = path_inputs(x, P, A0.shape[-1]).clone()
 
+    # A Runge–Kutta step evaluates the coefficients twice at its midpoint and once at its end,
+    # which is the next step's start: each distinct (time, step) is evaluated once.
+    per_step = any(isinstance(c, PerStep) for c in (A, b, delta))
+    evaluated: dict = {}
+
+    def coefficients(t: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = (t, k) if per_step else t
+        values = evaluated.get(key)
+        if values is None:
+            if len(evaluated) >= 4:
+                evaluated.clear()
+            dt_ = coef_at(delta, k, t, n)
+            dt_ = dt_.reshape(-1, 1, 1) if dt_.dim() > 0 else dt_
+            values = evaluated[key] = (batched_matrix(coef_at(A, k, t, n)), batched_vector(coef_at(b, k, t, n)), dt_)
+        return values
+
     def f(t: float, k: int, h: torch.Tensor) -> torch.Tensor:
-        At = batched_matrix(coef_at(A, k, t, n))
-        bt = batched_vector(coef_at(b, k, t, n))
-        dt_ = coef_at(delta, k, t, n)
-        dt_ = dt_.reshape(-1, 1, 1) if dt_.dim() > 0 else dt_
+        At, bt, dt_ = coefficients(t, k)
         return dt_ * sigma(torch.matmul(h, At) + bt)
 
     return solve_ode(f, h0, ts, method)
