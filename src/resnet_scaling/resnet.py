@@ -257,11 +257,14 @@ class ResNetEnsemble:
         z = torch.empty(hidden, dtype=A.dtype, device=A.device)
         sz = torch.empty_like(z)
         states = [torch.empty(h.shape, dtype=A.dtype, device=A.device) for _ in range(2)]
+        bs, a_ts = self._layers("b_rows", b.unsqueeze(2)), self._layers("A_view_T", A.transpose(2, 3))
+        deltas = self._layers("delta_view", delta.view(self.depth, -1, 1, 1), cache=self.delta_type == "multi")
+        v_ts = None if V is None else self._layers("V_view_T", V.transpose(2, 3))
         for k in range(self.depth):
-            torch.baddbmm(b[k].unsqueeze(1), h, A[k].transpose(1, 2), out=z)
+            torch.baddbmm(bs[k], h, a_ts[k], out=z)
             act.apply_into(z, sz)
-            out = sz if V is None else torch.bmm(sz, V[k].transpose(1, 2))
-            h = torch.addcmul(h, delta[k].view(-1, 1, 1), out, out=states[k % 2])
+            out = sz if V is None else torch.bmm(sz, v_ts[k])
+            h = torch.addcmul(h, deltas[k], out, out=states[k % 2])
         return h
 
     def _buffer(self, name: str, shape, like: torch.Tensor, reuse: bool) -> torch.Tensor:
@@ -306,17 +309,17 @@ class ResNetEnsemble:
         H[0] = h0
         act = self.activation
         hs, zs, szs = (self._layers(name, t, reuse_buffers) for name, t in (("H", H), ("Z", Z), ("SZ", SZ)))
-        a_ts, bs = self._layers("A_T", A_T, reuse_buffers), self._layers("b", b)
+        a_ts, bs = self._layers("A_T", A_T, reuse_buffers), self._layers("b_rows", b.unsqueeze(2))
         if self.two_matrix:  # δ_k V_kᵀ for all layers at once, then one baddbmm per layer
             dv_ts = (self.params["V"] * delta.view(L, -1, 1, 1)).transpose(-1, -2).contiguous().unbind(0)
             for k in range(L):
-                torch.baddbmm(bs[k].unsqueeze(1), hs[k], a_ts[k], out=zs[k])
+                torch.baddbmm(bs[k], hs[k], a_ts[k], out=zs[k])
                 act.apply_into(zs[k], szs[k])
                 torch.baddbmm(hs[k], szs[k], dv_ts[k], out=hs[k + 1])
             return Trajectory(H, Z, SZ)
-        deltas = delta.view(L, -1, 1, 1).unbind(0)
+        deltas = self._layers("delta_view", delta.view(L, -1, 1, 1), cache=self.delta_type == "multi")
         for k in range(L):
-            torch.baddbmm(bs[k].unsqueeze(1), hs[k], a_ts[k], out=zs[k])
+            torch.baddbmm(bs[k], hs[k], a_ts[k], out=zs[k])
             act.apply_into(zs[k], szs[k])
             torch.addcmul(hs[k], deltas[k], szs[k], out=hs[k + 1])
         return Trajectory(H, Z, SZ)
@@ -357,6 +360,7 @@ class ResNetEnsemble:
         P[L] = grad_output
         reused = reuse_buffers and traj.h is self._workspace.get("H")  # a trajectory of the same workspace
         us, As = self._layers("U", U, reuse_buffers), self._layers("A", A)
+        u_ts = self._layers("U_T", U.transpose(2, 3), reuse_buffers)
         ps, hs = self._layers("P", P, reuse_buffers and not keep_adjoint), self._layers("H", traj.h, reused)
         # ∂ℓ/∂A_k = U_kᵀ h_k is taken in the loop, while U_k and h_k are in cache
         grad_A = self._buffer("grad_A", A.shape, A, reuse_buffers)
@@ -367,7 +371,7 @@ class ResNetEnsemble:
             for k in range(L - 1, -1, -1):
                 us[k].mul_(torch.bmm(ps[k + 1], Vs[k]))
                 torch.baddbmm(ps[k + 1], us[k], As[k], out=ps[k])
-                torch.bmm(us[k].transpose(1, 2), hs[k], out=grad_As[k])
+                torch.bmm(u_ts[k], hs[k], out=grad_As[k])
             sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
             # Σ_n p_{k+1} σ(z_k)ᵀ: ∂ℓ/∂V_k is δ_k times it, ∂ℓ/∂δ_k its inner product with V_k
             p_sz = torch.matmul(P[1:].transpose(-1, -2), sz)
@@ -377,13 +381,16 @@ class ResNetEnsemble:
             # ∂ℓ/∂δ_k = p_{k+1}ᵀ σ(z_k), also taken in the loop
             sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
             grad_delta = torch.empty(L, A.shape[1], dtype=A.dtype, device=A.device) if trained_delta else None
-            grad_deltas, szs = (grad_delta.unbind(0), self._layers("SZ", sz, reused)) if trained_delta else (None, None)
+            if trained_delta:
+                grad_deltas = grad_delta.unbind(0)
+                p_rows = self._layers("P_rows", P.flatten(2), reuse_buffers and not keep_adjoint)
+                sz_rows = self._layers("SZ_rows", sz.flatten(2), reused)
             for k in range(L - 1, -1, -1):
                 us[k].mul_(ps[k + 1])
                 if trained_delta:
-                    torch.linalg.vecdot(ps[k + 1].flatten(1), szs[k].flatten(1), out=grad_deltas[k])
+                    torch.linalg.vecdot(p_rows[k + 1], sz_rows[k], out=grad_deltas[k])
                 torch.baddbmm(ps[k + 1], us[k], As[k], out=ps[k])
-                torch.bmm(us[k].transpose(1, 2), hs[k], out=grad_As[k])
+                torch.bmm(u_ts[k], hs[k], out=grad_As[k])
             grads = {"A": grad_A, "b": U.sum(dim=2)}
         if self.delta_type == "shared":
             grads["c"] = torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True)
