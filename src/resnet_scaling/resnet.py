@@ -258,7 +258,7 @@ class ResNetEnsemble:
         sz = torch.empty_like(z)
         states = [torch.empty(h.shape, dtype=A.dtype, device=A.device) for _ in range(2)]
         bs, a_ts = self._layers("b_rows", b.unsqueeze(2)), self._layers("A_view_T", A.transpose(2, 3))
-        deltas = self._layers("delta_view", delta.view(self.depth, -1, 1, 1), cache=self.delta_type == "multi")
+        deltas = self._delta_layers(delta)
         v_ts = None if V is None else self._layers("V_view_T", V.transpose(2, 3))
         for k in range(self.depth):
             torch.baddbmm(bs[k], h, a_ts[k], out=z)
@@ -290,6 +290,13 @@ class ResNetEnsemble:
             held = self._views[name] = (key, tensor.unbind(0))
         return held[1]
 
+    def _delta_layers(self, delta: torch.Tensor, cache: bool = True) -> tuple[torch.Tensor, ...]:
+        """Per-layer (S, 1, 1) views of δ; a shared δ is first copied into a work tensor, so
+        that its views, like those of a per-layer δ parameter, are made once."""
+        if self.delta_type == "shared" and cache:
+            delta = self._buffer("delta", delta.shape, delta, reuse=True).copy_(delta)
+        return self._layers("delta_view", delta.view(delta.shape[0], -1, 1, 1), cache and self.delta_type in ("shared", "multi"))
+
     def trajectory(self, x: torch.Tensor, reuse_buffers: bool = False) -> Trajectory:
         """The forward pass keeping every hidden state h_0..h_L, pre-activation z_k and σ(z_k).
 
@@ -317,7 +324,7 @@ class ResNetEnsemble:
                 act.apply_into(zs[k], szs[k])
                 torch.baddbmm(hs[k], szs[k], dv_ts[k], out=hs[k + 1])
             return Trajectory(H, Z, SZ)
-        deltas = self._layers("delta_view", delta.view(L, -1, 1, 1), cache=self.delta_type == "multi")
+        deltas = self._delta_layers(delta, reuse_buffers)
         for k in range(L):
             torch.baddbmm(bs[k], hs[k], a_ts[k], out=zs[k])
             act.apply_into(zs[k], szs[k])
@@ -380,9 +387,9 @@ class ResNetEnsemble:
         else:
             # ∂ℓ/∂δ_k = p_{k+1}ᵀ σ(z_k), also taken in the loop
             sz = traj.sz if traj.sz is not None else self.activation.fn(traj.z)
-            grad_delta = torch.empty(L, A.shape[1], dtype=A.dtype, device=A.device) if trained_delta else None
+            grad_delta = self._buffer("grad_delta", (L, A.shape[1]), A, reuse_buffers) if trained_delta else None
             if trained_delta:
-                grad_deltas = grad_delta.unbind(0)
+                grad_deltas = self._layers("grad_delta", grad_delta, reuse_buffers)
                 p_rows = self._layers("P_rows", P.flatten(2), reuse_buffers and not keep_adjoint)
                 sz_rows = self._layers("SZ_rows", sz.flatten(2), reused)
             for k in range(L - 1, -1, -1):
