@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from resnet_scaling.config import ConfigError, check_config, depth_grid
+from resnet_scaling.config import ConfigError, check_config, depth_grid, network_width
 from workflow_utils import ROOT, copy_workflow, run_snakemake
 
 SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
@@ -164,6 +164,23 @@ def test_every_selection_of_every_shipped_config_is_what_its_comment_says(name):
                 assert f"{count} depths" in text and f"{first}..{last}" in text, (name, key)
 
 
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (ROOT / "config" / "overlays").glob("*.yaml")))
+def test_every_overlay_of_the_paper_config_keeps_its_selections(overlay):
+    """An overlay given after paper.yaml (merged as Snakemake merges config files) gives a
+    valid config whose every enabled experiment resolves the paper grid's selections."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    update_config(cfg, yaml.safe_load((ROOT / "config" / "overlays" / overlay).read_text()))
+    cfg = with_schema_defaults(cfg)
+    check_config(cfg)
+    enabled = [exp for exp, spec in cfg["experiments"].items() if spec.get("enabled", True)]
+    assert enabled
+    for exp in enabled:
+        for key, depths in analysis_selections(cfg, exp).items():
+            assert (len(depths), depths[0], depths[-1]) == DOCUMENTED_SELECTIONS["paper.yaml"][key], (overlay, exp, key)
+
+
 @pytest.mark.workflow
 @pytest.mark.parametrize("mutate,first_line", SCHEMA_CASES[:2] + SEMANTIC_CASES[:4])
 def test_snakemake_refuses_bad_config_with_one_line_before_any_job(tmp_path, mutate, first_line):
@@ -237,3 +254,14 @@ def test_section_settings_fill_the_schema_defaults_and_name_bad_keys():
         section_settings("limits.fit", {"n_grid": -1})
     with pytest.raises(KeyError, match="no section"):
         section_settings("limits.fitt", {})
+
+
+def test_network_width_is_the_data_width_or_the_feature_map():
+    """Synthetic networks are as wide as their data; image datasets go through the 25-wide
+    feature map whatever the (synthetic-only) ``dim`` default says."""
+    from resnet_scaling.data import make_digits
+
+    assert network_width({"kind": "synthetic", "dim": 7}) == 7
+    digits = make_digits(20, 10)
+    assert network_width({"kind": "digits", "dim": 10}) == digits["x_train"].shape[1] == 25
+    assert network_width({"kind": "mnist", "dim": 10}) == 25

@@ -151,6 +151,23 @@ def test_training_resources_grow_with_depth(site_dry_run):
             assert values == sorted(values), (exp, key, values)
 
 
+def test_paper_training_memory_covers_measured_peaks(work_copy):
+    """The memory model of a training job (common.smk) against peaks measured on CPU in
+    float32 (the benchmark files of the paper run): at least the peak, and the deepest MNIST
+    network (d = 25, 60,000 images) within one node, not the whole dataset's trajectories."""
+    proc = run_snakemake(["-n", "--forceall", "--cores", "1024", "--configfile", "config/paper.yaml"],
+                         work_copy, clean_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    mem = {(job.wildcards["exp"], int(job.wildcards["depth"])): int(job.resources["mem_mb"])
+           for job in parse_dry_run(proc.stdout) if job.rule == "train"}
+    measured_peaks = {("relu_multi_synthetic", 9100): 1386, ("tanh_shared_synthetic", 9100): 1168,
+                      ("relu_multi_synthetic", 6319): 985, ("tanh_shared_synthetic", 2116): 566}
+    for key, peak in measured_peaks.items():
+        assert peak <= mem[key] <= 2 * peak, (key, mem[key], peak)
+    assert mem[("relu_multi_mnist", 9100)] > mem[("relu_multi_synthetic", 9100)]
+    assert max(mem.values()) <= 8000, max(mem.values())
+
+
 # -- (2) the stand-in run through the real plugin -----------------------------------------
 
 

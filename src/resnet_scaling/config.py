@@ -14,6 +14,8 @@ from pathlib import Path
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 #: Fewest depths a log-log fit against depth is allowed to rest on.
 MIN_FIT_DEPTHS = 3
+#: Width of the random feature map that embeds image datasets (docs/maths.md §2).
+FEATURE_DIM = 25
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,12 @@ def depth_grid(spec) -> list[int]:
             depths.add(value)
         n += 1
     return sorted(depths)
+
+
+def network_width(dataset: dict) -> int:
+    """Width d of the fully connected networks trained on a ``datasets:`` entry: the
+    synthetic data's ``dim``, the feature map's width for images."""
+    return dataset["dim"] if dataset["kind"] == "synthetic" else FEATURE_DIM
 
 
 def check_config(config: dict) -> None:

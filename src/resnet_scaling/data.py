@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import FEATURE_DIM
 from .io import stable_seed
 
 Dataset = dict[str, np.ndarray]
 
 SYNTHETIC_STEPS = 100
-FEATURE_DIM = 25
 N_CLASSES = 10
 
 
