@@ -8,11 +8,6 @@
 FBSDE = config["fbsde"]
 
 
-localrules:
-    fbsde_figures_synthetic,
-    fbsde_figures_trained,
-
-
 FBSDE_OUTPUTS = [
     "results/fbsde/convergence.csv",
     "results/fbsde/convergence_slopes.csv",
@@ -34,6 +29,27 @@ rule fbsde_convergence:
         slopes=ensure("results/fbsde/convergence_slopes.csv", non_empty=True),
         paths="results/fbsde/synthetic_paths.csv",
         field="results/fbsde/synthetic_gradient_field.npz",
+        convergence_pdf="figures/fbsde_convergence.pdf",
+        convergence_png=report(
+            "figures/fbsde_convergence.png",
+            caption="../report/fbsde_convergence.rst",
+            category="Backpropagation limit",
+            subcategory="Synthetic weight paths",
+        ),
+        paths_pdf="figures/fbsde_synthetic_adjoint_paths.pdf",
+        paths_png=report(
+            "figures/fbsde_synthetic_adjoint_paths.png",
+            caption="../report/fbsde_synthetic_adjoint_paths.rst",
+            category="Backpropagation limit",
+            subcategory="Synthetic weight paths",
+        ),
+        field_pdf="figures/fbsde_synthetic_gradient_field.pdf",
+        field_png=report(
+            "figures/fbsde_synthetic_gradient_field.png",
+            caption="../report/fbsde_synthetic_gradient_field.rst",
+            category="Backpropagation limit",
+            subcategory="Synthetic weight paths",
+        ),
     log:
         "logs/fbsde/convergence.log",
     benchmark:
@@ -59,6 +75,30 @@ rule fbsde_trained:
         slopes=ensure("results/fbsde/{exp}/slopes.csv", non_empty=True),
         paths="results/fbsde/{exp}/adjoint_paths.csv",
         field="results/fbsde/{exp}/gradient_field.npz",
+        error_pdf="figures/fbsde_gradient_error_{exp}.pdf",
+        error_png=report(
+            "figures/fbsde_gradient_error_{exp}.png",
+            caption="../report/fbsde_gradient_error.rst",
+            category="Backpropagation limit",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "errors against depth"},
+        ),
+        paths_pdf="figures/fbsde_adjoint_paths_{exp}.pdf",
+        paths_png=report(
+            "figures/fbsde_adjoint_paths_{exp}.png",
+            caption="../report/fbsde_adjoint_paths.rst",
+            category="Backpropagation limit",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "adjoints"},
+        ),
+        field_pdf="figures/fbsde_gradient_field_{exp}.pdf",
+        field_png=report(
+            "figures/fbsde_gradient_field_{exp}.png",
+            caption="../report/fbsde_gradient_field.rst",
+            category="Backpropagation limit",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "gradient field"},
+        ),
     log:
         "logs/fbsde/trained/{exp}.log",
     benchmark:
@@ -73,88 +113,3 @@ rule fbsde_trained:
         cfg=FBSDE["trained"],
     script:
         "../scripts/fbsde_trained.py"
-
-
-rule fbsde_figures_synthetic:
-    input:
-        errors="results/fbsde/convergence.csv",
-        slopes="results/fbsde/convergence_slopes.csv",
-        paths="results/fbsde/synthetic_paths.csv",
-        field="results/fbsde/synthetic_gradient_field.npz",
-    output:
-        convergence_pdf="figures/fbsde_convergence.pdf",
-        convergence=report(
-            "figures/fbsde_convergence.png",
-            caption="../report/fbsde_convergence.rst",
-            category="Backpropagation limit",
-            subcategory="Synthetic weight paths",
-        ),
-        paths_pdf="figures/fbsde_synthetic_adjoint_paths.pdf",
-        paths=report(
-            "figures/fbsde_synthetic_adjoint_paths.png",
-            caption="../report/fbsde_synthetic_adjoint_paths.rst",
-            category="Backpropagation limit",
-            subcategory="Synthetic weight paths",
-        ),
-        field_pdf="figures/fbsde_synthetic_gradient_field.pdf",
-        field=report(
-            "figures/fbsde_synthetic_gradient_field.png",
-            caption="../report/fbsde_synthetic_gradient_field.rst",
-            category="Backpropagation limit",
-            subcategory="Synthetic weight paths",
-        ),
-    log:
-        "logs/fbsde/figures_synthetic.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        case=FBSDE["convergence"]["figure_case"],
-    script:
-        "../scripts/fbsde_figures.py"
-
-
-rule fbsde_figures_trained:
-    input:
-        table="results/fbsde/{exp}/comparison.csv",
-        slopes="results/fbsde/{exp}/slopes.csv",
-        paths="results/fbsde/{exp}/adjoint_paths.csv",
-        field="results/fbsde/{exp}/gradient_field.npz",
-    output:
-        error_pdf="figures/fbsde_gradient_error_{exp}.pdf",
-        error=report(
-            "figures/fbsde_gradient_error_{exp}.png",
-            caption="../report/fbsde_gradient_error.rst",
-            category="Backpropagation limit",
-            subcategory="Trained networks",
-            labels={"experiment": "{exp}", "figure": "errors against depth"},
-        ),
-        paths_pdf="figures/fbsde_adjoint_paths_{exp}.pdf",
-        paths=report(
-            "figures/fbsde_adjoint_paths_{exp}.png",
-            caption="../report/fbsde_adjoint_paths.rst",
-            category="Backpropagation limit",
-            subcategory="Trained networks",
-            labels={"experiment": "{exp}", "figure": "adjoints"},
-        ),
-        field_pdf="figures/fbsde_gradient_field_{exp}.pdf",
-        field=report(
-            "figures/fbsde_gradient_field_{exp}.png",
-            caption="../report/fbsde_gradient_field.rst",
-            category="Backpropagation limit",
-            subcategory="Trained networks",
-            labels={"experiment": "{exp}", "figure": "gradient field"},
-        ),
-    log:
-        "logs/fbsde/figures_trained/{exp}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../scripts/fbsde_figures.py"

@@ -17,10 +17,8 @@ LIMITS_OUTPUTS = [
 ]
 
 
-# Light rules (figures and a note in seconds) run on the submit host of a cluster.
+# Light rules (a note in seconds) run on the submit host of a cluster.
 localrules:
-    limits_convergence_figure,
-    limits_figures,
     limits_note,
 
 
@@ -28,6 +26,13 @@ rule limits_convergence:
     output:
         table=ensure("results/limits/convergence.csv", non_empty=True),
         fits=ensure("results/limits/convergence_fits.csv", non_empty=True),
+        convergence_pdf="figures/limits_convergence.pdf",
+        convergence_png=report(
+            "figures/limits_convergence.png",
+            caption="../report/limits_convergence.rst",
+            category="Limits of the hidden state",
+            subcategory="Synthetic weight paths",
+        ),
     log:
         "logs/limits/convergence.log",
     benchmark:
@@ -42,30 +47,6 @@ rule limits_convergence:
         cfg=LIMITS["convergence"],
     script:
         "../scripts/limits_convergence.py"
-
-
-rule limits_convergence_figure:
-    input:
-        table="results/limits/convergence.csv",
-        fits="results/limits/convergence_fits.csv",
-    output:
-        convergence_pdf="figures/limits_convergence.pdf",
-        convergence=report(
-            "figures/limits_convergence.png",
-            caption="../report/limits_convergence.rst",
-            category="Limits of the hidden state",
-            subcategory="Synthetic weight paths",
-        ),
-    log:
-        "logs/limits/convergence_figure.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../scripts/limits_figures.py"
 
 
 rule limits_fit:
@@ -84,6 +65,30 @@ rule limits_fit:
         trajectories=ensure("results/limits/{exp}/trajectories.csv", non_empty=True),
         agreement="results/limits/{exp}/agreement.csv",
         summary="results/limits/{exp}/summary.json",
+        trajectories_pdf="figures/limits_trajectories_{exp}.pdf",
+        trajectories_png=report(
+            "figures/limits_trajectories_{exp}.png",
+            caption="../report/limits_trajectories.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "trajectories"},
+        ),
+        error_pdf="figures/limits_error_{exp}.pdf",
+        error_png=report(
+            "figures/limits_error_{exp}.png",
+            caption="../report/limits_error.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "error against depth"},
+        ),
+        coefficients_pdf="figures/limits_coefficients_{exp}.pdf",
+        coefficients_png=report(
+            "figures/limits_coefficients_{exp}.png",
+            caption="../report/limits_coefficients.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"experiment": "{exp}", "figure": "drift and diffusion"},
+        ),
     log:
         "logs/limits/fit/{exp}.log",
     benchmark:
@@ -100,49 +105,6 @@ rule limits_fit:
         exponent_statistic=config["scaling"]["regime"]["exponent_statistic"],
     script:
         "../scripts/limits_fit.py"
-
-
-rule limits_figures:
-    input:
-        trajectories="results/limits/{exp}/trajectories.csv",
-        pathwise="results/limits/{exp}/pathwise.csv",
-        generative="results/limits/{exp}/generative.csv",
-        coefficients="results/limits/{exp}/coefficients.csv",
-    output:
-        trajectories_pdf="figures/limits_trajectories_{exp}.pdf",
-        trajectories=report(
-            "figures/limits_trajectories_{exp}.png",
-            caption="../report/limits_trajectories.rst",
-            category="Limits of the hidden state",
-            subcategory="Trained networks",
-            labels={"experiment": "{exp}", "figure": "trajectories"},
-        ),
-        error_pdf="figures/limits_error_{exp}.pdf",
-        error=report(
-            "figures/limits_error_{exp}.png",
-            caption="../report/limits_error.rst",
-            category="Limits of the hidden state",
-            subcategory="Trained networks",
-            labels={"experiment": "{exp}", "figure": "error against depth"},
-        ),
-        coefficients_pdf="figures/limits_coefficients_{exp}.pdf",
-        coefficients=report(
-            "figures/limits_coefficients_{exp}.png",
-            caption="../report/limits_coefficients.rst",
-            category="Limits of the hidden state",
-            subcategory="Trained networks",
-            labels={"experiment": "{exp}", "figure": "drift and diffusion"},
-        ),
-    log:
-        "logs/limits/figures/{exp}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../scripts/limits_figures.py"
 
 
 rule limits_note:

@@ -39,12 +39,7 @@ SCALING_OUTPUTS = [
 # Light rules (a table or a figure in seconds) run on the submit host of a cluster.
 localrules:
     scaling_scorecard,
-    scaling_figure_max_norm,
-    scaling_figure_hypothesis,
-    scaling_figure_loss,
-    scaling_figure_summary,
-    scaling_figure_paths,
-    scaling_figure_decomposition,
+    scaling_figures,
 
 
 rule scaling_statistics:
@@ -104,7 +99,15 @@ rule scaling_paths:
         ],
         exponents="results/exponents.csv",
     output:
-        "results/scaling/{exp}/paths.csv",
+        table="results/scaling/{exp}/paths.csv",
+        pdf="figures/scaling_paths_{exp}.pdf",
+        png=report(
+            "figures/scaling_paths_{exp}.png",
+            caption="../report/scaling_paths.rst",
+            category="Scaling",
+            subcategory="Weight paths",
+            labels={"experiment": "{exp}"},
+        ),
     log:
         "logs/scaling/paths/{exp}.log",
     conda:
@@ -133,6 +136,14 @@ rule scaling_decomposition:
     output:
         decomposition="results/scaling/{exp}/decomposition.csv",
         losses="results/scaling/{exp}/denoised_loss.csv",
+        pdf="figures/scaling_decomposition_{exp}.pdf",
+        png=report(
+            "figures/scaling_decomposition_{exp}.png",
+            caption="../report/scaling_decomposition.rst",
+            category="Scaling",
+            subcategory="Trend and noise",
+            labels={"experiment": "{exp}"},
+        ),
     log:
         "logs/scaling/decomposition/{exp}.log",
     benchmark:
@@ -149,6 +160,7 @@ rule scaling_decomposition:
         n_entries=SCALING_DECOMP["n_entries"],
         exponent_statistic=SCALING_EXPONENT_STAT,
         include_status=SCALING_INCLUDE,
+        epsilon=lambda wildcards: experiment(wildcards.exp).get("epsilon", 1e-3),
     script:
         "../scripts/scaling_decomposition.py"
 
@@ -225,157 +237,56 @@ rule scaling_scorecard:
         "../scripts/scaling_scorecard.py"
 
 
-# -- figures: one function each in src/resnet_scaling/plots/scaling.py -------------------
+# -- figures of the whole stage: one function each in src/resnet_scaling/plots/scaling.py,
+# drawn by one job (the per-experiment figures are drawn by the rules that write their tables)
 
 
-rule scaling_figure_max_norm:
+rule scaling_figures:
     input:
         statistics=expand("results/scaling/{exp}/statistics.csv", exp=EXPERIMENTS),
+        training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
         exponents="results/exponents.csv",
+        regimes="results/regimes.csv",
     output:
-        pdf="figures/scaling_max_norm.pdf",
-        png=report(
+        max_norm_pdf="figures/scaling_max_norm.pdf",
+        max_norm_png=report(
             "figures/scaling_max_norm.png",
             caption="../report/scaling_max_norm.rst",
             category="Scaling",
             subcategory="Exponents",
         ),
-    log:
-        "logs/scaling/figure_max_norm.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        include_status=SCALING_INCLUDE,
-    script:
-        "../scripts/scaling_figure.py"
-
-
-rule scaling_figure_hypothesis:
-    input:
-        statistics=expand("results/scaling/{exp}/statistics.csv", exp=EXPERIMENTS),
-        exponents="results/exponents.csv",
-    output:
-        pdf="figures/scaling_hypothesis.pdf",
-        png=report(
+        hypothesis_pdf="figures/scaling_hypothesis.pdf",
+        hypothesis_png=report(
             "figures/scaling_hypothesis.png",
             caption="../report/scaling_hypothesis.rst",
             category="Scaling",
             subcategory="Exponents",
         ),
-    log:
-        "logs/scaling/figure_hypothesis.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        include_status=SCALING_INCLUDE,
-    script:
-        "../scripts/scaling_figure.py"
-
-
-rule scaling_figure_loss:
-    input:
-        training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
-    output:
-        pdf="figures/scaling_loss.pdf",
-        png=report(
+        loss_pdf="figures/scaling_loss.pdf",
+        loss_png=report(
             "figures/scaling_loss.png",
             caption="../report/scaling_loss.rst",
             category="Scaling",
             subcategory="Training",
         ),
-    log:
-        "logs/scaling/figure_loss.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        epsilons={exp: experiment(exp).get("epsilon", 1e-3) for exp in EXPERIMENTS},
-    script:
-        "../scripts/scaling_figure.py"
-
-
-rule scaling_figure_summary:
-    input:
-        regimes="results/regimes.csv",
-    output:
-        pdf="figures/scaling_summary.pdf",
-        png=report(
+        summary_pdf="figures/scaling_summary.pdf",
+        summary_png=report(
             "figures/scaling_summary.png",
             caption="../report/scaling_summary.rst",
             category="Scaling",
             subcategory="Regimes",
         ),
     log:
-        "logs/scaling/figure_summary.log",
+        "logs/scaling/figures.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=2000,
+        runtime=10,
     params:
+        include_status=SCALING_INCLUDE,
+        epsilons={exp: experiment(exp).get("epsilon", 1e-3) for exp in EXPERIMENTS},
         regime=SCALING["regime"],
     script:
-        "../scripts/scaling_figure.py"
-
-
-rule scaling_figure_paths:
-    input:
-        paths="results/scaling/{exp}/paths.csv",
-    output:
-        pdf="figures/scaling_paths_{exp}.pdf",
-        png=report(
-            "figures/scaling_paths_{exp}.png",
-            caption="../report/scaling_paths.rst",
-            category="Scaling",
-            subcategory="Weight paths",
-            labels={"experiment": "{exp}"},
-        ),
-    log:
-        "logs/scaling/figure_paths/{exp}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../scripts/scaling_figure.py"
-
-
-rule scaling_figure_decomposition:
-    input:
-        decomposition="results/scaling/{exp}/decomposition.csv",
-        losses="results/scaling/{exp}/denoised_loss.csv",
-    output:
-        pdf="figures/scaling_decomposition_{exp}.pdf",
-        png=report(
-            "figures/scaling_decomposition_{exp}.png",
-            caption="../report/scaling_decomposition.rst",
-            category="Scaling",
-            subcategory="Trend and noise",
-            labels={"experiment": "{exp}"},
-        ),
-    log:
-        "logs/scaling/figure_decomposition/{exp}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        epsilon=lambda wildcards: experiment(wildcards.exp).get("epsilon", 1e-3),
-    script:
-        "../scripts/scaling_figure.py"
+        "../scripts/scaling_figures.py"

@@ -1,5 +1,5 @@
 """Snakemake adapter: trend/noise decomposition of one experiment's deepest networks and the
-training loss of the trend-only (denoised) weights."""
+training loss of the trend-only (denoised) weights; the tables and their figure."""
 
 import logging
 import sys
@@ -11,7 +11,8 @@ import torch  # noqa: E402
 
 from resnet_scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import read_npz, write_csv  # noqa: E402
-from resnet_scaling.tables import read_exponents  # noqa: E402
+from resnet_scaling.plots import scaling as figures  # noqa: E402
+from resnet_scaling.tables import read_exponents, read_table  # noqa: E402
 from resnet_scaling.weights import decompose, load_weights  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
@@ -26,8 +27,11 @@ decomposition, losses = decompose(
     n_entries=p.n_entries,
     include_status=p.include_status,
 )
-write_csv(snakemake.output.decomposition, decomposition)
-write_csv(snakemake.output.losses, losses)
+out = snakemake.output
+write_csv(out.decomposition, decomposition)
+write_csv(out.losses, losses)
 for depth, part in losses.groupby("depth"):
     logging.info("L=%d: median loss trained %.3g, trend only %.3g", depth,
                  part["loss_trained"].median(), part["loss_denoised"].median())
+figures.decomposition_figure(read_table(out.decomposition), read_table(out.losses), out.png, p.epsilon)
+logging.info("wrote %s", list(out))

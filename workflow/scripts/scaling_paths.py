@@ -1,4 +1,5 @@
-"""Snakemake adapter: weight entries, norms and weight paths W^A_L(t) of one experiment (figure table)."""
+"""Snakemake adapter: weight entries, norms and weight paths W^A_L(t) of one experiment: the table
+and its figure."""
 
 import logging
 import sys
@@ -9,7 +10,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from resnet_scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.tables import read_exponents  # noqa: E402
+from resnet_scaling.plots import scaling as figures  # noqa: E402
+from resnet_scaling.tables import read_exponents, read_table  # noqa: E402
 from resnet_scaling.weights import load_weights, paths_table  # noqa: E402
 
 p = snakemake.params
@@ -20,4 +22,7 @@ table = paths_table(
     n_depths=p.n_depths,
     include_status=p.include_status,
 )
-write_csv(snakemake.output[0], table)
+out = snakemake.output
+write_csv(out.table, table)
+figures.paths_figure(read_table(out.table), out.png)  # from the file, as any later reader sees it
+logging.info("wrote %s", list(out))

@@ -65,6 +65,12 @@ def slope_guide(ax, x, y, slope: float, **kw) -> None:
     ax.plot(xs, np.exp(ly.mean() + slope * (np.log(xs) - lx.mean())), **kw)
 
 
+def png_outputs(outputs) -> dict:
+    """A rule's figures by name, from its outputs (a mapping or Snakemake's named list): each
+    output ``<figure>_png`` as ``<figure>``; the figure functions write the PDF beside it."""
+    return {name.removesuffix("_png"): path for name, path in outputs.items() if name.endswith("_png")}
+
+
 def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
     """Save ``fig`` as PDF and PNG beside each other (``path`` may end in either), atomically."""
     path = Path(path)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..tables import read_table
 from . import save_figure, slope_guide
 
 
@@ -180,3 +181,13 @@ def coefficients_figure(coefficients: pd.DataFrame, path: str | os.PathLike) -> 
     fig.suptitle(f"{r.experiment}: estimated drift and diffusion (limit {r.limit})", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def fit_figures(inputs: dict, outputs: dict) -> None:
+    """The three figures of one experiment from the tables of ``limits.write_fit``: ``inputs``
+    trajectories, pathwise, generative, coefficients (CSV); ``outputs`` trajectories, error,
+    coefficients."""
+    trajectories_figure(read_table(inputs["trajectories"]), outputs["trajectories"])
+    # the moment-matched diffusion is compared in law only: no pathwise rows
+    error_figure(read_table(inputs["pathwise"], allow_empty=True), read_table(inputs["generative"]), outputs["error"])
+    coefficients_figure(read_table(inputs["coefficients"]), outputs["coefficients"])
