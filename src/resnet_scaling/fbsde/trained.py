@@ -148,9 +148,9 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
     kinds = list(cfg.get("limits", TRAINED_LIMITS))
     n_fig = int(cfg.get("n_figure_inputs", 3))
     tables, deepest = [], {}
-    loaded = [read_npz(p) for p in train_paths]
-    depth_max = max(int(a["A"].shape[1]) for a, _ in loaded)
-    for arrays, meta in tqdm(loaded, desc="fbsde trained", disable=not progress, mininterval=5.0):
+    # one depth in memory at a time: at the paper scale all depths together take many GB
+    for path in tqdm(train_paths, desc="fbsde trained", disable=not progress, mininterval=5.0):
+        arrays, meta = read_npz(path)
         for state, w in _states(arrays, meta).items():
             res = compare_trained(
                 w, x, y, state=state, kinds=kinds, bandwidth=float(cfg.get("bandwidth", 0.1)), ref_factor=int(cfg.get("ref_factor", 1))
@@ -158,8 +158,9 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
             if res is None:
                 continue
             tables.append(res.table)
-            if w.depth == depth_max:
+            if state not in deepest or w.depth > deepest[state].network.depth:
                 deepest[state] = res
+        del arrays
     if not tables:
         raise ValueError(f"no network with finite weights and an accepted status in {list(train_paths)}")
     table = pd.concat(tables, ignore_index=True)
