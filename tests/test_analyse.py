@@ -248,8 +248,9 @@ def test_torchvision_style_resnet_with_operator_norms(tmp_path):
 
 
 def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
-    """This workflow's layout: all seeds of a depth in one file, statuses, metadata; a diverged seed
-    with non-finite weights is carried as excluded, as the workflow does."""
+    """This workflow's training outputs: all seeds of a depth in one file, statuses, metadata, the
+    initial weights beside the trained ones (not mapped); a diverged seed with non-finite weights
+    is carried as excluded, as the workflow does."""
     from resnet_scaling.io import write_npz
 
     beta, alpha = 0.3, 0.7
@@ -257,13 +258,14 @@ def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
         A, b = (np.stack(x) for x in zip(*(smooth(L, beta, 4, s) for s in range(4))))
         delta = np.array([[shared_delta(L, alpha, s)] * L for s in range(4)])
         A[3, L // 2] = np.nan
-        write_npz(tmp_path / "results" / "weights" / "toy" / f"depth_{L}.npz",
-                  metadata={"experiment": "toy", "depth": L, "delta_type": "shared", "activation": "tanh",
-                            "dataset": "synthetic"},
-                  A=A, b=b, delta=delta, seeds=np.array([0, 1, 2, 7]),
+        write_npz(tmp_path / "results" / "train" / "toy" / f"depth_{L}.npz",
+                  metadata={"experiment": "toy", "depth": L, "dataset": "synthetic",
+                            "config": {"delta": "shared", "activation": "tanh", "dataset": "synthetic"}},
+                  A=A, b=b, delta=delta, A_init=np.zeros_like(A), b_init=np.zeros_like(b),
+                  delta_init=np.ones_like(delta), seeds=np.array([0, 1, 2, 7]),
                   status=np.array(["converged", "stopped", "max_epochs", "diverged"]))
     m = example_map("workflow_outputs.yaml", analysis={**FAST, "include_status": ["converged", "stopped"]})
-    exponents, regimes = analyse([str(tmp_path / "results" / "weights" / "*" / "depth_*.npz")], m, tmp_path / "out")
+    exponents, regimes = analyse([str(tmp_path / "results" / "train" / "*" / "depth_*.npz")], m, tmp_path / "out")
     fit = row(exponents, "A", "rms_norm")
     assert fit["exponent"] == pytest.approx(beta, abs=0.01)
     assert (fit["n_seeds"], fit["n_excluded"], fit["excluded"]) == (2, 2 * len(DEPTHS), "diverged:5; max_epochs:5")
@@ -274,7 +276,7 @@ def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
     # the same NaN in a seed that would enter the fits is refused
     m = example_map("workflow_outputs.yaml", analysis={**FAST, "include_status": ["converged", "diverged"]})
     with pytest.raises(AnalyseError, match=r"depth_\d+\.npz: 'A' \(tensors\.A, block \d+, seed 3\) has non-finite"):
-        analyse([str(tmp_path / "results" / "weights" / "*" / "depth_*.npz")], m, tmp_path / "out2")
+        analyse([str(tmp_path / "results" / "train" / "*" / "depth_*.npz")], m, tmp_path / "out2")
 
 
 def test_the_readme_example_map_is_valid():
@@ -513,7 +515,7 @@ def test_cli_exponents_equal_the_workflows_on_the_smoke_run(smoke_run, tmp_path)
                                                          "regime")}
     map_path = tmp_path / "map.yaml"
     map_path.write_text(yaml.safe_dump(raw))
-    assert main(["analyse", str(smoke_run / "results" / "weights" / "*" / "depth_*.npz"), "--map", str(map_path),
+    assert main(["analyse", str(smoke_run / "results" / "train" / "*" / "depth_*.npz"), "--map", str(map_path),
                  "--out", str(tmp_path / "out")]) == 0
     keys = ["experiment", "quantity", "statistic"]
     ours = pd.read_csv(tmp_path / "out" / "exponents.csv").sort_values(keys, ignore_index=True)

@@ -1,6 +1,10 @@
-"""Extraction of layer sequences, weight paths and the trend/noise decomposition (docs/maths.md §1, §3)."""
+"""Layer sequences read from training outputs, weight paths and the trend/noise decomposition (docs/maths.md §1, §3)."""
+
+import struct
+import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -16,7 +20,7 @@ from resnet_scaling.weights import (
     from_training,
     layer_norms,
     layer_table,
-    load_weights,
+    load_training,
     noise_path,
     paths_table,
     quantity_sequences,
@@ -56,27 +60,23 @@ def test_files_are_in_the_paper_convention(delta_type):
     np.testing.assert_allclose(h, net.forward(torch.as_tensor(x)).numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_extract_round_trip_and_layer_table(tmp_path):
+def test_extract_writes_only_the_layer_table(tmp_path):
     train = tmp_path / "train.npz"
     sp.write_training_output(train, "smooth", 12, seeds=3, dim=4, experiment="exp1",
                              status=["converged", "stopped", "diverged"], epochs=4, max_epochs=10)
-    w = extract(train, tmp_path / "w.npz", tmp_path / "layers.csv")
-    back = load_weights(tmp_path / "w.npz")
+    w = extract(train, tmp_path / "layers.csv")
+    # the weights are not copied: the training output and the table are all there is
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.csv", "train.npz"]
     arrays, _ = read_npz(train)
-    np.testing.assert_array_equal(back.A, arrays["A"])
-    np.testing.assert_array_equal(back.status, ["converged", "stopped", "diverged"])
-    assert (back.experiment, back.depth, back.delta_type) == ("exp1", 12, "shared")
+    np.testing.assert_array_equal(w.A, arrays["A"])
+    np.testing.assert_array_equal(w.status, ["converged", "stopped", "diverged"])
+    assert (w.experiment, w.depth, w.delta_type) == ("exp1", 12, "shared")
     # final losses: the last finite entry of each padded history
-    np.testing.assert_allclose(back.losses["train_loss"][0], arrays["train_loss"][0, -2])
-    np.testing.assert_allclose(back.losses["train_loss"][1:], arrays["train_loss"][1:, -1])
-    saved, _ = read_npz(tmp_path / "w.npz")
+    np.testing.assert_allclose(w.losses["train_loss"][0], arrays["train_loss"][0, -2])
+    np.testing.assert_allclose(w.losses["train_loss"][1:], arrays["train_loss"][1:, -1])
     M = arrays["A"] * arrays["delta"][..., None, None]
-    np.testing.assert_allclose(weight_path(quantity_sequences(back)["M"])[:, -1], M.sum(axis=1))
-    np.testing.assert_allclose(quantity_sequences(back)["M"], M)
-    # no second copy of the weights: the effective weights and paths are derived on reading
-    assert not {"M", "m", "W_A", "W_b"} & set(saved)
-
-    import pandas as pd
+    np.testing.assert_allclose(weight_path(quantity_sequences(w)["M"])[:, -1], M.sum(axis=1))
+    np.testing.assert_allclose(quantity_sequences(w)["M"], M)
 
     table = pd.read_csv(tmp_path / "layers.csv")
     assert len(table) == 3 * 12 * 5  # seeds × layers × (A, b, delta, M, m)
@@ -85,23 +85,77 @@ def test_extract_round_trip_and_layer_table(tmp_path):
     np.testing.assert_allclose(a["increment"].iloc[:-1],
                                np.linalg.norm(np.diff(arrays["A"][1], axis=0), axis=(1, 2)))
     assert np.isnan(a["increment"].iloc[-1]) and a["t"].iloc[3] == pytest.approx(3 / 12)
-    assert w.depth == 12
+    assert table["status"].tolist()[::12][:3] == ["converged", "stopped", "diverged"]
 
 
 def test_statuses_pass_through_extraction(tmp_path):
     """Every trainer status, max_epochs (not converged) included, survives extraction."""
     sp.write_training_output(tmp_path / "t.npz", "brownian", 6, seeds=4, dim=2, epochs=[10, 7, 10, 10],
                              status=["max_epochs", "stopped", "converged", "diverged"], max_epochs=10)
-    w = extract(tmp_path / "t.npz", tmp_path / "w.npz", tmp_path / "l.csv")
+    w = extract(tmp_path / "t.npz", tmp_path / "l.csv")
     assert w.status.tolist() == ["max_epochs", "stopped", "converged", "diverged"]
-    assert load_weights(tmp_path / "w.npz").status.tolist() == w.status.tolist()
+    assert load_training(tmp_path / "t.npz").status.tolist() == w.status.tolist()
+    np.testing.assert_array_equal(w.epochs, [10, 7, 10, 10])
+
+
+def _damage_member(path, member: str) -> None:
+    """Flip one byte inside the stored data of one array of an .npz (its CRC then fails)."""
+    with zipfile.ZipFile(path) as archive:
+        offset = archive.getinfo(member).header_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 26)
+        name_len, extra_len = struct.unpack("<HH", fh.read(4))
+        at = offset + 30 + name_len + extra_len + 200  # past the .npy header, inside the values
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_load_training_leaves_the_initial_weights_unread(tmp_path):
+    """The analysis reads the trained networks only: a damaged initial-weights array, which a
+    full read refuses, does not matter, and the networks equal those of a full read."""
+    path = tmp_path / "depth_16.npz"
+    sp.write_training_output(path, "brownian", 16, seeds=3, dim=5, status=["converged", "stopped", "diverged"])
+    full = from_training(*read_npz(path))
+    _damage_member(path, "A_init.npy")
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        read_npz(path)
+    w = load_training(path)
+    for name in ("A", "b", "delta", "seeds", "status", "epochs"):
+        np.testing.assert_array_equal(getattr(w, name), getattr(full, name), err_msg=name)
+    assert w.losses.keys() == full.losses.keys()
+    for name in w.losses:
+        np.testing.assert_array_equal(w.losses[name], full.losses[name])
+    assert (w.experiment, w.depth, w.delta_type, w.activation, w.dataset) == (
+        full.experiment, full.depth, full.delta_type, full.activation, full.dataset)
+    # the same with the names of the arrays to leave out
+    arrays, meta = read_npz(path, exclude=["A_init", "b_init", "delta_init"])
+    assert not {"A_init", "b_init", "delta_init"} & set(arrays) and meta["depth"] == 16
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_an_archive", "damaged_weights"])
+def test_a_corrupt_training_output_gives_one_error_naming_the_file(tmp_path, damage):
+    path = tmp_path / "depth_8.npz"
+    sp.write_training_output(path, "smooth", 8, seeds=2, dim=3)
+    if damage == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "not_an_archive":
+        path.write_text("not an npz")
+    else:
+        _damage_member(path, "A.npy")
+    with pytest.raises(ValueError) as info:
+        load_training(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    assert f"delete {path} and rerun" in message
 
 
 def test_training_output_must_say_its_delta_type(tmp_path):
     A = np.zeros((1, 3, 2, 2))
     write_npz(tmp_path / "bad.npz", metadata={"depth": 3, "config": {"activation": "tanh"}},
               A=A, b=np.zeros((1, 3, 2)), delta=np.ones((1, 3)))
-    from resnet_scaling.weights import load_training
 
     with pytest.raises(ValueError, match="config.delta"):
         load_training(tmp_path / "bad.npz")

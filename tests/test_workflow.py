@@ -27,6 +27,9 @@ def test_training_outputs_exist_with_all_seeds(smoke_run):
             assert arrays["A"].shape[:2] == (2, depth)
             assert set(arrays["status"]) <= {"converged", "stopped", "max_epochs", "diverged"}
             assert meta["experiment"] == exp and meta["depth"] == depth
+            # the weights are stored once, in the training output; beside it only the per-layer table
+            assert (smoke_run / "results" / "weights" / exp / f"depth_{depth}_layers.csv.gz").stat().st_size > 0
+            assert not (smoke_run / "results" / "weights" / exp / f"depth_{depth}.npz").exists()
             assert (smoke_run / "logs" / "train" / exp / f"depth_{depth}.log").stat().st_size > 0
             assert not (smoke_run / "results" / "checkpoints" / exp / f"depth_{depth}.pt.tmp").exists()
             # the checkpoint is removed once its job has succeeded

@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -79,16 +79,29 @@ def write_npz(path: str | os.PathLike, metadata: dict | None = None, **arrays: n
             np.savez(fh, **arrays)
 
 
-def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Read arrays and metadata written by :func:`write_npz`; one clear error if unreadable."""
+def read_npz(
+    path: str | os.PathLike, exclude: Iterable[str] | Callable[[str], bool] | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Read arrays and metadata written by :func:`write_npz`; one clear error if unreadable.
+
+    ``exclude``: names of arrays to leave unread, or a predicate on the name. An .npz is read
+    one array at a time, so a left-out array costs neither reading time nor memory (the
+    metadata is always read).
+    """
     path = Path(path)
+    if exclude is None:
+        skip = lambda key: False  # noqa: E731
+    elif callable(exclude):
+        skip = exclude
+    else:
+        skip = frozenset(exclude).__contains__
     recover = f"delete {path} and rerun the workflow to rebuild it"
     try:
         with open(path, "rb") as fh:
             if fh.read(4) != b"PK\x03\x04":
                 raise ValueError(f"{path} is not a .npz archive (corrupt or truncated); {recover}")
         with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files if key == "metadata" or not skip(key)}
     except FileNotFoundError:
         raise FileNotFoundError(f"missing file: {path}") from None
     except ValueError as exc:

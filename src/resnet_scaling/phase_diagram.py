@@ -26,7 +26,7 @@ from .config import MIN_FIT_DEPTHS, ConfigError, load_schema, schema_error
 from .exponents import FitSettings, RegimeThresholds, SeedGrid, fit_experiment, fit_grid
 from .io import stable_seed
 from .statistics import experiment_statistics, sequence_statistics
-from .weights import TrainedWeights, from_training
+from .weights import TrainedWeights, load_training
 
 #: The three axes of the grid, in the order of a cell's name (after the activation).
 AXES = ("initialisation", "residual_scale", "optimizer")
@@ -167,10 +167,8 @@ def train_cell(
 
 
 def load_cell(paths: list[str | Path]) -> list[TrainedWeights]:
-    """The trained networks of one cell (one file per depth)."""
-    from .io import read_npz
-
-    return [from_training(*read_npz(path)) for path in paths]
+    """The trained networks of one cell (one file per depth), initial weights left unread."""
+    return [load_training(path) for path in paths]
 
 
 def phase_diagram(

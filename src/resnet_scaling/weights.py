@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import section_schema
-from .io import read_npz, write_csv, write_npz
+from .io import read_npz, write_csv
 
 #: Statuses of a trained network: ``converged`` (epoch loss below ε), ``stopped`` (the
 #: stopping rule's plateau: ``patience`` epochs without a ``min_improvement`` gain),
@@ -131,6 +131,19 @@ def _final(history: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=1), out, np.nan)
 
 
+def training_labels(meta: dict) -> dict[str, str]:
+    """δ type, activation and dataset of a training output, from its metadata."""
+    config = meta.get("config") or {}
+    for key in ("delta", "activation"):
+        if key not in config:
+            raise ValueError(f"training output metadata lacks config.{key}")
+    return {
+        "delta_type": str(config["delta"]),
+        "activation": str(config["activation"]),
+        "dataset": str(meta.get("dataset", config.get("dataset", ""))),
+    }
+
+
 def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
     """Wrap the arrays and metadata of a training output ``results/train/{exp}/depth_{L}.npz``."""
     missing = [key for key in ("A", "b", "delta") if key not in arrays]
@@ -140,10 +153,7 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
     if A.ndim != 4 or A.shape[2] != A.shape[3]:
         raise ValueError(f"array A must have shape (S, L, d, d), got {A.shape}")
     S, L = A.shape[:2]
-    config = meta.get("config") or {}
-    for key in ("delta", "activation"):
-        if key not in config:
-            raise ValueError(f"training output metadata lacks config.{key}")
+    labels = training_labels(meta)
     status = np.asarray(arrays.get("status", np.full(S, "converged"))).astype(str)
     epochs = np.asarray(arrays["epochs"]).astype(int) if "epochs" in arrays else None
     reasons = meta.get("stop_reason")
@@ -161,18 +171,23 @@ def from_training(arrays: dict[str, np.ndarray], meta: dict) -> TrainedWeights:
         status=status,
         experiment=str(meta.get("experiment", "")),
         depth=int(meta.get("depth", L)),
-        delta_type=str(config["delta"]),
-        activation=str(config["activation"]),
-        dataset=str(meta.get("dataset", config.get("dataset", ""))),
         losses=losses,
         epochs=epochs,
         stop_reason=stop_reason,
+        **labels,
     )
 
 
+def initial_weights(key: str) -> bool:
+    """Whether an array of a training output holds initial weights (``A_init``, ``b_init``,
+    ``delta_init``): the analysis of trained networks leaves them unread."""
+    return key.endswith("_init")
+
+
 def load_training(path: str | os.PathLike) -> TrainedWeights:
-    """Read a training output; the depth recorded in the file must match its arrays."""
-    arrays, meta = read_npz(path)
+    """Read the trained networks of a training output, without its initial weights (left
+    unread); the depth recorded in the file must match its arrays."""
+    arrays, meta = read_npz(path, exclude=initial_weights)
     w = from_training(arrays, meta)
     if w.A.shape[1] != w.depth:
         raise ValueError(f"{path}: metadata says depth {w.depth} but A has {w.A.shape[1]} layers")
@@ -207,65 +222,11 @@ def layer_table(w: TrainedWeights) -> pd.DataFrame:
     return table
 
 
-def _compact(x: np.ndarray) -> np.ndarray:
-    """float32 when that holds every value exactly (weights trained in float32), else as is."""
-    narrow = x.astype(np.float32)
-    return narrow if np.array_equal(narrow.astype(x.dtype), x, equal_nan=True) else x
-
-
-def save_weights(w: TrainedWeights, path: str | os.PathLike) -> None:
-    """Write the extracted sequences (keys: A, b, delta, seeds, status, epochs, stop_reason,
-    final_<loss>) with the experiment's metadata, atomically. The effective weights M, m and
-    their paths are derived from these (:func:`effective_weights`, :func:`weight_path`), not
-    stored a second time; values are stored exactly, in float32 where that is lossless."""
-    extra = {f"final_{name}": value for name, value in w.losses.items()}
-    if w.epochs is not None:
-        extra["epochs"] = w.epochs
-    if w.stop_reason is not None:
-        extra["stop_reason"] = np.asarray(w.stop_reason, dtype=str)
-    write_npz(
-        path,
-        metadata={
-            "experiment": w.experiment,
-            "depth": w.depth,
-            "delta_type": w.delta_type,
-            "activation": w.activation,
-            "dataset": w.dataset,
-        },
-        A=_compact(np.asarray(w.A)),
-        b=_compact(np.asarray(w.b)),
-        delta=_compact(np.asarray(w.delta)),
-        seeds=w.seeds,
-        status=w.status.astype("U16"),
-        **extra,
-    )
-
-
-def load_weights(path: str | os.PathLike) -> TrainedWeights:
-    """Read a file written by :func:`save_weights` back into :class:`TrainedWeights`."""
-    arrays, meta = read_npz(path)
-    losses = {key[len("final_"):]: arrays[key] for key in arrays if key.startswith("final_")}
-    return TrainedWeights(
-        A=np.asarray(arrays["A"], dtype=np.float64),
-        b=np.asarray(arrays["b"], dtype=np.float64),
-        delta=np.asarray(arrays["delta"], dtype=np.float64),
-        seeds=arrays["seeds"].astype(int),
-        status=arrays["status"].astype(str),
-        experiment=meta["experiment"],
-        depth=int(meta["depth"]),
-        delta_type=meta["delta_type"],
-        activation=meta["activation"],
-        dataset=meta.get("dataset", ""),
-        losses=losses,
-        epochs=arrays["epochs"].astype(int) if "epochs" in arrays else None,
-        stop_reason=arrays["stop_reason"].astype(str) if "stop_reason" in arrays else None,
-    )
-
-
-def extract(train_path: str | os.PathLike, weights_path: str | os.PathLike, table_path: str | os.PathLike) -> TrainedWeights:
-    """The extraction stage for one (experiment, depth): weights file and per-layer table."""
+def extract(train_path: str | os.PathLike, table_path: str | os.PathLike) -> TrainedWeights:
+    """The extraction stage for one (experiment, depth): the per-layer table of its training
+    output. The weights themselves are not copied: every reader takes them from the training
+    output (:func:`load_training`)."""
     w = load_training(train_path)
-    save_weights(w, weights_path)
     write_csv(table_path, layer_table(w))
     return w
 

@@ -1,7 +1,7 @@
-# Scaling stage (docs/maths.md §3): from the layer sequences of every trained network
-# (extracted by its training job), take their statistics, fit exponents with seed-bootstrap
-# intervals, classify the regime of each experiment, compare with the references, and draw
-# the scaling figures.
+# Scaling stage (docs/maths.md §3): from the layer sequences of every trained network (read
+# from its training output, the initial weights left unread), take their statistics, fit
+# exponents with seed-bootstrap intervals, classify the regime of each experiment, compare
+# with the references, and draw the scaling figures.
 # Settings: the `scaling` section of the config; schema validation (common.smk) fills in
 # every default from workflow/schemas/config.schema.yaml.
 
@@ -44,10 +44,7 @@ localrules:
 
 rule scaling_statistics:
     input:
-        lambda wildcards: [
-            f"results/weights/{wildcards.exp}/depth_{d}.npz"
-            for d in depths_of(wildcards.exp)
-        ],
+        lambda wildcards: all_train_outputs(wildcards.exp),
     output:
         statistics=ensure("results/scaling/{exp}/statistics.csv", non_empty=True),
         training="results/scaling/{exp}/training.csv",
@@ -93,8 +90,8 @@ checkpoint scaling_exponents:
 
 rule scaling_paths:
     input:
-        weights=lambda wildcards: [
-            f"results/weights/{wildcards.exp}/depth_{d}.npz"
+        train=lambda wildcards: [
+            train_output(wildcards.exp, d)
             for d in SELECTIONS[wildcards.exp]["scaling.paths"]
         ],
         exponents="results/exponents.csv",
@@ -127,8 +124,8 @@ rule scaling_paths:
 
 rule scaling_decomposition:
     input:
-        weights=lambda wildcards: [
-            f"results/weights/{wildcards.exp}/depth_{d}.npz"
+        train=lambda wildcards: [
+            train_output(wildcards.exp, d)
             for d in SELECTIONS[wildcards.exp]["scaling.decomposition"]
         ],
         exponents="results/exponents.csv",

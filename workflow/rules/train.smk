@@ -1,6 +1,7 @@
 # Data and training: one job per (experiment, depth), all seeds inside the job. The job also
-# extracts the layer sequences of its networks (results/weights/): a second job per depth
-# would cost more to start (Python, torch, pandas) than the extraction itself.
+# writes the per-layer table of its networks (results/weights/): a second job per depth
+# would cost more to start (Python, torch, pandas) than the table itself. The trained weights
+# are stored once, in the training output, which every later stage reads.
 
 
 rule data:
@@ -26,7 +27,6 @@ rule train:
         dataset_of,
     output:
         train="results/train/{exp}/depth_{depth}.npz",
-        weights="results/weights/{exp}/depth_{depth}.npz",
         layers="results/weights/{exp}/depth_{depth}_layers.csv.gz",
     log:
         "logs/train/{exp}/depth_{depth}.log",

@@ -13,13 +13,13 @@ from resnet_scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import read_npz, write_csv  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
 from resnet_scaling.tables import read_exponents, read_table  # noqa: E402
-from resnet_scaling.weights import decompose, load_weights  # noqa: E402
+from resnet_scaling.weights import decompose, load_training  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 data, _ = read_npz(snakemake.input.dataset)
 decomposition, losses = decompose(
-    [load_weights(path) for path in snakemake.input.weights],
+    [load_training(path) for path in snakemake.input.train],
     exponents_of(read_exponents(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
     (data["x_train"], data["y_train"]),
     n_cells=p.n_cells,

@@ -12,11 +12,11 @@ from resnet_scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
 from resnet_scaling.tables import read_exponents, read_table  # noqa: E402
-from resnet_scaling.weights import load_weights, paths_table  # noqa: E402
+from resnet_scaling.weights import load_training, paths_table  # noqa: E402
 
 p = snakemake.params
 table = paths_table(
-    [load_weights(path) for path in snakemake.input.weights],
+    [load_training(path) for path in snakemake.input.train],
     exponents_of(read_exponents(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
     n_entries=p.n_entries,
     n_depths=p.n_depths,

@@ -10,10 +10,10 @@ from tqdm import tqdm  # noqa: E402
 
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.statistics import experiment_statistics  # noqa: E402
-from resnet_scaling.weights import load_weights  # noqa: E402
+from resnet_scaling.weights import load_training  # noqa: E402
 
 stats, training = experiment_statistics(
-    (load_weights(path) for path in tqdm(snakemake.input, desc=snakemake.wildcards.exp, file=sys.stderr)),
+    (load_training(path) for path in tqdm(snakemake.input, desc=snakemake.wildcards.exp, file=sys.stderr)),
     window_fraction=snakemake.params.window_fraction,
     labels=snakemake.params.labels,
 )

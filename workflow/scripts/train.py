@@ -1,5 +1,6 @@
 """Snakemake adapter: train all seeds of one (experiment, depth), resuming from a checkpoint,
-then extract their layer sequences and per-layer table."""
+then write the per-layer table of their layer sequences (the weights stay in the training
+output only)."""
 
 import logging
 import sys
@@ -28,6 +29,6 @@ result = train_ensemble(
 )
 save_result(snakemake.output.train, result)
 logging.info("statuses %s, epochs %s, %.1f s", result.status.tolist(), result.epochs.tolist(), result.wall_time_s)
-extract(snakemake.output.train, snakemake.output.weights, snakemake.output.layers)
+extract(snakemake.output.train, snakemake.output.layers)
 # The outputs are complete: the checkpoint would only take disk space (a rerun is bitwise identical).
 Path(snakemake.params.checkpoint).unlink(missing_ok=True)

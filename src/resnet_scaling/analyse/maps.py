@@ -73,7 +73,7 @@ def map_schema() -> dict:
             "status": {**name, "description": "Array of training statuses (default: every network converged)."},
             "from_metadata": {"type": "boolean", "default": False,
                               "description": "Experiment, depth, δ type and labels from the metadata of this "
-                                             "workflow's .npz files."},
+                                             "workflow's training outputs (results/train/)."},
             "norm": {"enum": ["frobenius", "operator"], "default": "frobenius"},
             "input_size": {"type": "integer", "minimum": 1,
                            "description": "Spatial size n of the inputs of convolutions (norm: operator)."},

@@ -22,7 +22,7 @@ import pandas as pd
 from ..cnn.operator_norms import operator_norm
 from ..config import MIN_FIT_DEPTHS
 from ..exponents import usable
-from ..weights import TrainedWeights, layer_norms
+from ..weights import TrainedWeights, layer_norms, training_labels
 from .maps import AnalyseError, Map, TensorRule
 from .readers import read_checkpoint
 
@@ -178,7 +178,7 @@ def _file_groups(path: Path, m: Map) -> dict:
 def _metadata(meta: dict, key: str, path) -> object:
     if key not in meta:
         raise AnalyseError(f"{path}: from_metadata: the file has no metadata entry {key!r} "
-                           "(only this workflow's .npz files carry it)")
+                           "(only this workflow's training outputs carry it)")
     return meta[key]
 
 
@@ -237,8 +237,13 @@ def read_network(path, m: Map) -> Network:
     if m.from_metadata:
         experiment = str(_metadata(meta, "experiment", path))
         depth = int(_metadata(meta, "depth", path))
-        delta_type = str(_metadata(meta, "delta_type", path))
-        labels = {k: str(meta.get(k, "")) for k in ("dataset", "activation")}
+        try:
+            described = training_labels(meta)
+        except ValueError as exc:
+            raise AnalyseError(f"{path}: from_metadata: {exc} (only this workflow's training outputs "
+                               "carry it)") from None
+        delta_type = described["delta_type"]
+        labels = {k: described[k] for k in ("dataset", "activation")}
     else:
         experiment, depth = m.name, L
     if "experiment" in groups:
