@@ -7,7 +7,8 @@ S = 8 seeds and one intra-op thread (as training jobs run). It prints the time p
 (layer × network × step), which would be constant if the cost were linear in depth, and the
 share of the per-epoch evaluation.
 
-The prediction multiplies, for every experiment and depth of ``config/paper.yaml``, the
+The prediction multiplies, for every enabled experiment and depth of the config (``config/paper.yaml``,
+or ``--configfile`` files merged as Snakemake merges them, e.g. with ``config/overlays/fc_cpu.yaml``), the
 interpolated cost per epoch (steps scaled to the dataset's n_train, evaluation to its
 n_train + n_test) by the number of epochs the seeds took: the median over seeds
 in ``--epochs`` (a CSV with experiment, depth, epochs, e.g. ``figures/paper/training.csv``
@@ -15,7 +16,7 @@ of the committed paper run); experiments or depths missing there are assumed to 
 ``--assumed-epochs`` epochs, and the output says which. Wall time assumes the jobs share
 ``--cores`` cores perfectly.
 
-Usage: python benchmarks/paper_grid.py [--epochs CSV] [--cores 2] [--quick]
+Usage: python benchmarks/paper_grid.py [--configfile YAML...] [--epochs CSV] [--cores 2] [--quick]
 Last line: ``paper grid minutes: <m>``.
 """
 
@@ -31,7 +32,9 @@ import pandas as pd
 import torch
 import yaml
 
-from resnet_scaling.config import depth_grid
+from snakemake.utils import update_config
+
+from resnet_scaling.config import depth_grid, network_width, with_schema_defaults
 from resnet_scaling.resnet import ResNetEnsemble
 from resnet_scaling.train import EnsembleOptimizer
 
@@ -69,6 +72,7 @@ def epoch_seconds(depth: int, dim: int, activation: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", nargs="+", default=[str(ROOT / "config" / "paper.yaml")])
     parser.add_argument("--epochs", default=str(ROOT / "figures" / "paper" / "training.csv"))
     parser.add_argument("--assumed-epochs", type=float, default=20.0)
     parser.add_argument("--cores", type=int, default=2)
@@ -76,11 +80,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    config: dict = {}
+    for path in args.configfile:
+        update_config(config, yaml.safe_load(Path(path).read_text()))
+    config = with_schema_defaults(config)
     depths_measured = [100, 1000] if args.quick else [100, 1000, 3000, 9100]
     costs = {}
     print(f"{'d':>3} {'act':>5} {'L':>5} {'epoch s':>8} {'eval %':>7} {'us per layer x net x step':>26}")
-    for dim in (10, 25):
+    enabled = {name: exp for name, exp in config["experiments"].items() if exp.get("enabled", True)}
+    widths = sorted({network_width(config["datasets"][exp["dataset"]]) for exp in enabled.values()})
+    for dim in widths:
         for activation in ("tanh", "relu"):
             steps, evals = [], []
             for L in depths_measured:
@@ -110,11 +119,9 @@ def main() -> None:
     epochs = pd.read_csv(args.epochs) if Path(args.epochs).exists() else pd.DataFrame(columns=["experiment", "depth", "epochs"])
     median = epochs.groupby(["experiment", "depth"])["epochs"].median().to_dict()
     total_cpu = 0.0
-    for name, exp in config["experiments"].items():
-        if not exp.get("enabled", True):
-            continue
+    for name, exp in enabled.items():
         dataset = config["datasets"][exp["dataset"]]
-        dim = dataset.get("dim", 25)
+        dim = network_width(dataset)
         cpu, assumed = 0.0, 0
         for L in depth_grid(exp["depths"]):
             n = median.get((name, L))
