@@ -352,7 +352,8 @@ def decompose(
     if not networks:
         raise ValueError(f"no network is as deep as the {n_cells} cells of the trend grid")
     qa, qb, _ = decomposition_pair(networks[0])
-    seqs = [quantity_sequences(w) for w in networks]
+    # only the two decomposed sequences are kept: at the paper scale all of them take many GB
+    seqs = [{q: full[q] for q in (qa, qb)} for full in map(quantity_sequences, networks)]
     keep = selection(networks, include_status)
     trends = {}
     for q in (qa, qb):
