@@ -6,7 +6,7 @@ copies the figures (PNG and PDF) and the small tables into one folder of the rep
 gathers the per-network training summaries into ``training.csv`` and writes ``cost.csv`` (per rule: jobs, wall seconds, CPU seconds, peak memory) from the
 run's ``benchmarks/output/`` files. The large intermediate results stay behind.
 
-    python -m resnet_scaling.gallery RUN_DIR DEST [--time-report TIME_V_FILE]
+    python -m resnet_scaling.gallery RUN_DIR DEST [--time-report TIME_V_FILE --time-label LABEL]...
 """
 
 from __future__ import annotations
@@ -73,9 +73,11 @@ def time_report(path: str | Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": cpu, "max_rss_mb": float(field("Maximum resident set size (kbytes)")) / 1024}
 
 
-def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path | None = None,
-                   time_label: str = "Whole run") -> list[Path]:
-    """Copy the run's figures and small tables into ``dest`` and write its cost; returns the files."""
+def export_gallery(run_dir: str | Path, dest: str | Path, time_file=None, time_label="Whole run") -> list[Path]:
+    """Copy the run's figures and small tables into ``dest`` and write its cost; returns the files.
+
+    ``time_file``: a GNU ``time -v`` report of the run, or several (one per invocation, e.g.
+    training and analysis), each described by the matching entry of ``time_label``."""
     run_dir, dest = Path(run_dir), Path(dest)
     figures = sorted((run_dir / "figures").glob("*.p[dn][fg]"))
     if not figures:
@@ -102,10 +104,17 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file: str | Path 
     lines = ["# Cost of the run", "", "Per rule, from the benchmark files of the jobs that declare one:", "",
              "| rule | jobs | wall s | CPU s | peak memory MB |", "|---|---|---|---|---|"]
     lines += [f"| {r.rule} | {r.jobs} | {r.wall_s:.0f} | {r.cpu_s:.0f} | {r.max_rss_mb:.0f} |" for r in cost.itertuples()]
-    if time_file is not None:
-        total = time_report(time_file)
-        lines += ["", f"{time_label} (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
-                      f"peak memory of one process {total['max_rss_mb']:.0f} MB."]
+    files = [] if time_file is None else [time_file] if isinstance(time_file, (str, Path)) else list(time_file)
+    labels = [time_label] if isinstance(time_label, str) else list(time_label)
+    if len(labels) != len(files) and files:
+        raise ValueError(f"{len(files)} time reports but {len(labels)} labels")
+    if files:
+        lines.append("")
+    for path, label in zip(files, labels):
+        total = time_report(path)
+        lines += [f"{label} (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
+                  f"peak memory of one process {total['max_rss_mb']:.0f} MB.", ""]
+    lines = lines[:-1] if files else lines
     write_text(dest / "cost.md", "\n".join(lines) + "\n")
     written.append(dest / "cost.md")
     return written
@@ -115,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Copy a finished run's figures, small tables and cost into a gallery folder.")
     parser.add_argument("run_dir")
     parser.add_argument("dest")
-    parser.add_argument("--time-report", default=None, help="output of /usr/bin/time -v for the run")
-    parser.add_argument("--time-label", default="Whole run", help="what the time report covers")
+    parser.add_argument("--time-report", action="append", default=[],
+                        help="output of /usr/bin/time -v for the run (repeat for several invocations)")
+    parser.add_argument("--time-label", action="append", default=[], help="what each time report covers")
     args = parser.parse_args(argv)
-    for path in export_gallery(args.run_dir, args.dest, args.time_report, args.time_label):
+    labels = args.time_label or ["Whole run"] * len(args.time_report)
+    for path in export_gallery(args.run_dir, args.dest, args.time_report, labels):
         print(path)
     return 0
 
