@@ -108,13 +108,10 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file=None, time_l
     labels = [time_label] if isinstance(time_label, str) else list(time_label)
     if len(labels) != len(files) and files:
         raise ValueError(f"{len(files)} time reports but {len(labels)} labels")
-    if files:
-        lines.append("")
     for path, label in zip(files, labels):
         total = time_report(path)
-        lines += [f"{label} (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
-                  f"peak memory of one process {total['max_rss_mb']:.0f} MB.", ""]
-    lines = lines[:-1] if files else lines
+        lines += ["", f"{label} (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
+                      f"peak memory of one process {total['max_rss_mb']:.0f} MB."]
     write_text(dest / "cost.md", "\n".join(lines) + "\n")
     written.append(dest / "cost.md")
     return written
