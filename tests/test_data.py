@@ -1,4 +1,4 @@
-"""Datasets of docs/maths.md §2: the generator's definition, the embedding, IDX reading errors."""
+"""Datasets of docs/maths.md §2: the generator's definition, the embedding, IDX reading errors, the affine floor."""
 
 import gzip
 import math
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from resnet_scaling import data
-from resnet_scaling.io import stable_seed
+from resnet_scaling.data import affine_floor, dataset_affine_floor
+from resnet_scaling.io import stable_seed, write_npz
 
 
 def test_synthetic_generator_follows_its_definition():
@@ -108,3 +109,21 @@ def test_garbage_gzip_is_named(tmp_path):
     path.write_bytes(b"not a gzip file at all")
     with pytest.raises(ValueError, match="corrupt MNIST file"):
         data.read_idx(path)
+
+
+def test_affine_floor_is_the_mean_square_of_the_part_no_affine_map_reaches():
+    """y = W x + c + e with e orthogonal to the inputs and the constant: the floor is mean(e²) exactly."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 5))
+    design = np.column_stack([x, np.ones(len(x))])
+    noise = rng.normal(size=(200, 4))
+    noise -= design @ np.linalg.lstsq(design, noise, rcond=None)[0]  # project out span{x, 1}
+    y_affine = x @ rng.normal(size=(5, 4)) + rng.normal(size=4)
+    assert affine_floor(x, y_affine) < 1e-24
+    assert np.isclose(affine_floor(x, y_affine + noise), np.mean(noise**2), rtol=1e-10, atol=0)
+
+
+def test_affine_floor_of_a_dataset_file_names_a_missing_array(tmp_path):
+    write_npz(tmp_path / "d.npz", x_train=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"d\.npz: no y_train"):
+        dataset_affine_floor(tmp_path / "d.npz")

@@ -2,9 +2,10 @@
 
 from html.parser import HTMLParser
 
+import numpy as np
 import pandas as pd
 
-from resnet_scaling.scorecard import REFERENCES, render_html, render_markdown, score
+from resnet_scaling.scorecard import REFERENCES, render_html, render_markdown, score, training_outcome
 
 
 def _tables():
@@ -146,3 +147,26 @@ def test_an_exponent_that_differs_quotes_its_measured_local_exponents():
     verdict = scores.loc[("relu-multi-mnist-beta", "relu_dig"), "verdict"]
     assert verdict == ("differs from the plotting constant; measured: local exponent 0.72 at depths 16..64, "
                        "0.45 at 256..1024 (range 0.45–0.72); 0.54 over converged networks only")
+
+
+def test_training_outcome_counts_statuses_and_compares_losses_with_the_affine_floor():
+    exponents, regimes = _tables()
+    training = pd.DataFrame(
+        [{"experiment": "tanh_syn", "depth": 8, "seed": s, "status": "converged", "train_loss": 8e-4 + s * 1e-5}
+         for s in range(3)]
+        + [{"experiment": "relu_dig", "depth": d, "seed": 0, "status": st, "train_loss": loss}
+           for d, st, loss in ((8, "stopped", 0.016), (16, "stopped", 0.018), (32, "max_epochs", 0.02),
+                               (64, "converged", 9e-4))]
+    )
+    outcome = training_outcome(training, {"tanh_syn": 1e-3, "relu_dig": 1e-3}, {"tanh_syn": 5e-4, "relu_dig": 0.0152})
+    by_exp = outcome.set_index("experiment")
+    assert by_exp.loc["tanh_syn", "n_converged"] == 3 and by_exp.loc["tanh_syn", "n_stopped"] == 0
+    assert np.isclose(by_exp.loc["tanh_syn", "median_loss_converged"], 8.1e-4)
+    assert np.isclose(by_exp.loc["relu_dig", "median_loss_stopped"], 0.017)
+    assert by_exp.loc["relu_dig", "n_max_epochs"] == 1 and by_exp.loc["relu_dig", "networks"] == 4
+    md = render_markdown(score(exponents, regimes), exponents, regimes, outcome=outcome)
+    assert "## How the training ended" in md
+    assert ("| relu_dig | 4 | 1 (median loss 0.0009) | 2 (median loss 0.017) | 1 (median loss 0.02) | 0 | 0.001 | "
+            "0.015 | ε is below the affine floor: only a network that uses its nonlinearity converges; "
+            "the plateau losses are 1.12 × the floor |") in md
+    assert "| tanh_syn | 3 | 3 (median loss 0.00081) | 0 | 0 | 0 | 0.001 | 0.0005 | ε is above the affine floor" in md

@@ -258,3 +258,31 @@ def make_dataset(spec: dict, seed: int = 0) -> Dataset:
     if kind == "cifar10":
         return make_cifar10(spec["path"], spec["n_train"], spec["n_test"], seed)
     raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, digits, mnist or cifar10")
+
+
+def affine_floor(x: np.ndarray, y: np.ndarray) -> float:
+    """Least mean squared error (over samples and coordinates, the training loss's
+    normalisation) of any affine map x ↦ W x + c from inputs to targets.
+
+    A residual network whose blocks stay in the linear range of their activation acts as an
+    affine map, so its loss stays near or above this floor; when the floor exceeds the
+    stopping rule's ε, only a network that uses its nonlinearity can converge (docs/maths.md §2).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"affine floor: {len(x)} inputs and {len(y)} targets; expected the same, non-zero number")
+    design = np.column_stack([x, np.ones(len(x))])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(np.mean((design @ coef - y) ** 2))
+
+
+def dataset_affine_floor(path: str | Path) -> float:
+    """:func:`affine_floor` of the training split of a dataset file written by the data rule."""
+    from .io import read_npz
+
+    arrays, _ = read_npz(path, exclude=lambda key: key not in ("x_train", "y_train"))
+    missing = [key for key in ("x_train", "y_train") if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: no {', '.join(missing)}; delete it so that the data rule writes it again")
+    return affine_floor(arrays["x_train"], arrays["y_train"])

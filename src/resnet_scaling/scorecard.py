@@ -308,8 +308,50 @@ def inclusion_rows(scores: pd.DataFrame, robustness: pd.DataFrame | None) -> lis
     return rows if len(rows) > 1 else None
 
 
+#: Training statuses in the order of the outcome table, with their column headings.
+OUTCOME_STATUSES = (("converged", "converged"), ("stopped", "stopped on the plateau"),
+                    ("max_epochs", "out of epochs"), ("diverged", "diverged"))
+
+
+def training_outcome(training: pd.DataFrame, epsilon: dict[str, float],
+                     affine_floor: dict[str, float]) -> pd.DataFrame:
+    """Per experiment: how many networks ended in each status, the median final training loss
+    of each status, ε, and the affine floor of its training data (docs/maths.md §2)."""
+    rows = []
+    for experiment, part in training.groupby("experiment", sort=False):
+        row = {"experiment": experiment, "networks": len(part), "epsilon": float(epsilon[experiment]),
+               "affine_floor": float(affine_floor[experiment])}
+        for status, _ in OUTCOME_STATUSES:
+            hit = part[part["status"] == status]
+            loss = hit["train_loss"] if "train_loss" in hit else pd.Series(math.nan, index=hit.index)
+            row[f"n_{status}"] = len(hit)
+            row[f"median_loss_{status}"] = float(loss.median()) if loss.notna().any() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _outcome_rows(outcome: pd.DataFrame) -> list[list[str]]:
+    rows = [["experiment", "networks", *(heading for _, heading in OUTCOME_STATUSES), "ε",
+             "affine floor of the training data", "reading"]]
+    for _, r in outcome.iterrows():
+        cells = []
+        for status, _ in OUTCOME_STATUSES:
+            n, loss = int(r[f"n_{status}"]), r[f"median_loss_{status}"]
+            cells.append(f"{n} (median loss {loss:.2g})" if n and math.isfinite(loss) else str(n))
+        floor, eps, stopped = r["affine_floor"], r["epsilon"], r["median_loss_stopped"]
+        if floor > eps:
+            reading = "ε is below the affine floor: only a network that uses its nonlinearity converges"
+            if r["n_stopped"] and math.isfinite(stopped):
+                reading += f"; the plateau losses are {stopped / floor:.2f} × the floor"
+        else:
+            reading = "ε is above the affine floor: a near-affine network can converge"
+        rows.append([r["experiment"], str(int(r["networks"])), *cells, f"{eps:.2g}", f"{floor:.2g}", reading])
+    return rows
+
+
 def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame, rule: str,
-              include_status: tuple = (), robustness: pd.DataFrame | None = None):
+              include_status: tuple = (), robustness: pd.DataFrame | None = None,
+              outcome: pd.DataFrame | None = None):
     """The scorecard as (heading, paragraph, table rows) triples, shared by both renderings."""
     score_rows = [["reference", "kind", "experiment", "reference value", "ours", "95 % interval / support",
                    "verdict", "provenance"]]
@@ -340,6 +382,15 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
             "plateau added, and with those that ran out of epochs added (results/scaling_robustness.csv).",
             rows,
         )
+    if outcome is not None and len(outcome):
+        yield (
+            "How the training ended",
+            "Networks per final status with the median final training loss (mean squared error over the "
+            "training set), beside the stopping rule's ε and the affine floor: the least loss of any affine "
+            "map from inputs to targets, near or above which a network whose blocks stay in the linear range "
+            "of their activation stays (docs/maths.md §2).",
+            _outcome_rows(outcome),
+        )
     yield (
         "Regimes and exponents of every experiment",
         "Exponent = −(OLS slope of log statistic on log depth), with the 95 % seed-bootstrap "
@@ -356,10 +407,11 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
 
 
 def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
-                    include_status: tuple = (), robustness: pd.DataFrame | None = None) -> str:
+                    include_status: tuple = (), robustness: pd.DataFrame | None = None,
+                    outcome: pd.DataFrame | None = None) -> str:
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
     parts = []
-    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness):
+    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome):
         parts.append(f"## {heading}\n\n{text}\n")
         if rows:
             parts.append(_markdown_table(rows) + "\n")
@@ -367,14 +419,15 @@ def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.D
 
 
 def render_html(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
-                include_status: tuple = (), robustness: pd.DataFrame | None = None) -> str:
+                include_status: tuple = (), robustness: pd.DataFrame | None = None,
+                outcome: pd.DataFrame | None = None) -> str:
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
     style = (
         "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse;margin:8px 0}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}</style>"
     )
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>{style}</head><body><h1>Scaling exponents</h1>"]
-    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness):
+    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome):
         parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
         if rows:
             parts.append(_html_table(rows))

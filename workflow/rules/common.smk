@@ -64,8 +64,13 @@ def all_train_outputs(exp):
     return [train_output(exp, depth) for depth in depths_of(exp)]
 
 
+def dataset_file(exp):
+    """The data file an experiment trains on."""
+    return f"results/data/{experiment(exp)['dataset']}.npz"
+
+
 def dataset_of(wildcards):
-    return f"results/data/{experiment(wildcards.exp)['dataset']}.npz"
+    return dataset_file(wildcards.exp)
 
 
 def train_mem_mb(wildcards, attempt):

@@ -210,6 +210,8 @@ rule scaling_scorecard:
         exponents="results/exponents.csv",
         regimes="results/regimes.csv",
         robustness="results/scaling_robustness.csv",
+        training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
+        data=sorted(set(dataset_file(exp) for exp in EXPERIMENTS)),
     output:
         markdown="results/scorecard.md",
         html=report(
@@ -230,6 +232,8 @@ rule scaling_scorecard:
         rounding=SCALING["scorecard"]["rounding"],
         experiments=EXPERIMENTS,
         include_status=SCALING_INCLUDE,
+        datasets={exp: dataset_file(exp) for exp in EXPERIMENTS},
+        epsilons={exp: experiment(exp)["epsilon"] for exp in EXPERIMENTS},
     script:
         "../scripts/scaling_scorecard.py"
 
@@ -283,7 +287,7 @@ rule scaling_figures:
         runtime=10,
     params:
         include_status=SCALING_INCLUDE,
-        epsilons={exp: experiment(exp).get("epsilon", 1e-3) for exp in EXPERIMENTS},
+        epsilons={exp: experiment(exp)["epsilon"] for exp in EXPERIMENTS},
         regime=SCALING["regime"],
     script:
         "../scripts/scaling_figures.py"

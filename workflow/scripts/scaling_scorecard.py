@@ -1,4 +1,5 @@
-"""Snakemake adapter: our exponents and regimes beside the reference values (Markdown and HTML)."""
+"""Snakemake adapter: our exponents and regimes beside the reference values (Markdown and HTML),
+and how the training of every experiment ended against the affine floor of its data."""
 
 import logging
 import sys
@@ -6,15 +7,22 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.io import write_text  # noqa: E402
-from resnet_scaling.scorecard import render_html, render_markdown, score  # noqa: E402
-from resnet_scaling.tables import read_exponents, read_regimes, read_robustness  # noqa: E402
+import pandas as pd  # noqa: E402
 
-exponents = read_exponents(snakemake.input.exponents, snakemake.params.experiments)
-regimes = read_regimes(snakemake.input.regimes, snakemake.params.experiments)
+from resnet_scaling.data import dataset_affine_floor  # noqa: E402
+from resnet_scaling.io import write_text  # noqa: E402
+from resnet_scaling.scorecard import render_html, render_markdown, score, training_outcome  # noqa: E402
+from resnet_scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
+
+params = snakemake.params
+exponents = read_exponents(snakemake.input.exponents, params.experiments)
+regimes = read_regimes(snakemake.input.regimes, params.experiments)
 robustness = read_robustness(snakemake.input.robustness)
-scores = score(exponents, regimes, rounding=snakemake.params.rounding, robustness=robustness)
-context = (tuple(snakemake.params.include_status), robustness)
+floors = {path: dataset_affine_floor(path) for path in snakemake.input.data}
+training = pd.concat([read_training(path) for path in snakemake.input.training], ignore_index=True)
+outcome = training_outcome(training, params.epsilons, {exp: floors[params.datasets[exp]] for exp in params.experiments})
+scores = score(exponents, regimes, rounding=params.rounding, robustness=robustness)
+context = (tuple(params.include_status), robustness, outcome)
 write_text(snakemake.output.markdown, render_markdown(scores, exponents, regimes, *context))
 write_text(snakemake.output.html, render_html(scores, exponents, regimes, *context))
-logging.info("%d of %d scorecard rows agree", int(scores["agree"].sum()), len(scores))
+logging.info("%d of %d scorecard rows agree; affine floors %s", int(scores["agree"].sum()), len(scores), floors)
