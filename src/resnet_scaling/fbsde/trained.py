@@ -134,6 +134,22 @@ def _states(arrays: dict, meta: dict) -> dict[str, TrainedWeights]:
     return out
 
 
+def _figure_data(res: TrainedComparison, state: str, kinds: Sequence[str], n_fig: int) -> tuple[list, dict]:
+    """Adjoint path rows (network and limits, ``n_fig`` inputs) and the gradient field of the
+    first included seed of one comparison: what the figures draw of the deepest network."""
+    L = res.network.depth
+    paths = [path_rows(res.network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}")]
+    for kind, lim in res.limits.items():
+        paths.append(path_rows(lim.p, np.arange(lim.n_steps + 1) / lim.n_steps, 1, n_fig, state=state, source=kind, label=f"limit {kind}"))
+    _, _, G, _ = res.limits[kinds[0]].on_layers(L)
+    field = {  # copies: a view would keep all seeds' arrays alive
+        f"{state}_weights": np.array(res.weights[0]),
+        f"{state}_network": res.network.grad_M[:, 0].numpy().copy(),
+        f"{state}_limit": G[:, 0].numpy().copy(),
+    }
+    return paths, field
+
+
 def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, progress: bool = False) -> dict:
     """Compare every depth of one experiment with its limit systems, trained and at init.
 
@@ -148,7 +164,8 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
     kinds = list(cfg.get("limits", TRAINED_LIMITS))
     n_fig = int(cfg.get("n_figure_inputs", 3))
     tables, deepest = [], {}
-    # one depth in memory at a time: at the paper scale all depths together take many GB
+    # one depth in memory at a time: at the paper scale all depths together take many GB; of the
+    # deepest network so far only its figure data are kept (its limit coefficients take GBs)
     for path in tqdm(train_paths, desc="fbsde trained", disable=not progress, mininterval=5.0):
         arrays, meta = read_npz(path)
         for state, w in _states(arrays, meta).items():
@@ -158,24 +175,17 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
             if res is None:
                 continue
             tables.append(res.table)
-            if state not in deepest or w.depth > deepest[state].network.depth:
-                deepest[state] = res
+            if state not in deepest or w.depth > deepest[state][0]:
+                deepest[state] = (w.depth, *_figure_data(res, state, kinds, n_fig))
+            del res
         del arrays
     if not tables:
         raise ValueError(f"no network with finite weights and an accepted status in {list(train_paths)}")
     table = pd.concat(tables, ignore_index=True)
     paths, field = [], {}
-    for state, res in deepest.items():
-        L = res.network.depth
-        paths.append(path_rows(res.network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}"))
-        for kind, lim in res.limits.items():
-            paths.append(
-                path_rows(lim.p, np.arange(lim.n_steps + 1) / lim.n_steps, 1, n_fig, state=state, source=kind, label=f"limit {kind}")
-            )
-        _, _, G, _ = res.limits[kinds[0]].on_layers(L)
-        field[f"{state}_weights"] = res.weights[0]
-        field[f"{state}_network"] = res.network.grad_M[:, 0].numpy()
-        field[f"{state}_limit"] = G[:, 0].numpy()
+    for state, (_, state_paths, state_field) in deepest.items():
+        paths += state_paths
+        field.update(state_field)
     paths = pd.concat(paths, ignore_index=True)
     # per input, the coordinate where the trained network's adjoint is largest
     net = paths[(paths["source"] == "network") & (paths["state"] == paths["state"].iloc[0])]
