@@ -168,5 +168,15 @@ def test_training_outcome_counts_statuses_and_compares_losses_with_the_affine_fl
     assert "## How the training ended" in md
     assert ("| relu_dig | 4 | 1 (median loss 0.0009) | 2 (median loss 0.017) | 1 (median loss 0.02) | 0 | 0.001 | "
             "0.015 | ε is below the affine floor: only a network that uses its nonlinearity converges; "
-            "the plateau losses are 1.12 × the floor |") in md
+            "the plateau losses are 1.12 × the floor (the stopped networks act nearly affinely) |") in md
     assert "| tanh_syn | 3 | 3 (median loss 0.00081) | 0 | 0 | 0 | 0.001 | 0.0005 | ε is above the affine floor" in md
+
+
+def test_a_regime_that_differs_quotes_the_slopes_the_rule_read():
+    exponents, regimes = _tables()
+    regimes = regimes.assign(exponent_statistic="rms_norm", exponent=[0.97, 0.83, 0.5],
+                             increment_ratio_slope=[-1.0, -0.02, 0.0], quadratic_variation_slope=[-3.0, -0.63, 0.0])
+    verdicts = score(exponents, regimes).set_index("reference")["verdict"]
+    assert verdicts["relu-multi-regime"].endswith(
+        "; measured: exponent of M (rms_norm) 0.83, increment-ratio slope -0.02, quadratic-variation slope -0.63")
+    assert "measured" not in verdicts["tanh-shared-regime"]  # agrees: no cause needed

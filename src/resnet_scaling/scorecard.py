@@ -170,7 +170,8 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
                     **base, "reference_value": expected, "ours": ours,
                     "interval": f"support {support:.0%}" if math.isfinite(support) else "n/a",
                     "agree": ours == expected,
-                    "verdict": _verdict(ref.kind, ours == expected) + REGIME_CAUSES.get(ours, "") * (ours != expected),
+                    "verdict": _verdict(ref.kind, ours == expected)
+                    + (REGIME_CAUSES.get(ours, "") + _regime_measurements(reg)) * (ours != expected),
                 })
                 continue
             hit = exponents[
@@ -205,6 +206,18 @@ REGIME_CAUSES = {
                "noise averages out: the evidence supports the mean-field ODE of docs/maths.md §4(e), not an SDE",
     "neither": ": neither the smooth (ODE) nor the diffusive (SDE) shape of docs/maths.md §3",
 }
+
+
+def _regime_measurements(reg: pd.Series) -> str:
+    """The three slopes the regime rule reads (docs/maths.md §3), as measured."""
+    parts = []
+    for column, words in (("exponent", f"exponent of M ({reg.get('exponent_statistic', 'rms_norm')})"),
+                          ("increment_ratio_slope", "increment-ratio slope"),
+                          ("quadratic_variation_slope", "quadratic-variation slope")):
+        value = reg.get(column, math.nan)
+        if value is not None and math.isfinite(float(value)):
+            parts.append(f"{words} {float(value):.2f}")
+    return f"; measured: {', '.join(parts)}" if parts else ""
 
 
 def _measured_cause(robustness: pd.DataFrame | None, experiment: str, ref: Reference) -> str:
@@ -342,7 +355,9 @@ def _outcome_rows(outcome: pd.DataFrame) -> list[list[str]]:
         if floor > eps:
             reading = "ε is below the affine floor: only a network that uses its nonlinearity converges"
             if r["n_stopped"] and math.isfinite(stopped):
-                reading += f"; the plateau losses are {stopped / floor:.2f} × the floor"
+                reading += (f"; the plateau losses are {stopped / floor:.2f} × the floor"
+                            + (" (the stopped networks use their nonlinearity)" if stopped < floor
+                               else " (the stopped networks act nearly affinely)"))
         else:
             reading = "ε is above the affine floor: a near-affine network can converge"
         rows.append([r["experiment"], str(int(r["networks"])), *cells, f"{eps:.2g}", f"{floor:.2g}", reading])
