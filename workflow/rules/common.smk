@@ -30,6 +30,10 @@ from resnet_scaling.config import (  # noqa: E402
     network_width,
     schema_error,
 )
+from resnet_scaling.resources import (
+    fbsde_trained_mem_mb,
+    limits_fit_mem_mb,
+)  # noqa: E402
 
 # One sentence naming the key before Snakemake's own validation (which prints the schema).
 _schema_problem = schema_error(config)
@@ -88,6 +92,28 @@ def train_mem_mb(wildcards, attempt):
     floats = 10 * params + 12 * trajectories + 6 * evaluation
     bytes_per_float = 8 if config["dtype"] == "float64" else 4
     return int((400 + floats * bytes_per_float / 1e6) * attempt)
+
+
+def _width_and_seeds(exp):
+    exp_cfg = experiment(exp)
+    return network_width(config["datasets"][exp_cfg["dataset"]]), exp_cfg["seeds"]
+
+
+def fbsde_trained_mem(wildcards, attempt):
+    """MB for the backward comparison of all depths of one experiment (resources.py)."""
+    width, seeds = _width_and_seeds(wildcards.exp)
+    n_inputs = config["fbsde"]["trained"]["n_inputs"]
+    return (
+        fbsde_trained_mem_mb(seeds, max(depths_of(wildcards.exp)), width, n_inputs)
+        * attempt
+    )
+
+
+def limits_fit_mem(wildcards, attempt):
+    """MB for the limit fit of one experiment's deepest networks (resources.py)."""
+    width, seeds = _width_and_seeds(wildcards.exp)
+    depth = max(SELECTIONS[wildcards.exp]["limits.fit"])
+    return limits_fit_mem_mb(seeds, depth, width) * attempt
 
 
 def train_runtime(wildcards, attempt):

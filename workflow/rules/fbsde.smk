@@ -107,7 +107,7 @@ rule fbsde_trained:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=fbsde_trained_mem,
         runtime=30,
     params:
         cfg=FBSDE["trained"],

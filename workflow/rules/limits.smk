@@ -97,7 +97,7 @@ rule limits_fit:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 2000 + max(SELECTIONS[wildcards.exp]["limits.fit"]) * 4,
+        mem_mb=limits_fit_mem,
         runtime=30,
     params:
         cfg=LIMITS_FIT,
