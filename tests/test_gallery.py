@@ -17,7 +17,7 @@ TIME_V = """\tCommand being timed: "snakemake --cores 2"
 
 def test_gallery_of_the_smoke_run(smoke_run, tmp_path):
     (tmp_path / "time.txt").write_text(TIME_V)
-    written = export_gallery(smoke_run, tmp_path / "gallery", tmp_path / "time.txt")
+    written = export_gallery(smoke_run, tmp_path / "gallery", [tmp_path / "time.txt"])
     names = {p.name for p in written}
     assert {"exponents.csv", "regimes.csv", "scorecard.md", "scaling_robustness.csv", "cost.csv", "cost.md",
             "training.csv"} <= names

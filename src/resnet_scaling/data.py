@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .config import FEATURE_DIM
-from .io import stable_seed
+from .io import read_npz, stable_seed
 
 Dataset = dict[str, np.ndarray]
 
@@ -279,8 +279,6 @@ def affine_floor(x: np.ndarray, y: np.ndarray) -> float:
 
 def dataset_affine_floor(path: str | Path) -> float:
     """:func:`affine_floor` of the training split of a dataset file written by the data rule."""
-    from .io import read_npz
-
     arrays, _ = read_npz(path, exclude=lambda key: key not in ("x_train", "y_train"))
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     if missing:

@@ -15,6 +15,7 @@ import argparse
 import re
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -73,11 +74,12 @@ def time_report(path: str | Path) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": cpu, "max_rss_mb": float(field("Maximum resident set size (kbytes)")) / 1024}
 
 
-def export_gallery(run_dir: str | Path, dest: str | Path, time_file=None, time_label="Whole run") -> list[Path]:
+def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence[str | Path] = (),
+                   time_labels: Sequence[str] = ()) -> list[Path]:
     """Copy the run's figures and small tables into ``dest`` and write its cost; returns the files.
 
-    ``time_file``: a GNU ``time -v`` report of the run, or several (one per invocation, e.g.
-    training and analysis), each described by the matching entry of ``time_label``."""
+    ``time_reports``: GNU ``time -v`` reports of the run's invocations (e.g. training and
+    analysis), each described by the matching entry of ``time_labels`` ("Whole run" if none)."""
     run_dir, dest = Path(run_dir), Path(dest)
     figures = sorted((run_dir / "figures").glob("*.p[dn][fg]"))
     if not figures:
@@ -104,11 +106,10 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_file=None, time_l
     lines = ["# Cost of the run", "", "Per rule, from the benchmark files of the jobs that declare one:", "",
              "| rule | jobs | wall s | CPU s | peak memory MB |", "|---|---|---|---|---|"]
     lines += [f"| {r.rule} | {r.jobs} | {r.wall_s:.0f} | {r.cpu_s:.0f} | {r.max_rss_mb:.0f} |" for r in cost.itertuples()]
-    files = [] if time_file is None else [time_file] if isinstance(time_file, (str, Path)) else list(time_file)
-    labels = [time_label] if isinstance(time_label, str) else list(time_label)
-    if len(labels) != len(files) and files:
-        raise ValueError(f"{len(files)} time reports but {len(labels)} labels")
-    for path, label in zip(files, labels):
+    labels = list(time_labels) or ["Whole run"] * len(time_reports)
+    if len(labels) != len(time_reports):
+        raise ValueError(f"{len(time_reports)} time reports but {len(labels)} labels")
+    for path, label in zip(time_reports, labels):
         total = time_report(path)
         lines += ["", f"{label} (GNU time): wall {total['wall_s'] / 60:.1f} min, CPU {total['cpu_s'] / 60:.1f} min, "
                       f"peak memory of one process {total['max_rss_mb']:.0f} MB."]
@@ -125,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="output of /usr/bin/time -v for the run (repeat for several invocations)")
     parser.add_argument("--time-label", action="append", default=[], help="what each time report covers")
     args = parser.parse_args(argv)
-    labels = args.time_label or ["Whole run"] * len(args.time_report)
-    for path in export_gallery(args.run_dir, args.dest, args.time_report, labels):
+    for path in export_gallery(args.run_dir, args.dest, args.time_report, args.time_label):
         print(path)
     return 0
 
