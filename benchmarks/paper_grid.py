@@ -35,8 +35,8 @@ import yaml
 from snakemake.utils import update_config
 
 from resnet_scaling.config import depth_grid, network_width, with_schema_defaults
-from resnet_scaling.resnet import ResNetEnsemble
-from resnet_scaling.train import EnsembleOptimizer
+from resnet_scaling.training.resnet import ResNetEnsemble
+from resnet_scaling.training.train import EnsembleOptimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS, BATCH, N_TRAIN, N_TEST = 8, 32, 1024, 256

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from resnet_scaling.resnet import ResNetEnsemble
-from resnet_scaling.train import EnsembleOptimizer
+from resnet_scaling.training.resnet import ResNetEnsemble
+from resnet_scaling.training.train import EnsembleOptimizer
 
 DIM, BATCH = 10, 32
 

@@ -1,6 +1,6 @@
 """Test problems with known answers, as torchsde's tests keep them: equations whose exact
 solution is known, for holding each scheme to the order it declares, and the one log-log
-slope every rate test reads (the package's fit, :func:`resnet_scaling.exponents.loglog_fit`)."""
+slope every rate test reads (the package's fit, :func:`resnet_scaling.scaling.exponents.loglog_fit`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from scipy.linalg import expm
 
-from resnet_scaling.exponents import loglog_fit
+from resnet_scaling.scaling.exponents import loglog_fit
 
 DTYPE = torch.float64
 

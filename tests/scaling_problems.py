@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from resnet_scaling.io import stable_seed, write_npz
-from resnet_scaling.weights import TrainedWeights
+from resnet_scaling.scaling.weights import TrainedWeights
 
 DEPTHS = (16, 24, 38, 57, 86, 129, 194, 291, 437, 656, 985)
 

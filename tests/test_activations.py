@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from resnet_scaling.activations import ACTIVATIONS, get_activation
+from resnet_scaling.training.activations import ACTIVATIONS, get_activation
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

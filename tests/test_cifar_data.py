@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from resnet_scaling import data, fetch
+from resnet_scaling.training import data, fetch
 
 
 def write_cifar_batch(path, n, seed):

@@ -9,7 +9,7 @@ from resnet_scaling.cnn.extract import layer_table, statistics_table
 from resnet_scaling.cnn.model import block_geometry, build
 from resnet_scaling.cnn.operator_norms import operator_norm
 from resnet_scaling.cnn.scaling import fit, labels, scorecard_markdown
-from resnet_scaling.statistics import NORM_STATISTICS, norm_statistics, sequence_statistics
+from resnet_scaling.scaling.statistics import NORM_STATISTICS, norm_statistics, sequence_statistics
 
 
 def _output(depth, width, seeds=(0, 1), scale=None):
@@ -67,7 +67,7 @@ def test_statistics_are_the_fully_connected_ones_on_the_defined_increments():
     # with every increment defined, norm_statistics is what the fully connected networks get
     X = np.random.default_rng(0).normal(size=(3, 7, 2, 2))
     full = sequence_statistics(X, statistics=NORM_STATISTICS)
-    from resnet_scaling.weights import increment_norms, layer_norms
+    from resnet_scaling.scaling.weights import increment_norms, layer_norms
 
     again = norm_statistics(layer_norms(X), increment_norms(X), np.ones(6, dtype=bool))
     assert all(np.array_equal(full[k], again[k]) for k in full)

@@ -259,7 +259,7 @@ def test_section_settings_fill_the_schema_defaults_and_name_bad_keys():
 def test_network_width_is_the_data_width_or_the_feature_map():
     """Synthetic networks are as wide as their data; image datasets go through the 25-wide
     feature map whatever the (synthetic-only) ``dim`` default says."""
-    from resnet_scaling.data import make_digits
+    from resnet_scaling.training.data import make_digits
 
     assert network_width({"kind": "synthetic", "dim": 7}) == 7
     digits = make_digits(20, 10)

@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from resnet_scaling import data
-from resnet_scaling.data import affine_floor, dataset_affine_floor
+from resnet_scaling.training import data
+from resnet_scaling.training.data import affine_floor, dataset_affine_floor
 from resnet_scaling.io import stable_seed, write_npz
 
 

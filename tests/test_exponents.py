@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import scaling_problems as sp
-from resnet_scaling.exponents import (
+from resnet_scaling.scaling.exponents import (
     FitSettings,
     RegimeThresholds,
     SeedGrid,
@@ -16,7 +16,7 @@ from resnet_scaling.exponents import (
     fit_grid,
     weighted_slopes,
 )
-from resnet_scaling.statistics import experiment_statistics
+from resnet_scaling.scaling.statistics import experiment_statistics
 
 SETTINGS = FitSettings(min_depth=16, resamples=400)
 

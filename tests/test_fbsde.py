@@ -15,7 +15,7 @@ from scipy.linalg import expm
 from resnet_scaling import fbsde, limits, sde
 from resnet_scaling.io import read_npz, write_npz
 from resnet_scaling.plots import fbsde as figures
-from resnet_scaling.resnet import ResNetEnsemble
+from resnet_scaling.training.resnet import ResNetEnsemble
 
 TOL = 0.15  # docs/maths.md §7
 

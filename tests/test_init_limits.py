@@ -12,7 +12,7 @@ from scipy.stats import wasserstein_distance
 from problems import slope
 from resnet_scaling import init_limits as il
 from resnet_scaling.distances import bootstrap_wasserstein1
-from resnet_scaling import kernels as K
+from resnet_scaling.init_limits import kernels as K
 from resnet_scaling.plots import init as figures
 
 SLOPE_TOL = 0.15  # docs/maths.md §7

@@ -18,10 +18,10 @@ from scipy import stats
 from problems import slope
 from resnet_scaling import limits as lm
 from resnet_scaling import sde
-from resnet_scaling.activations import get_activation
+from resnet_scaling.training.activations import get_activation
 from resnet_scaling.distances import ks_min_pvalue
 from resnet_scaling.io import write_npz
-from resnet_scaling.resnet import ResNetEnsemble
+from resnet_scaling.training.resnet import ResNetEnsemble
 
 TOL = 0.15
 DEPTHS = [16, 32, 64, 128, 256, 512, 1024]
@@ -330,7 +330,7 @@ def _regimes_table(experiment: str, regime: str) -> pd.DataFrame:
 
 
 def test_regime_and_beta_files(tmp_path):
-    from resnet_scaling.tables import expected_pairs
+    from resnet_scaling.scaling.tables import expected_pairs
 
     regimes = tmp_path / "regimes.csv"
     _regimes_table("a", "SDE").to_csv(regimes, index=False)

@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from resnet_scaling.config import ConfigError, with_schema_defaults
-from resnet_scaling.exponents import FitSettings, RegimeThresholds, fit_experiment
+from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_experiment
 from resnet_scaling.io import write_npz
-from resnet_scaling.phase_diagram import (
+from resnet_scaling.regimes.phase_diagram import (
     anchor_experiments,
     anchor_slopes,
     anchor_statistics,
@@ -20,9 +20,9 @@ from resnet_scaling.phase_diagram import (
     check_spec,
     classify_cell,
 )
-from resnet_scaling.resnet import ResNetEnsemble
-from resnet_scaling.statistics import experiment_statistics
-from resnet_scaling.weights import TrainedWeights
+from resnet_scaling.training.resnet import ResNetEnsemble
+from resnet_scaling.scaling.statistics import experiment_statistics
+from resnet_scaling.scaling.weights import TrainedWeights
 from workflow_utils import ROOT, copy_workflow, run_snakemake
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnet_scaling.resnet import DELTA_TYPES, INIT_DEPTH_PROFILES, INITS, ResNetEnsemble, along_depth, resolve_device
+from resnet_scaling.training.resnet import DELTA_TYPES, INIT_DEPTH_PROFILES, INITS, ResNetEnsemble, along_depth, resolve_device
 
 ACTS = ["tanh", "relu", "identity", "softplus0"]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from resnet_scaling.resources import fbsde_trained_mem_mb, limits_fit_mem_mb
+from resnet_scaling.training.resources import fbsde_trained_mem_mb, limits_fit_mem_mb
 
 # (seeds, deepest depth, width) -> measured peak MB (benchmark max_rss); 32 inputs for fbsde
 FBSDE_PEAKS = {(8, 9100, 10): 7375, (8, 9100, 25): 11279, (4, 1024, 10): 1186, (4, 1024, 25): 1186}

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnet_scaling.exponents import FitSettings
-from resnet_scaling.robustness import experiment_robustness
+from resnet_scaling.scaling.exponents import FitSettings
+from resnet_scaling.scaling.robustness import experiment_robustness
 
 DEPTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 

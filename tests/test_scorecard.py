@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 
-from resnet_scaling.scorecard import REFERENCES, render_html, render_markdown, score, training_outcome
+from resnet_scaling.scaling.scorecard import REFERENCES, render_html, render_markdown, score, training_outcome
 
 
 def _tables():

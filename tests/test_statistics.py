@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scaling_problems as sp
-from resnet_scaling.statistics import (
+from resnet_scaling.scaling.statistics import (
     STATISTICS,
     detrend_window,
     expected_slope,

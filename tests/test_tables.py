@@ -5,17 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnet_scaling.exponents import FitSettings, RegimeThresholds, fit_all
+from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_all
 from resnet_scaling.io import read_npz, write_npz
-from resnet_scaling.statistics import experiment_statistics
-from resnet_scaling.tables import (
+from resnet_scaling.scaling.statistics import experiment_statistics
+from resnet_scaling.scaling.tables import (
     CorruptInputError,
     expected_pairs,
     read_exponents,
     read_regimes,
     read_statistics,
 )
-from resnet_scaling.weights import TrainedWeights
+from resnet_scaling.scaling.weights import TrainedWeights
 
 
 def _network(depth, seeds=2, delta_type="shared", status="converged"):
@@ -120,7 +120,7 @@ def test_corrupt_npz_names_the_file_and_the_fix(tmp_path, corrupt):
 
 
 def test_any_table_cut_in_its_last_line_is_refused(tmp_path):
-    from resnet_scaling.tables import read_table
+    from resnet_scaling.scaling.tables import read_table
 
     path = tmp_path / "generative.csv"
     pd.DataFrame({"depth": [16, 32, 64], "variant": ["limit"] * 3, "error": [0.1, 0.05, 0.025]}).to_csv(path, index=False)
@@ -137,7 +137,7 @@ def test_any_table_cut_in_its_last_line_is_refused(tmp_path):
 
 
 def test_corrupt_json_summary_is_refused(tmp_path):
-    from resnet_scaling.tables import read_json
+    from resnet_scaling.scaling.tables import read_json
 
     path = tmp_path / "summary.json"
     path.write_text('{"experiment": "e", "depth": 10')

@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from resnet_scaling.data import make_synthetic
+from resnet_scaling.training.data import make_synthetic
 from resnet_scaling.io import read_npz
-from resnet_scaling.train import (
+from resnet_scaling.training.train import (
     EnsembleOptimizer,
     finite_per_seed,
     defective_shuffle_,
@@ -232,7 +232,7 @@ def test_killed_job_resumes_to_identical_weights(tmp_path):
     cfg_path.write_text(yaml.safe_dump(config))
 
     def command(out, ckpt):
-        return [sys.executable, "-m", "resnet_scaling.train", "--config", str(cfg_path), "--experiment", "exp",
+        return [sys.executable, "-m", "resnet_scaling.training.train", "--config", str(cfg_path), "--experiment", "exp",
                 "--depth", "48", "--output", str(out), "--checkpoint", str(ckpt)]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -312,7 +312,7 @@ def test_killed_job_with_the_new_options_resumes_to_identical_weights(tmp_path):
     cfg_path.write_text(yaml.safe_dump(config))
 
     def command(out, ckpt):
-        return [sys.executable, "-m", "resnet_scaling.train", "--config", str(cfg_path), "--experiment", "exp",
+        return [sys.executable, "-m", "resnet_scaling.training.train", "--config", str(cfg_path), "--experiment", "exp",
                 "--depth", "48", "--output", str(out), "--checkpoint", str(ckpt)]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

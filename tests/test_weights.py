@@ -10,8 +10,8 @@ import torch
 
 import scaling_problems as sp
 from resnet_scaling.io import read_npz, write_npz
-from resnet_scaling.resnet import ResNetEnsemble
-from resnet_scaling.weights import (
+from resnet_scaling.training.resnet import ResNetEnsemble
+from resnet_scaling.scaling.weights import (
     TrainedWeights,
     block_means,
     decompose,
@@ -181,7 +181,7 @@ def test_trend_of_trend_only_weights_is_exact(L):
     other = np.broadcast_to(80**-beta * Abar[(np.arange(80) * n) // 80], (2, 80, 2, 2)).copy()
     est = trend([X, other], beta, n)
     np.testing.assert_allclose(est, Abar, rtol=1e-12)
-    from resnet_scaling.weights import denoise
+    from resnet_scaling.scaling.weights import denoise
 
     np.testing.assert_allclose(denoise(X, est, beta), X, rtol=1e-12)
     np.testing.assert_allclose(noise_path(X, denoise(X, est, beta), beta), 0.0, atol=1e-12)
@@ -195,7 +195,7 @@ def test_noise_path_of_iid_residuals_has_unit_variance():
     L, n, beta, N = 256, 16, 0.5, 8
     rng = np.random.default_rng(7)
     X = L**-beta * (1.0 + rng.normal(size=(N, L, 10, 10)))
-    from resnet_scaling.weights import denoise
+    from resnet_scaling.scaling.weights import denoise
 
     bar = denoise(X, trend([X], beta, n), beta)
     end = noise_path(X, bar, beta)[:, -1]

@@ -20,7 +20,7 @@ from typing import Sequence
 import pandas as pd
 
 from .io import write_csv, write_text
-from .tables import read_training
+from .scaling.tables import read_training
 
 #: The small tables a gallery carries, relative to the run's ``results/``.
 TABLES = (

@@ -30,7 +30,7 @@ from resnet_scaling.config import (  # noqa: E402
     network_width,
     schema_error,
 )
-from resnet_scaling.resources import (
+from resnet_scaling.training.resources import (
     fbsde_trained_mem_mb,
     limits_fit_mem_mb,
 )  # noqa: E402
@@ -129,7 +129,7 @@ def analysed_experiments():
     An experiment whose every network diverged (or was otherwise excluded) has a row in
     results/regimes.csv saying why, and no per-experiment analysis downstream.
     """
-    from resnet_scaling.tables import read_regimes
+    from resnet_scaling.scaling.tables import read_regimes
 
     regimes = read_regimes(checkpoints.scaling_exponents.get().output.regimes)
     usable = set(regimes.loc[regimes["n_usable"] > 0, "experiment"])
@@ -199,8 +199,8 @@ def final_outputs(wildcards):
 
 def regimes_cells():
     """Name -> labels and experiment config of every cell of the phase diagram (checked here)."""
-    from resnet_scaling.exponents import FitSettings
-    from resnet_scaling.phase_diagram import cells, check_spec
+    from resnet_scaling.scaling.exponents import FitSettings
+    from resnet_scaling.regimes.phase_diagram import cells, check_spec
 
     check_spec(config["regimes"], FitSettings.from_config(config["scaling"]))
     return cells(config["regimes"])
@@ -208,7 +208,7 @@ def regimes_cells():
 
 def regimes_anchor_experiments():
     """Name -> experiment config of the Marion et al. anchor, one per initialisation profile."""
-    from resnet_scaling.phase_diagram import anchor_experiments
+    from resnet_scaling.regimes.phase_diagram import anchor_experiments
 
     return anchor_experiments(config["regimes"])
 

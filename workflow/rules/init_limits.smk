@@ -38,7 +38,7 @@ localrules:
     init_note,
 
 
-# -- simulations: one module each in src/resnet_scaling/init_limits/, and kernels.py -------
+# -- simulations: one module each in src/resnet_scaling/init_limits/ -----------------------
 
 
 rule init_diffusion:

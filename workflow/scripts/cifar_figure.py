@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 
 from resnet_scaling.cnn.scaling import read_conv_statistics  # noqa: E402
 from resnet_scaling.plots.cifar import FIGURES, scaling_figure  # noqa: E402
-from resnet_scaling.tables import read_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_table  # noqa: E402
 
 statistics = pd.concat([read_conv_statistics(p) for p in snakemake.input.statistics], ignore_index=True)
 scaling_figure(statistics, read_table(snakemake.input.exponents), snakemake.output.pdf,

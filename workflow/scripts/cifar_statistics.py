@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 from resnet_scaling.cnn.extract import statistics_table  # noqa: E402
 from resnet_scaling.cnn.scaling import labels  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.tables import read_csv_checked  # noqa: E402
+from resnet_scaling.scaling.tables import read_csv_checked  # noqa: E402
 
 layers = pd.concat(
     [read_csv_checked(path, ("experiment", "depth", "seed", "quantity", "norm", "k", "value"), finite=("depth", "k"))

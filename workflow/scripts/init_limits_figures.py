@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 from resnet_scaling.plots import init as figures  # noqa: E402
-from resnet_scaling.tables import read_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_table  # noqa: E402
 
 t = {name: read_table(path) for name, path in snakemake.input.items()}
 out = snakemake.output

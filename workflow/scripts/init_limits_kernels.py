@@ -9,7 +9,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import torch  # noqa: E402
 
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.kernels import kernel_width_table  # noqa: E402
+from resnet_scaling.init_limits.kernels import kernel_width_table  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 errors, paths = kernel_width_table(snakemake.params.cfg, snakemake.params.seed)

@@ -8,7 +8,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from resnet_scaling.init_limits import note_markdown, summarise  # noqa: E402
 from resnet_scaling.io import write_json, write_text  # noqa: E402
-from resnet_scaling.tables import read_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_table  # noqa: E402
 
 inp = snakemake.input
 summary = summarise(

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 from resnet_scaling.limits import write_limit_convergence  # noqa: E402
 from resnet_scaling.plots import limits as figures  # noqa: E402
-from resnet_scaling.tables import read_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_table  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 out = snakemake.output

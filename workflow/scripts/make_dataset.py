@@ -6,7 +6,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.data import make_dataset  # noqa: E402
+from resnet_scaling.training.data import make_dataset  # noqa: E402
 from resnet_scaling.io import write_npz  # noqa: E402
 
 data = make_dataset(snakemake.params.spec, snakemake.params.seed)

@@ -7,9 +7,9 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.exponents import FitSettings, RegimeThresholds  # noqa: E402
+from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.phase_diagram import phase_diagram  # noqa: E402
+from resnet_scaling.regimes.phase_diagram import phase_diagram  # noqa: E402
 
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}

@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 from resnet_scaling.plots.regimes import anchor_figure, phase_diagram_figure  # noqa: E402
-from resnet_scaling.tables import read_csv_checked  # noqa: E402
+from resnet_scaling.scaling.tables import read_csv_checked  # noqa: E402
 
 regimes = read_csv_checked(snakemake.input.regimes, ["cell", "activation", "regime", "exponent", "increment_ratio_slope"])
 anchor = read_csv_checked(snakemake.input.anchor, ["experiment", "stage", "depth", "weights", "statistic", "value"])

@@ -9,11 +9,11 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import torch  # noqa: E402
 
-from resnet_scaling.exponents import exponents_of  # noqa: E402
+from resnet_scaling.scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import read_npz, write_csv  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
-from resnet_scaling.tables import read_exponents, read_table  # noqa: E402
-from resnet_scaling.weights import decompose, load_training  # noqa: E402
+from resnet_scaling.scaling.tables import read_exponents, read_table  # noqa: E402
+from resnet_scaling.scaling.weights import decompose, load_training  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params

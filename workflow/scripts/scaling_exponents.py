@@ -6,9 +6,9 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.exponents import FitSettings, RegimeThresholds, fit_all  # noqa: E402
+from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_all  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.tables import read_statistics  # noqa: E402
+from resnet_scaling.scaling.tables import read_statistics  # noqa: E402
 
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}

@@ -9,8 +9,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd  # noqa: E402
 
-from resnet_scaling import tables  # noqa: E402
-from resnet_scaling.exponents import RegimeThresholds  # noqa: E402
+from resnet_scaling.scaling import tables  # noqa: E402
+from resnet_scaling.scaling.exponents import RegimeThresholds  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
 
 

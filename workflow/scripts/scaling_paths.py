@@ -8,11 +8,11 @@ sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 
-from resnet_scaling.exponents import exponents_of  # noqa: E402
+from resnet_scaling.scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
-from resnet_scaling.tables import read_exponents, read_table  # noqa: E402
-from resnet_scaling.weights import load_training, paths_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_exponents, read_table  # noqa: E402
+from resnet_scaling.scaling.weights import load_training, paths_table  # noqa: E402
 
 p = snakemake.params
 table = paths_table(

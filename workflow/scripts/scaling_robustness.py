@@ -6,11 +6,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.exponents import FitSettings  # noqa: E402
+from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.plots.scaling import robustness_figure  # noqa: E402
-from resnet_scaling.robustness import robustness_table  # noqa: E402
-from resnet_scaling.tables import read_statistics, read_training  # noqa: E402
+from resnet_scaling.scaling.robustness import robustness_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_statistics, read_training  # noqa: E402
 
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}

@@ -9,10 +9,10 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd  # noqa: E402
 
-from resnet_scaling.data import dataset_affine_floor  # noqa: E402
+from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
 from resnet_scaling.io import write_text  # noqa: E402
-from resnet_scaling.scorecard import render_html, render_markdown, score, training_outcome  # noqa: E402
-from resnet_scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
+from resnet_scaling.scaling.scorecard import render_html, render_markdown, score, training_outcome  # noqa: E402
+from resnet_scaling.scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
 
 params = snakemake.params
 exponents = read_exponents(snakemake.input.exponents, params.experiments)

@@ -9,8 +9,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 from tqdm import tqdm  # noqa: E402
 
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.statistics import experiment_statistics  # noqa: E402
-from resnet_scaling.weights import load_training  # noqa: E402
+from resnet_scaling.scaling.statistics import experiment_statistics  # noqa: E402
+from resnet_scaling.scaling.weights import load_training  # noqa: E402
 
 stats, training = experiment_statistics(
     (load_training(path) for path in tqdm(snakemake.input, desc=snakemake.wildcards.exp, file=sys.stderr)),

@@ -12,8 +12,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import torch  # noqa: E402
 
 from resnet_scaling.io import read_npz  # noqa: E402
-from resnet_scaling.train import save_result, train_ensemble  # noqa: E402
-from resnet_scaling.weights import extract  # noqa: E402
+from resnet_scaling.training.train import save_result, train_ensemble  # noqa: E402
+from resnet_scaling.scaling.weights import extract  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 data, _ = read_npz(snakemake.input[0])

@@ -21,8 +21,8 @@ import pandas as pd
 
 from ..cnn.operator_norms import operator_norm
 from ..config import MIN_FIT_DEPTHS
-from ..exponents import usable
-from ..weights import TrainedWeights, layer_norms, training_labels
+from ..scaling.exponents import usable
+from ..scaling.weights import TrainedWeights, layer_norms, training_labels
 from .maps import AnalyseError, Map, TensorRule
 from .readers import read_checkpoint
 

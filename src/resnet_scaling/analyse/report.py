@@ -1,9 +1,9 @@
 """The analysis of mapped networks, through the workflow's own code, and its one-page report.
 
-Statistics (:func:`resnet_scaling.statistics.experiment_statistics`), exponents with
-seed-bootstrap intervals and the regime rule (:func:`resnet_scaling.exponents.fit_all`), the
+Statistics (:func:`resnet_scaling.scaling.statistics.experiment_statistics`), exponents with
+seed-bootstrap intervals and the regime rule (:func:`resnet_scaling.scaling.exponents.fit_all`), the
 figures (:mod:`resnet_scaling.plots.scaling`) and the summary table of the scorecard
-(:func:`resnet_scaling.scorecard.summary_table`) are the ones the workflow runs
+(:func:`resnet_scaling.scaling.scorecard.summary_table`) are the ones the workflow runs
 (docs/maths.md §3). Outputs in ``out``: ``networks.csv`` (one row per network read),
 ``statistics.csv``, ``exponents.csv``, ``regimes.csv`` (tidy, the workflow's columns),
 ``figures/`` and ``report.md`` / ``report.html``.
@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..exponents import fit_all
 from ..io import write_csv, write_text
 from ..plots import scaling as figures
-from ..scorecard import _html_table, _markdown_table, summary_table
-from ..statistics import experiment_statistics
+from ..scaling.exponents import fit_all
+from ..scaling.scorecard import _html_table, _markdown_table, summary_table
+from ..scaling.statistics import experiment_statistics
 from .maps import Map, load_map
 from .networks import BIAS_QUANTITIES, Network, assemble, expand_inputs, layer_norm_function, read_network
 

@@ -6,7 +6,7 @@ Each is measured by its operator (spectral) norm as a convolution on the block's
 by the FFT method (:mod:`resnet_scaling.cnn.operator_norms`), and by its Frobenius norm.
 Increments K_{k+1} − K_k exist only between kernels of one shape acting on one input size
 (consecutive blocks of a stage; for conv1 not into the first block of a stage), and are
-measured on that geometry. The statistics come from :func:`resnet_scaling.statistics.norm_statistics`,
+measured on that geometry. The statistics come from :func:`resnet_scaling.scaling.statistics.norm_statistics`,
 the code path of the fully connected networks; the path statistics (cumulative sums) need
 one shape along the whole depth and are not taken.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import read_npz
-from ..statistics import NORM_STATISTICS, norm_statistics
+from ..scaling.statistics import NORM_STATISTICS, norm_statistics
 from .model import BlockGeometry, block_geometry
 from .operator_norms import operator_norm
 
@@ -92,7 +92,7 @@ def quantity_name(quantity: str, norm: str) -> str:
 
 
 def statistics_table(layers: pd.DataFrame, labels: dict | None = None) -> pd.DataFrame:
-    """The statistics table of :func:`resnet_scaling.statistics.experiment_statistics` (same
+    """The statistics table of :func:`resnet_scaling.scaling.statistics.experiment_statistics` (same
     columns) from the per-layer tables of one experiment's networks."""
     frames = []
     for (depth, quantity, kind), part in layers.groupby(["depth", "quantity", "norm"], sort=True):

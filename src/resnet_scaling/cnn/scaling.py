@@ -1,5 +1,5 @@
 """Exponents, regime and scorecard of the convolutional experiments, by the code of the fully
-connected ones (docs/maths.md §3): :func:`resnet_scaling.exponents.fit_experiment` on the
+connected ones (docs/maths.md §3): :func:`resnet_scaling.scaling.exponents.fit_experiment` on the
 statistics of :func:`resnet_scaling.cnn.extract.statistics_table`.
 
 Every network runs its full cosine schedule, so its status is ``max_epochs``; the networks
@@ -15,10 +15,10 @@ import os
 
 import pandas as pd
 
-from ..exponents import FitSettings, RegimeThresholds, fit_experiment
-from ..scorecard import CONV_REFERENCES, _markdown_table, score
-from ..statistics import NORM_STATISTICS
-from ..tables import _fail, read_csv_checked
+from ..scaling.exponents import FitSettings, RegimeThresholds, fit_experiment
+from ..scaling.scorecard import CONV_REFERENCES, _markdown_table, score
+from ..scaling.statistics import NORM_STATISTICS
+from ..scaling.tables import _fail, read_csv_checked
 from .extract import NORMS, ROLES, quantity_name
 
 #: The status of a network that ran its schedule; the only one that enters the fits.

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import conv_experiment_defaults
 from ..io import atomic_path, stable_seed, write_npz
-from ..resnet import resolve_device
+from ..training.resnet import resolve_device
 from .model import ConvResNet, build
 
 log = logging.getLogger(__name__)
@@ -285,8 +285,8 @@ def save_conv_result(path: str | Path, result: ConvResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Train one (experiment, depth) of ``conv_experiments``: ``python -m resnet_scaling.cnn.train``."""
-    from ..data import make_dataset
-    from ..train import job_arguments
+    from ..training.data import make_dataset
+    from ..training.train import job_arguments
 
     args, config = job_arguments(main.__doc__, argv)
     exp_cfg = config["conv_experiments"][args.experiment]

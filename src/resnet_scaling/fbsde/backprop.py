@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..resnet import ResNetEnsemble
 from ..sde.tensors import as_tensor
+from ..training.resnet import ResNetEnsemble
 
 
 @dataclass

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..exponents import loglog_fit
-from ..statistics import sequence_statistics
+from ..scaling.exponents import loglog_fit
+from ..scaling.statistics import sequence_statistics
 from .backprop import LimitBackprop, NetworkBackprop
 
 
@@ -49,7 +49,7 @@ def roughness(X) -> np.ndarray:
 
 
 def slope_columns(depths, errors) -> dict:
-    """The log-log slope of errors against depth (:func:`resnet_scaling.exponents.loglog_fit`)
+    """The log-log slope of errors against depth (:func:`resnet_scaling.scaling.exponents.loglog_fit`)
     as the columns of the slope tables: slope, 95 % interval, standard error, depths used."""
     fit = loglog_fit(depths, errors)
     return {"slope": fit["slope"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"], "stderr": fit["stderr"],

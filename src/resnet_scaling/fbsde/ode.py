@@ -11,12 +11,12 @@ from typing import Callable
 
 import torch
 
-from ..activations import Activation
 from ..sde.coefficients import Tabulated
 from ..sde.loop import integrate
 from ..sde.ode import solve_linear_ode, solve_neural_ode
 from ..sde.schemes import rk4_step
 from ..sde.tensors import DTYPE, as_activation, as_tensor
+from ..training.activations import Activation
 from .backprop import LimitBackprop
 
 

@@ -8,9 +8,9 @@ recursion), driven by the same weight path as the forward SDE.
 
 from __future__ import annotations
 
-from ..activations import Activation
 from ..sde.ito import solve_ito_adjoint, solve_ito_sde
 from ..sde.tensors import as_activation, as_tensor
+from ..training.activations import Activation
 from .backprop import LimitBackprop
 
 

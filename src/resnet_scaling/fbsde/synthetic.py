@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..activations import Activation
 from ..config import section_settings
 from ..io import stable_seed
 from ..limits.convergence import RATE_NEURAL_ODE, rate_linear_ode
@@ -20,6 +19,7 @@ from ..limits.network import unit_inputs
 from ..limits.synthetic import WeightPaths, block_sums, synthetic_weight_paths
 from ..sde.ito import ITO_ADJOINT
 from ..sde.tensors import DTYPE, as_activation, as_tensor
+from ..training.activations import Activation
 from .backprop import LimitBackprop, network_backprop
 from .compare import compare, roughness, slope_columns
 from .ode import half_grid, ode_backprop

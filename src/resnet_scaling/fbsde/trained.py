@@ -11,9 +11,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..io import read_npz
+from ..scaling.weights import TrainedWeights, effective_weights, from_training, included
 from ..sde.tensors import as_tensor
 from ..smoothing import kernel_smooth
-from ..weights import TrainedWeights, effective_weights, from_training, included
 from .backprop import LimitBackprop, NetworkBackprop, network_backprop
 from .compare import compare, roughness, slope_columns
 from .ode import half_grid, ode_backprop

@@ -7,9 +7,8 @@ No training is involved; every network is drawn fresh from its initial law. One 
 - :mod:`.correlation`: the output correlation of two inputs against depth (2);
 - :mod:`.relative_change`: Marion et al.'s relative change, i.i.d. and smooth weights (4);
 - :mod:`.phase_diagram`: fractional-Gaussian-noise weights, the critical β (5), with :mod:`.fgn`;
+- :mod:`.kernels`: the doubly infinite (width and depth) kernel limit;
 - :mod:`.note`: every comparison with theory, in numbers.
-
-The doubly infinite kernel limit is in :mod:`resnet_scaling.kernels`.
 """
 
 from .correlation import correlation_table, simulate_correlation

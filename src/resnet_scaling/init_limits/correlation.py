@@ -1,5 +1,5 @@
 """Deliverable 2: the output correlation of two inputs against depth, against the
-infinite-width kernel recursion and its L → ∞ limit (:mod:`resnet_scaling.kernels`)."""
+infinite-width kernel recursion and its L → ∞ limit (:mod:`resnet_scaling.init_limits.kernels`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import section_settings
-from ..activations import get_activation
 from ..io import stable_seed
-from ..kernels import correlation as kernel_correlation
-from ..kernels import input_gram, kernel_ode, kernel_recursion
 from ..sde.tensors import DTYPE
+from ..training.activations import get_activation
+from .kernels import correlation as kernel_correlation
+from .kernels import input_gram, kernel_ode, kernel_recursion
 from .sampling import randn32
 from .sampling import seeded_generator
 from .sampling import t_interval
@@ -35,7 +35,7 @@ def simulate_correlation(
     """Cosine ⟨Y(x), Y(x')⟩/(‖Y(x)‖‖Y(x')‖) of the outputs of ``n_networks`` networks (explicit weights).
 
     Behind a Gaussian input layer Y_0 = U x (U with N(0, 1/d_in) entries), the blocks of
-    :func:`resnet_scaling.kernels.kernel_recursion`: ``scaled`` (a separate network of each
+    :func:`resnet_scaling.init_limits.kernels.kernel_recursion`: ``scaled`` (a separate network of each
     depth L, Var W = σ_w²/(D L)), ``residual`` and ``feedforward`` (unscaled; the state at
     layer l of one deep network is the output of the depth-l network). Returns depth →
     cosines (n_networks,).

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..exponents import loglog_fit
+from ..scaling.exponents import loglog_fit
 from .shallow import WEAK_ORDER
 
 

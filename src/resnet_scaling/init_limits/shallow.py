@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 
 from ..config import section_settings
-from ..activations import Activation, get_activation
 from ..distances import bootstrap_wasserstein1
 from ..io import stable_seed
 from ..sde.loop import final
 from ..sde.schemes import EULER_MARUYAMA
 from ..sde.tensors import DTYPE
+from ..training.activations import Activation, get_activation
 from .sampling import randn32
 from .sampling import seeded_generator
 

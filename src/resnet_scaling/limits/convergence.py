@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from ..activations import get_activation
 from ..config import section_settings
 from ..distances import ks_min_pvalue, wasserstein1
-from ..exponents import loglog_fit
 from ..io import stable_seed
+from ..scaling.exponents import loglog_fit
 from ..sde.diffusions import MomentMatchedDiffusion, sample_diffusion
 from ..sde.ito import ITO_EULER_MARUYAMA, ito_step
 from ..sde.loop import iterate
@@ -20,6 +19,7 @@ from ..sde.ode import solve_linear_ode, solve_neural_ode
 from ..sde.schemes import EULER
 from ..sde.tensors import DTYPE, path_inputs
 from ..sde.tensors import progress as progress_bar
+from ..training.activations import get_activation
 from .network import network_states, unit_inputs
 from .synthetic import SYNTHETIC_DEFAULTS, diffusive_law, fine_increment_chunks, synthetic_weight_paths
 

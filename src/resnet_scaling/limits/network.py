@@ -1,17 +1,17 @@
 """The discrete network of docs/maths.md §1 on weights given as arrays: inputs and hidden states.
 
 ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``; the states are the engine's forward
-pass (:meth:`resnet_scaling.resnet.ResNetEnsemble.trajectory`).
+pass (:meth:`resnet_scaling.training.resnet.ResNetEnsemble.trajectory`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..activations import Activation
 from ..io import stable_seed
-from ..resnet import ResNetEnsemble
 from ..sde.tensors import DTYPE, as_activation, as_tensor, generator
+from ..training.activations import Activation
+from ..training.resnet import ResNetEnsemble
 
 
 def unit_inputs(n: int, dim: int, seed: int) -> torch.Tensor:

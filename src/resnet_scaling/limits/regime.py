@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..activations import get_activation
-from ..exponents import loglog_fit
+from ..scaling.exponents import loglog_fit
+from ..training.activations import get_activation
 
 
 LIMITS = ("neural_ode", "linear_ode", "ito_sde", "moment_matched")
@@ -48,7 +48,7 @@ def choose_limit(regime: str, activation: str, delta_type: str, beta: float, bet
 
 def read_regime(regimes_csv, experiment: str) -> str:
     """The regime the scaling stage found for an experiment (``regimes.csv``: experiment, regime)."""
-    from ..tables import read_regimes
+    from ..scaling.tables import read_regimes
 
     table = read_regimes(regimes_csv, [experiment])
     row = table[table["experiment"] == experiment]
@@ -60,7 +60,7 @@ def read_regime(regimes_csv, experiment: str) -> str:
 def read_beta(exponents_csv, experiment: str, statistic: str = "rms_norm") -> float:
     """β = the exponent of the layer norms of A (``exponents.csv``: experiment, quantity,
     statistic, exponent); NaN when the table has no such row."""
-    from ..tables import read_exponents
+    from ..scaling.tables import read_exponents
 
     table = read_exponents(exponents_csv)
     row = table[(table.experiment == experiment) & (table.quantity == "A") & (table.statistic == statistic)]

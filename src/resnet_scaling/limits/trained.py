@@ -11,7 +11,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..activations import get_activation
 from ..config import section_settings
 from ..distances import wasserstein1
 from ..io import stable_seed
@@ -21,6 +20,7 @@ from ..sde.ito import sample_ito_sde
 from ..sde.ode import solve_linear_ode, solve_neural_ode
 from ..sde.tensors import DTYPE, as_tensor
 from ..sde.tensors import progress as progress_bar
+from ..training.activations import get_activation
 from .coefficients import KernelWeightPathLaw, coefficient_agreement, estimate_coefficients
 from .network import network_states
 from .pathwise import pathwise_limit
@@ -55,7 +55,7 @@ def fit_trained_depth(
 ) -> TrainedFit:
     """Fit and simulate the chosen limit for all seeds of one trained (experiment, depth).
 
-    ``w``: a :class:`resnet_scaling.weights.TrainedWeights`; ``cfg`` the ``limits.fit``
+    ``w``: a :class:`resnet_scaling.scaling.weights.TrainedWeights`; ``cfg`` the ``limits.fit``
     config, schema defaults filling what it omits (bandwidth, n_grid, steps, n_inputs, n_pathwise_inputs, draws, max_layers,
     n_trajectories). Non-finite seeds are left out.
     """
@@ -272,7 +272,7 @@ def fit_trained(
     import pandas as pd
 
     from ..io import read_npz
-    from ..weights import load_training
+    from ..scaling.weights import load_training
 
     cfg = section_settings("limits.fit", cfg)
     weights = sorted((load_training(p) for p in train_paths), key=lambda w: w.depth)

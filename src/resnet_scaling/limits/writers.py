@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..io import write_csv, write_json, write_text
-from ..tables import read_json, read_table
+from ..scaling.tables import read_json, read_table
 from .convergence import convergence_fits, convergence_table
 from .note import limits_note
 from .regime import read_beta, read_regime

@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ..exponents import ols_fit  # noqa: E402
 from ..io import atomic_path  # noqa: E402
+from ..scaling.exponents import ols_fit  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid")
 

@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..io import read_npz
-from ..tables import read_table
+from ..scaling.tables import read_table
 from . import save_figure, slope_guide
 
 QUANTITY_LABELS = {

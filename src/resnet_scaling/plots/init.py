@@ -1,7 +1,7 @@
 """Figures of networks at initialisation (docs/maths.md §6), one function per figure.
 
 Each function reads the tidy tables of :mod:`resnet_scaling.init_limits` /
-:mod:`resnet_scaling.kernels` and overlays the theory: the diffusion law and the weak
+:mod:`resnet_scaling.init_limits.kernels` and overlays the theory: the diffusion law and the weak
 order of Euler–Maruyama, the exact GBM law, the infinite-width kernel recursions and ODE,
 the exact relative-change identity, and the critical line max(H, 1/2).
 """
@@ -17,7 +17,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..init_limits import WEAK_ORDER
-from ..kernels import KERNEL_WIDTH_RATE
+from ..init_limits.kernels import KERNEL_WIDTH_RATE
 from . import loglog_fit, save_figure, slope_guide
 
 _GUIDE = dict(color="0.35", lw=1.0, ls="--", zorder=0)

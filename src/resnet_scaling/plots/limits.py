@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..tables import read_table
+from ..scaling.tables import read_table
 from . import save_figure, slope_guide
 
 

@@ -16,9 +16,9 @@ from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 import pandas as pd
 import seaborn as sns
 
-from ..exponents import ROUGH_ODE, RegimeThresholds
-from ..statistics import expected_slope
-from ..weights import INCLUDE_STATUS, primary_quantity
+from ..scaling.exponents import ROUGH_ODE, RegimeThresholds
+from ..scaling.statistics import expected_slope
+from ..scaling.weights import INCLUDE_STATUS, primary_quantity
 from . import save_figure
 
 STATUS_MARKERS = {"converged": "o", "stopped": "X", "max_epochs": "s", "diverged": "D"}

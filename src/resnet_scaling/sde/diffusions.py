@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from ..activations import Activation
 from ..smoothing import epanechnikov_weights, layer_centres
+from ..training.activations import Activation
 from .loop import integrate
 from .schemes import euler_maruyama_step
 from .tensors import DTYPE, as_activation, as_tensor, generator, path_inputs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..activations import Activation
+from ..training.activations import Activation
 from .loop import integrate
 from .schemes import Scheme
 from .tensors import as_activation, as_tensor, generator, path_inputs, time_grid

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ..activations import Activation
+from ..training.activations import Activation
 from .coefficients import Coefficient, PerStep, batched_matrix, batched_vector, coef_at
 from .loop import integrate
 from .registry import get_scheme

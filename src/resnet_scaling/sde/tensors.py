@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..activations import Activation, get_activation
+from ..training.activations import Activation, get_activation
 
 DTYPE = torch.float64
 

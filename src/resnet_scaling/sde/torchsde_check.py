@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from ..activations import Activation
+from ..training.activations import Activation
 from .ito import compact_row_cov, ito_q
 from .laws import GaussianWeightPathLaw
 from .tensors import DTYPE, as_activation, as_tensor, path_inputs

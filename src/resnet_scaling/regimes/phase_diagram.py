@@ -2,9 +2,10 @@
 SDE or neither regime (docs/maths.md §8).
 
 A *cell* is one choice of activation × initialisation along depth × residual scale ×
-optimiser. Each cell is an experiment of the usual kind (the trainer of :mod:`.train`), trained
-at every depth of the study, then classified by the statistics of :mod:`.statistics`, the
-exponents and the regime rule of :mod:`.exponents` — the code path of the scaling stage.
+optimiser. Each cell is an experiment of the usual kind (the trainer of
+:mod:`..training.train`), trained at every depth of the study, then classified by the
+statistics of :mod:`..scaling.statistics`, the exponents and the regime rule of
+:mod:`..scaling.exponents` — the code path of the scaling stage.
 
 The anchor (:func:`anchor_statistics`, :func:`anchor_slopes`) repeats the setting of Marion et al. (2024, Fig. 1):
 the two-matrix block ``h + V σ(W h)/L``, a smooth initialisation and SGD with lr ∝ L, where
@@ -22,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import MIN_FIT_DEPTHS, ConfigError, load_schema, schema_error
-from .exponents import FitSettings, RegimeThresholds, SeedGrid, fit_experiment, fit_grid
-from .io import stable_seed
-from .statistics import experiment_statistics, sequence_statistics
-from .weights import TrainedWeights, load_training
+from ..config import MIN_FIT_DEPTHS, ConfigError, load_schema, schema_error
+from ..io import stable_seed
+from ..scaling.exponents import FitSettings, RegimeThresholds, SeedGrid, fit_experiment, fit_grid
+from ..scaling.statistics import experiment_statistics, sequence_statistics
+from ..scaling.weights import TrainedWeights, load_training
 
 #: The three axes of the grid, in the order of a cell's name (after the activation).
 AXES = ("initialisation", "residual_scale", "optimizer")
@@ -150,9 +151,10 @@ def train_cell(
     """Train every depth of one cell (or anchor experiment) and write one output per depth.
 
     A depth whose checkpoint holds a finished run is read back, not retrained (resumption is
-    bitwise, :func:`.train.train_ensemble`); each checkpoint is removed once all depths are written.
+    bitwise, :func:`..training.train.train_ensemble`); each checkpoint is removed once all depths
+    are written.
     """
-    from .train import save_result, train_ensemble
+    from ..training.train import save_result, train_ensemble
 
     summary = []
     for depth, output, checkpoint in zip(exp["depths"], outputs, checkpoints):
@@ -207,7 +209,7 @@ def anchor_statistics(files: dict[str, list[str | Path]]) -> pd.DataFrame:
     """Tidy table: one row per (profile, depth, seed, stage, weights, statistic) of the anchor
     networks; stage is ``trained``, ``initial`` or ``update`` (trained − initial, what training
     added); ``files`` maps an anchor experiment to its outputs."""
-    from .io import read_npz
+    from ..io import read_npz
 
     rows = []
     for experiment, paths in files.items():

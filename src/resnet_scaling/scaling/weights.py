@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .config import section_schema
-from .io import read_npz, write_csv
+from ..config import section_schema
+from ..io import read_npz, write_csv
 
 #: Statuses of a trained network: ``converged`` (epoch loss below ε), ``stopped`` (the
 #: stopping rule's plateau: ``patience`` epochs without a ``min_improvement`` gain),
@@ -324,7 +324,7 @@ def _network_loss(A, b, delta, activation: str, x: np.ndarray, y: np.ndarray) ->
     """Per-seed training MSE of the networks with these weights (δ given layer by layer)."""
     import torch
 
-    from .resnet import ResNetEnsemble
+    from ..training.resnet import ResNetEnsemble
 
     net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
     with torch.no_grad():

@@ -14,7 +14,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from .io import atomic_path
+from ..io import atomic_path
 
 log = logging.getLogger(__name__)
 

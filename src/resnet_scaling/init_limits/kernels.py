@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from .config import section_settings
-from .activations import get_activation
-from .io import stable_seed
+from ..config import section_settings
+from ..io import stable_seed
+from ..training.activations import get_activation
 
 #: Architectures whose infinite-width kernels :func:`kernel_recursion` propagates.
 KINDS = ("scaled", "residual", "feedforward")

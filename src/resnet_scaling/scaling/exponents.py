@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .config import section_settings
-from .io import stable_seed
+from ..config import section_settings
+from ..io import stable_seed
 
 #: The regime of an experiment none of whose networks may enter a fit.
 NO_USABLE_NETWORKS = "no usable networks"
@@ -325,7 +325,7 @@ def fit_experiment(
 ) -> tuple[pd.DataFrame, dict]:
     """Exponents of every (quantity, statistic) of one experiment, and its regime with evidence.
 
-    ``statistics`` is the tidy table of :func:`resnet_scaling.statistics.experiment_statistics`
+    ``statistics`` is the tidy table of :func:`resnet_scaling.scaling.statistics.experiment_statistics`
     for one experiment. Returns the exponents table and the regime record (a dict).
     """
     experiment = str(statistics["experiment"].iloc[0])

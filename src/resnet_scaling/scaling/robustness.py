@@ -12,7 +12,7 @@ For each experiment and quantity, the norm exponents of ``exponents.csv`` are re
   mostly the optimiser's displacement from a tiny initialisation, so a statistic that
   follows the step count carries the training schedule, not only the depth.
 
-Every fit is the one log-log fit of :mod:`resnet_scaling.exponents` with its seed-bootstrap
+Every fit is the one log-log fit of :mod:`resnet_scaling.scaling.exponents` with its seed-bootstrap
 interval. The ``primary`` column marks the sequence the original study took its statistics on.
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..io import stable_seed
 from .exponents import FitSettings, SeedGrid, fit_grid, usable
-from .io import stable_seed
 from .weights import primary_quantity
 
 #: Network sets of the inclusion analysis, from the strictest.

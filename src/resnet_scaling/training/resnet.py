@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..io import stable_seed
 from .activations import Activation, get_activation
-from .io import stable_seed
 
 DELTA_TYPES = ("none", "shared", "multi", "fixed")
 INITS = ("xavier", "xavier-depth", "iid-sqrt-depth")

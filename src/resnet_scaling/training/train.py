@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__
-from .config import experiment_defaults, with_schema_defaults
-from .io import atomic_path, stable_seed, write_npz
+from .. import __version__
+from ..config import experiment_defaults, with_schema_defaults
+from ..io import atomic_path, stable_seed, write_npz
 from .resnet import ResNetEnsemble, resolve_device
 
 log = logging.getLogger(__name__)
@@ -502,7 +502,7 @@ def job_arguments(description: str, argv: list[str] | None = None) -> tuple[argp
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train one (experiment, depth) from a config file: ``python -m resnet_scaling.train``."""
+    """Train one (experiment, depth) from a config file: ``python -m resnet_scaling.training.train``."""
     from .data import make_dataset
 
     args, config = job_arguments(main.__doc__, argv)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import FEATURE_DIM
-from .io import read_npz, stable_seed
+from ..config import FEATURE_DIM
+from ..io import read_npz, stable_seed
 
 Dataset = dict[str, np.ndarray]
 

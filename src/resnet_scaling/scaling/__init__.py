@@ -1,0 +1,15 @@
+"""The scaling stage (workflow/rules/scaling.smk): trained weights to exponents, regimes and
+the scorecard (docs/maths.md §3).
+
+Inputs: the training outputs ``results/train/{exp}/depth_{depth}.npz``. Outputs:
+``results/scaling/{exp}/`` (statistics, training outcome, paths, decomposition),
+``results/exponents.csv``, ``results/regimes.csv``, ``results/scaling_robustness.csv`` and
+``results/scorecard.{md,html}``; its figures are drawn by :mod:`..plots.scaling`.
+
+- :mod:`.weights`: the layer sequences and weight paths of trained networks (§1, §3);
+- :mod:`.statistics`: per-network statistics whose log-log slopes are the exponents (§3);
+- :mod:`.exponents`: the log-log fit, the exponents with their intervals, the regime rule (§3);
+- :mod:`.robustness`: how much an exponent depends on the choices behind it;
+- :mod:`.scorecard`: our exponents and regimes beside the original study's;
+- :mod:`.tables`: checked readers of the tables every later stage builds on.
+"""
