@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from resnet_scaling.training import data, fetch
+from resnet_scaling.training import data, dataset_files, fetch
 
 
 def write_cifar_batch(path, n, seed):
@@ -24,8 +24,9 @@ def write_cifar_batch(path, n, seed):
 def write_cifar(folder, n_per_batch=6, n_test=5):
     """The five training batches and the test batch, generated."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {name: write_cifar_batch(folder / name, n_per_batch, i) for i, name in enumerate(data.CIFAR_TRAIN_FILES)}
-    files[data.CIFAR_TEST_FILE] = write_cifar_batch(folder / data.CIFAR_TEST_FILE, n_test, 99)
+    files = {name: write_cifar_batch(folder / name, n_per_batch, i)
+             for i, name in enumerate(dataset_files.CIFAR_TRAIN_FILES)}
+    files[dataset_files.CIFAR_TEST_FILE] = write_cifar_batch(folder / dataset_files.CIFAR_TEST_FILE, n_test, 99)
     return files
 
 
@@ -42,7 +43,7 @@ def test_batches_are_read_in_channel_first_layout(tmp_path):
 def test_full_dataset_and_seeded_subsets(tmp_path):
     files = write_cifar(tmp_path / "cifar-10-batches-py")
     full = data.make_dataset({"kind": "cifar10", "path": str(tmp_path), "n_train": 30, "n_test": 5})
-    expected = np.concatenate([files[n][b"data"] for n in data.CIFAR_TRAIN_FILES]).reshape(-1, 3, 32, 32)
+    expected = np.concatenate([files[n][b"data"] for n in dataset_files.CIFAR_TRAIN_FILES]).reshape(-1, 3, 32, 32)
     assert np.array_equal(full["x_train"], expected) and full["y_test"].dtype == np.int64
     a = data.make_cifar10(tmp_path, 10, 3, seed=1)
     b = data.make_cifar10(tmp_path, 10, 3, seed=1)
@@ -107,7 +108,7 @@ def test_an_archive_already_in_the_folder_is_verified_and_unpacked(tmp_path, mon
     ds = data.make_dataset(spec)
     assert ds["x_train"].shape == (30, 3, 32, 32)
     assert (target / "data_batch_5").exists()
-    for name in data.CIFAR_TRAIN_FILES:
+    for name in dataset_files.CIFAR_TRAIN_FILES:
         (target / name).unlink()
     archive.write_bytes(archive.read_bytes()[:-50])
     with pytest.raises(ValueError, match="checksum mismatch for .*cifar-10-python.tar.gz"):

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 
 from ..io import read_npz
 from ..scaling.weights import TrainedWeights, effective_weights, from_training, included
+from ..sde.smoothing import kernel_smooth
 from ..sde.tensors import as_tensor
-from ..smoothing import kernel_smooth
 from .backprop import LimitBackprop, NetworkBackprop, network_backprop
 from .compare import compare, roughness, slope_columns
 from .ode import half_grid, ode_backprop
@@ -34,7 +34,7 @@ def trained_limit(
     ``dH/dt = σ'(0)(Ā_t H + b̄_t)`` with Ā, b̄ the kernel-smoothed L M_k, L m_k, the drifts of
     the weight paths (docs/maths.md §4(b), trained networks). Solved with its adjoint on
     ``ref_factor × L`` RK4 steps. The smoothing bandwidth is at least 1/L, so that every
-    window holds layers (:mod:`resnet_scaling.smoothing`).
+    window holds layers (:mod:`resnet_scaling.sde.smoothing`).
     """
     A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
     L = A.shape[1]

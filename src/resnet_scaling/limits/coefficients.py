@@ -12,8 +12,8 @@ import torch
 
 from ..sde.coefficients import Tabulated
 from ..sde.laws import WeightPathLaw
+from ..sde.smoothing import epanechnikov_weights, kernel_matrix, layer_centres
 from ..sde.tensors import DTYPE, as_tensor
-from ..smoothing import epanechnikov_weights, kernel_matrix, layer_centres
 
 
 @dataclass

@@ -7,6 +7,7 @@ limit equations of the network, laws of weight paths and state-dependent diffusi
 - :mod:`.ode`: the neural and linear ODEs (§4(a), (b));
 - :mod:`.ito`: the Itô SDE (§4(c)) and its adjoint (§5), pathwise and generative;
 - :mod:`.laws`: laws of weight paths; :mod:`.diffusions`: diffusions (§4(d), (e));
+- :mod:`.smoothing`: the Epanechnikov smoother of layer sequences (one empty-window rule);
 - :mod:`.torchsde_check`: the same SDE through torchsde.
 """
 

@@ -11,10 +11,10 @@ from typing import Callable
 
 import torch
 
-from ..smoothing import epanechnikov_weights, layer_centres
 from ..training.activations import Activation
 from .loop import integrate
 from .schemes import euler_maruyama_step
+from .smoothing import epanechnikov_weights, layer_centres
 from .tensors import DTYPE, as_activation, as_tensor, generator, path_inputs
 
 
@@ -102,7 +102,7 @@ class MomentMatchedDiffusion(DiffusionModel):
     """The moment-matched diffusion of docs/maths.md §4(d), estimated from the layers of networks.
 
     Around t the layers k with |(k + ½)/L − t| < bandwidth (of all P networks, taken as
-    draws of one law) get Epanechnikov weights w_j (:mod:`resnet_scaling.smoothing`), and
+    draws of one law) get Epanechnikov weights w_j (:mod:`.smoothing`), and
     with ``r_j(h) = δ_j σ(A_j h + b_j)``
 
         μ(t, h) = L Σ_j w_j r_j(h),    Σ(t, h) = L Σ_j w_j (r_j − r̄)(r_j − r̄)ᵀ.

@@ -6,6 +6,7 @@ per (experiment, depth), ``results/train/{exp}/depth_{depth}.npz`` with all seed
 and trained weights (the per-layer table beside it is :func:`..scaling.weights.extract`).
 
 - :mod:`.data`: the datasets of docs/maths.md §2; :mod:`.fetch` their downloads;
+  :mod:`.dataset_files` the file names and folders both of them use;
 - :mod:`.activations`: σ with the derivatives the limits need (§1, §4);
 - :mod:`.resnet`: the batched ensemble of networks and its discrete adjoint (§1, §5);
 - :mod:`.train`: the trainer with the stopping rule and bitwise resumption (§1);

@@ -19,6 +19,8 @@ import torch
 
 from ..config import FEATURE_DIM
 from ..io import read_npz, stable_seed
+from .dataset_files import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, cifar_folder
+from .fetch import fetch_dataset
 
 Dataset = dict[str, np.ndarray]
 
@@ -103,14 +105,6 @@ def make_digits(n_train: int, n_test: int, seed: int = 0) -> Dataset:
     return _embed(images[:, 0].numpy(), digits.target, n_train, n_test, seed, "digits")
 
 
-IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (raw or .gz) of unsigned bytes; one clear error naming the file."""
     path = Path(path)
@@ -166,10 +160,6 @@ def make_mnist(path: str | Path, n_train: int, n_test: int, seed: int = 0) -> Da
             "x_test": test["x_train"], "y_test": test["y_train"]}
 
 
-CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_TEST_FILE = "test_batch"
-#: The folder the official python archive unpacks to; accepted inside ``path`` too.
-CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_SHAPE = (3, 32, 32)
 
 
@@ -211,13 +201,6 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return images.reshape(-1, *CIFAR_SHAPE), labels
 
 
-def cifar_folder(path: str | Path) -> Path:
-    """The folder holding the batch files: ``path`` itself or its ``cifar-10-batches-py``."""
-    directory = Path(path)
-    nested = directory / CIFAR_FOLDER
-    return nested if (nested / CIFAR_TEST_FILE).exists() and not (directory / CIFAR_TEST_FILE).exists() else directory
-
-
 def _subset(images: np.ndarray, labels: np.ndarray, n: int, seed: int, name: str):
     if len(images) < n:
         raise ValueError(f"CIFAR-10 {name} split has {len(images)} images, fewer than the {n} asked for")
@@ -246,8 +229,6 @@ def make_dataset(spec: dict, seed: int = 0) -> Dataset:
     archives first when the entry asks for it with ``download: true``)."""
     kind = spec["kind"]
     if spec.get("download") and kind in ("mnist", "cifar10"):
-        from .fetch import fetch_dataset
-
         fetch_dataset(spec)
     if kind == "synthetic":
         return make_synthetic(spec["n_train"], spec["n_test"], spec.get("dim", 10), seed)

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from ..io import atomic_path
+from .dataset_files import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, cifar_folder
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ def _archive_name(entry: dict) -> str:
 
 def _unpack_cifar(archive: Path, folder: Path) -> None:
     """Extract the batch files of the python CIFAR-10 tarball into ``folder`` (flat)."""
-    from .data import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES
-
     wanted = set(CIFAR_TRAIN_FILES) | {CIFAR_TEST_FILE}
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -82,8 +81,6 @@ def _unpack_cifar(archive: Path, folder: Path) -> None:
 
 
 def _present(spec: dict, folder: Path) -> bool:
-    from .data import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, cifar_folder
-
     if spec["kind"] == "cifar10":
         inner = cifar_folder(folder)
         return all((inner / n).exists() for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE))

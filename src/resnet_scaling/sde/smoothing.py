@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .sde.tensors import DTYPE, as_tensor
+from .tensors import DTYPE, as_tensor
 
 
 def layer_centres(L: int) -> torch.Tensor:
