@@ -18,7 +18,7 @@ DTYPE = torch.float64
 
 def slope(x, y) -> float:
     """OLS slope of log y on log x (NaN with fewer than two finite positive points)."""
-    return float(loglog_fit(x, y)["slope"])
+    return float(loglog_fit(x, y).slope)
 
 
 @dataclass(frozen=True)

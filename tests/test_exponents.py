@@ -14,11 +14,35 @@ from resnet_scaling.scaling.exponents import (
     fit_all,
     fit_experiment,
     fit_grid,
+    loglog_fit,
     weighted_slopes,
 )
 from resnet_scaling.scaling.statistics import experiment_statistics
 
 SETTINGS = FitSettings(min_depth=16, resamples=400)
+
+
+def test_loglog_fit_is_the_ols_fit_of_the_logs_with_its_t_interval():
+    """The one log-log fit of tables and figures: OLS of log y on log x (scipy's linregress as the
+    reference), the t-interval with n − 2 degrees of freedom, and the points that cannot be
+    logged left out."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    x = np.geomspace(4, 1024, 9)
+    y = 3.0 * x**-0.5 * np.exp(0.1 * rng.standard_normal(len(x)))
+    fit = loglog_fit(np.r_[x, 0.0, np.nan, 8.0], np.r_[y, 1.0, 2.0, -1.0])
+    ref = stats.linregress(np.log(x), np.log(y))
+    half = stats.t.ppf(0.975, len(x) - 2) * ref.stderr
+    assert fit.n == len(x)
+    np.testing.assert_allclose([fit.slope, fit.intercept, fit.stderr], [ref.slope, ref.intercept, ref.stderr])
+    np.testing.assert_allclose([fit.ci_low, fit.ci_high], [ref.slope - half, ref.slope + half])
+    np.testing.assert_allclose(fit.line(x), np.exp(ref.intercept) * x**ref.slope)
+    assert fit.label() == f"slope {ref.slope:+.2f} [{ref.slope - half:+.2f}, {ref.slope + half:+.2f}]"
+    exact = loglog_fit(x, 2.0 * x**1.5)
+    assert exact.slope == pytest.approx(1.5) and exact.intercept == pytest.approx(np.log(2.0))
+    two = loglog_fit(x[:2], y[:2])
+    assert np.isfinite(two.slope) and np.isnan(two.stderr) and np.isnan(two.ci_low) and two.n == 2
 
 
 def _statistics(kind: str, beta: float = 0.3, seeds: int = 4, dim: int = 10, depths=sp.DEPTHS, status=None,

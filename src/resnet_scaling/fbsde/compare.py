@@ -52,5 +52,4 @@ def slope_columns(depths, errors) -> dict:
     """The log-log slope of errors against depth (:func:`resnet_scaling.scaling.exponents.loglog_fit`)
     as the columns of the slope tables: slope, 95 % interval, standard error, depths used."""
     fit = loglog_fit(depths, errors)
-    return {"slope": fit["slope"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"], "stderr": fit["stderr"],
-            "n_depths": fit["n"]}
+    return {"slope": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high, "stderr": fit.stderr, "n_depths": fit.n}

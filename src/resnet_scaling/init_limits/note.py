@@ -15,9 +15,9 @@ def _slope_fit(x, y) -> dict:
     """The log-log slope of y against x with its 95 % interval, as the note reports it: NaN
     (not fitted) with fewer than three finite positive points."""
     fit = loglog_fit(x, y)
-    if fit["n"] < 3:
-        return dict(slope=math.nan, ci_low=math.nan, ci_high=math.nan, points=fit["n"])
-    return dict(slope=fit["slope"], ci_low=fit["ci_low"], ci_high=fit["ci_high"], points=fit["n"])
+    if fit.n < 3:
+        return dict(slope=math.nan, ci_low=math.nan, ci_high=math.nan, points=fit.n)
+    return dict(slope=fit.slope, ci_low=fit.ci_low, ci_high=fit.ci_high, points=fit.n)
 
 
 def summarise(

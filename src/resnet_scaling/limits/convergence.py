@@ -276,7 +276,7 @@ def convergence_fits(df) -> "pd.DataFrame":
             fit = loglog_fit(g["L"], g[stat])
             rows.append({
                 "case": case, "activation": activation, "beta": beta, "with_ito_term": ito, "statistic": stat,
-                "slope": fit["slope"], "stderr": fit["stderr"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"],
+                "slope": fit.slope, "stderr": fit.stderr, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
                 "expected": expected, "L_min": int(g["L"].min()), "L_max": int(g["L"].max()), "n_depths": len(g),
             })
     return pd.DataFrame(rows)

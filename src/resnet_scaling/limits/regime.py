@@ -73,4 +73,4 @@ def estimate_beta(weights: Sequence) -> float:
         return float("nan")
     L = np.array([w.depth for w in weights], float)
     rms = np.array([np.sqrt(np.mean(np.sum(w.A[np.asarray(w.finite, bool)] ** 2, axis=(-1, -2)))) for w in weights])
-    return float(-loglog_fit(L, rms)["slope"])
+    return float(-loglog_fit(L, rms).slope)

@@ -1,13 +1,13 @@
 """Seaborn figures, one function per figure, grouped by stage in submodules.
 
-Shared helpers: :func:`save_figure` writes PDF and PNG atomically; :func:`loglog_fit`
-gives the slope, its standard error and a 95 % interval for legends.
+Shared helpers: :func:`save_figure` writes PDF and PNG atomically; :func:`slope_guide` draws
+a line of a given log-log slope. Fitted slopes in legends come from the one log-log fit,
+:func:`resnet_scaling.scaling.exponents.loglog_fit`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,41 +17,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from ..scaling.exponents import ols_fit  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid")
-
-
-@dataclass(frozen=True)
-class LogLogFit:
-    """OLS fit of log y on log x: slope, intercept, standard error and 95 % interval."""
-
-    slope: float
-    intercept: float
-    stderr: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-    def label(self, name: str = "slope") -> str:
-        return f"{name} {self.slope:+.2f} [{self.ci_low:+.2f}, {self.ci_high:+.2f}]"
-
-    def line(self, x: np.ndarray) -> np.ndarray:
-        return np.exp(self.intercept) * np.asarray(x, dtype=float) ** self.slope
-
-
-def loglog_fit(x, y) -> LogLogFit:
-    """Fit log y = a + s log x by OLS over the finite positive points."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    lx, ly = np.log(x[keep]), np.log(y[keep])
-    n = len(lx)
-    slope, intercept, stderr = ols_fit(lx, ly)
-    half = stats.t.ppf(0.975, n - 2) * stderr if n > 2 else np.nan
-    return LogLogFit(slope, intercept, stderr, slope - half, slope + half, n)
 
 
 def slope_guide(ax, x, y, slope: float, **kw) -> None:

@@ -18,7 +18,8 @@ import seaborn as sns
 
 from ..init_limits import WEAK_ORDER
 from ..init_limits.kernels import KERNEL_WIDTH_RATE
-from . import loglog_fit, save_figure, slope_guide
+from ..scaling.exponents import loglog_fit
+from . import save_figure, slope_guide
 
 _GUIDE = dict(color="0.35", lw=1.0, ls="--", zorder=0)
 

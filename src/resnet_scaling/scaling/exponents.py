@@ -141,16 +141,37 @@ def ols_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(slope), float(intercept), float(stderr)
 
 
-def loglog_fit(x, y, level: float = 0.95) -> dict:
-    """:func:`ols_fit` of log y on log x over the points where both are finite and positive:
-    ``slope``, its t-interval ``ci_low``, ``ci_high`` at ``level`` and standard error ``stderr``
-    (NaN when fewer than three points remain), and ``n``, the points used."""
+@dataclass(frozen=True)
+class LogLogFit:
+    """The OLS fit log y = intercept + slope · log x: the slope's standard error and t-interval
+    (NaN with fewer than three points) and ``n``, the points used."""
+
+    slope: float
+    intercept: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def label(self, name: str = "slope") -> str:
+        """The slope with its interval, as a figure legend quotes it."""
+        return f"{name} {self.slope:+.2f} [{self.ci_low:+.2f}, {self.ci_high:+.2f}]"
+
+    def line(self, x) -> np.ndarray:
+        """The fitted power law at ``x``."""
+        return np.exp(self.intercept) * np.asarray(x, dtype=float) ** self.slope
+
+
+def loglog_fit(x, y, level: float = 0.95) -> LogLogFit:
+    """:func:`ols_fit` of log y on log x over the points where both are finite and positive,
+    with the slope's t-interval at ``level``: the one log-log fit of the tables and the figures
+    alike (docs/maths.md §3, §7)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     lx, ly = np.log(x[keep]), np.log(y[keep])
-    slope, _, stderr = ols_fit(lx, ly)
+    slope, intercept, stderr = ols_fit(lx, ly)
     half = sps.t.ppf((1 + level) / 2, len(lx) - 2) * stderr if len(lx) > 2 else np.nan
-    return {"slope": slope, "ci_low": slope - half, "ci_high": slope + half, "stderr": stderr, "n": int(keep.sum())}
+    return LogLogFit(slope, intercept, stderr, slope - half, slope + half, len(lx))
 
 
 @dataclass
