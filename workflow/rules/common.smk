@@ -100,7 +100,7 @@ def _width_and_seeds(exp):
 
 
 def fbsde_trained_mem(wildcards, attempt):
-    """MB for the backward comparison of all depths of one experiment (resources.py)."""
+    """MB for the backward comparison of all depths of one experiment (training/resources.py)."""
     width, seeds = _width_and_seeds(wildcards.exp)
     n_inputs = config["fbsde"]["trained"]["n_inputs"]
     return (
@@ -110,7 +110,7 @@ def fbsde_trained_mem(wildcards, attempt):
 
 
 def limits_fit_mem(wildcards, attempt):
-    """MB for the limit fit of one experiment's deepest networks (resources.py)."""
+    """MB for the limit fit of one experiment's deepest networks (training/resources.py)."""
     width, seeds = _width_and_seeds(wildcards.exp)
     depth = max(SELECTIONS[wildcards.exp]["limits.fit"])
     return limits_fit_mem_mb(seeds, depth, width) * attempt

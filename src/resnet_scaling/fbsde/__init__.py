@@ -1,5 +1,10 @@
 """The backpropagation limit: backward equations and forward-backward systems (docs/maths.md §5).
 
+The fbsde stage (workflow/rules/fbsde.smk). Inputs: the ``fbsde`` section of the config, the
+trained networks (``results/train/``) and their datasets. Outputs: ``results/fbsde/`` (the
+convergence study on synthetic weights with its slopes, and per experiment the comparison
+with the backward limit, its slopes, adjoint paths and gradient field).
+
 The network's adjoint ``p_k = ∂ℓ/∂h_k`` and per-layer gradients come from the engine's
 explicit discrete adjoint; their limits ``P_t`` solve the adjoint of the forward limit:
 RK4 backward on the grid of the forward RK4 solution (ODE regimes), or the exact discrete

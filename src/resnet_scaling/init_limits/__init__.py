@@ -1,5 +1,8 @@
 """Residual networks at initialisation: diffusion limits in law and exact identities (docs/maths.md §6).
 
+The init_limits stage (workflow/rules/init_limits.smk). Input: the ``init_limits`` section of
+the config (no trained network). Outputs: ``results/init/`` (one table per study and the note).
+
 No training is involved; every network is drawn fresh from its initial law. One module per study:
 
 - :mod:`.shallow`: the shallow block and its diffusion in law, with the Jacobian (1 & 3);

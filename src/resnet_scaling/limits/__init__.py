@@ -1,6 +1,12 @@
 """Limits of the hidden state (docs/maths.md §4, rates in §7): networks on synthetic weights
 against their known limits, and limit equations fitted to trained networks.
 
+The limits stage (workflow/rules/limits.smk). Inputs: the ``limits`` section of the config,
+the trained networks (``results/train/``), their datasets and the regimes and exponents of
+the scaling stage. Outputs: ``results/limits/`` (the convergence study with its fitted rates
+and note, and per experiment the fitted coefficients and the pathwise and generative
+comparisons).
+
 - :mod:`.network`: inputs and the hidden states of the discrete network;
 - :mod:`.synthetic`: synthetic weight paths with known limits;
 - :mod:`.convergence`: the convergence study and its predicted rates;
