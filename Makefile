@@ -1,14 +1,20 @@
 # The two commands of the README. Both bootstrap .venv on a fresh machine.
-#   make run   - the whole workflow on the embedded default config (config/config.yaml)
+#   make run   - the whole workflow on the embedded default config (config/config.yaml),
+#                written under runs/config/ (every config has its own folder under runs/)
 #   make test  - the test suite
-#   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8)
+#   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8), same folder
+#   make gallery - copy the default run's figures and small tables into the committed figures/
+#                (RUN_DIR=runs/paper+fc_cpu GALLERY=figures/paper for another gallery; GALLERY_ARGS
+#                for --time-report/--time-label of resnet_scaling.gallery)
 PYTHON ?= python3
 SHELL := bash
 .SHELLFLAGS := -o pipefail -ec
 VENV := .venv
 CORES ?= all
+RUN_DIR ?= runs/config
+GALLERY ?= figures
 
-.PHONY: run test phase-diagram
+.PHONY: run test phase-diagram gallery
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +27,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(VENV)/bin/snakemake --cores 1 --configfile config/config.yaml --report report.html
+
+# The committed default gallery changes only here, on purpose (README: "Where a run writes").
+gallery: $(VENV)/.installed
+	$(VENV)/bin/python -m resnet_scaling.gallery $(RUN_DIR) $(GALLERY) $(GALLERY_ARGS)
 
 # The opt-in training-side phase diagram (README: "Which training choices give which regime").
 phase-diagram: $(VENV)/.installed

@@ -33,12 +33,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_snakemake(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """``python -m snakemake ARGS`` in ``cwd``; the whole process group is killed at ``timeout``.
+    """``python -m snakemake ARGS`` in ``cwd``, writing into ``cwd`` (``--directory``); the whole
+    process group is killed at ``timeout``.
 
     The SLURM plugin can wait forever on a broken status command and ignores SIGTERM while
     jobs run (see shared research notes), hence the group kill.
     """
-    cmd = [sys.executable, "-m", "snakemake", *args]
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(cwd), *args]
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:

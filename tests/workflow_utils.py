@@ -31,8 +31,11 @@ def snakemake_bin() -> str:
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir`` and return the completed process (never raises on failure)."""
+    """Run snakemake on the copy in ``workdir``, writing into ``workdir`` itself (``--directory``,
+    instead of the run folder ``runs/<config>/`` a run started there would get), and return the
+    completed process (never raises on failure)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
-        [snakemake_bin(), *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env
+        [snakemake_bin(), "--directory", str(workdir), *args], cwd=workdir, capture_output=True, text=True,
+        timeout=timeout, env=full_env,
     )

@@ -30,6 +30,12 @@ from resnet_scaling.config import (  # noqa: E402
     network_width,
     schema_error,
 )
+from resnet_scaling.runs import (  # noqa: E402
+    RUN_DIR_ENV,
+    describe_run,
+    resolve_data_paths,
+    run_directory,
+)
 from resnet_scaling.training.resources import (
     fbsde_trained_mem_mb,
     limits_fit_mem_mb,
@@ -40,7 +46,30 @@ _schema_problem = schema_error(config)
 if _schema_problem:
     raise ConfigError(_schema_problem)
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Every config writes in its own folder (src/resnet_scaling/runs.py): a run started in the
+# repository goes to runs/<config names>/, one given --directory stays there. Jobs that
+# Snakemake starts itself (cluster jobs) begin where the run began and follow it there.
+ROOT = Path(workflow.basedir).resolve()
+_CONFIGFILES = workflow.overwrite_configfiles or workflow.configfiles
+_CONFIG_VALUES = workflow.config_settings.config_args
+if workflow.exec_mode.name == "DEFAULT":
+    if workflow.overwrite_workdir is None and Path.cwd().resolve() == ROOT:
+        RUN_DIR = run_directory(_CONFIGFILES, _CONFIG_VALUES, ROOT)
+    else:
+        RUN_DIR = Path.cwd().resolve()
+    os.environ[RUN_DIR_ENV] = str(RUN_DIR)
+else:
+    RUN_DIR = Path(os.environ.get(RUN_DIR_ENV, Path.cwd())).resolve()
+if RUN_DIR != Path.cwd().resolve():
+
+    workdir: str(RUN_DIR)
+
+
+resolve_data_paths(config, ROOT)
 check_config(config)
+# Named on the report's front page (workflow/report/workflow.rst); no rule reads it.
+config["run"] = describe_run(_CONFIGFILES, _CONFIG_VALUES, ROOT, RUN_DIR)
 
 EXPERIMENTS = [
     name for name, exp in config["experiments"].items() if exp.get("enabled", True)
