@@ -42,11 +42,11 @@ def test_the_report_names_the_config_files_relative_to_the_repository(tmp_path):
 
 
 def test_relative_data_paths_are_relative_to_the_repository(tmp_path):
-    config = {"datasets": {"mnist": {"kind": "mnist", "path": "../shared/data/mnist"},
+    config = {"datasets": {"mnist": {"kind": "mnist", "path": "../datasets/mnist"},
                            "abs": {"kind": "cifar10", "path": "/data/cifar"},
                            "synthetic": {"kind": "synthetic"}}}
     resolve_data_paths(config, tmp_path / "repo")
-    assert config["datasets"]["mnist"]["path"] == str((tmp_path / "repo").resolve() / "../shared/data/mnist")
+    assert config["datasets"]["mnist"]["path"] == str((tmp_path / "repo").resolve() / "../datasets/mnist")
     assert config["datasets"]["abs"]["path"] == "/data/cifar"
     assert "path" not in config["datasets"]["synthetic"]
 

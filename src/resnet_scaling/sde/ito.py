@@ -102,9 +102,9 @@ def ito_adjoint_step(
     return p + s1 * torch.matmul(p, dWA) + (s2 * dt) * r
 
 
-#: Euler–Maruyama on the weight increments: strong order ½, weak order 1 (docs/maths.md §7).
+#: Euler–Maruyama on the weight increments: strong order ½, weak order 1 (docs/maths.md §4(f)).
 ITO_EULER_MARUYAMA = Scheme("ito_euler_maruyama", ito_step, strong_order=0.5, weak_order=1.0, solves="ito_sde")
-#: Its exact discrete adjoint, run backward on the same increments: strong order ½ (§5, §7).
+#: Its exact discrete adjoint, run backward on the same increments: strong order ½ (§4(f), §5).
 ITO_ADJOINT = Scheme("ito_adjoint", ito_adjoint_step, strong_order=0.5, weak_order=1.0, solves="backward_sde")
 
 

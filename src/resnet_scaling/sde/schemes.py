@@ -1,4 +1,4 @@
-"""One-step schemes, each with the order it promises (docs/maths.md §7).
+"""One-step schemes, each with the order it promises (docs/maths.md §4(f)).
 
 A scheme is a ``step`` that advances a state by one step of size dt, and the strong and
 weak orders of its global error (for ODEs both are the order of the deterministic error).
