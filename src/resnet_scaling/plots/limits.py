@@ -16,16 +16,25 @@ import pandas as pd
 import seaborn as sns
 
 from ..scaling.tables import read_table
-from . import save_figure, slope_guide
+from . import log_ticks, save_figure, slope_guide
 
 
 def _depth_axis(ax, depths) -> None:
+    """A log-2 depth axis over exactly the depths drawn, labelled at (up to 8 of) them."""
     ax.set_xscale("log", base=2)
     ticks = np.unique(np.asarray(depths, dtype=int))
     if len(ticks) > 8:
         ticks = ticks[:: math.ceil(len(ticks) / 8)]
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
+    lo, hi = float(np.min(depths)), float(np.max(depths))
+    ax.set_xlim(lo / 1.25, hi * 1.25)
+
+
+def _excludes(fit) -> bool:
+    """Whether the fit's 95 % interval, as the legend prints it (two decimals), excludes the
+    theoretical rate."""
+    return bool(round(fit.ci_low, 2) > round(fit.expected, 2) or round(fit.ci_high, 2) < round(fit.expected, 2))
 
 
 def _series_label(case: str, activation: str, beta: float, ito) -> str:
@@ -63,9 +72,11 @@ def convergence_figure(table: pd.DataFrame, fits: pd.DataFrame, path: str | os.P
         g = g.sort_values("L")
         f = _fit_row(fits, case, act, beta, ito)
         label = _series_label(case, act, beta, ito)
+        flagged = f is not None and _excludes(f)
         if f is not None:
             label += f": {f.slope:+.2f} [{f.ci_low:+.2f}, {f.ci_high:+.2f}], theory {f.expected:+.2f}"
-        ax.plot(g.L, g.error, "o-", color=color, label=label, ms=4)
+            label += " ✗" if flagged else ""
+        ax.plot(g.L, g.error, "o-", color=color, label=label, ms=4, mfc="white" if flagged else color)
         if case == "diffusive":
             fm = _fit_row(fits, case, act, beta, ito, "error_median")
             mlabel = "  median" + (f": {fm.slope:+.2f} [{fm.ci_low:+.2f}, {fm.ci_high:+.2f}]" if fm is not None else "")
@@ -73,14 +84,21 @@ def convergence_figure(table: pd.DataFrame, fits: pd.DataFrame, path: str | os.P
         if f is not None:
             gf = g[g.L >= f.L_min]
             slope_guide(ax, gf.L, gf.error, f.expected, color="0.4", ls="--", lw=1)
-    for key, title in (("ode", "ODE limits (§4(a), (b)): sup_k |h_k − H_{k/L}|"),
-                       ("diffusive", "Itô SDE (§4(c)): (E sup_k |h_k − H_{k/L}|²)^{1/2}")):
+    panels_text = {
+        "ode": ("ODE limits (docs/maths.md §4(a), (b))", "sup_k |h_k − H(k/L)|  (RMS over paths)"),
+        "diffusive": ("Itô SDE (docs/maths.md §4(c)), RMS and median over paths", "(E sup_k |h_k − H(k/L)|²)^½"),
+    }
+    flagged_any = False
+    for key, (title, ylabel) in panels_text.items():
         ax = axes[key]
+        part = table[table.case.str.endswith("_ode") if key == "ode" else (table.case == "diffusive")]
         ax.set_yscale("log")
-        _depth_axis(ax, table.L)
-        ax.set_xlabel("depth L")
+        _depth_axis(ax, part.L)
+        ax.set(xlabel="depth L", ylabel=ylabel)
+        log_ticks(ax, "y")
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=6, loc="lower left")
+        ax.legend(fontsize=7, loc="lower left")
+        flagged_any |= any("✗" in text.get_text() for text in ax.get_legend().get_texts())
     if "generic" in axes:
         ax = axes["generic"]
         names = {"generic_network": "ReLU networks", "generic_moment_matched": "moment-matched diffusion",
@@ -91,12 +109,17 @@ def convergence_figure(table: pd.DataFrame, fits: pd.DataFrame, path: str | os.P
             ax.plot(g.L, g.error, style, label=names.get(case, case), ms=4)
         ax.set_yscale("log")
         _depth_axis(ax, generic.L)
+        log_ticks(ax, "y")
         ax.set_xlabel("depth L")
-        ax.set_ylabel("Wasserstein-1 to the exact diffusion (mean over coordinates)")
+        ax.set_ylabel("Wasserstein-1 to the exact diffusion\n(mean over coordinates)")
         ax.set_title("random-sign ReLU layers (§4(d)), in law", fontsize=9)
         ax.legend(fontsize=6)
     fig.suptitle("Networks against their limits on synthetic weights (grey dashed: slope of docs/maths.md §4)", fontsize=10)
-    fig.tight_layout()
+    if flagged_any:
+        fig.text(0.5, 0.005, "✗ (hollow points): the 95 % interval of the fitted slope excludes the theoretical rate "
+                 "at these depths; docs/maths.md §4(b) gives the slopes measured where the rate is slow to set in.",
+                 ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03 if flagged_any else 0, 1, 1))
     save_figure(fig, path)
 
 
@@ -124,42 +147,64 @@ def trajectories_figure(traj: pd.DataFrame, path: str | os.PathLike) -> None:
     save_figure(fig, path)
 
 
+#: Plain names of the limits (docs/maths.md §4) and of the generative variants beside them.
+LIMIT_NAMES = {"neural_ode": "neural ODE", "linear_ode": "linear ODE", "ito_sde": "Itô SDE",
+               "moment_matched": "moment-matched diffusion"}
+
+
+def _variant_name(variant: str, limit: str) -> str:
+    name = LIMIT_NAMES.get(limit, limit)
+    return {"limit": name, "limit_pooled": f"{name}, seeds pooled into one law",
+            "trend_only": f"drift of the {name} alone (no noise)",
+            "mean_field_ode": "mean-field ODE (docs/maths.md §4(e))"}.get(variant, variant.replace("_", " "))
+
+
 def error_figure(pathwise: pd.DataFrame, generative: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Error against depth: pathwise relative sup error (the limit driven by the network's own
-    weights on N blocks; N = L is the Taylor remainder of the scheme), and the generative
-    limit's relative output error and test-loss ratio (mean over seeds)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.4, 4.2))
+    """Error against depth, one quantity per panel: the pathwise relative sup error (the limit
+    driven by the network's own weights on N blocks; N = L is the Taylor remainder of the
+    scheme; drawn only where the limit has a pathwise form), the generative limit's relative
+    output error, and its test-loss ratio (means over seeds)."""
     g0 = generative.iloc[0]
+    panels = (["pathwise"] if len(pathwise) else []) + ["output", "loss"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
     if len(pathwise):
+        ax1 = axes["pathwise"]
         pw = pathwise.copy()
-        pw["N"] = np.where(pw.measures == "taylor_remainder", "N = L", pw.n_steps.astype(str))
-        pw["series"] = pw["N"] + np.where(pw.form == "realised", " (realised squares)", "")
+        pw["N"] = np.where(pw.measures == "taylor_remainder", "N = L (Taylor remainder)", "N = " + pw.n_steps.astype(str))
+        pw["series"] = pw["N"] + np.where(pw.form == "realised", ", realised squares", "")
         pw["order"] = np.where(pw.measures == "taylor_remainder", np.inf, pw.n_steps) + np.where(pw.form == "realised", 0.5, 0)
         pw = pw.sort_values(["order", "depth"])
         mean = pw.groupby(["series", "depth"], sort=False).relative_error.mean().reset_index()
         sns.lineplot(data=mean, x="depth", y="relative_error", hue="series", marker="o", ax=ax1)
-        ax1.set_ylabel("relative sup error (mean over seeds)")
-        ax1.set_yscale("log")
+        ax1.set(xlabel="depth L", ylabel="sup_k |h_k − H(k/L)| / sup_k |h_k − h_0|", yscale="log")
         _depth_axis(ax1, mean.depth)
-        ax1.legend(fontsize=7, title="steps N")
-    else:
-        ax1.text(0.5, 0.5, "no pathwise limit:\nthe moment-matched diffusion\nis compared in law only (docs/maths.md §4(d))",
-                 ha="center", va="center", transform=ax1.transAxes, fontsize=9)
-        ax1.set_xticks([])
-        ax1.set_yticks([])
-    ax1.set_title("pathwise: sup_k |h_k − H_{k/L}| / sup_k |h_k − h_0|", fontsize=9)
+        log_ticks(ax1, "y")
+        ax1.legend(fontsize=7, title="steps N of the limit", title_fontsize=7)
+        ax1.set_title("pathwise, on the network's own weights", fontsize=9)
     gen = generative.copy()
-    gen["loss ratio (limit / network)"] = gen.test_loss_limit / gen.test_loss_network
-    long = gen.melt(id_vars=["depth", "variant"], value_vars=["relative_output_error", "loss ratio (limit / network)"],
-                    var_name="measure", value_name="value")
-    long["series"] = long.measure + ", " + long.variant
-    sns.lineplot(data=long, x="depth", y="value", hue="series", marker="o", ax=ax2)
-    ax2.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax2.set_yscale("log")
-    _depth_axis(ax2, long.depth)
-    ax2.legend(fontsize=7)
-    ax2.set_title("generative: output error and test-loss ratio", fontsize=9)
-    fig.suptitle(f"{g0.experiment}: limit {g0.limit} (regime {g0.regime}), {int(g0.n_seeds)} seeds", fontsize=10)
+    gen["name"] = [_variant_name(v, g0.limit) for v in gen.variant]
+    gen["loss_ratio"] = gen.test_loss_limit / gen.test_loss_network
+    order = list(dict.fromkeys(gen["name"]))
+    for key, column, ylabel, title in (
+        ("output", "relative_output_error", "|mean output of limit − network| / |h_L − x|", "generative: output error"),
+        ("loss", "loss_ratio", "test loss of the limit / of the network", "generative: test-loss ratio"),
+    ):
+        ax = axes[key]
+        sns.lineplot(data=gen, x="depth", y=column, hue="name", hue_order=order, marker="o", ax=ax, errorbar=None)
+        if key == "loss":
+            ax.axhline(1.0, color="0.5", lw=0.8, ls=":", label="as good as the network")
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        else:
+            ax.set_yscale("log")
+        _depth_axis(ax, gen.depth)
+        if key == "output":
+            log_ticks(ax, "y")
+        ax.set(xlabel="depth L", ylabel=ylabel)
+        ax.legend(fontsize=7, title="mean over seeds", title_fontsize=7)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"{g0.experiment}: {LIMIT_NAMES.get(g0.limit, g0.limit)} (regime {g0.regime}), {int(g0.n_seeds)} seeds",
+                 fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 

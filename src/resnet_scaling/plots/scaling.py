@@ -19,7 +19,7 @@ import seaborn as sns
 from ..scaling.exponents import ROUGH_ODE, RegimeThresholds
 from ..scaling.statistics import expected_slope
 from ..scaling.weights import INCLUDE_STATUS, primary_quantity
-from . import save_figure
+from . import log_ticks, save_figure
 
 STATUS_MARKERS = {"converged": "o", "stopped": "X", "max_epochs": "s", "diverged": "D"}
 PALETTE = {"ODE": "#1b9e77", "SDE": "#7570b3", "ODE (rough weights)": "#66a61e", "neither": "#d95f02",
@@ -333,26 +333,51 @@ def robustness_figure(robustness: pd.DataFrame, path: str | os.PathLike) -> None
                                 alpha=0.2, lw=0)
         row[0].set(xscale="log", xlabel="depth L (window centre)", ylabel="local exponent",
                    title=f"{experiment}: local slope over {_window_size(local)} consecutive depths")
+        log_ticks(row[0], "x")
         row[0].legend(fontsize=7)
         others = part[part["analysis"] != "window"].copy()
         others["label"] = np.where(others["quantity"] == "steps", "exponent of the step count",
                                    others["variant"].str.replace("statistic per optimiser step", "per optimiser step"))
         labels = list(dict.fromkeys(others["label"]))
-        for offset, (statistic, group) in zip((-0.15, 0.15, 0.0), others.groupby("statistic")):
-            y = np.array([labels.index(v) for v in group["label"]]) + offset
-            x = group["exponent"].to_numpy()
-            err = np.vstack([x - group["ci_low"].to_numpy(), group["ci_high"].to_numpy() - x])
-            row[1].errorbar(x, y, xerr=err, fmt="o", ms=4, color=colors[statistic], capsize=2,
-                            label=STAT_LABELS.get(statistic, "optimiser steps"))
-            for xi, yi in zip(x, y):
-                if np.isfinite(xi):
-                    row[1].annotate(f"{xi:.2f}", (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=6)
+        _interval_rows(row[1], others, labels, colors)
         row[1].set_yticks(range(len(labels)), labels, fontsize=7)
-        row[1].invert_yaxis()
+        row[1].set_ylim(len(labels) - 0.5, -0.5)
         row[1].set(xlabel="exponent (95 % interval)", title="by inclusion rule and per optimiser step")
-        row[1].legend(fontsize=7)
+        row[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+#: Vertical offset of each statistic inside a row of the interval panel (rows are one unit apart).
+_ROW_OFFSETS = {"max_norm": -0.2, "rms_norm": 0.2, "optimiser_steps": 0.0}
+
+
+def _interval_rows(ax, others: pd.DataFrame, labels: list[str], colors: dict) -> None:
+    """One row per label: each statistic's exponent with its 95 % interval, its value written
+    right of the interval (rows and statistics far enough apart that values never meet), the
+    x range widened to hold them; a row without any network says ``n = 0``."""
+    x_all = others[["exponent", "ci_low", "ci_high"]].to_numpy(dtype=float)
+    finite = x_all[np.isfinite(x_all)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    span = max(hi - lo, 0.05)
+    for statistic, group in others.groupby("statistic", sort=False):
+        y = np.array([labels.index(v) for v in group["label"]]) + _ROW_OFFSETS.get(statistic, 0.0)
+        x = group["exponent"].to_numpy(dtype=float)
+        low, high = group["ci_low"].to_numpy(dtype=float), group["ci_high"].to_numpy(dtype=float)
+        err = np.vstack([x - low, high - x])
+        ax.errorbar(x, y, xerr=err, fmt="o", ms=4, color=colors[statistic], capsize=2,
+                    label=STAT_LABELS.get(statistic, "optimiser steps"))
+        for xi, yi, hi_i in zip(x, y, high):
+            if np.isfinite(xi):
+                right = hi_i if np.isfinite(hi_i) else xi
+                ax.annotate(f"{xi:.2f}", (right, yi), textcoords="offset points", xytext=(4, 0), va="center",
+                            fontsize=7, color=colors[statistic])
+    for i, label in enumerate(labels):
+        rows = others[others["label"] == label]
+        if not np.isfinite(rows["exponent"].to_numpy(dtype=float)).any():
+            ax.text(lo + span / 2, i, f"n = {int(rows['n_networks'].fillna(0).max())}: no network enters this fit",
+                    ha="center", va="center", fontsize=7, color="0.35")
+    ax.set_xlim(lo - 0.06 * span, hi + 0.16 * span)
 
 
 def _window_size(local: pd.DataFrame) -> str:
