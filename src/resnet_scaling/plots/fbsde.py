@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,7 +18,7 @@ import seaborn as sns
 
 from ..io import read_npz
 from ..scaling.tables import read_table
-from . import save_figure, slope_guide
+from . import log_ticks, save_figure, slope_guide
 
 QUANTITY_LABELS = {
     "adjoint_sup": "adjoint  sup_k |p_k − P_{k/L}|",
@@ -58,14 +59,48 @@ def _slope_text(row) -> str:
     return f"{row['slope']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
 
 
+#: Plain names of the activations and limits in titles.
+ACTIVATION_NAMES = {"softplus0": "softplus − log 2", "tanh": "tanh", "relu": "ReLU", "identity": "identity"}
+LIMIT_TITLES = {"neural_ode": "neural ODE", "linear_ode": "linear ODE", "diffusive": "diffusive limit (Itô SDE)"}
+
+
+def _panel_layout(n: int) -> tuple[int, bool]:
+    """Columns for ``n`` panels, and whether a key panel fills the grid: no slot stays empty."""
+    for ncols in (3, 2):
+        if n % ncols == 0:
+            return ncols, False
+        if (n + 1) % ncols == 0:
+            return ncols, True
+    return 3, True
+
+
+def _case_title(first) -> str:
+    title = f"{LIMIT_TITLES.get(first['limit'], first['limit'])}, {ACTIVATION_NAMES.get(first['activation'], first['activation'])}"
+    if first["limit"] == "linear_ode":
+        title += f", β = {first['beta']:g}"
+    return f"{title}\n{int(first['n_paths'])} paths"
+
+
+#: What the marks of the convergence figure mean, one sentence each.
+CONVERGENCE_KEY = (
+    "adjoint: sup_k |p_k − P(k/L)|, the network's adjoint against the backward limit (docs/maths.md §5)",
+    "∂ℓ/∂A_k, ∂ℓ/∂b_k: the per-layer gradients against their limits, relative RMS over layers",
+    "points: RMS over paths; line: fitted slope, with its 95 % interval in the legend",
+    "grey dashed: the slope docs/maths.md §5 predicts",
+    "× dotted: the diffusive case without the ½σ''(0) term (it should not converge: slope 0)",
+)
+
+
 def convergence_figure(errors: pd.DataFrame, slopes: pd.DataFrame, path: str | os.PathLike) -> None:
     """Network-versus-limit errors against depth on synthetic weight paths, one panel per
     case: RMS over paths as points, the fitted line (slope and 95 % interval in the legend)
     and the theoretical slope of docs/maths.md §5 as a grey dashed guide; dotted lines for the
-    diffusive case without the σ''(0) term."""
+    diffusive case without the σ''(0) term; a key explains the marks (in a panel of its own
+    where the grid would otherwise keep an empty slot)."""
     errors = errors[errors["quantity"].isin(CONVERGENCE_QUANTITIES)]
     cases = list(dict.fromkeys(errors["case"]))
-    fig, axes = _grid(len(cases), 3, size=(4.2, 4.6))
+    ncols, key_panel = _panel_layout(len(cases))
+    fig, axes = _grid(len(cases) + key_panel, ncols, size=(4.6, 4.9))
     colors = dict(zip(CONVERGENCE_QUANTITIES, sns.color_palette("deep")))
     for ax, case in zip(axes, cases):
         part = errors[errors["case"] == case]
@@ -80,7 +115,7 @@ def convergence_figure(errors: pd.DataFrame, slopes: pd.DataFrame, path: str | o
             sns.scatterplot(x=grp["L"], y=grp["error"], ax=ax, color=color, marker="o" if ito else "X", s=22, legend=False)
             label = QUANTITY_LABELS[quantity].split(",")[0].split("  ")[0]
             if not ito:
-                label += " (no Itô term)"
+                label += ", no Itô term"
             if not fit.empty:
                 row = fit.iloc[0]
                 window = grp[grp["L"] >= row["L_min"]]
@@ -88,18 +123,22 @@ def convergence_figure(errors: pd.DataFrame, slopes: pd.DataFrame, path: str | o
                 label += f": {_slope_text(row)}"
                 if np.isfinite(row["expected_slope"]):
                     slope_guide(ax, window["L"], window["error"], row["expected_slope"], color="0.5", lw=0.8, ls="--", zorder=0)
-                    label += f", theory {row['expected_slope']:+.2f}"
+                    label += f" (theory {row['expected_slope']:+.2f})"
             handles.append(plt.Line2D([], [], color=color, ls=ls, marker="o" if ito else "X", ms=4, label=label))
-        handles.append(plt.Line2D([], [], color="0.5", ls="--", lw=0.8, label="theoretical slope"))
-        first = part.iloc[0]
-        title = f"{case}: {first['limit']}, {first['activation']}"
-        if first["limit"] == "linear_ode":
-            title += f", β = {first['beta']:g}"
-        ax.set_title(f"{title}\n{int(first['n_paths'])} paths", fontsize=8)
+        ax.set_title(_case_title(part.iloc[0]), fontsize=9)
         ax.set(yscale="log", xlabel="depth L", ylabel="error (RMS over paths)")
         _depth_axis(ax, part["L"])
-        ax.legend(handles=handles, fontsize=5.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+        log_ticks(ax, "y")
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     fig.tight_layout()
+    if key_panel:
+        key = axes[-1]
+        key.axis("off")
+        text = "\n\n".join(textwrap.fill(line, 46) for line in CONVERGENCE_KEY)
+        key.text(0.0, 1.0, text, va="top", ha="left", fontsize=8.5, transform=key.transAxes)
+        key.set_title("how to read the panels", fontsize=9)
+    else:  # below the grid: the figure's tight bounding box keeps it
+        fig.text(0.5, 0.0, "\n".join(CONVERGENCE_KEY), ha="center", va="top", fontsize=8)
     save_figure(fig, path)
 
 
