@@ -270,34 +270,68 @@ def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | 
     save_figure(fig, path)
 
 
+def _band_patch(ax_or_none, lo: float, hi: float, name: str):
+    """A regime's band: filled for ODE and SDE, hatched for the rough-weight ODE (it shares its
+    exponent band with the ODE and its increment band with the SDE, so it must stay visible on
+    top of them)."""
+    style = (dict(facecolor="none", edgecolor=PALETTE[name], hatch="////", lw=0, alpha=0.9) if name == ROUGH_ODE
+             else dict(facecolor=PALETTE[name], alpha=0.3 if name == "SDE" else 0.2, lw=0))
+    if ax_or_none is None:
+        return plt.Rectangle((0, 0), 1, 1, label=f"{name}: where the rule wants it", **style)
+    return ax_or_none.axvspan(lo, hi, zorder=0, **style)
+
+
+def _outside_reason(regime: str, key: str) -> str:
+    if regime == "ODE" and key == "quadratic_variation":
+        return "the ODE rule does not read it (smooth weights: slope −1 − 2β)"
+    if regime == "neither":
+        return "no regime's bands hold all three slopes: neither"
+    return "outside every band (the regime came from the other slopes)"
+
+
 def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: str | os.PathLike) -> None:
     """The regime of every experiment at a glance: the three numbers the rule uses, with 95 %
-    intervals, against the ODE (green), SDE (purple) and rough-ODE (quadratic variation) bands;
-    colour = regime, support in %."""
+    intervals, against the band each regime wants them in (ODE filled green, SDE filled purple,
+    ODE with rough weights hatched); colour = regime, support in %; a note says why each point
+    outside every band is there."""
     regimes = regimes.reset_index(drop=True)
     n = len(regimes)
-    fig, axes = plt.subplots(1, 3, figsize=(11.5, 1.2 + 0.45 * n), sharey=True)
-    y = np.arange(n)
     th = thresholds
     panels = [
         ("exponent", f"exponent of {th.quantity} ({STAT_LABELS.get(th.exponent_statistic, th.exponent_statistic)})",
          [(th.ode_exponent - th.ode_exponent_tol, th.ode_exponent + th.ode_exponent_tol, "ODE"),
-          (th.sde_exponent - th.sde_exponent_tol, th.sde_exponent + th.sde_exponent_tol, "SDE")]),
+          (th.sde_exponent - th.sde_exponent_tol, th.sde_exponent + th.sde_exponent_tol, "SDE"),
+          (th.ode_exponent - th.ode_exponent_tol, th.ode_exponent + th.ode_exponent_tol, ROUGH_ODE)]),
         ("increment_ratio", "increment-ratio slope",
-         [(-2.0, th.ode_increment_ratio_max, "ODE"), (-th.sde_increment_ratio_tol, th.sde_increment_ratio_tol, "SDE")]),
+         [(-np.inf, th.ode_increment_ratio_max, "ODE"), (-th.sde_increment_ratio_tol, th.sde_increment_ratio_tol, "SDE"),
+          (-th.sde_increment_ratio_tol, th.sde_increment_ratio_tol, ROUGH_ODE)]),
         ("quadratic_variation", "quadratic-variation slope",
          [(-th.sde_quadratic_variation_tol, th.sde_quadratic_variation_tol, "SDE"),
           (th.rough_quadratic_variation - th.rough_quadratic_variation_tol,
            th.rough_quadratic_variation + th.rough_quadratic_variation_tol, ROUGH_ODE)]),
     ]
+    notes = []
+    for key, label, bands in panels:
+        value = regimes[key] if key == "exponent" else regimes[f"{key}_slope"]
+        for i, v in enumerate(value):
+            if np.isfinite(v) and not any(lo <= v <= hi for lo, hi, _ in bands):
+                regime = regimes.loc[i, "regime"]
+                notes.append(f"{regimes.loc[i, 'experiment']}, {label} {v:+.2f}: {_outside_reason(regime, key)}")
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 1.6 + 0.45 * n + 0.16 * len(notes)), sharey=True)
+    y = np.arange(n)
     for ax, (key, label, bands) in zip(axes, panels):
         value = regimes[key] if key == "exponent" else regimes[f"{key}_slope"]
         low, high = regimes[f"{key}_ci_low"], regimes[f"{key}_ci_high"]
-        for lo, hi, name in bands:
-            ax.axvspan(lo, hi, color=PALETTE[name], alpha=0.15, lw=0)
         colors = [PALETTE.get(r, "0.5") for r in regimes["regime"]]
         ax.hlines(y, low, high, colors=colors, lw=2)
         ax.scatter(value, y, c=colors, s=30, zorder=3, edgecolor="k", lw=0.4)
+        edges = np.array([*low, *high, *value, *[e for lo, hi, _ in bands for e in (lo, hi)]], dtype=float)
+        edges = edges[np.isfinite(edges)]
+        pad = 0.05 * (edges.max() - edges.min())
+        left, right = edges.min() - pad, edges.max() + pad
+        for lo, hi, name in bands:  # a one-sided band runs to the edge of the axis
+            _band_patch(ax, max(lo, left), min(hi, right), name)
+        ax.set_xlim(left, right)
         ax.set_xlabel(label, fontsize=8)
     axes[0].set_yticks(y, regimes["experiment"], fontsize=7)
     axes[0].invert_yaxis()
@@ -306,9 +340,18 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
         text = f"{r['regime']}" + (f" ({support:.0%})" if np.isfinite(support) else "")
         axes[-1].annotate(text, (1.02, i), xycoords=("axes fraction", "data"), va="center", fontsize=8,
                           color=PALETTE.get(r["regime"], "0.3"), annotation_clip=False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[k], alpha=0.4, label=f"{k} band") for k in ("ODE", "SDE", ROUGH_ODE)]
-    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.93, 0.93))
+    handles = [_band_patch(None, 0, 1, k) for k in ("ODE", "SDE", ROUGH_ODE)]
+    height = fig.get_figheight()
+    fig.suptitle("The regime of each experiment: the three slopes of the rule (docs/maths.md §3) with 95 % "
+                 "seed-bootstrap intervals; colour = regime (bootstrap support)", fontsize=9, y=1 - 0.08 / height)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.3 / height), ncol=3, fontsize=7,
+               frameon=False)
+    bottom = 0.0
+    if notes:
+        text = "Points outside every band:\n" + "\n".join(notes)
+        fig.text(0.01, 0.01, text, fontsize=7, va="bottom", ha="left")
+        bottom = (0.13 * (len(notes) + 1) + 0.1) / height
+    fig.tight_layout(rect=(0, bottom, 0.88, 1 - 0.42 / height))
     save_figure(fig, path)
 
 
