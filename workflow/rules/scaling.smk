@@ -248,6 +248,7 @@ rule scaling_figures:
         training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
         exponents="results/exponents.csv",
         regimes="results/regimes.csv",
+        data=sorted(set(dataset_file(exp) for exp in EXPERIMENTS)),
     output:
         max_norm_pdf="figures/scaling_max_norm.pdf",
         max_norm_png=report(
@@ -288,6 +289,7 @@ rule scaling_figures:
     params:
         include_status=SCALING_INCLUDE,
         epsilons={exp: experiment(exp)["epsilon"] for exp in EXPERIMENTS},
+        datasets={exp: dataset_file(exp) for exp in EXPERIMENTS},
         regime=SCALING["regime"],
     script:
         "../scripts/scaling_figures.py"

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 from resnet_scaling.scaling import tables  # noqa: E402
 from resnet_scaling.scaling.exponents import RegimeThresholds  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
+from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
 
 
 def read(paths, reader):
@@ -23,6 +24,7 @@ inp, params, out = snakemake.input, snakemake.params, snakemake.output
 statistics, exponents = read(inp.statistics, tables.read_statistics), tables.read_exponents(inp.exponents)
 figures.max_norm_figure(statistics, exponents, out.max_norm_png, params.include_status)
 figures.hypothesis_figure(statistics, exponents, out.hypothesis_png, params.include_status)
-figures.loss_figure(read(inp.training, tables.read_training), params.epsilons, out.loss_png)
+floors = {exp: dataset_affine_floor(path) for exp, path in params.datasets.items()}  # docs/maths.md §2
+figures.loss_figure(read(inp.training, tables.read_training), params.epsilons, out.loss_png, floors)
 figures.summary_figure(tables.read_regimes(inp.regimes), RegimeThresholds.from_config(params.regime), out.summary_png)
 logging.info("wrote %s", list(out))

@@ -240,12 +240,22 @@ def decomposition_figure(decomposition: pd.DataFrame, losses: pd.DataFrame, path
     save_figure(fig, path)
 
 
-def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | os.PathLike) -> None:
+LOSS_COLORS = {"training set": "C0", "epoch mean (stopping rule)": "C1"}
+FLOOR_STYLE = dict(color="#7b3294", lw=1.0, ls="-.")
+
+
+def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | os.PathLike,
+                floors: dict[str, float] | None = None) -> None:
     """Final training loss against depth per experiment, seeds as points (marker = status),
-    median line, the stopping threshold ε shaded; the epoch-mean loss the stopping rule saw
-    is drawn too where it differs (it does under the shuffle defect)."""
+    median line, the band below the stopping threshold ε shaded, and the affine floor of the
+    data (the least loss of any affine map, docs/maths.md §2) where ``floors`` gives it; the
+    epoch-mean loss the stopping rule saw is drawn too where it differs (it does under the
+    shuffle defect). One legend for all panels, in the grid's free slot or below it."""
+    floors = floors or {}
     exps = _experiments(training)
-    fig, axes = _grid(len(exps))
+    free_slot = len(exps) % 3 != 0 and len(exps) > 3
+    fig, axes = _grid(len(exps) + free_slot)
+    present = {"status": set(), "loss": set()}
     for ax, exp in zip(axes, exps):
         part = training[training["experiment"] == exp]
         long = part.melt(id_vars=["depth", "seed", "status"],
@@ -253,20 +263,41 @@ def loss_figure(training: pd.DataFrame, epsilons: dict[str, float], path: str | 
                          var_name="loss", value_name="value").dropna(subset=["value"])
         long["loss"] = long["loss"].map({"train_loss": "training set", "epoch_loss": "epoch mean (stopping rule)"})
         if len(long):
-            sns.lineplot(data=long, x="depth", y="value", hue="loss", estimator="median", errorbar=None, ax=ax,
-                         lw=1, legend=False)
-            sns.scatterplot(data=long, x="depth", y="value", hue="loss", style="status", s=14, ax=ax, alpha=0.7,
-                            markers=STATUS_MARKERS, style_order=[k for k in STATUS_MARKERS if k in set(long["status"])])
-        eps = epsilons.get(exp)
+            sns.lineplot(data=long, x="depth", y="value", hue="loss", palette=LOSS_COLORS, estimator="median",
+                         errorbar=None, ax=ax, lw=1, legend=False)
+            sns.scatterplot(data=long, x="depth", y="value", hue="loss", palette=LOSS_COLORS, style="status", s=14,
+                            ax=ax, alpha=0.7, markers=STATUS_MARKERS, legend=False,
+                            style_order=[k for k in STATUS_MARKERS if k in set(long["status"])])
+            present["status"] |= set(long["status"])
+            present["loss"] |= set(long["loss"])
+        eps, floor = epsilons.get(exp), floors.get(exp)
+        title = [exp]
         if eps:
             low = min(eps, long["value"][long["value"] > 0].min()) if len(long) else eps
+            low = min(low, floor) if floor and floor > 0 else low
             ax.axhspan(low * 0.5, eps, color="#cde7f0", alpha=0.6, zorder=0)
-            ax.axhline(eps, color="0.4", lw=0.7, ls="--", label=f"ε = {eps:g}")
+            ax.axhline(eps, color="0.4", lw=0.7, ls="--")
+            title.append(f"ε = {eps:g}")
+        if floor and floor > 0:
+            ax.axhline(floor, **FLOOR_STYLE)
+            title.append(f"affine floor {floor:.2g}")
         ax.set(xlabel="depth L", ylabel="final loss (MSE)")
         _log_axes(ax)
-        ax.set_title(exp, fontsize=8)
-        ax.legend(fontsize=5.5)
-    fig.tight_layout()
+        ax.set_title(title[0] + ("\n" + ", ".join(title[1:]) if len(title) > 1 else ""), fontsize=8)
+    handles = [plt.Line2D([], [], color=LOSS_COLORS[k], marker="o", ms=4, lw=1, label=f"{k}: seeds, median line")
+               for k in LOSS_COLORS if k in present["loss"]]
+    handles += [plt.Line2D([], [], color="0.3", marker=STATUS_MARKERS[k], ls="", ms=4, label=f"status: {k}")
+                for k in STATUS_MARKERS if k in present["status"]]
+    handles += [plt.Rectangle((0, 0), 1, 1, color="#cde7f0", alpha=0.6, label="below ε: a network there has converged"),
+                plt.Line2D([], [], color="0.4", lw=0.7, ls="--", label="ε, the stopping threshold"),
+                plt.Line2D([], [], **FLOOR_STYLE, label="affine floor: least loss of any affine map\nof the data (docs/maths.md §2)")]
+    if free_slot:
+        axes[-1].axis("off")
+        axes[-1].legend(handles=handles, loc="center", fontsize=8, frameon=False)
+        fig.tight_layout()
+    else:
+        fig.tight_layout()
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
     save_figure(fig, path)
 
 
