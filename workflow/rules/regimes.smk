@@ -50,6 +50,7 @@ rule regimes_train:
         seed=config["seed"],
         device=config.get("device", "auto"),
         dtype=config.get("dtype", "float32"),
+        engine=config["engine"],
     script:
         "../scripts/regimes_train.py"
 

@@ -44,6 +44,7 @@ rule train:
         seed=config["seed"],
         device=config.get("device", "auto"),
         dtype=config.get("dtype", "float32"),
+        engine=config["engine"],
         checkpoint="results/checkpoints/{exp}/depth_{depth}.pt",
     script:
         "../scripts/train.py"

@@ -25,6 +25,7 @@ summary = train_cell(
     base_seed=snakemake.params.seed,
     device=snakemake.params.device,
     dtype=snakemake.params.dtype,
+    engine=snakemake.params.engine,
 )
 for line in summary:
     logging.info("%s %s", snakemake.wildcards.cell, line)

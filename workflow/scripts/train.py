@@ -25,6 +25,7 @@ result = train_ensemble(
     base_seed=snakemake.params.seed,
     device=snakemake.params.device,
     dtype=snakemake.params.dtype,
+    engine=snakemake.params.engine,
     checkpoint_path=snakemake.params.checkpoint,
 )
 save_result(snakemake.output.train, result)

@@ -147,6 +147,7 @@ def train_cell(
     base_seed: int = 0,
     device: str = "auto",
     dtype: str = "float32",
+    engine: str = "auto",
 ) -> list[str]:
     """Train every depth of one cell (or anchor experiment) and write one output per depth.
 
@@ -160,7 +161,7 @@ def train_cell(
     for depth, output, checkpoint in zip(exp["depths"], outputs, checkpoints):
         Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
         result = train_ensemble(name, exp, int(depth), data, base_seed=base_seed, device=device, dtype=dtype,
-                                checkpoint_path=checkpoint, progress=False)
+                                engine=engine, checkpoint_path=checkpoint, progress=False)
         save_result(output, result)
         summary.append(f"L={depth}: {result.status.tolist()} in {result.wall_time_s:.1f} s")
     for checkpoint in checkpoints:

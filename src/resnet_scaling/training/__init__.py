@@ -9,6 +9,8 @@ and trained weights (the per-layer table beside it is :func:`..scaling.weights.e
   :mod:`.dataset_files` the file names and folders both of them use;
 - :mod:`.activations`: σ with the derivatives the limits need (§1, §4);
 - :mod:`.resnet`: the batched ensemble of networks and its discrete adjoint (§1, §5);
+- :mod:`.compiled`: the compiled loop over layers of its one-matrix block (``csrc/``), built
+  on first use;
 - :mod:`.train`: the trainer with the stopping rule and bitwise resumption (§1);
 - :mod:`.resources`: the memory requests of the depth-dependent jobs, read by the rules
   (workflow/rules/common.smk) and by nothing in the package.

@@ -16,13 +16,17 @@ as ``A`` (L, S, m, d), ``b`` as (L, S, m) and ``V`` (L, S, d, m).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..io import stable_seed
+from . import compiled
 from .activations import Activation, get_activation
+
+log = logging.getLogger(__name__)
 
 DELTA_TYPES = ("none", "shared", "multi", "fixed")
 INITS = ("xavier", "xavier-depth", "iid-sqrt-depth")
@@ -92,6 +96,28 @@ class ResNetEnsemble:
         self.alpha = alpha
         self._workspace: dict[str, torch.Tensor] = {}  # per-step work tensors, see _buffer
         self._views: dict[str, tuple] = {}  # per-layer views of work tensors and parameters, see _layers
+        self.engine = "per-layer"  # of loss_and_grad and the evaluation pass, see select_engine
+        self._compiled = None
+
+    def select_engine(self, engine: str) -> str:
+        """Choose the engine of :meth:`loss_and_grad` and of the evaluation pass; returns the one in use.
+
+        ``auto``: the compiled loop over layers (:mod:`.compiled`) where it applies — the
+        one-matrix block, tanh or ReLU, on the CPU — and builds, else the per-layer engine.
+        ``per-layer``: this module's batched per-layer operations. The explicit adjoint
+        (:meth:`trajectory`, :meth:`adjoint`) and the differentiable pass are per-layer either way.
+        """
+        if engine not in compiled.ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; expected one of {compiled.ENGINES}")
+        self._compiled = None
+        if engine == "auto":
+            reason = compiled.unsupported(self.params, self.activation.name)
+            if reason is None:
+                self._compiled = compiled.library()
+            else:
+                log.info("per-layer engine: the compiled engine does not cover %s", reason)
+        self.engine = "per-layer" if self._compiled is None else "compiled"
+        return self.engine
 
     # -- shape -----------------------------------------------------------------
     @property
@@ -253,6 +279,8 @@ class ResNetEnsemble:
                 out = out if V is None else torch.bmm(out, V[k].transpose(1, 2))
                 h = torch.addcmul(h, delta[k].view(-1, 1, 1), out)
             return h
+        if self._compiled is not None:
+            return compiled.forward(self._compiled, A, b, self._compiled_deltas(delta), h.contiguous(), act.name)
         hidden = (*h.shape[:-1], A.shape[2])
         z = torch.empty(hidden, dtype=A.dtype, device=A.device)
         sz = torch.empty_like(z)
@@ -405,10 +433,35 @@ class ResNetEnsemble:
             grads["delta"] = grad_delta
         return grads, (P if keep_adjoint else None)
 
+    def _compiled_deltas(self, delta: torch.Tensor) -> torch.Tensor:
+        """δ_k as a contiguous (L, S) work tensor (a shared δ is an expanded view)."""
+        return self._buffer("compiled_delta", delta.shape, delta, reuse=True).copy_(delta)
+
+    def _compiled_loss_and_grad(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        A, b = self.params["A"], self.params["b"]
+        delta = self._compiled_deltas(self.deltas())
+        grads = {"A": self._buffer("grad_A", A.shape, A, True), "b": self._buffer("grad_b", b.shape, b, True)}
+        grad_delta = None
+        if self.delta_type in ("shared", "multi"):
+            grad_delta = self._buffer("grad_delta", delta.shape, A, True)
+        loss = compiled.loss_and_grad(self._compiled, A, b, delta, self._inputs(x).contiguous(),
+                                      self._inputs(y).contiguous(), self.activation.name, grads["A"], grads["b"],
+                                      grad_delta)
+        if self.delta_type == "shared":
+            grads["c"] = torch.sign(self.params["c"]) * grad_delta.sum(dim=0, keepdim=True)
+        elif self.delta_type == "multi":
+            grads["delta"] = grad_delta
+        return loss, grads
+
     def loss_and_grad(
         self, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Per-seed MSE loss (mean over samples and coordinates) and its parameter gradients."""
+        """Per-seed MSE loss (mean over samples and coordinates) and its parameter gradients.
+
+        The gradients are work tensors, overwritten by the next call.
+        """
+        if self._compiled is not None:
+            return self._compiled_loss_and_grad(x, y)
         traj = self.trajectory(x, reuse_buffers=True)
         target = self._inputs(y)
         residual = traj.h[-1] - target

@@ -219,11 +219,15 @@ def train_ensemble(
     base_seed: int = 0,
     device: str = "auto",
     dtype: str = "float32",
+    engine: str = "auto",
     checkpoint_path: str | Path | None = None,
     progress: bool = True,
     stop_after_epochs: int | None = None,
 ) -> TrainResult | None:
     """Train all seeds of one (experiment, depth); resume from ``checkpoint_path`` if present.
+
+    ``engine`` (:meth:`.resnet.ResNetEnsemble.select_engine`) decides how the steps are
+    computed; the one used is in the metadata. Resumption is bitwise on the same engine.
 
     ``stop_after_epochs`` ends the call early (returning None) after that many epochs of
     this call, leaving a checkpoint; used to test resumption.
@@ -253,6 +257,7 @@ def train_ensemble(
         depth_profile=cfg["init_depth_profile"], block=cfg["block"], hidden_width=cfg["hidden_width"],
     )
     initial = net.to_numpy()
+    engine_used = net.select_engine(engine)
     opt = EnsembleOptimizer(net.params, cfg["optimizer"], scaled_lr(cfg, depth), cfg["momentum"])
     fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, data)
     state = {
@@ -391,6 +396,7 @@ def train_ensemble(
             "base_seed": base_seed,
             "device": str(dev),
             "dtype": dtype,
+            "engine": engine_used,
             "wall_time_s": state["wall_time_s"],
             "stop_reason": list(state["reason"]),
             "initial_loss": state["initial_loss"].tolist(),
@@ -510,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     data = make_dataset(config["datasets"][exp_cfg["dataset"]], config["seed"])
     result = train_ensemble(
         args.experiment, exp_cfg, args.depth, data, base_seed=config["seed"],
-        device=config["device"], dtype=config["dtype"],
+        device=config["device"], dtype=config["dtype"], engine=config["engine"],
         checkpoint_path=args.checkpoint, progress=False,
     )
     save_result(args.output, result)
