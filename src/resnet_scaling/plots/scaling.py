@@ -46,7 +46,11 @@ def _log_axes(ax) -> None:
 
 
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 3.0), **kw):
+    """``n`` panels in rows of ``ncols``, or of one fewer where that fills every row (4 panels:
+    2 × 2, not 3 + 1 with two empty slots)."""
     ncols = max(1, min(ncols, n))
+    if ncols >= 3 and n % ncols and n % (ncols - 1) == 0:
+        ncols -= 1
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **kw)
     for ax in axes.flat[n:]:
