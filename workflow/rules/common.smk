@@ -53,14 +53,15 @@ validate(config, schema="../schemas/config.schema.yaml")
 ROOT = Path(workflow.basedir).resolve()
 _CONFIGFILES = workflow.overwrite_configfiles or workflow.configfiles
 _CONFIG_VALUES = workflow.config_settings.config_args
-if workflow.exec_mode.name == "DEFAULT":
-    if workflow.overwrite_workdir is None and Path.cwd().resolve() == ROOT:
-        RUN_DIR = run_directory(_CONFIGFILES, _CONFIG_VALUES, ROOT)
-    else:
-        RUN_DIR = Path.cwd().resolve()
-    os.environ[RUN_DIR_ENV] = str(RUN_DIR)
+_MAIN = workflow.exec_mode.name == "DEFAULT"
+if not _MAIN and RUN_DIR_ENV in os.environ:
+    RUN_DIR = Path(os.environ[RUN_DIR_ENV]).resolve()
+elif workflow.overwrite_workdir is None and Path.cwd().resolve() == ROOT:
+    RUN_DIR = run_directory(_CONFIGFILES, _CONFIG_VALUES, ROOT)
 else:
-    RUN_DIR = Path(os.environ.get(RUN_DIR_ENV, Path.cwd())).resolve()
+    RUN_DIR = Path.cwd().resolve()
+if _MAIN:
+    os.environ[RUN_DIR_ENV] = str(RUN_DIR)
 if RUN_DIR != Path.cwd().resolve():
 
     workdir: str(RUN_DIR)
