@@ -38,11 +38,13 @@ def _log_axes(ax) -> None:
     """Log-log axes labelled at the decades only (minor labels collide on short ranges)."""
     ax.set(xscale="log", yscale="log")
     ax.autoscale_view()
-    for axis in (ax.xaxis, ax.yaxis):
+    for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
         lo, hi = axis.get_view_interval()
         if lo > 0 and hi / lo > 12:
             axis.set_major_formatter(LogFormatterSciNotation())
             axis.set_minor_formatter(NullFormatter())
+        else:  # about a decade: round values, as plain numbers
+            log_ticks(ax, name)
 
 
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 3.0), **kw):
@@ -89,6 +91,22 @@ def _points(ax, data: pd.DataFrame, color, included: pd.Series) -> None:
         ax.scatter(data.loc[~included, "depth"], data.loc[~included, "value"], s=14, color="0.5", marker="x", lw=0.8)
 
 
+GUIDE_STYLES = {"H1": ("--", "H1, smooth weights"), "H2": (":", "H2, diffusive weights")}
+
+
+def _guide_handles(slopes: dict[str, float]) -> list:
+    """Legend entries of the grey guides: the slope each hypothesis predicts."""
+    return [plt.Line2D([], [], color="0.45", lw=0.9, ls=GUIDE_STYLES[h][0],
+                       label=f"{GUIDE_STYLES[h][1]}: slope {v:+.2f}") for h, v in slopes.items() if np.isfinite(v)]
+
+
+def _excluded_handle(data: pd.DataFrame, include_status) -> list:
+    """The legend entry of the networks left out of the fits, where a panel has any."""
+    if _included(data, include_status).all():
+        return []
+    return [plt.Line2D([], [], color="0.5", marker="x", ls="", ms=4, label="network outside the fit (status)")]
+
+
 def _included(data: pd.DataFrame, include_status) -> pd.Series:
     return data["finite"].astype(bool) & data["status"].isin(list(include_status))
 
@@ -130,7 +148,9 @@ def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str
             ref = part[part["quantity"] == quantities[0]]
             L0, L1 = ref["depth"].min(), ref["depth"].max()
             _guide(ax, L0, ref.loc[ref["depth"] == L0, "value"].median(), -0.5, L1, ":")
-        ax.set(xlabel="depth L", ylabel=r"$\max_k \|X_k\|$")
+            handles += _guide_handles({"H2": -0.5}) + _excluded_handle(part, include_status)
+        ax.set(xlabel="depth L", ylabel="max norm of " + " and ".join(LABELS[q] for q in quantities)
+               + r",  $\max_k \|X_k\|$")
         _log_axes(ax)
         ax.legend(handles=handles, fontsize=6, loc="best")
         _title(ax, part if not part.empty else statistics, exp)
@@ -138,15 +158,28 @@ def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str
     save_figure(fig, path)
 
 
+#: Rows of the hypothesis figure: the three statistics the regime rule reads (docs/maths.md §3)
+#: and the root sum of squares of the original study, each with the definition on its axis.
+HYPOTHESIS_ROWS = {
+    "rms_norm": "RMS norm  (Σ_k ‖M_k‖² / L)^½\nrule: its exponent",
+    "increment_ratio": "increment ratio\nmax_k ‖M_{k+1} − M_k‖ / max_k ‖M_k‖",
+    "quadratic_variation": "quadratic variation\nΣ_k ‖M_{k+1} − M_k‖²",
+    "root_sum_squares": "root sum of squares\n(Σ_k ‖M_k‖²)^½",
+}
+
+
 def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
                       include_status=INCLUDE_STATUS) -> None:
-    """The hypothesis tests: increment ratio (max increment / max norm) and root sum of squares
-    against depth with fitted slopes, for the effective weights M (and |δ|A for per-layer δ).
+    """The hypothesis tests against depth with fitted slopes, for the effective weights M (and
+    |δ|A for per-layer δ): the three numbers the regime rule reads (the exponent of the RMS
+    norm, the slopes of the increment ratio and of the quadratic variation) and the root sum
+    of squares of the original study.
 
-    Guides: H1 (smooth, dashed) predicts slopes −1 and 1/2 − β̂, H2 (diffusive, dotted) 0 and 0."""
+    Guides, in the legend: H1 (smooth, dashed) and H2 (diffusive, dotted) with the slopes they
+    predict; networks left out of the fits as grey crosses."""
     exps = _experiments(statistics)
-    stats = ["increment_ratio", "root_sum_squares"]
-    fig, axes = plt.subplots(2, len(exps), figsize=(3.6 * len(exps), 5.6), squeeze=False)
+    stats = list(HYPOTHESIS_ROWS)
+    fig, axes = plt.subplots(len(stats), len(exps), figsize=(3.8 * len(exps), 2.9 * len(stats)), squeeze=False)
     colors = sns.color_palette("deep")
     for j, exp in enumerate(exps):
         part = statistics[statistics["experiment"] == exp]
@@ -154,23 +187,28 @@ def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: s
         quantities = ["M"] + (["M_abs"] if delta_type == "multi" else [])
         for i, stat in enumerate(stats):
             ax = axes[i, j]
-            handles = []
+            handles, guide_handles = [], []
             for color, q in zip(colors, quantities):
                 data = part[(part["quantity"] == q) & (part["statistic"] == stat)]
                 if data.empty:
                     continue
                 _points(ax, data, color, _included(data, include_status))
                 fit = _fit_row(exponents, exp, q, stat)
-                label = _draw_fit(ax, fit, color, LABELS[q], "", slope=True)
+                label = _draw_fit(ax, fit, color, LABELS[q], "β" if stat == "rms_norm" else "",
+                                  slope=stat != "rms_norm")
                 handles.append(plt.Line2D([], [], color=color, marker="o", ms=3, label=label))
                 if q == "M" and fit is not None and np.isfinite(fit["slope"]):
                     beta = _fit_row(exponents, exp, q, "rms_norm")
                     beta = beta["exponent"] if beta is not None else 0.5
                     L0, L1 = fit["min_depth"], fit["max_depth"]
                     y0 = np.exp(fit["intercept"]) * L0 ** fit["slope"]
-                    _guide(ax, L0, y0, expected_slope(stat, "H1", beta), L1, "--")
-                    _guide(ax, L0, y0, expected_slope(stat, "H2"), L1, ":")
-            ax.set(xlabel="depth L", ylabel=STAT_LABELS[stat])
+                    guides = {h: expected_slope(stat, h, beta) for h in ("H1", "H2")}
+                    for h, slope in guides.items():
+                        _guide(ax, L0, y0, slope, L1, GUIDE_STYLES[h][0])
+                    guide_handles = _guide_handles(guides)
+            handles += guide_handles + _excluded_handle(part[(part["statistic"] == stat) & part["quantity"].isin(quantities)], include_status)
+            ax.set(xlabel="depth L")
+            ax.set_ylabel(HYPOTHESIS_ROWS[stat], fontsize=8)
             _log_axes(ax)
             ax.legend(handles=handles, fontsize=6, loc="best")
             if i == 0:
