@@ -19,6 +19,10 @@ REGIME_ORDER = ("ODE", "ODE (rough weights)", "SDE", "neither", "undetermined", 
 COLORS = {**PALETTE, "no usable networks": "#ffffff"}
 
 
+#: Font size (pt) of the cell text and labels of the phase diagram: readable when printed.
+CELL_FONT = 9
+
+
 def _interval(value: float, low: float, high: float) -> str:
     if not np.isfinite(value):
         return "–"
@@ -35,8 +39,9 @@ def phase_diagram_figure(regimes: pd.DataFrame, path: str | os.PathLike) -> None
     activations = _ordered(regimes["activation"])
     rows = _ordered(zip(regimes["initialisation_label"], regimes["residual_scale_label"]))
     columns = _ordered(regimes["optimizer_label"])
-    fig, axes = plt.subplots(1, len(activations), figsize=(1.0 + 3.1 * len(columns) * len(activations),
-                                                           0.9 + 0.62 * len(rows)), squeeze=False)
+    # cells sized for their three lines at CELL_FONT pt
+    fig, axes = plt.subplots(1, len(activations), figsize=(2.4 + 2.7 * len(columns) * len(activations),
+                                                           1.3 + 0.78 * len(rows)), squeeze=False)
     for ax, activation in zip(axes[0], activations):
         part = regimes[regimes["activation"] == activation]
         image = np.ones((len(rows), len(columns), 3))
@@ -50,10 +55,10 @@ def phase_diagram_figure(regimes: pd.DataFrame, path: str | os.PathLike) -> None
                     + "\nincr. ratio "
                     + _interval(r["increment_ratio_slope"], r["increment_ratio_ci_low"], r["increment_ratio_ci_high"]))
             dark = r["regime"] not in ("no usable networks", "undetermined")
-            ax.text(j, i, text, ha="center", va="center", fontsize=5.6, color="white" if dark else "black")
+            ax.text(j, i, text, ha="center", va="center", fontsize=CELL_FONT, color="white" if dark else "black")
         ax.imshow(image, aspect="auto", interpolation="nearest")
-        ax.set_xticks(range(len(columns)), columns, fontsize=7)
-        ax.set_yticks(range(len(rows)), [f"{a} init, {b}" for a, b in rows], fontsize=7)
+        ax.set_xticks(range(len(columns)), columns, fontsize=CELL_FONT)
+        ax.set_yticks(range(len(rows)), [f"{a} init, {b}" for a, b in rows], fontsize=CELL_FONT)
         ax.set_xticks(np.arange(len(columns) + 1) - 0.5, minor=True)
         ax.set_yticks(np.arange(len(rows) + 1) - 0.5, minor=True)
         ax.grid(False)
@@ -64,10 +69,10 @@ def phase_diagram_figure(regimes: pd.DataFrame, path: str | os.PathLike) -> None
             ax.set_yticklabels([])
     shown = [r for r in REGIME_ORDER if r in set(regimes["regime"])]
     handles = [Patch(facecolor=COLORS[r], edgecolor="0.4", label=r) for r in shown]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=7,
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=CELL_FONT,
                bbox_to_anchor=(0.5, -0.04))
     fig.suptitle("Regime of the trained weights by training choice (exponent of M and increment-ratio "
-                 "slope, 95 % seed-bootstrap intervals)", fontsize=8)
+                 "slope, 95 % seed-bootstrap intervals)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -76,7 +81,7 @@ def anchor_figure(table: pd.DataFrame, slopes: pd.DataFrame, path: str | os.Path
     """max_k ‖Z_{k+1} − Z_k‖ of the anchor's weights Z = (V, W) against L (trained, initial, and
     the update trained − initial) per initialisation profile, fitted slopes with intervals in the legend."""
     part = table[(table["weights"] == "Z") & (table["statistic"] == "max_increment")]
-    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    fig, ax = plt.subplots(figsize=(8.4, 3.6))
     colors = dict(zip(_ordered(part["experiment"]), sns.color_palette("deep")))
     for (experiment, stage), group in part.groupby(["experiment", "stage"], sort=False):
         fit = slopes[(slopes["experiment"] == experiment) & (slopes["stage"] == stage)
@@ -95,13 +100,14 @@ def anchor_figure(table: pd.DataFrame, slopes: pd.DataFrame, path: str | os.Path
         first = part[(part["stage"] == "trained") & (part["experiment"] == part["experiment"].iloc[0])]
         ref = first.groupby("depth")["value"].median()
         anchor_value = float(ref.iloc[0]) if len(ref) else 1.0
-        ax.plot(depths, anchor_value * (depths / depths[0]) ** -1.0, color="0.5", linestyle="--", lw=0.8,
-                label="slope −1 (Marion et al. 2024)")
+        # drawn 3 × above the first trained point, so that the data do not hide it
+        ax.plot(depths, 3.0 * anchor_value * (depths / depths[0]) ** -1.0, color="k", linestyle="--", lw=1.2,
+                label="reference slope −1 (Marion et al. 2024)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("depth L")
     ax.set_ylabel(r"$\max_k \|Z_{k+1} - Z_k\|$,  Z = (V, W)")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # off the data
     ax.set_title("Anchor: h + V tanh(W h + b)/L, SGD with lr ∝ L", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
