@@ -50,3 +50,33 @@ def test_bad_values_are_refused_naming_the_key(mutate, message):
     with pytest.raises(ConfigError) as info:
         _checked(mutate)
     assert str(info.value).startswith(message), str(info.value)
+
+
+def test_a_missing_dataset_file_is_named_before_any_job(tmp_path):
+    """Without a download, every file the data job will read must be in the folder already."""
+    from test_cifar_data import write_cifar
+    from test_data import _write_mnist
+
+    (tmp_path / "mnist").mkdir()
+    files = _write_mnist(tmp_path / "mnist", compress=True)
+    write_cifar(tmp_path / "cifar")
+    cfg = copy.deepcopy(REDUCED)
+    cfg["datasets"]["cifar10"].update(download=False, path=str(tmp_path / "cifar"))
+    cfg["datasets"]["mnist"] = {"kind": "mnist", "path": str(tmp_path / "mnist"), "n_train": 20, "n_test": 10}
+    check_config(with_schema_defaults(cfg))
+    files[("t10k", "labels")][0].unlink()
+    with pytest.raises(ConfigError, match=r"^datasets.mnist.path: MNIST file t10k-labels-idx1-ubyte \(raw or .gz\) "
+                                          rf"is not in '{tmp_path / 'mnist'}' \(put it there, or set download: true"):
+        check_config(with_schema_defaults(cfg))
+    del cfg["datasets"]["mnist"]
+    (tmp_path / "cifar" / "data_batch_3").unlink()
+    with pytest.raises(ConfigError, match=r"^datasets.cifar10.path: CIFAR-10 file data_batch_3 is not in"):
+        check_config(with_schema_defaults(cfg))
+
+
+def test_downloaded_mnist_archives_are_named_after_their_files():
+    """The download rule promises the four gzipped IDX files; each url must deliver one."""
+    cfg = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    cfg["datasets"]["mnist"]["urls"][1]["url"] = "https://example.org/mnist/labels.gz"
+    with pytest.raises(ConfigError, match=r"^datasets.mnist.urls: no archive named train-labels-idx1-ubyte.gz"):
+        check_config(with_schema_defaults(cfg))

@@ -3,6 +3,7 @@
 import gzip
 import math
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,65 @@ def test_truncated_mnist_file_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:-7])
     with pytest.raises(ValueError, match="corrupt MNIST file .*train-images-idx3-ubyte"):
         data.make_mnist(tmp_path, 20, 10)
+
+
+@pytest.mark.parametrize("bad_label", [12, 24, 25, 255])
+def test_mnist_labels_outside_the_digits_name_the_file(tmp_path, bad_label):
+    """Labels 10-24 would become one-hot targets in coordinates 10-24 of the feature width,
+    labels >= 25 an IndexError; both are a damaged label file."""
+    files = _write_mnist(tmp_path)
+    path, labels = files[("train", "labels")]
+    labels = labels.copy()
+    labels[7] = bad_label
+    _write_idx(path, labels)
+    with pytest.raises(ValueError, match=rf"MNIST file .*train-labels-idx1-ubyte has 1 label\(s\) outside the digits 0..9 "
+                                         rf"\(largest {bad_label}\)"):
+        data.make_mnist(tmp_path, 20, 10)
+
+
+def test_one_hot_targets_refuse_labels_outside_the_digits():
+    np.testing.assert_array_equal(data.one_hot_targets(np.array([0, 9]), dim=12)[:, [0, 9]], np.eye(2))
+    with pytest.raises(ValueError, match=r"labels outside 0..9 \(found 0..10\)"):
+        data.one_hot_targets(np.array([0, 10]))
+
+
+def test_mnist_file_of_the_wrong_kind_is_named(tmp_path):
+    """A label file (IDX magic 0x00000801) where the test images belong."""
+    files = _write_mnist(tmp_path)
+    labels_path, labels = files[("t10k", "labels")]
+    _write_idx(files[("t10k", "images")][0], labels)
+    with pytest.raises(ValueError, match=r"MNIST file .*t10k-images-idx3-ubyte holds an array of shape \(12,\); "
+                                         r"an image file holds N × 28 × 28 bytes \(IDX magic 0x00000803\)"):
+        data.make_mnist(tmp_path, 20, 10)
+
+
+def test_mnist_images_of_the_wrong_shape_are_named(tmp_path):
+    files = _write_mnist(tmp_path)
+    _write_idx(files[("train", "images")][0], np.zeros((30, 27, 27)))
+    with pytest.raises(ValueError, match=r"MNIST file .*train-images-idx3-ubyte holds an array of shape \(30, 27, 27\)"):
+        data.make_mnist(tmp_path, 20, 10)
+
+
+def test_mnist_labels_of_another_count_name_both_files(tmp_path):
+    files = _write_mnist(tmp_path)
+    path, labels = files[("train", "labels")]
+    _write_idx(path, labels[:-1])
+    with pytest.raises(ValueError, match=r"MNIST file .*train-labels-idx1-ubyte has 29 labels for the 30 images of "
+                                         r".*train-images-idx3-ubyte: the two files do not belong together"):
+        data.make_mnist(tmp_path, 20, 10)
+
+
+REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real MNIST not found in {REAL_MNIST} (CI provides it)")
+def test_real_mnist_reads_as_its_known_facts():
+    """The facts the standard files satisfy (LeCun et al.): sizes, first labels, label counts."""
+    parts = data.read_mnist(REAL_MNIST)
+    assert parts["train_images"].shape == (60000, 28, 28) and parts["test_images"].shape == (10000, 28, 28)
+    assert parts["train_labels"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert np.bincount(parts["train_labels"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(parts["test_labels"]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_garbage_gzip_is_named(tmp_path):

@@ -10,6 +10,8 @@ import difflib
 import math
 from pathlib import Path
 
+from .training.fetch import missing_source, url_problem
+
 #: The JSON Schema of the config (defaults live there and only there).
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 #: Fewest depths a log-log fit against depth is allowed to rest on.
@@ -58,10 +60,17 @@ def check_config(config: dict) -> None:
             if spec.get("download"):
                 if not spec.get("urls"):
                     raise ConfigError(f"datasets.{name}.urls: download is true but no archive is given")
+                if url_problem(spec):
+                    raise ConfigError(f"datasets.{name}.urls: {url_problem(spec)}")
             elif not Path(spec["path"]).is_dir():
                 raise ConfigError(
                     f"datasets.{name}.path: {label} folder {spec['path']!r} does not exist "
                     "(put the files there, or set download: true to fetch the archives of urls)"
+                )
+            elif missing_source(spec):
+                raise ConfigError(
+                    f"datasets.{name}.path: {label} file {missing_source(spec)} is not in {spec['path']!r} "
+                    "(put it there, or set download: true to fetch the archives of urls)"
                 )
         if spec["kind"] == "digits" and spec["n_train"] + spec["n_test"] > 1797:
             raise ConfigError(

@@ -1,7 +1,9 @@
 # Helpers shared by every stage: config validation, experiment and depth lookups,
 # wildcard constraints. All numerical logic lives in src/resnet_scaling.
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -35,6 +37,12 @@ from resnet_scaling.runs import (  # noqa: E402
     describe_run,
     resolve_data_paths,
     run_directory,
+)
+from resnet_scaling.training.fetch import (  # noqa: E402
+    DOWNLOADABLE,
+    dataset_folder,
+    download_names,
+    source_files,
 )
 from resnet_scaling.training.resources import (
     fbsde_trained_mem_mb,
@@ -295,6 +303,34 @@ def conv_experiment(cexp):
 
 def conv_dataset(wildcards):
     return f"results/data/{conv_experiment(wildcards.cexp)['dataset']}.npz"
+
+
+def dataset_sources(wildcards):
+    """The files the data job reads (MNIST, CIFAR-10): replacing one reruns the dataset."""
+    return source_files(config["datasets"][wildcards.dataset])
+
+
+# Datasets fetched by a download rule: their folder -> their entry. The folders are absolute
+# (resolve_data_paths), so the rule's log, logs/download/<kind><folder>.log, lies under logs/.
+DOWNLOADS = {
+    dataset_folder(spec): spec
+    for spec in config["datasets"].values()
+    if spec.get("download") and spec["kind"] in DOWNLOADABLE
+}
+
+
+def download_folders(kind):
+    """Wildcard constraint: the folders of the downloading datasets of one kind."""
+    folders = [re.escape(f) for f, spec in DOWNLOADS.items() if spec["kind"] == kind]
+    return "|".join(folders) if folders else "(?!)"
+
+
+def download_spec(wildcards):
+    """What the download needs, as JSON: kind, folder and the verified archives."""
+    spec = DOWNLOADS[wildcards.folder]
+    return json.dumps(
+        {"kind": spec["kind"], "path": spec["path"], "urls": spec["urls"]}
+    )
 
 
 def cifar_train_mem_mb(wildcards, attempt):

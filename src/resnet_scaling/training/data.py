@@ -79,6 +79,9 @@ def random_feature_map(images: np.ndarray, seed: int) -> np.ndarray:
 
 def one_hot_targets(labels: np.ndarray, dim: int = FEATURE_DIM) -> np.ndarray:
     """One-hot labels in the first 10 of ``dim`` coordinates."""
+    labels = np.asarray(labels)
+    if len(labels) and (labels.min() < 0 or labels.max() >= N_CLASSES):
+        raise ValueError(f"labels outside 0..{N_CLASSES - 1} (found {labels.min()}..{labels.max()})")
     y = np.zeros((len(labels), dim))
     y[np.arange(len(labels)), labels.astype(int)] = 1.0
     return y
@@ -140,18 +143,60 @@ def _find_idx(directory: Path, stem: str) -> Path:
     raise FileNotFoundError(f"MNIST file not found: {directory / stem} (or {stem}.gz)")
 
 
+def mnist_files(directory: str | Path) -> dict[str, Path]:
+    """The four IDX files of an MNIST folder (raw, or ``.gz`` where the raw file is absent);
+    a missing one names itself."""
+    directory = Path(directory)
+    return {key: _find_idx(directory, stem) for key, stem in IDX_FILES.items()}
+
+
+def _check_mnist_array(path: Path, key: str, array: np.ndarray) -> None:
+    """What the file's name promises: images N × 28 × 28 (IDX magic 0x00000803) or labels N
+    (0x00000801) with digits 0–9; one sentence naming the file otherwise."""
+    if key.endswith("images"):
+        if array.ndim != 3 or array.shape[1:] != (28, 28):
+            raise ValueError(
+                f"MNIST file {path} holds an array of shape {array.shape}; an image file holds "
+                "N × 28 × 28 bytes (IDX magic 0x00000803): is it the right file?"
+            )
+        return
+    if array.ndim != 1:
+        raise ValueError(
+            f"MNIST file {path} holds an array of shape {array.shape}; a label file holds N bytes "
+            "(IDX magic 0x00000801): is it the right file?"
+        )
+    outside = int(np.count_nonzero(array >= N_CLASSES))
+    if outside:
+        raise ValueError(
+            f"MNIST file {path} has {outside} label(s) outside the digits 0..{N_CLASSES - 1} "
+            f"(largest {int(array.max())}): not an MNIST label file"
+        )
+
+
+def read_mnist(directory: str | Path) -> dict[str, np.ndarray]:
+    """The four arrays of an MNIST folder, each checked against its name (shape, labels 0–9)
+    and each split's images against its labels; one sentence naming the first bad file."""
+    files = mnist_files(directory)
+    parts = {}
+    for key, path in files.items():
+        parts[key] = read_idx(path)
+        _check_mnist_array(path, key, parts[key])
+    for split in ("train", "test"):
+        images, labels = parts[f"{split}_images"], parts[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise ValueError(
+                f"MNIST file {files[f'{split}_labels']} has {len(labels)} labels for the "
+                f"{len(images)} images of {files[f'{split}_images']}: the two files do not belong together"
+            )
+    return parts
+
+
 def make_mnist(path: str | Path, n_train: int, n_test: int, seed: int = 0) -> Dataset:
     """Real MNIST from the four standard IDX files in ``path``, through the feature map."""
     directory = Path(path)
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST directory not found: {directory}")
-    parts = {key: read_idx(_find_idx(directory, stem)) for key, stem in IDX_FILES.items()}
-    for split in ("train", "test"):
-        imgs, labels = parts[f"{split}_images"], parts[f"{split}_labels"]
-        if imgs.ndim != 3 or imgs.shape[1:] != (28, 28) or len(imgs) != len(labels):
-            raise ValueError(
-                f"MNIST {split} files in {directory} disagree: images {imgs.shape}, labels {labels.shape}"
-            )
+    parts = read_mnist(directory)
     if len(parts["train_images"]) < n_train or len(parts["test_images"]) < n_test:
         raise ValueError(f"MNIST in {directory} has fewer samples than n_train={n_train} / n_test={n_test}")
     train = _embed(parts["train_images"] / 255.0, parts["train_labels"], n_train, 0, seed, "mnist-train")
@@ -224,11 +269,12 @@ def make_cifar10(path: str | Path, n_train: int, n_test: int, seed: int = 0) -> 
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def make_dataset(spec: dict, seed: int = 0) -> Dataset:
+def make_dataset(spec: dict, seed: int = 0, fetch: bool = True) -> Dataset:
     """Build the dataset described by one ``datasets:`` entry of the config (fetching its
-    archives first when the entry asks for it with ``download: true``)."""
+    archives first when the entry asks for it with ``download: true``, unless ``fetch`` is
+    false: the workflow's data job reads only what its download rule left)."""
     kind = spec["kind"]
-    if spec.get("download") and kind in ("mnist", "cifar10"):
+    if fetch and spec.get("download") and kind in ("mnist", "cifar10"):
         fetch_dataset(spec)
     if kind == "synthetic":
         return make_synthetic(spec["n_train"], spec["n_test"], spec.get("dim", 10), seed)

@@ -1,7 +1,9 @@
-"""Fetching the MNIST and CIFAR-10 archives named in the config, with checksum verification.
+"""Fetching the MNIST and CIFAR-10 archives named in the config, with checksum verification,
+and the files a dataset is read from.
 
 Only called when a dataset asks for it (``download: true``) and its files are not in its
-``path`` yet. Each archive is downloaded to a temporary file beside its destination, its
+``path`` yet; in the workflow by a download rule that runs on the submitting host (a local
+rule: compute nodes often have no internet), never by the data job. Each archive is downloaded to a temporary file beside its destination, its
 MD5 or SHA-256 is checked, and only then is it renamed into place (and, for the CIFAR-10
 tarball, unpacked), so a failed or interrupted download leaves nothing behind.
 """
@@ -9,7 +11,10 @@ tarball, unpacked), so a failed or interrupted download leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -90,7 +95,8 @@ def _present(spec: dict, folder: Path) -> bool:
 def fetch_dataset(spec: dict) -> None:
     """Make the files of an ``mnist`` or ``cifar10`` dataset present in ``spec['path']``.
 
-    Nothing is fetched when they are there already. Otherwise every archive of
+    Nothing is fetched when they are there already. From the command line (the workflow's
+    download rules): ``python -m resnet_scaling.training.fetch SPEC_JSON``. Otherwise every archive of
     ``spec['urls']`` is downloaded (or, when already downloaded, checked again) and verified;
     CIFAR-10 is then unpacked. The IDX ``.gz`` files of MNIST are read as they are.
     """
@@ -109,3 +115,60 @@ def fetch_dataset(spec: dict) -> None:
             download(entry, archive)
         if spec["kind"] == "cifar10":
             _unpack_cifar(archive, folder)
+
+
+DOWNLOADABLE = ("mnist", "cifar10")
+
+
+def dataset_folder(spec: dict) -> str:
+    """The dataset's ``path``, normalised (the download rule matches its outputs on it)."""
+    return os.path.normpath(spec["path"])
+
+
+def download_names(kind: str) -> tuple[str, ...]:
+    """The files a download leaves in the dataset's folder: the four gzipped IDX files of
+    MNIST, or the unpacked CIFAR-10 batches."""
+    if kind == "mnist":
+        return tuple(f"{stem}.gz" for stem in IDX_FILES.values())
+    return (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
+
+
+def source_files(spec: dict) -> list[str]:
+    """The files the data job reads for one ``datasets:`` entry (none for generated data).
+
+    They are the data rule's inputs, so that a file replaced in place makes the dataset and
+    everything trained on it stale. A file that is in the folder is taken as it is (raw or
+    ``.gz`` IDX, the flat or the nested CIFAR-10 batches); one that is not is the file a
+    download leaves there.
+    """
+    kind = spec["kind"]
+    if kind not in DOWNLOADABLE:
+        return []
+    folder = Path(dataset_folder(spec))
+    if kind == "mnist":
+        return [str(folder / stem if (folder / stem).exists() else folder / f"{stem}.gz") for stem in IDX_FILES.values()]
+    inner = cifar_folder(folder)
+    return [str(inner / name) for name in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)]
+
+
+def missing_source(spec: dict) -> str | None:
+    """The name of the first file of :func:`source_files` that is not there, or None."""
+    missing = next((Path(path).name for path in source_files(spec) if not Path(path).exists()), None)
+    if missing and spec["kind"] == "mnist":
+        return f"{missing.removesuffix('.gz')} (raw or .gz)"
+    return missing
+
+
+def url_problem(spec: dict) -> str | None:
+    """Why the ``urls`` of a downloading MNIST entry cannot give its four IDX files, or None:
+    each file is one archive named after it (as the official ones are)."""
+    if spec["kind"] != "mnist":
+        return None
+    names = {_archive_name(entry) for entry in spec.get("urls") or []}
+    missing = [name for name in download_names("mnist") if name not in names]
+    return f"no archive named {missing[0]}" if missing else None
+
+
+if __name__ == "__main__":
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    fetch_dataset(json.loads(sys.argv[1]))
