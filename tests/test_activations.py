@@ -16,7 +16,7 @@ def test_derivative_matches_autograd(name):
     torch.testing.assert_close(act.grad(z.detach()), grad, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["tanh", "identity", "softplus0"])
+@pytest.mark.parametrize("name", ["tanh", "identity", "softplus0", "gelu"])
 def test_taylor_coefficients_at_zero(name):
     act = get_activation(name)
     h = 1e-4
@@ -36,3 +36,26 @@ def test_relu_and_softplus_constants():
 def test_unknown_activation_names_the_value():
     with pytest.raises(ValueError, match="'sigmoid'"):
         get_activation("sigmoid")
+
+
+def test_gelu_is_z_times_the_normal_cdf():
+    import math
+
+    gelu = get_activation("gelu")
+    z = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    expected = z * 0.5 * torch.erfc(-z / math.sqrt(2.0))
+    torch.testing.assert_close(gelu(z), expected, rtol=1e-14, atol=1e-15)
+    density = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    torch.testing.assert_close(gelu.grad(z), 0.5 * torch.erfc(-z / math.sqrt(2.0)) + z * density, rtol=1e-13, atol=1e-15)
+    assert gelu.curvature_at_0 == pytest.approx(math.sqrt(2 / math.pi))
+
+
+def test_the_config_offers_exactly_the_engine_activations():
+    """The schema's activation choices are the engine's: an activation it does not know is
+    refused before any job runs, with these choices named."""
+    from resnet_scaling.config import load_schema
+
+    schema = load_schema()
+    experiment = schema["properties"]["experiments"]["additionalProperties"]["properties"]["activation"]
+    regimes = schema["properties"]["regimes"]["properties"]["activations"]["items"]
+    assert sorted(experiment["enum"]) == sorted(ACTIVATIONS) == sorted(regimes["enum"])

@@ -90,7 +90,11 @@ SCHEMA_CASES = [
     (lambda c: c["experiments"]["tanh_shared_synthetic"]["depths"].update(base=1.0),
      "experiments.tanh_shared_synthetic.depths.base: 1.0 must be > 1"),
     (lambda c: c["experiments"]["tanh_shared_synthetic"].update(activation="sigmoid"),
-     "experiments.tanh_shared_synthetic.activation: 'sigmoid' is not allowed; choose one of tanh, relu"),
+     "experiments.tanh_shared_synthetic.activation: 'sigmoid' is not allowed; choose one of tanh, relu, identity, "
+     "softplus0, gelu"),
+    (lambda c: c["experiments"]["tanh_shared_synthetic"].update(init_depth_profile="constant"),
+     "experiments.tanh_shared_synthetic.init_depth_profile: 'constant' is not allowed; choose one of iid, smooth, "
+     "brownian, tied"),
     (lambda c: c["limits"]["fit"].update(n_depth=3), "limits.fit: unknown key `n_depth`; did you mean `n_depths`?"),
     (lambda c: c["fbsde"]["convergence"]["cases"][0].update(case="odd"),
      "fbsde.convergence.cases[0].case: 'odd' is not allowed"),
@@ -114,6 +118,9 @@ SEMANTIC_CASES = [
     (lambda c: c["scaling"]["fit"].update(min_depth=2048), "scaling.fit.min_depth / max_depth: selects 0 depth(s)"),
     (lambda c: c["experiments"]["relu_multi_digits"].update(batch_size=4096),
      "experiments.relu_multi_digits.batch_size: 4096 is larger than n_train = 1024"),
+    # an initialisation that does not fit the block: the one-matrix block has no V to set to zero
+    (lambda c: c["experiments"]["tanh_diffusive_synthetic"].update(v_init="zero"),
+     "experiments.tanh_diffusive_synthetic.v_init: 'zero' does not fit the one-matrix block; choose one of law"),
     (lambda c: c["limits"]["fit"].update(n_depths=40), "limits.fit.n_depths: asks for more depths than"),
     (lambda c: c["scaling"]["paths"].update(n_depths=16), "scaling.paths.n_depths: asks for more depths than"),
     (lambda c: c["scaling"]["decomposition"].update(min_depth=5000), "scaling.decomposition.min_depth / n_cells: selects 0"),
@@ -142,6 +149,13 @@ DOCUMENTED_SELECTIONS = {
                    "scaling.decomposition": (2, 16, 32), "scaling.paths": (2, 16, 32),
                    "limits.fit": (2, 16, 32), "fbsde.trained": (4, 4, 32)},
 }
+#: Experiments on a grid of their own, with what their comments say their selections resolve to.
+DOCUMENTED_EXPERIMENT_SELECTIONS = {
+    ("config.yaml", "tanh_diffusive_synthetic"): {
+        "scaling.fit": (15, 16, 2048), "scaling.fit.min_depth_by_statistic.detrended_cumsum": (9, 128, 2048),
+        "scaling.decomposition": (7, 256, 2048), "scaling.paths": (4, 724, 2048), "limits.fit": (3, 1024, 2048),
+        "fbsde.trained": (15, 16, 2048)},
+}
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED_SELECTIONS))
@@ -153,10 +167,14 @@ def test_every_selection_of_every_shipped_config_is_what_its_comment_says(name):
         if not spec.get("enabled", True):
             continue
         selections = analysis_selections(cfg, exp)
-        assert set(selections) == set(DOCUMENTED_SELECTIONS[name])
+        documented = DOCUMENTED_EXPERIMENT_SELECTIONS.get((name, exp), DOCUMENTED_SELECTIONS[name])
+        assert set(selections) == set(documented)
         for key, depths in selections.items():
             assert depths, (name, exp, key)
-            assert (len(depths), depths[0], depths[-1]) == DOCUMENTED_SELECTIONS[name][key], (name, exp, key, depths)
+            assert (len(depths), depths[0], depths[-1]) == documented[key], (name, exp, key, depths)
+    for (config_name, exp), documented in DOCUMENTED_EXPERIMENT_SELECTIONS.items():
+        if config_name == name:  # its comment states its own counts and ranges
+            assert f"{documented['scaling.fit'][0]} depths, 16..2048" in text and "1024, 1448, 2048" in text
     # the comments of the non-smoke configs state these counts and ranges
     if name != "smoke.yaml":
         for key, (count, first, last) in DOCUMENTED_SELECTIONS[name].items():

@@ -187,3 +187,15 @@ def test_affine_floor_of_a_dataset_file_names_a_missing_array(tmp_path):
     write_npz(tmp_path / "d.npz", x_train=np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"d\.npz: no y_train"):
         dataset_affine_floor(tmp_path / "d.npz")
+
+
+def test_gaussian_data_are_standard_normal_and_seeded():
+    """Marion et al.'s data: inputs and targets with independent N(0, 1) entries, not normalised."""
+    a = data.make_dataset({"kind": "gaussian", "n_train": 3000, "n_test": 100, "dim": 16}, seed=0)
+    b = data.make_dataset({"kind": "gaussian", "n_train": 3000, "n_test": 100, "dim": 16}, seed=0)
+    assert a["x_train"].shape == (3000, 16) and a["y_test"].shape == (100, 16)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+        assert abs(a[key].mean()) < 0.05 and abs(a[key].std() - 1) < 0.05 or key.endswith("test")
+    assert not np.allclose(np.linalg.norm(a["x_train"], axis=1), 1.0)
+    assert abs(np.corrcoef(a["x_train"][:, 0], a["y_train"][:, 0])[0, 1]) < 0.1  # targets independent of inputs

@@ -284,3 +284,32 @@ def test_figure_choices_must_name_a_case_and_its_depths():
     with pytest.raises(ValueError, match="figure_depths"):
         fbsde.check_cases(cases, "n", [32])
     fbsde.check_cases(cases, "n", [4, 16])
+
+
+@pytest.mark.parametrize("layers,small", [("delta 1, A of size L^-1/2", True), ("delta L^-1/2, A of size 1", False)])
+def test_the_diffusive_system_on_own_increments_needs_small_pre_activations(layers, small):
+    """docs/maths.md §4(c) against §4(g): with δ ≡ 1 and i.i.d. A_k, b_k of size L^{-1/2} the
+    pre-activations vanish and the diffusive forward-backward system driven by the network's own
+    increments approaches its adjoint (slope about −1); with δ = L^{-1/2} and O(1) layers (the same
+    M_k = δA_k in law) they stay O(1) and the adjoint error does not fall."""
+    from resnet_scaling.fbsde.backprop import network_backprop
+    from resnet_scaling.fbsde.compare import compare
+    from resnet_scaling.fbsde.trained import trained_limit
+
+    d, P = 3, 8
+    x, y = _inputs(4, d)
+    depths, errors = [16, 64, 256, 1024], []
+    for L in depths:
+        gen = torch.Generator().manual_seed(L)
+        A = torch.randn(P, L, d, d, generator=gen, dtype=torch.float64) / d**0.5
+        b = 0.5 * torch.randn(P, L, d, generator=gen, dtype=torch.float64)
+        scale = L**-0.5
+        A, b, delta = (A * scale, b * scale, torch.ones(P, L)) if small else (A, b, torch.full((P, L), scale))
+        net = network_backprop(A.numpy(), b.numpy(), delta.numpy(), "tanh", x, y)
+        lim = trained_limit("diffusive", A, b, delta, "tanh", x, y, bandwidth=0.1)
+        errors.append(float(np.median(compare(net, lim)["adjoint_sup"])))
+    slope = np.polyfit(np.log(depths), np.log(errors), 1)[0]
+    if small:
+        assert slope < -0.7, (slope, errors)
+    else:
+        assert abs(slope) < 0.15 and min(errors) > 0.01, (slope, errors)

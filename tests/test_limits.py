@@ -317,6 +317,8 @@ def test_choose_limit_follows_the_regime():
     assert lm.choose_limit("ODE", "tanh", "shared", 0.0) == "neural_ode"
     assert lm.choose_limit("ODE", "relu", "multi", 0.5) == "neural_ode"  # the ReLU ODE
     assert lm.choose_limit("SDE", "softplus0", "none", 0.5) == "ito_sde"
+    # δ = L^-1/2 with O(1) weights (β ≈ 0): σ is not linearised, the diffusion of §4(g)
+    assert lm.choose_limit("SDE", "tanh", "fixed", 0.01) == "moment_matched"
     assert lm.choose_limit("SDE", "relu", "multi", 0.5) == "moment_matched"
     assert lm.choose_limit("neither", "tanh", "shared", 0.2) == "moment_matched"
     assert lm.normalise_regime("sde") == "SDE" and lm.normalise_regime("?") == "undetermined"

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from resnet_scaling.training.activations import ACTIVATIONS
 from resnet_scaling.training.resnet import DELTA_TYPES, INIT_DEPTH_PROFILES, INITS, ResNetEnsemble, along_depth, resolve_device
 
-ACTS = ["tanh", "relu", "identity", "softplus0"]
+#: Every activation of the engine: the float64 autograd checks below cover each of them.
+ACTS = sorted(ACTIVATIONS)
 
 
 def _net(delta, act, depth=9, dim=5, seeds=range(3), init="xavier", sd=1.0):
@@ -100,7 +102,8 @@ def test_seed_networks_do_not_depend_on_the_ensemble():
 def test_initialisation_scales(init):
     depth, dim, sd = 64, 10, 0.5
     net = _net("multi", "tanh", depth=depth, dim=dim, seeds=range(8), init=init, sd=sd)
-    expected_a = {"xavier": sd / dim, "xavier-depth": sd / (depth * dim), "iid-sqrt-depth": sd / (dim * depth) ** 0.5}
+    expected_a = {"xavier": sd / dim, "xavier-depth": sd / (depth * dim), "iid-sqrt-depth": sd / (dim * depth) ** 0.5,
+                  "gaussian": sd}
     emp = float(net.params["A"].std())
     assert emp == pytest.approx(expected_a[init], rel=0.03)
     delta = net.params["delta"]
@@ -207,8 +210,8 @@ def test_depth_profiles_shape_the_path(profile):
     last_sd = float(G[-1].std())
     assert last_sd == pytest.approx(1.0, rel=0.06)
     increment = float(torch.diff(G, dim=0).pow(2).mean().sqrt())
-    expected = {"iid": 2**0.5, "smooth": 2 * np.sin(np.pi / (2 * L)), "brownian": L**-0.5}[profile]
-    assert increment == pytest.approx(expected, rel=0.06)
+    expected = {"iid": 2**0.5, "smooth": 2 * np.sin(np.pi / (2 * L)), "brownian": L**-0.5, "tied": 0.0}[profile]
+    assert increment == pytest.approx(expected, rel=0.06, abs=0.0)
     kw = dict(delta_type="multi", init="xavier", key="k", dtype=torch.float64)
     shaped = ResNetEnsemble.initialise(8, 3, range(2), depth_profile=profile, **kw)
     assert torch.equal(shaped.params["delta"], ResNetEnsemble.initialise(8, 3, range(2), **kw).params["delta"])
@@ -232,3 +235,22 @@ def test_two_matrix_numpy_round_trip():
     again = ResNetEnsemble.from_numpy(arrays["A"], arrays["b"], arrays["delta"], "multi", "tanh", V=arrays["V"])
     for name in net.params:
         torch.testing.assert_close(again.params[name], net.params[name])
+
+
+def test_marion_initialisation_zero_V_tied_W_no_bias():
+    """V₀ = 0, one standard Gaussian W₀ for every layer, b = 0 (Marion et al. 2024); the draws
+    of W are those of the i.i.d. profile's first layer."""
+    kw = dict(delta_type="fixed", init="gaussian", init_sd=1.0, activation="gelu", key="k", dtype=torch.float64,
+              block="two-matrix", hidden_width=32)
+    net = ResNetEnsemble.initialise(16, 16, range(3), depth_profile="tied", v_init="zero", bias=False, **kw)
+    W, V, b = net.params["A"], net.params["V"], net.params["b"]
+    assert torch.equal(V, torch.zeros_like(V)) and torch.equal(b, torch.zeros_like(b))
+    assert torch.equal(W, W[:1].expand_as(W))
+    iid = ResNetEnsemble.initialise(16, 16, range(3), depth_profile="iid", **kw)
+    assert torch.equal(W[0], iid.params["A"][0])
+    assert float(W.std()) == pytest.approx(1.0, rel=0.05)
+
+
+def test_zero_V_does_not_fit_the_one_matrix_block():
+    with pytest.raises(ValueError, match="v_init 'zero' does not fit the one-matrix block"):
+        ResNetEnsemble.initialise(4, 3, range(1), delta_type="fixed", init="xavier", key="k", v_init="zero")

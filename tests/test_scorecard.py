@@ -44,7 +44,26 @@ def test_reference_values_and_provenance():
         assert ".md" not in ref.provenance  # a file of the released code or the paper, no outside notes
     # the β values are factor= constants of the plotting code, the regimes readings of figures
     assert {r.kind for r in REFERENCES if r.value == r.value} == {"plotting-constant"}
-    assert {r.kind for r in REFERENCES if r.regime} == {"figure-reading"}
+    assert {r.kind for r in REFERENCES if r.regime} == {"figure-reading", "claim"}
+
+
+def test_the_sde_row_names_the_training_choice_where_the_shape_holds():
+    """Beside the ReLU/per-layer-δ rows (SDE-type read, another shape found), the tanh/δ = L^-1/2
+    row names its training choice and quotes the measured slopes whether or not it holds."""
+    exponents, regimes = _tables()
+    sde = {**regimes.iloc[0].to_dict(), "experiment": "tanh_diffusive", "delta": "fixed", "regime": "SDE",
+           "support": 0.97, "exponent": 0.52, "increment_ratio_slope": 0.01, "quadratic_variation_slope": -0.02}
+    regimes = pd.concat([regimes, pd.DataFrame([sde])], ignore_index=True)
+    scores = score(exponents, regimes)
+    row = scores.set_index(["reference", "experiment"]).loc[("tanh-diffusive-regime", "tanh_diffusive")]
+    assert row["agree"] and "δ = L^-1/2" in row["description"] and "Adam" in row["description"]
+    assert row["verdict"] == ("the claim holds under this training choice; measured: exponent of M (rms_norm) 0.52, "
+                              "increment-ratio slope 0.01, quadratic-variation slope -0.02")
+    order = list(scores["reference"])
+    assert order.index("tanh-diffusive-regime") == order.index("relu-multi-regime") + 1  # beside the ReLU rows
+    regimes.loc[regimes["experiment"] == "tanh_diffusive", "regime"] = "neither"
+    row = score(exponents, regimes).set_index(["reference", "experiment"]).loc[("tanh-diffusive-regime", "tanh_diffusive")]
+    assert not row["agree"] and row["verdict"].startswith("the claim does not hold under this training choice: neither")
 
 
 def test_rough_ode_regime_row_says_which_limit_the_evidence_supports():

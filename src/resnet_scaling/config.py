@@ -20,8 +20,24 @@ MIN_FIT_DEPTHS = 3
 FEATURE_DIM = 25
 
 
+#: Initialisations of V that fit each residual block (docs/maths.md §1): the two-matrix block
+#: draws V by the law of ``init`` or sets it to zero; the one-matrix block has no V.
+V_INITS = {"one-matrix": ("law",), "two-matrix": ("law", "zero")}
+
+
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key."""
+
+
+def check_experiment(exp: dict, where: str) -> None:
+    """Cross-key checks of one experiment (schema-valid): its initialisation fits its block."""
+    block = exp.get("block", "one-matrix")
+    v_init = exp.get("v_init", "law")
+    if v_init not in V_INITS[block]:
+        raise ConfigError(
+            f"{where}.v_init: {v_init!r} does not fit the {block} block; choose one of "
+            f"{', '.join(V_INITS[block])} (V_k exists only in the two-matrix block h + δ V σ(W h + b))"
+        )
 
 
 def depth_grid(spec) -> list[int]:
@@ -97,6 +113,7 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 f"{where}.depths: the grid {grid} has {len(grid)} depth(s); an exponent needs at least {MIN_FIT_DEPTHS}"
             )
+        check_experiment(exp, where)
         if exp.get("block", "one-matrix") != "one-matrix":
             raise ConfigError(
                 f"{where}.block: {exp['block']!r} networks are trained by the regimes study only "

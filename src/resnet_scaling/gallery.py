@@ -22,7 +22,8 @@ import pandas as pd
 from .io import write_csv, write_text
 from .scaling.tables import read_training
 
-#: The small tables a gallery carries, relative to the run's ``results/``.
+#: The small tables a gallery carries, relative to the run's ``results/``; in the gallery a
+#: table in a subfolder is named ``{folder}_{name}``, or as given here.
 TABLES = (
     "exponents.csv",
     "regimes.csv",
@@ -32,7 +33,10 @@ TABLES = (
     "limits/note.md",
     "fbsde/convergence_slopes.csv",
     "init/note.md",
+    "regimes/anchor_slopes.csv",
 )
+#: Tables named after the figure they are drawn from, beside it in the gallery.
+TABLE_NAMES = {"regimes/phase_diagram.csv": "training_phase_diagram.csv"}
 
 
 def benchmark_summary(run_dir: str | Path) -> pd.DataFrame:
@@ -90,12 +94,16 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence
         if (dest / path.name).resolve() != path.resolve():  # a run's own figures/ folder is its gallery
             shutil.copy2(path, dest / path.name)
         written.append(dest / path.name)
-    for name in TABLES:
+    for name in (*TABLES, *TABLE_NAMES):
         source = run_dir / "results" / name
         if source.exists():
-            target = dest / name.replace("/", "_")
+            target = dest / TABLE_NAMES.get(name, name.replace("/", "_"))
             shutil.copy2(source, target)
             written.append(target)
+    for source in sorted((run_dir / "results" / "fbsde").glob("*/slopes.csv")):  # backward comparison per experiment
+        target = dest / f"fbsde_slopes_{source.parent.name}.csv"
+        shutil.copy2(source, target)
+        written.append(target)
     training = sorted((run_dir / "results" / "scaling").glob("*/training.csv"))
     if training:  # per network: status, epochs, why it stopped, final losses
         write_csv(dest / "training.csv", pd.concat([read_training(p) for p in training], ignore_index=True))

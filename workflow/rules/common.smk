@@ -245,10 +245,17 @@ def regimes_cells():
 
 
 def regimes_anchor_experiments():
-    """Name -> experiment config of the Marion et al. anchor, one per initialisation profile."""
+    """Name -> experiment config of the Marion et al. anchor, one per setting and initialisation profile."""
     from resnet_scaling.regimes.phase_diagram import anchor_experiments
 
     return anchor_experiments(config["regimes"])
+
+
+def regimes_anchor_labels():
+    """Name -> setting and profile of every anchor experiment."""
+    from resnet_scaling.regimes.phase_diagram import anchor_labels
+
+    return anchor_labels(config["regimes"])
 
 
 def regimes_experiment(wildcards):
@@ -260,8 +267,10 @@ def regimes_experiment(wildcards):
 
 def regimes_dataset(wildcards):
     """The dataset spec a cell (or the anchor) trains on."""
+    from resnet_scaling.regimes.phase_diagram import anchor_dataset
+
     if wildcards.cell in REGIMES_ANCHORS:
-        return config["regimes"]["anchor"]["dataset"]
+        return anchor_dataset(config["regimes"], wildcards.cell)
     return config["regimes"]["dataset"]
 
 

@@ -97,7 +97,7 @@ rule regimes_anchor:
         mem_mb=3000,
         runtime=10,
     params:
-        anchors=REGIMES_ANCHORS,
+        anchors=regimes_anchor_labels(),
         fit=config["scaling"]["fit"],
         bootstrap=config["scaling"]["bootstrap"],
         include_status=REGIMES["include_status"],

@@ -15,7 +15,8 @@ settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
 )
 table = anchor_statistics(
-    {name: sorted(Path(folder).glob("depth_*.npz")) for name, folder in zip(snakemake.params.anchors, snakemake.input)}
+    {name: sorted(Path(folder).glob("depth_*.npz")) for name, folder in zip(snakemake.params.anchors, snakemake.input)},
+    snakemake.params.anchors,
 )
 slopes = anchor_slopes(table, settings)
 write_csv(snakemake.output.statistics, table)

@@ -11,17 +11,19 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..io import read_npz
+from ..training.activations import get_activation
 from ..scaling.weights import TrainedWeights, effective_weights, from_training, included
 from ..sde.smoothing import kernel_smooth
 from ..sde.tensors import as_tensor
 from .backprop import LimitBackprop, NetworkBackprop, network_backprop
 from .compare import compare, roughness, slope_columns
 from .ode import half_grid, ode_backprop
+from .sde import solve_fbsde
 from .paths import path_rows
 
 
 #: Limit systems fitted to a trained network (see :func:`trained_limit`).
-TRAINED_LIMITS = ("neural_ode", "linear_ode")
+TRAINED_LIMITS = ("neural_ode", "linear_ode", "diffusive")
 
 
 def trained_limit(
@@ -35,9 +37,20 @@ def trained_limit(
     the weight paths (docs/maths.md §4(b), trained networks). Solved with its adjoint on
     ``ref_factor × L`` RK4 steps. The smoothing bandwidth is at least 1/L, so that every
     window holds layers (:mod:`resnet_scaling.sde.smoothing`).
+    ``diffusive``: the forward-backward system of the diffusive regime (docs/maths.md §4(c), §5)
+    driven by the network's own increments M_k, m_k, one step per layer, with the realised
+    squares in its σ''(0) terms: an expansion of σ at 0, so its distance to the network is the
+    Taylor remainder, which vanishes as L grows only when the pre-activations do (§4(c) against
+    §4(g)). Not smoothed; with σ''(0) ≠ 0 it needs δ ≡ 1.
     """
     A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
     L = A.shape[1]
+    if kind == "diffusive":
+        act = get_activation(activation)
+        if act.curvature_at_0 != 0.0 and not bool((delta == 1).all()):
+            raise ValueError(f"the diffusive system of {activation} (σ''(0) ≠ 0) on its own increments needs δ ≡ 1")
+        M, m = effective_weights(A, b, delta)
+        return solve_fbsde(M, m, x, target, act, row_cov=None, loss_scale=loss_scale)
     bandwidth = max(float(bandwidth), 1.0 / L)
     ts = half_grid(ref_factor * L)
     if kind == "neural_ode":

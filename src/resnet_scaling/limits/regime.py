@@ -32,16 +32,18 @@ def choose_limit(regime: str, activation: str, delta_type: str, beta: float, bet
     - ODE, smooth σ with σ(0) = 0 and β > ``beta_min``: the linear ODE of §4(b);
       otherwise (β ≈ 0, or ReLU: positively homogeneous) the nonlinear ODE
       ``dH/dt = δ̄ σ(A_t H + b_t)`` of §4(a)/(b).
-    - SDE with σ C² at 0 and δ constant per network (none, fixed, shared): the Itô SDE of §4(c).
-    - otherwise (ReLU, per-layer δ, neither, undetermined): the moment-matched diffusion of
+    - SDE with σ C² at 0, δ constant per network (none, fixed, shared) and β > ``beta_min``
+      (A_k → 0, so the pre-activations vanish): the Itô SDE of §4(c), an expansion of σ at 0.
+    - otherwise (ReLU, per-layer δ, neither, undetermined, and the SDE with O(1) A_k and
+      δ = L^{-1/2}, whose pre-activations stay O(1), §4(g)): the moment-matched diffusion of
       §4(d), compared in law only — descriptive where the regime is ``neither``.
     """
     act = get_activation(activation)
     regime = normalise_regime(regime)
+    small_arguments = act.smooth and act.value_at_0 == 0.0 and np.isfinite(beta) and beta > beta_min
     if regime == "ODE":
-        linear_ok = act.smooth and act.value_at_0 == 0.0 and np.isfinite(beta) and beta > beta_min
-        return "linear_ode" if linear_ok else "neural_ode"
-    if regime == "SDE" and act.smooth and act.value_at_0 == 0.0 and delta_type in ("none", "fixed", "shared"):
+        return "linear_ode" if small_arguments else "neural_ode"
+    if regime == "SDE" and small_arguments and delta_type in ("none", "fixed", "shared"):
         return "ito_sde"
     return "moment_matched"
 

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 
 LOG2 = math.log(2.0)
+#: 1/√(2π): the standard normal density at 0, and GELU's σ''(0) / 2.
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ def _softplus0(z: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.softplus(z) - LOG2
 
 
+def _gelu(z: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.gelu(z)  # the exact z Φ(z), not the tanh approximation
+
+
+def _gelu_grad(z: torch.Tensor) -> torch.Tensor:
+    """GELU'(z) = Φ(z) + z φ(z), by torch's own GELU derivative kernel (one pass over z)."""
+    return torch.ops.aten.gelu_backward(torch.ones_like(z), z)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation(
         "tanh", torch.tanh, _tanh_grad, 0.0, 1.0, 0.0, True,
@@ -69,6 +80,8 @@ ACTIVATIONS: dict[str, Activation] = {
     ),
     # softplus(z) − log 2: σ(0) = 0, σ'(0) = 1/2, σ''(0) = 1/4 ≠ 0.
     "softplus0": Activation("softplus0", _softplus0, torch.sigmoid, 0.0, 0.5, 0.25, True),
+    # GELU z Φ(z) (Marion et al. 2024): σ(0) = 0, σ'(0) = 1/2, σ''(0) = 2φ(0) = √(2/π) ≠ 0.
+    "gelu": Activation("gelu", _gelu, _gelu_grad, 0.0, 0.5, 2.0 * INV_SQRT_2PI, True),
 }
 
 

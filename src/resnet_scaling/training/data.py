@@ -53,6 +53,15 @@ def make_synthetic(n_train: int, n_test: int, dim: int = 10, seed: int = 0) -> D
     return _split(x, y, n_train)
 
 
+def make_gaussian(n_train: int, n_test: int, dim: int = 16, seed: int = 0) -> Dataset:
+    """Inputs and targets with independent standard normal entries, not normalised: the
+    synthetic data of Marion et al. (2024, Fig. 1)."""
+    rng = np.random.default_rng(stable_seed("gaussian", seed))
+    x = rng.standard_normal((n_train + n_test, dim))
+    y = rng.standard_normal((n_train + n_test, dim))
+    return _split(x, y, n_train)
+
+
 def _split(x: np.ndarray, y: np.ndarray, n_train: int) -> Dataset:
     return {
         "x_train": x[:n_train].astype(np.float64),
@@ -278,13 +287,15 @@ def make_dataset(spec: dict, seed: int = 0, fetch: bool = True) -> Dataset:
         fetch_dataset(spec)
     if kind == "synthetic":
         return make_synthetic(spec["n_train"], spec["n_test"], spec.get("dim", 10), seed)
+    if kind == "gaussian":
+        return make_gaussian(spec["n_train"], spec["n_test"], spec.get("dim", 16), seed)
     if kind == "digits":
         return make_digits(spec["n_train"], spec["n_test"], seed)
     if kind == "mnist":
         return make_mnist(spec["path"], spec["n_train"], spec["n_test"], seed)
     if kind == "cifar10":
         return make_cifar10(spec["path"], spec["n_train"], spec["n_test"], seed)
-    raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, digits, mnist or cifar10")
+    raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, gaussian, digits, mnist or cifar10")
 
 
 def affine_floor(x: np.ndarray, y: np.ndarray) -> float:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..config import V_INITS
 from ..io import stable_seed
 from . import compiled
 from .activations import Activation, get_activation
@@ -29,10 +30,11 @@ from .activations import Activation, get_activation
 log = logging.getLogger(__name__)
 
 DELTA_TYPES = ("none", "shared", "multi", "fixed")
-INITS = ("xavier", "xavier-depth", "iid-sqrt-depth")
+INITS = ("xavier", "xavier-depth", "iid-sqrt-depth", "gaussian")
 #: How the initial weights vary along depth (docs/maths.md §1): independent layers, a smooth
-#: function of k/L, or a Brownian path; each keeps the marginal law of ``init`` (Brownian: at k = L).
-INIT_DEPTH_PROFILES = ("iid", "smooth", "brownian")
+#: function of k/L, a Brownian path, or one draw for every layer (tied); each keeps the
+#: marginal law of ``init`` (Brownian: at k = L).
+INIT_DEPTH_PROFILES = ("iid", "smooth", "brownian", "tied")
 BLOCKS = ("one-matrix", "two-matrix")
 
 
@@ -41,14 +43,16 @@ def along_depth(G: torch.Tensor, profile: str) -> torch.Tensor:
 
     ``iid``: G itself. ``smooth``: cos(πk/L) G_0 + sin(πk/L) G_1, a Lipschitz path in t = k/L
     with the marginal law of one G_k. ``brownian``: Σ_{j≤k} G_j / √L, a Brownian path at
-    times (k+1)/L. All three use the same draws, so the rest of a generator's stream is
-    the same whichever profile is chosen.
+    times (k+1)/L. ``tied``: G_0 at every layer (weight tying, a constant path). All use the
+    same draws, so the rest of a generator's stream is the same whichever profile is chosen.
     """
     if profile not in INIT_DEPTH_PROFILES:
         raise ValueError(f"unknown init depth profile {profile!r}; expected one of {INIT_DEPTH_PROFILES}")
     L = G.shape[0]
     if profile == "iid":
         return G
+    if profile == "tied":
+        return G[:1].expand_as(G).clone()
     if profile == "brownian":
         return torch.cumsum(G, dim=0) / L**0.5
     t = torch.arange(L, dtype=G.dtype) * (torch.pi / L)
@@ -155,13 +159,17 @@ class ResNetEnsemble:
         depth_profile: str = "iid",
         block: str = "one-matrix",
         hidden_width: int | None = None,
+        v_init: str = "law",
+        bias: bool = True,
     ) -> "ResNetEnsemble":
         """Draw the initial weights of each seed from its own generator (docs/maths.md §1).
 
         The generator of seed ``s`` is seeded from ``(key, depth, s)`` only, so a network
         is the same whether it is initialised alone or inside a larger ensemble.
         ``init`` sets the law of one layer, ``depth_profile`` how layers vary along depth;
-        the two-matrix block draws V (fan-in m) by the same law after the other weights.
+        the two-matrix block draws V (fan-in m) by the same law after the other weights, or
+        sets it to zero (``v_init="zero"``). Without ``bias`` b is zero (drawn all the same, so
+        the stream of the later draws does not change); the trainer leaves it untrained.
         """
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
@@ -169,6 +177,8 @@ class ResNetEnsemble:
             raise ValueError(f"unknown delta type {delta_type!r}; expected one of {DELTA_TYPES}")
         if block not in BLOCKS:
             raise ValueError(f"unknown block {block!r}; expected one of {BLOCKS}")
+        if v_init not in V_INITS[block]:
+            raise ValueError(f"v_init {v_init!r} does not fit the {block} block; expected one of {V_INITS[block]}")
         bias_sd = init_sd if bias_sd is None else bias_sd
         L, d = depth, dim
         m = d if block == "one-matrix" or hidden_width is None else int(hidden_width)
@@ -178,6 +188,7 @@ class ResNetEnsemble:
                 "xavier": (init_sd / fan_in, init_sd / fan_in**0.5),
                 "xavier-depth": (init_sd / (L * fan_in), init_sd / (L * fan_in**0.5)),
                 "iid-sqrt-depth": (init_sd / (fan_in * L) ** 0.5, bias_sd / L**0.5),
+                "gaussian": (init_sd, bias_sd),
             }[init]
 
         a_sd, b_sd = scales(d)
@@ -187,10 +198,10 @@ class ResNetEnsemble:
         for s in seeds:
             gen = torch.Generator().manual_seed(stable_seed(key, depth, s, "init"))
             As.append(draw((m, d), gen) * a_sd)
-            bs.append(draw((m,), gen) * b_sd)
+            bs.append(draw((m,), gen) * (b_sd if bias else 0.0))
             deltas.append(torch.randn(L, generator=gen, dtype=torch.float64) / L)
             if block == "two-matrix":
-                Vs.append(draw((d, m), gen) * scales(m)[0])
+                Vs.append(draw((d, m), gen) * scales(m)[0] if v_init == "law" else torch.zeros(L, d, m, dtype=torch.float64))
         params = {
             "A": torch.stack(As, dim=1),
             "b": torch.stack(bs, dim=1),

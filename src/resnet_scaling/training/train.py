@@ -255,10 +255,13 @@ def train_ensemble(
         depth, dim, seeds, delta_type=cfg["delta"], init=cfg["init"], init_sd=cfg["init_sd"],
         activation=cfg["activation"], alpha=cfg["alpha"], key=key, dtype=torch_dtype, device=dev,
         depth_profile=cfg["init_depth_profile"], block=cfg["block"], hidden_width=cfg["hidden_width"],
+        v_init=cfg["v_init"], bias=cfg["bias"],
     )
     initial = net.to_numpy()
     engine_used = net.select_engine(engine)
-    opt = EnsembleOptimizer(net.params, cfg["optimizer"], scaled_lr(cfg, depth), cfg["momentum"])
+    # without a bias, b stays the zero it was initialised to (docs/maths.md §1)
+    trained = {name: p for name, p in net.params.items() if name != "b" or cfg["bias"]}
+    opt = EnsembleOptimizer(trained, cfg["optimizer"], scaled_lr(cfg, depth), cfg["momentum"])
     fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, data)
     state = {
         "epoch": 0,
