@@ -250,7 +250,7 @@ def test_trained_networks_against_their_limit_system(standin):
     assert abs(slopes["init", "network", "weight_roughness"]) < TOL
     table = pd.read_csv(out["table"])
     assert set(table["state"]) == {"trained", "init"}
-    assert set(table["limit"]) == {"network", "neural_ode", "linear_ode"}
+    assert set(table["limit"]) == {"network", *fbsde.TRAINED_LIMITS}
     assert table["value"].notna().all()
 
 
