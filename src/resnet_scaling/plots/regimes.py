@@ -99,7 +99,7 @@ def phase_diagram_figure(regimes: pd.DataFrame, path: str | os.PathLike) -> None
 
 
 def anchor_figure(table: pd.DataFrame, slopes: pd.DataFrame, path: str | os.PathLike) -> None:
-    """max_k ‖Z_{k+1} − Z_k‖ against L, one panel per anchor setting (the paper's first).
+    """max_k ‖Z_{k+1} − Z_k‖ against L, one panel per anchor setting (the paper's on top).
 
     Per initialisation profile and weights the trained weights (solid), the update trained −
     initial (dash-dotted) and the initial weights (dotted, where not identically zero), with the
@@ -108,9 +108,9 @@ def anchor_figure(table: pd.DataFrame, slopes: pd.DataFrame, path: str | os.Path
     drawn separately, in the variations Z = (V, W)."""
     part = table[table["statistic"] == "max_increment"]
     settings = _ordered(part["setting"]) if "setting" in part else [""]
-    fig, axes = plt.subplots(1, len(settings), figsize=(8.4 * len(settings), 3.8), squeeze=False)
+    fig, axes = plt.subplots(len(settings), 1, figsize=(8.4, 3.6 * len(settings)), squeeze=False)
     styles = {"trained": ("o", "-"), "initial": ("x", ":"), "update": ("s", "-.")}
-    for ax, setting in zip(axes[0], settings):
+    for ax, setting in zip(axes[:, 0], settings):
         here = part[part["setting"] == setting] if "setting" in part else part
         profiles = _ordered(here["init_depth_profile"])
         weights = ["V", "W"] if len(profiles) == 1 else ["Z"]
