@@ -30,7 +30,7 @@ def snakemake_bin() -> str:
     return str(Path(sys.executable).parent / "snakemake")
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1500, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake on the copy in ``workdir``, writing into ``workdir`` itself (``--directory``,
     instead of the run folder ``runs/<config>/`` a run started there would get), and return the
     completed process (never raises on failure)."""
