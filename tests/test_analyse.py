@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import struct
 import subprocess
@@ -526,3 +527,110 @@ def test_cli_exponents_equal_the_workflows_on_the_smoke_run(smoke_run, tmp_path)
     regimes = pd.read_csv(tmp_path / "out" / "regimes.csv").set_index("experiment")
     workflow = pd.read_csv(smoke_run / "results" / "regimes.csv").set_index("experiment")
     assert regimes["regime"].to_dict() == workflow["regime"].to_dict()
+
+
+# -- a bad --out, mixed widths, corrupt files, plain text, threads, which L ------------------
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_file_is_read(tmp_path, monkeypatch, capsys):
+    import resnet_scaling.analyse.report as report
+
+    mlp_files(tmp_path / "in")
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setattr(report, "expand_inputs", lambda paths: pytest.fail("the inputs were read first"))
+    for out, message in ((tmp_path / "taken", f"--out: {tmp_path / 'taken'} is a file, not a folder"),
+                         (tmp_path / "taken" / "sub", f"--out: {tmp_path / 'taken'} is a file, so the folder")):
+        code = main(["analyse", str(tmp_path / "in" / "*.pt"), "--map", str(MAPS / "mlp_modulelist.yaml"),
+                     "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"resnet-scaling analyse: error: {message}"), err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_networks_of_two_widths_in_one_experiment_are_refused(tmp_path):
+    """Width 4 at two depths and width 5 at a third: each depth is consistent, the experiment is not."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for L, d in ((4, 4), (8, 4), (16, 5)):
+        torch.save(MLPResNet(d, L).state_dict(), folder / f"mlp_L{L}_seed0.pt")
+    with pytest.raises(AnalyseError) as info:
+        analyse([str(folder / "*.pt")], example_map("mlp_modulelist.yaml"), tmp_path / "out")
+    assert str(info.value) == (
+        f"{folder / 'mlp_L16_seed0.pt'}: tensors.A: blocks of shape (5, 5) at depth 16, but "
+        f"{folder / 'mlp_L4_seed0.pt'} at depth 4 has (4, 4): the networks of experiment 'mlp_resnet' must have "
+        "one block shape (one width) at every depth")
+    assert not (tmp_path / "out").exists()
+
+
+def _corrupt(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    path.write_bytes(np.random.default_rng(0).bytes(len(data)) if how == "random bytes" else data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("how", ["random bytes", "truncated"])
+def test_random_bytes_and_truncated_files_are_diagnosed_as_what_they_are(tmp_path, how):
+    torch.save(MLPResNet(3, 4).state_dict(), tmp_path / "net.pt")
+    torch.save(MLPResNet(3, 4).state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    write_stacked(tmp_path / "npz", 0.3, 0.7, "row")
+    write_safetensors(tmp_path / "net.safetensors", {k: v.numpy() for k, v in MLPResNet(3, 4).state_dict().items()})
+    expected = {
+        "net.pt": {"random bytes": "is not a PyTorch file: neither the zip archive of torch.save nor a pickle",
+                   "truncated": "is truncated or damaged (an incomplete zip archive"},
+        "legacy.pt": {"random bytes": "is not a PyTorch file", "truncated": "is truncated or damaged"},
+        "npz/run_L8_seed0.npz": {"random bytes": "is not a .npz archive", "truncated": "corrupt or truncated"},
+        "net.safetensors": {"random bytes": "is truncated or not a .safetensors file", "truncated": "is truncated"},
+    }
+    for name, messages in expected.items():
+        _corrupt(tmp_path / name, how)
+        with pytest.raises(AnalyseError) as info:
+            read_checkpoint(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: ") and messages[how] in message, (name, message)
+        assert "pickled" not in message and "Errno" not in message, (name, message)
+
+
+def test_a_pickled_module_is_refused_in_plain_text(tmp_path, capsys):
+    """torch colours part of its refusal with ANSI escape codes; the command prints plain text."""
+    for L in (4, 8, 16):
+        torch.save(MLPResNet(3, L), tmp_path / f"mlp_L{L}_seed0.pt")
+    code = main(["analyse", str(tmp_path / "*.pt"), "--map", str(MAPS / "mlp_modulelist.yaml"), "--out",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds pickled Python objects" in err and "MLPResNet" in err
+    assert "\x1b" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_command_sets_its_thread_count(tmp_path):
+    write_stacked(tmp_path / "runs", 0.3, 0.7, "row")
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text((MAPS / "stacked_npz.yaml").read_text() + "analysis: {bootstrap: {resamples: 20}}\n")
+    before = torch.get_num_threads()
+    try:
+        for argv, threads in (([], 1), (["--threads", "2"], 2)):
+            torch.set_num_threads(3)
+            assert main(["analyse", str(tmp_path / "runs" / "*.npz"), "--map", str(map_path), "--out",
+                         str(tmp_path / "out"), *argv]) == 0
+            assert torch.get_num_threads() == threads
+            assert os.environ["OMP_NUM_THREADS"] == str(threads)
+    finally:
+        torch.set_num_threads(before)
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def test_the_l_of_a_torchvision_stage_is_said(tmp_path, capsys):
+    """A stage of n blocks with block 0 left out maps n − 1 blocks; with the example map L is
+    the n of the file name, and the report and the command say so."""
+    for L in (4, 8, 16):
+        torch.manual_seed(L)
+        torch.save(ResNet(L).state_dict(), tmp_path / f"resnet_L{L}_seed0.pt")
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text((MAPS / "torchvision_resnet.yaml").read_text() + "analysis: {bootstrap: {resamples: 20}}\n")
+    assert main(["analyse", str(tmp_path / "*.pt"), "--map", str(map_path), "--out", str(tmp_path / "out")]) == 0
+    note = ("L is the depth in the file names, not the number of mapped blocks (L = 4 with 3 blocks, L = 8 with 7 "
+            "blocks, L = 16 with 15 blocks)")
+    assert note in capsys.readouterr().out
+    assert note in (tmp_path / "out" / "report.md").read_text()
+    networks = pd.read_csv(tmp_path / "out" / "networks.csv")
+    assert (networks["blocks"] == networks["depth"] - 1).all()
+    text = (MAPS / "torchvision_resnet.yaml").read_text()
+    assert "n - 1 blocks" in text and "L = n" in text

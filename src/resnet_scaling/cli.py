@@ -6,6 +6,7 @@ Bad input ends the command with one line naming the file and the key, and exit s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXAMPLE = """\
@@ -41,24 +42,43 @@ def parser() -> argparse.ArgumentParser:
     analyse.add_argument("paths", nargs="+", metavar="PATH_OR_GLOB", help="checkpoint files or glob patterns")
     analyse.add_argument("--map", required=True, metavar="MAP.yaml", help="which tensors play A_k, b_k, δ_k")
     analyse.add_argument("--out", required=True, metavar="DIR", help="folder for the tables, figures and report")
+    analyse.add_argument("--threads", type=int, default=1, metavar="N",
+                         help="threads of torch and of the linear algebra (default 1: on a loaded machine more "
+                              "threads make the operator norms of convolutions tens of times slower)")
     return top
+
+
+def limit_threads(n: int) -> None:
+    """Every thread pool of the analysis to ``n`` threads: OpenMP and BLAS through the environment
+    (read when numpy and torch load), torch's intra-op pool directly."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def main(argv=None) -> int:
     """Run the command; returns the exit status."""
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if args.threads < 1:
+        top.error(f"--threads: {args.threads} must be at least 1")
+    limit_threads(args.threads)
     from .analyse import AnalyseError, analyse
+    from .analyse.readers import plain
 
     try:
         _, regimes = analyse(args.paths, args.map, args.out)
     except AnalyseError as exc:
-        print(f"resnet-scaling analyse: error: {exc}", file=sys.stderr)
+        print(f"resnet-scaling analyse: error: {plain(str(exc))}", file=sys.stderr)
         return 2
     for _, r in regimes.iterrows():
         support = f" (support {r['support']:.0%})" if r["support"] == r["support"] else ""
         print(f"{r['experiment']}: {r['regime']}{support}; exponent of {r['quantity']} ({r['exponent_statistic']}) "
               f"{r['exponent']:.3f} [{r['exponent_ci_low']:.3f}, {r['exponent_ci_high']:.3f}]; "
               f"{int(r['n_depths'])} depths x {int(r['n_seeds'])} seeds")
+    print(regimes.attrs["depth_note"])
     print(f"tables, figures and report.html in {args.out}")
     return 0
 

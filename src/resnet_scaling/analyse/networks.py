@@ -327,11 +327,22 @@ def assemble(networks: list[Network], m: Map) -> dict[str, list[TrainedWeights]]
 
 
 def _check_experiment(experiment: str, ws: list[TrainedWeights], nets: list[Network], m: Map) -> None:
-    """One δ type per experiment, and at least three depths in every fit window."""
+    """One δ type and one block shape (one width) per experiment, and at least three depths
+    in every fit window."""
     types = {n.delta_type: n.path for n in nets}
     if len(types) > 1:
         (t0, p0), (t1, p1) = list(types.items())[:2]
         raise AnalyseError(f"{p1}: tensors.delta: δ is {t1} here but {t0} in {p0} (experiment {experiment!r})")
+    for name in ("A", "b"):
+        shapes: dict[tuple, Network] = {}
+        for net in sorted(nets, key=lambda n: n.depth):
+            shapes.setdefault(getattr(net, name).shape[2:], net)
+        if len(shapes) > 1:
+            (s0, n0), (s1, n1) = list(shapes.items())[:2]
+            raise AnalyseError(
+                f"{n1.path}: tensors.{name}: blocks of shape {s1} at depth {n1.depth}, but {n0.path} at depth "
+                f"{n0.depth} has {s0}: the networks of experiment {experiment!r} must have one block shape "
+                "(one width) at every depth")
     depths = sorted(w.depth for w in ws)
     if len(depths) < MIN_FIT_DEPTHS:
         raise AnalyseError(f"experiment {experiment!r}: networks at {len(depths)} distinct depth(s) {depths} "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..plots import scaling as figures
 from ..scaling.exponents import fit_all
 from ..scaling.scorecard import _html_table, _markdown_table, summary_table
 from ..scaling.statistics import experiment_statistics
-from .maps import Map, load_map
+from .maps import AnalyseError, Map, load_map
 from .networks import BIAS_QUANTITIES, Network, assemble, expand_inputs, layer_norm_function, read_network
 
 #: Figures of the report, each drawn by the workflow's plotting function of the same name.
@@ -39,6 +40,7 @@ def analyse(paths, map_spec, out) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     ``map_spec`` is a :class:`Map` or the path of a map file. Returns (exponents, regimes).
     """
+    out = check_out(out)
     m = map_spec if isinstance(map_spec, Map) else load_map(map_spec)
     files = expand_inputs(paths)
     networks = [read_network(path, m) for path in files]
@@ -66,7 +68,22 @@ def analyse(paths, map_spec, out) -> tuple[pd.DataFrame, pd.DataFrame]:
     figures.summary_figure(regimes, m.thresholds, out / "figures" / "scaling_summary.png")
     write_text(out / "report.md", render_markdown(m, networks, exponents, regimes))
     write_text(out / "report.html", render_html(m, networks, exponents, regimes))
+    regimes.attrs["depth_note"] = depth_note(networks)
     return exponents, regimes
+
+
+def check_out(out) -> Path:
+    """The output folder, refused before any work when it cannot be one: an existing file,
+    a file where one of its parent folders should be, or a folder that cannot be written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AnalyseError(f"--out: {out} is a file, not a folder; name a folder (it is created if missing)")
+    existing = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise AnalyseError(f"--out: {existing} is a file, so the folder {out} cannot be created in it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AnalyseError(f"--out: {existing} cannot be written (no permission)")
+    return out
 
 
 def network_table(networks: list[Network]) -> pd.DataFrame:
@@ -80,6 +97,18 @@ def network_table(networks: list[Network]) -> pd.DataFrame:
                 "blocks": n.A.shape[1], "A_shape": "x".join(map(str, n.A.shape[2:])), "delta": n.delta_type,
             })
     return pd.DataFrame(rows)
+
+
+def depth_note(networks: list[Network]) -> str:
+    """Which L each network has: the number of its mapped blocks, unless the map's ``files``
+    pattern takes the depth from the file names and that differs (a torchvision stage of n
+    blocks with block 0 left out: L = n, n − 1 blocks mapped)."""
+    differ = sorted({(n.depth, n.A.shape[1]) for n in networks if n.depth != n.A.shape[1]})
+    if not differ:
+        return "L is the number of mapped blocks of each network."
+    shown = ", ".join(f"L = {L} with {k} blocks" for L, k in differ[:4]) + (" ..." if len(differ) > 4 else "")
+    return (f"L is the depth in the file names, not the number of mapped blocks ({shown}): the statistics are "
+            "taken over the mapped blocks and fitted against that L.")
 
 
 def exponent_rows(exponents: pd.DataFrame) -> list[list[str]]:
@@ -110,7 +139,7 @@ def _sections(m: Map, networks: list[Network], exponents: pd.DataFrame, regimes:
            f"Exponent = −(OLS slope of log statistic on log depth) over {window}, with the {s.level:.0%} "
            f"seed-bootstrap interval ({s.resamples} resamples); networks with status "
            f"{', '.join(s.include_status)} enter the fits. Support is the fraction of bootstrap draws that give "
-           "the same regime (docs/maths.md §3). Rule: " + rule + ".",
+           "the same regime (docs/maths.md §3). " + depth_note(networks) + " Rule: " + rule + ".",
            summary_table(exponents, regimes), None)
     yield ("Exponents of every quantity",
            "A, b, δ as mapped; M = δA and m = δb the effective weights; |δ|A and |δ|b for a per-block δ.",
