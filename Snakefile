@@ -32,5 +32,10 @@ include: "workflow/rules/regimes.smk"
 rule all:
     default_target: True
     input:
-        final_outputs,
+        fixed_outputs(),
+        checkpoint_outputs,
         CIFAR_OUTPUTS if CONV_EXPERIMENTS else [],
+
+
+# Every rule that runs a script or a notebook reruns when the code it runs changes.
+attach_code_digests()

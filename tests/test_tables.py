@@ -143,3 +143,62 @@ def test_corrupt_json_summary_is_refused(tmp_path):
     path.write_text('{"experiment": "e", "depth": 10')
     with pytest.raises(CorruptInputError, match=r"summary.json: is not valid JSON .*delete .*summary.json"):
         read_json(path)
+
+
+# -- every table against what the config says it should hold ---------------------------------
+
+NETWORKS = {"experiment": "e", "depths": [4, 8, 16, 32], "seeds": 2}
+
+
+def test_statistics_cut_at_a_depth_boundary_are_refused_against_the_config(results):
+    """A table that lost every row of its deepest depth is still complete network by network:
+    only the config's depths x seeds tell that it is not what the fits must see."""
+    stats_path, _, _ = results
+    table = pd.read_csv(stats_path)
+    assert len(read_statistics(stats_path, NETWORKS)) == len(table)
+    table[table["depth"] < 32].to_csv(stats_path, index=False)
+    assert len(read_statistics(stats_path)) < len(table)  # complete network by network
+    with pytest.raises(CorruptInputError) as info:
+        read_statistics(stats_path, NETWORKS)
+    message = str(info.value)
+    assert message.startswith(f"{stats_path}: does not hold the networks the config trains for 'e'")
+    assert "first: depth 32, seed 0" in message and f"delete {stats_path} and rerun" in message
+
+
+def test_statistics_without_a_middle_depth_or_with_another_experiment_are_refused(results):
+    stats_path, _, _ = results
+    table = pd.read_csv(stats_path)
+    table[table["depth"] != 16].to_csv(stats_path, index=False)
+    with pytest.raises(CorruptInputError, match="lacks 2 of them .first: depth 16, seed 0."):
+        read_statistics(stats_path, NETWORKS)
+    table.assign(experiment="f").to_csv(stats_path, index=False)
+    with pytest.raises(CorruptInputError, match=r"holds rows of experiment\(s\) \['f'\], where only 'e' belongs"):
+        read_statistics(stats_path, NETWORKS)
+    table.to_csv(stats_path, index=False)
+    with pytest.raises(CorruptInputError, match="holds 2 network.s. it should not .first: depth 32, seed 0"):
+        read_statistics(stats_path, {**NETWORKS, "depths": [4, 8, 16]})
+
+
+def test_training_tables_are_checked_against_the_config(tmp_path):
+    from resnet_scaling.scaling.tables import read_training
+
+    path = tmp_path / "training.csv"
+    rows = [{"experiment": "e", "depth": d, "seed": s, "status": "converged"} for d in (4, 8, 16, 32) for s in (0, 1)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert len(read_training(path, NETWORKS)) == 8
+    pd.DataFrame(rows[:-2]).to_csv(path, index=False)
+    with pytest.raises(CorruptInputError, match=r"training.csv: does not hold the networks .*\(first: depth 32, seed 0"):
+        read_training(path, NETWORKS)
+    # a table of several experiments (the gallery's) has each (depth, seed) once per experiment
+    pd.DataFrame(rows + [{**r, "experiment": "f"} for r in rows]).to_csv(path, index=False)
+    assert len(read_training(path)) == 16
+
+
+def test_exponents_and_regimes_of_an_experiment_the_config_does_not_run_are_refused(results):
+    _, exp_path, reg_path = results
+    for path, reader in ((exp_path, read_exponents), (reg_path, read_regimes)):
+        table = pd.read_csv(path)
+        pd.concat([table, table.assign(experiment="x")]).to_csv(path, index=False)
+        assert set(reader(path, ["e", "x"])["experiment"]) == {"e", "x"}
+        with pytest.raises(CorruptInputError, match=r"rows for the experiments \['x'\], which the config does not run"):
+            reader(path, ["e"])

@@ -272,3 +272,24 @@ def test_figures_fall_back_to_finite_networks_when_none_passes_the_status_filter
     with pytest.warns(UserWarning, match="every finite network"):
         table = paths_table(nets, {"A": 0.5, "M": 0.5}, n_entries=1, n_depths=2)
     assert table.loc[table["depth"] == 16, "seed"].unique().tolist() == [1]  # seed 0 is not finite
+
+
+def test_a_training_output_under_another_ones_name_is_refused_naming_it(tmp_path):
+    """A valid file copied over another (depth_8.npz onto depth_16.npz) holds the depth and
+    experiment of its origin: the reader compares them with its name and names the file."""
+    folder = tmp_path / "results" / "train" / "exp"
+    for L in (8, 16):
+        sp.write_training_output(folder / f"depth_{L}.npz", "smooth", L, seeds=2, dim=3)
+    assert load_training(folder / "depth_16.npz").depth == 16
+    (folder / "depth_16.npz").write_bytes((folder / "depth_8.npz").read_bytes())
+    with pytest.raises(ValueError) as info:
+        load_training(folder / "depth_16.npz")
+    path = folder / "depth_16.npz"
+    assert str(info.value) == (
+        f"{path} holds experiment 'exp' at depth 8, not experiment 'exp' at depth 16 as its name says "
+        f"(copied or moved?); delete {path} and rerun the workflow to rebuild it")
+    other = tmp_path / "results" / "train" / "other" / "depth_8.npz"
+    other.parent.mkdir()
+    other.write_bytes((folder / "depth_8.npz").read_bytes())
+    with pytest.raises(ValueError, match="holds experiment 'exp' at depth 8, not experiment 'other' at depth 8"):
+        load_training(other)

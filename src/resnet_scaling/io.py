@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import re
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,26 +16,49 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 
+class DiskFullError(OSError):
+    """No space left on the device (or the disk quota exceeded) while a result was written."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+#: errno values that mean the disk is full.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: str | os.PathLike, exc: OSError) -> DiskFullError:
+    """The one sentence of a write that ran out of space, naming the file being written."""
+    return DiskFullError(exc.errno, f"no space left on the device while writing {path} ({os.strerror(exc.errno)}); "
+                                    "free some space and rerun: nothing was lost, no file is left half-written")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    A crash or an exception leaves any previous ``path`` untouched and no partial file.
+    A crash or an exception leaves any previous ``path`` untouched and no partial file; a
+    full disk is one :class:`DiskFullError` naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp"
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp"
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         # mkstemp creates 0600; a result gets the permissions of any other new file
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in DISK_FULL and not isinstance(exc, DiskFullError):
+            raise disk_full(path, exc) from None
+        raise
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
@@ -39,6 +66,48 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class JobLog(io.TextIOBase):
+    """The stderr of a workflow job: its log file, and the job's own stderr once the log
+    cannot be written (a full disk), so that a job's last words, such as the sentence of a
+    :class:`DiskFullError`, are never lost with its log."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "a"):
+        self.path = str(path)
+        self._file = open(path, mode, buffering=1)
+
+    def write(self, text: str) -> int:
+        if self._file is not None:
+            try:
+                self._file.write(text)
+                return len(text)
+            except OSError as exc:
+                self._give_up(exc)
+        sys.__stderr__.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self._give_up(exc)
+        sys.__stderr__.flush()
+
+    def _give_up(self, exc: OSError) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        self._file = None
+        sys.__stderr__.write(f"cannot write the log {self.path} ({os.strerror(exc.errno or 0)}); "
+                             "what follows goes here instead\n")
+
+
+def job_log(path: str | os.PathLike, mode: str = "a") -> JobLog:
+    """What a workflow script sets ``sys.stderr`` to: its log (:class:`JobLog`)."""
+    return JobLog(path, mode)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -112,6 +181,24 @@ def read_npz(
         raise ValueError(f"cannot read {path} (corrupt or truncated: {exc}); {recover}") from exc
     metadata = json.loads(str(arrays.pop("metadata"))) if "metadata" in arrays else {}
     return arrays, metadata
+
+
+#: The name of a training output: ``.../train/{experiment}/depth_{L}.npz`` (results/train/,
+#: results/cifar/train/, results/regimes/train/).
+TRAINING_NAME = re.compile(r"(?:^|/)train/(?P<experiment>[^/]+)/depth_(?P<depth>\d+)\.npz$")
+
+
+def check_training_name(path: str | os.PathLike, experiment: str, depth: int) -> None:
+    """A training output holds the experiment and depth its name says: a valid file copied
+    or moved onto another one's name is refused, naming it, before anything is computed from it."""
+    match = TRAINING_NAME.search(Path(path).as_posix())
+    if match is None:
+        return
+    named = (match["experiment"], int(match["depth"]))
+    if named != (str(experiment), int(depth)):
+        raise ValueError(
+            f"{path} holds experiment {experiment!r} at depth {depth}, not experiment {named[0]!r} at depth "
+            f"{named[1]} as its name says (copied or moved?); delete {path} and rerun the workflow to rebuild it")
 
 
 def stable_seed(*parts: object) -> int:

@@ -113,6 +113,7 @@ rule cifar_exponents:
     params:
         scaling=config["scaling"],
         experiments={cexp: conv_experiment(cexp) for cexp in CONV_EXPERIMENTS},
+        networks=[conv_networks_of(cexp) for cexp in CONV_EXPERIMENTS],
     script:
         "../scripts/cifar_exponents.py"
 
@@ -141,5 +142,7 @@ rule cifar_figure:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        networks=[conv_networks_of(cexp) for cexp in CONV_EXPERIMENTS],
     script:
         "../scripts/cifar_figure.py"

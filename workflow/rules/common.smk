@@ -5,8 +5,10 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
+from snakemake.exceptions import IncompleteFilesException
 from snakemake.utils import validate
 
 SRC = str(Path(workflow.basedir) / "src")
@@ -32,6 +34,7 @@ from resnet_scaling.config import (  # noqa: E402
     network_width,
     schema_error,
 )
+from resnet_scaling.provenance import canonical_config, code_digest  # noqa: E402
 from resnet_scaling.runs import (  # noqa: E402
     RUN_DIR_ENV,
     describe_run,
@@ -77,6 +80,12 @@ if RUN_DIR != Path.cwd().resolve():
 
 resolve_data_paths(config, ROOT)
 check_config(config)
+# Key order means nothing in the config (a YAML re-dump reorders it) except the order of the
+# experiments, that of the rows and legends: every other mapping is sorted, so that params,
+# and what the scripts compute from them, depend on the config's values only.
+_canonical = canonical_config(config)
+config.clear()
+config.update(_canonical)
 # Named on the report's front page (workflow/report/workflow.rst); no rule reads it.
 config["run"] = describe_run(_CONFIGFILES, _CONFIG_VALUES, ROOT, RUN_DIR)
 
@@ -88,6 +97,19 @@ SELECTIONS = {exp: analysis_selections(config, exp) for exp in EXPERIMENTS}
 DATASETS = sorted({config["experiments"][e]["dataset"] for e in EXPERIMENTS})
 
 
+def attach_code_digests():
+    """Every step that runs a script or a notebook gets the param `code`, the digest of
+    that file and of the package modules it imports (provenance.code_digest), so that the
+    params trigger reruns what a change in src/ makes stale (README, "When a result is
+    rerun"). Called once all rules are defined.
+    """
+    for step in workflow.rules:
+        source = step.script or step.notebook
+        if source:
+            path = step.basedir.join(source).get_path_or_uri(secret_free=True)
+            step.set_params(code=code_digest(path))
+
+
 def experiment(exp):
     """The config dict of one experiment."""
     return config["experiments"][exp]
@@ -96,6 +118,16 @@ def experiment(exp):
 def depths_of(exp):
     """Sorted depths of an experiment's grid."""
     return depth_grid(experiment(exp)["depths"])
+
+
+def networks_of(exp):
+    """The networks every table of an experiment holds: its depths x seeds, as the config
+    says (the readers check each table against it: tables.check_networks)."""
+    return {
+        "experiment": exp,
+        "depths": depths_of(exp),
+        "seeds": experiment(exp)["seeds"],
+    }
 
 
 def train_output(exp, depth):
@@ -169,7 +201,9 @@ def analysed_experiments():
     """
     from resnet_scaling.scaling.tables import read_regimes
 
-    regimes = read_regimes(checkpoints.scaling_exponents.get().output.regimes)
+    regimes = read_regimes(
+        checkpoints.scaling_exponents.get().output.regimes, EXPERIMENTS
+    )
     usable = set(regimes.loc[regimes["n_usable"] > 0, "experiment"])
     return [exp for exp in EXPERIMENTS if exp in usable]
 
@@ -212,24 +246,68 @@ def fbsde_experiment_outputs(exps):
     ]
 
 
-def final_outputs(wildcards):
-    """Everything the default target builds after the scaling checkpoint, stage by stage
-    (nothing for a config of convolutional experiments only)."""
+def fixed_outputs():
+    """What the default target builds whatever the scaling checkpoint finds, stage by stage
+    (nothing for a config of convolutional experiments only). Planned from the start, so
+    Snakemake checks all of them, the checkpoint's second output (results/regimes.csv)
+    included: a checkpoint job is planned for its first output only."""
     if not EXPERIMENTS:
         return []
-    exps = analysed_experiments()
     return [
         *[train_output(e, d) for e in EXPERIMENTS for d in depths_of(e)],
         *SCALING_OUTPUTS,
-        *scaling_experiment_outputs(exps),
         *LIMITS_OUTPUTS,
-        *limits_experiment_outputs(exps),
         *FBSDE_OUTPUTS,
-        *fbsde_experiment_outputs(exps),
         *INIT_LIMITS_OUTPUTS,
         *NOTEBOOK_OUTPUTS,
         *(REGIMES_OUTPUTS if config["regimes"]["enabled"] else []),
     ]
+
+
+def checkpoint_outputs(wildcards):
+    """The per-experiment outputs of the experiments with usable networks, known once the
+    scaling checkpoint has run."""
+    if not EXPERIMENTS:
+        return []
+    exps = analysed_experiments()
+    rerun_incomplete_after_checkpoint()
+    return [
+        *scaling_experiment_outputs(exps),
+        *limits_experiment_outputs(exps),
+        *fbsde_experiment_outputs(exps),
+    ]
+
+
+# When this invocation started: markers of jobs it started itself are younger.
+STARTED = time.time()
+
+
+def rerun_incomplete_after_checkpoint():
+    """Snakemake checks the incomplete markers (outputs of killed jobs) of the jobs it plans
+    before the scaling checkpoint, not of those it plans after it. Those are checked here
+    as Snakemake checks the others: with rerun-incomplete (profiles/default) they rerun,
+    otherwise they are refused, naming the files. Markers of this invocation's own jobs
+    are younger than STARTED and left alone. The two calls are those of Snakemake's
+    persistence backends (file and database)."""
+    dag, persistence = workflow.dag, workflow.persistence
+    if dag is None or dag.ignore_incomplete:
+        return
+    present = [
+        os.path.join(folder, name)
+        for top in ("results", "figures")
+        for folder, _, names in os.walk(top)
+        for name in names
+    ]
+    marked = sorted(
+        f
+        for f in persistence._filter_incomplete_keys(present)
+        if (persistence._get_recorded_starttime(f) or STARTED) < STARTED
+    )
+    if not marked:
+        return
+    if not workflow.dag_settings.force_incomplete:
+        raise IncompleteFilesException(marked)
+    dag.forcefiles.update(marked)
 
 
 # -- the training-side phase diagram (workflow/rules/regimes.smk) ---------------------------
@@ -308,6 +386,12 @@ CONV_DEFAULTS = conv_experiment_defaults()
 def conv_experiment(cexp):
     """The config dict of one convolutional experiment, every default filled in."""
     return {**CONV_DEFAULTS, **config["conv_experiments"][cexp]}
+
+
+def conv_networks_of(cexp):
+    """The networks every table of a convolutional experiment holds (tables.check_networks)."""
+    exp = conv_experiment(cexp)
+    return {"experiment": cexp, "depths": exp["depths"], "seeds": exp["seeds"]}
 
 
 def conv_dataset(wildcards):

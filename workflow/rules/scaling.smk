@@ -84,6 +84,7 @@ checkpoint scaling_exponents:
         bootstrap=SCALING["bootstrap"],
         include_status=SCALING_INCLUDE,
         regime=SCALING["regime"],
+        networks=[networks_of(exp) for exp in EXPERIMENTS],
     script:
         "../scripts/scaling_exponents.py"
 
@@ -194,6 +195,7 @@ rule scaling_robustness:
         bootstrap=SCALING["bootstrap"],
         include_status=SCALING_INCLUDE,
         window_depths=SCALING["robustness"]["window_depths"],
+        networks=lambda wildcards: [networks_of(exp) for exp in analysed_experiments()],
         steps_per_epoch={
             exp: -(
                 -config["datasets"][experiment(exp)["dataset"]]["n_train"]
@@ -232,6 +234,7 @@ rule scaling_scorecard:
         rounding=SCALING["scorecard"]["rounding"],
         experiments=EXPERIMENTS,
         include_status=SCALING_INCLUDE,
+        networks=[networks_of(exp) for exp in EXPERIMENTS],
         datasets={exp: dataset_file(exp) for exp in EXPERIMENTS},
         epsilons={exp: experiment(exp)["epsilon"] for exp in EXPERIMENTS},
     script:
@@ -291,5 +294,7 @@ rule scaling_figures:
         epsilons={exp: experiment(exp)["epsilon"] for exp in EXPERIMENTS},
         datasets={exp: dataset_file(exp) for exp in EXPERIMENTS},
         regime=SCALING["regime"],
+        experiments=EXPERIMENTS,
+        networks=[networks_of(exp) for exp in EXPERIMENTS],
     script:
         "../scripts/scaling_figures.py"

@@ -3,7 +3,9 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+from resnet_scaling.io import job_log
+
+sys.stderr = job_log(snakemake.log[0], "w")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 import torch  # noqa: E402

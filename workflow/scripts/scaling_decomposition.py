@@ -4,7 +4,9 @@ training loss of the trend-only (denoised) weights; the tables and their figure.
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
+from resnet_scaling.io import job_log
+
+sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 import torch  # noqa: E402

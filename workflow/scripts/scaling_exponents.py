@@ -3,7 +3,9 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
+from resnet_scaling.io import job_log
+
+sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_all  # noqa: E402
@@ -14,7 +16,7 @@ settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
 )
 exponents, regimes = fit_all(
-    [read_statistics(path) for path in snakemake.input],
+    [read_statistics(path, networks) for path, networks in zip(snakemake.input, snakemake.params.networks, strict=True)],
     settings,
     RegimeThresholds.from_config(snakemake.params.regime),
 )

@@ -4,7 +4,9 @@ loss, regime summary), from the stage's tables."""
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
+from resnet_scaling.io import job_log
+
+sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 import pandas as pd  # noqa: E402
@@ -16,15 +18,18 @@ from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
 
 
 def read(paths, reader):
-    """One table from the experiments' files, each checked by ``reader``."""
-    return pd.concat([reader(p) for p in paths], ignore_index=True)
+    """One table from the experiments' files, each checked by ``reader`` against the networks
+    the config trains."""
+    return pd.concat([reader(p, n) for p, n in zip(paths, params.networks, strict=True)], ignore_index=True)
 
 
 inp, params, out = snakemake.input, snakemake.params, snakemake.output
-statistics, exponents = read(inp.statistics, tables.read_statistics), tables.read_exponents(inp.exponents)
+statistics = read(inp.statistics, tables.read_statistics)
+exponents = tables.read_exponents(inp.exponents, params.experiments)
 figures.max_norm_figure(statistics, exponents, out.max_norm_png, params.include_status)
 figures.hypothesis_figure(statistics, exponents, out.hypothesis_png, params.include_status)
 floors = {exp: dataset_affine_floor(path) for exp, path in params.datasets.items()}  # docs/maths.md §2
 figures.loss_figure(read(inp.training, tables.read_training), params.epsilons, out.loss_png, floors)
-figures.summary_figure(tables.read_regimes(inp.regimes), RegimeThresholds.from_config(params.regime), out.summary_png)
+figures.summary_figure(tables.read_regimes(inp.regimes, params.experiments), RegimeThresholds.from_config(params.regime),
+                       out.summary_png)
 logging.info("wrote %s", list(out))

@@ -3,7 +3,9 @@
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
+from resnet_scaling.io import job_log
+
+sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
@@ -16,8 +18,8 @@ settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
 )
 table = robustness_table(
-    [read_statistics(path) for path in snakemake.input.statistics],
-    [read_training(path) for path in snakemake.input.training],
+    [read_statistics(path, n) for path, n in zip(snakemake.input.statistics, snakemake.params.networks, strict=True)],
+    [read_training(path, n) for path, n in zip(snakemake.input.training, snakemake.params.networks, strict=True)],
     snakemake.params.steps_per_epoch,
     settings,
     snakemake.params.window_depths,

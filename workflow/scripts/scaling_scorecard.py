@@ -4,7 +4,9 @@ and how the training of every experiment ended against the affine floor of its d
 import logging
 import sys
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
+from resnet_scaling.io import job_log
+
+sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 import pandas as pd  # noqa: E402
@@ -19,7 +21,8 @@ exponents = read_exponents(snakemake.input.exponents, params.experiments)
 regimes = read_regimes(snakemake.input.regimes, params.experiments)
 robustness = read_robustness(snakemake.input.robustness)
 floors = {path: dataset_affine_floor(path) for path in snakemake.input.data}
-training = pd.concat([read_training(path) for path in snakemake.input.training], ignore_index=True)
+training = pd.concat([read_training(path, networks) for path, networks in
+                      zip(snakemake.input.training, params.networks, strict=True)], ignore_index=True)
 outcome = training_outcome(training, params.epsilons, {exp: floors[params.datasets[exp]] for exp in params.experiments})
 scores = score(exponents, regimes, rounding=params.rounding, robustness=robustness)
 context = (tuple(params.include_status), robustness, outcome)

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..io import read_npz
+from ..io import check_training_name, read_npz
 from ..scaling.statistics import NORM_STATISTICS, norm_statistics
 from .model import BlockGeometry, block_geometry
 from .operator_norms import operator_norm
@@ -76,6 +76,7 @@ def extract(train_path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     if missing:
         raise ValueError(f"{train_path} is not a convolutional training output (lacks {missing}); "
                          "delete it and rerun the workflow")
+    check_training_name(train_path, meta.get("experiment", ""), meta.get("depth", -1))
     layers = layer_table(arrays, meta)
     training = pd.DataFrame({"experiment": meta["experiment"], "depth": int(meta["depth"]),
                              "seed": arrays["seeds"].astype(int), "status": arrays["status"].astype(str),

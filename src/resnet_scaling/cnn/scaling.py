@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 
 import pandas as pd
 
 from ..scaling.exponents import FitSettings, RegimeThresholds, fit_experiment
 from ..scaling.scorecard import CONV_REFERENCES, _markdown_table, score
 from ..scaling.statistics import NORM_STATISTICS
-from ..scaling.tables import _fail, read_csv_checked
+from ..scaling.tables import _fail, check_networks, read_csv_checked
 from .extract import NORMS, ROLES, quantity_name
 
 #: The status of a network that ran its schedule; the only one that enters the fits.
@@ -33,14 +34,16 @@ def labels(dataset: str) -> dict:
     return {"dataset": dataset, "dataset_kind": "cifar10", **LABELS}
 
 
-def read_conv_statistics(path: str | os.PathLike) -> pd.DataFrame:
-    """``results/cifar/{exp}/statistics.csv``: every network has every statistic exactly once."""
+def read_conv_statistics(path: str | os.PathLike, networks: Mapping | None = None) -> pd.DataFrame:
+    """``results/cifar/{exp}/statistics.csv``: every network has every statistic exactly once,
+    and the networks are those the config trains (``networks``, :func:`..scaling.tables.check_networks`)."""
     table = read_csv_checked(path, COLUMNS, finite=("depth", "seed"), not_null=("experiment", "status", "quantity"))
     want = {(quantity_name(q, n), s) for q in ROLES for n in NORMS for s in NORM_STATISTICS}
-    networks = table.drop_duplicates(["depth", "seed"])
-    if set(zip(table["quantity"], table["statistic"])) != want or len(table) != len(networks) * len(want):
-        raise _fail(path, f"is incomplete: {len(table)} rows where {len(networks)} networks x {len(want)} "
+    read = table.drop_duplicates(["depth", "seed"])
+    if set(zip(table["quantity"], table["statistic"])) != want or len(table) != len(read) * len(want):
+        raise _fail(path, f"is incomplete: {len(table)} rows where {len(read)} networks x {len(want)} "
                           "statistics were expected")
+    check_networks(path, table, networks)
     return table
 
 

@@ -174,8 +174,9 @@ def train_conv(
 
     def save_checkpoint() -> None:
         if ckpt is not None:
-            with atomic_path(ckpt, suffix=".pt.tmp") as tmp:
-                torch.save({"fingerprint": fingerprint, "state": state}, tmp)
+            # through a Python file, a full disk is an OSError (io.DiskFullError), not an iostream error
+            with atomic_path(ckpt, suffix=".pt.tmp") as tmp, open(tmp, "wb") as fh:
+                torch.save({"fingerprint": fingerprint, "state": state}, fh)
 
     epochs_this_call = 0
     while state["seed_index"] < len(seeds):

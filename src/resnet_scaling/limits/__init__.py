@@ -46,7 +46,7 @@ from .synthetic import (
     synthetic_weight_paths,
 )
 from .trained import PATHWISE_COLUMNS, TrainedFit, fit_trained, fit_trained_depth, summarise_fit
-from .writers import write_fit, write_limit_convergence, write_note
+from .writers import read_summary, write_fit, write_limit_convergence, write_note
 
 __all__ = [
     "CASES", "LIMITS", "PATHWISE_COLUMNS", "RATE_DIFFUSIVE", "RATE_NEURAL_ODE", "SYNTHETIC_DEFAULTS",
@@ -55,6 +55,6 @@ __all__ = [
     "diffusive_convergence", "diffusive_law", "estimate_beta", "estimate_coefficients", "fine_increment_chunks",
     "fit_min_depth", "fit_trained", "fit_trained_depth", "generic_convergence", "limits_note", "network_states",
     "normalise_regime", "ode_convergence", "pathwise_limit", "predicted_slope", "rate_linear_ode", "read_beta",
-    "read_regime", "summarise_fit", "synthetic_weight_paths", "unit_inputs", "write_fit", "write_limit_convergence",
+    "read_regime", "read_summary", "summarise_fit", "synthetic_weight_paths", "unit_inputs", "write_fit", "write_limit_convergence",
     "write_note",
 ]

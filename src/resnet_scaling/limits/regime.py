@@ -50,12 +50,12 @@ def choose_limit(regime: str, activation: str, delta_type: str, beta: float, bet
 
 def read_regime(regimes_csv, experiment: str) -> str:
     """The regime the scaling stage found for an experiment (``regimes.csv``: experiment, regime)."""
-    from ..scaling.tables import read_regimes
+    from ..scaling.tables import _fail, read_regimes
 
-    table = read_regimes(regimes_csv, [experiment])
+    table = read_regimes(regimes_csv)
     row = table[table["experiment"] == experiment]
     if row.empty:
-        raise ValueError(f"{regimes_csv}: no regime for experiment {experiment!r}")
+        raise _fail(regimes_csv, f"has no regime for experiment {experiment!r}")
     return normalise_regime(row["regime"].iloc[0])
 
 

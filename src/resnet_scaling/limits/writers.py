@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..io import write_csv, write_json, write_text
-from ..scaling.tables import read_json, read_table
+from ..scaling.tables import _fail, read_csv_checked, read_json, read_table
 from .convergence import convergence_fits, convergence_table
 from .note import limits_note
 from .regime import read_beta, read_regime
@@ -57,3 +57,17 @@ def write_note(summary_paths: Sequence, fits_path, note_path, table_path, close_
     write_csv(table_path, pd.DataFrame(flat))
     write_text(note_path, note)
     return note
+
+
+#: The columns every row of ``results/limits/summary.csv`` has; the others depend on the limit.
+SUMMARY_COLUMNS = ("experiment", "regime", "limit")
+
+
+def read_summary(path) -> pd.DataFrame:
+    """``results/limits/summary.csv``, one row per analysed experiment, checked. Its columns
+    differ between limits (a column of the ODE's is empty in an SDE's row), so only the
+    columns every row has must be filled."""
+    table = read_csv_checked(path, SUMMARY_COLUMNS, not_null=SUMMARY_COLUMNS)
+    if table["experiment"].duplicated().any():
+        raise _fail(path, "has an experiment twice")
+    return table

@@ -2,7 +2,8 @@
 
 A table on disk is not trusted as it is: each reader checks its columns, that it is not
 empty, that the numbers which must be finite are, and that it is complete (every
-experiment has every (quantity, statistic) row, every network every statistic). A problem
+experiment has every (quantity, statistic) row, every network every statistic) and holds
+what the config says it should (the experiments, and each experiment's depths × seeds). A problem
 is one sentence naming the file, what is wrong and which file to delete so that the
 workflow rebuilds it; nothing downstream is computed from a corrupt input.
 """
@@ -10,7 +11,7 @@ workflow rebuilds it; nothing downstream is computed from a corrupt input.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,28 +88,53 @@ def expected_pairs(delta_type: str) -> set[tuple[str, str]]:
     return {(q, s) for q in quantities(delta_type) for s in statistics_of(q, delta_type)}
 
 
+def check_networks(path, table: pd.DataFrame, networks: Mapping | None) -> None:
+    """The networks of a table are the ones the config trains: ``networks`` is
+    ``{"experiment": name, "depths": [...], "seeds": S}`` (seeds 0..S−1 at every depth). A
+    table cut at a depth boundary, or holding another experiment's rows, is refused."""
+    if networks is None:
+        return
+    name = str(networks["experiment"])
+    others = sorted(set(table["experiment"].astype(str)) - {name})
+    if others:
+        raise _fail(path, f"holds rows of experiment(s) {others}, where only {name!r} belongs")
+    want = {(int(d), s) for d in networks["depths"] for s in range(int(networks["seeds"]))}
+    have = set(zip(table["depth"].astype(int), table["seed"].astype(int)))
+    missing, extra = sorted(want - have), sorted(have - want)
+    if missing or extra:
+        depths = sorted({int(d) for d in networks["depths"]})
+        which = (f"lacks {len(missing)} of them (first: depth {missing[0][0]}, seed {missing[0][1]})" if missing
+                 else f"holds {len(extra)} network(s) it should not (first: depth {extra[0][0]}, seed {extra[0][1]})")
+        raise _fail(path, f"does not hold the networks the config trains for {name!r} ({len(depths)} depths "
+                          f"{depths[0]}..{depths[-1]} x {int(networks['seeds'])} seeds): it {which}")
+
+
 STATISTICS_COLUMNS = ("experiment", "delta", "depth", "seed", "status", "finite", "quantity", "statistic", "value")
 
 
-def read_statistics(path: str | os.PathLike) -> pd.DataFrame:
-    """``results/scaling/{exp}/statistics.csv``: every network has every statistic exactly once."""
+def read_statistics(path: str | os.PathLike, networks: Mapping | None = None) -> pd.DataFrame:
+    """``results/scaling/{exp}/statistics.csv``: every network has every statistic exactly once,
+    and the networks are those of ``networks`` (:func:`check_networks`) when given."""
     table = read_csv_checked(path, STATISTICS_COLUMNS, finite=("depth", "seed"),
                              not_null=("experiment", "delta", "status", "quantity", "statistic"))
     want = expected_pairs(str(table["delta"].iloc[0]))
-    networks = table.drop_duplicates(["depth", "seed"])
+    networks_read = table.drop_duplicates(["depth", "seed"])
     have = set(zip(table["quantity"], table["statistic"]))
-    if have != want or len(table) != len(networks) * len(want):
-        raise _fail(path, f"is incomplete: {len(table)} rows where {len(networks)} networks x {len(want)} "
+    if have != want or len(table) != len(networks_read) * len(want):
+        raise _fail(path, f"is incomplete: {len(table)} rows where {len(networks_read)} networks x {len(want)} "
                           "statistics were expected")
+    check_networks(path, table, networks)
     return table
 
 
-def read_training(path: str | os.PathLike) -> pd.DataFrame:
-    """``results/scaling/{exp}/training.csv``: one row per network."""
+def read_training(path: str | os.PathLike, networks: Mapping | None = None) -> pd.DataFrame:
+    """``results/scaling/{exp}/training.csv``: one row per network, the networks of
+    ``networks`` (:func:`check_networks`) when given."""
     table = read_csv_checked(path, ("experiment", "depth", "seed", "status"), finite=("depth", "seed"),
                              not_null=("experiment", "status"))
-    if table.duplicated(["depth", "seed"]).any():
-        raise _fail(path, "has the same (depth, seed) twice")
+    if table.duplicated(["experiment", "depth", "seed"]).any():
+        raise _fail(path, "has the same (experiment, depth, seed) twice")
+    check_networks(path, table, networks)
     return table
 
 
@@ -152,11 +178,15 @@ def read_regimes(path: str | os.PathLike, experiments: Sequence[str] | None = No
 
 
 def _check_experiments(path, table: pd.DataFrame, experiments: Sequence[str] | None) -> None:
+    """The table holds exactly the experiments of the config (when they are given)."""
     if experiments is None:
         return
     missing = sorted(set(experiments) - set(table["experiment"]))
     if missing:
         raise _fail(path, f"has no rows for the experiments {missing}")
+    extra = sorted(set(table["experiment"]) - set(experiments))
+    if extra:
+        raise _fail(path, f"has rows for the experiments {extra}, which the config does not run")
 
 
 ROBUSTNESS_COLUMNS = ("experiment", "quantity", "statistic", "analysis", "variant", "exponent", "ci_low", "ci_high",

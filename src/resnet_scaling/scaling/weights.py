@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import section_schema
-from ..io import read_npz, write_csv
+from ..io import check_training_name, read_npz, write_csv
 
 #: Statuses of a trained network: ``converged`` (epoch loss below ε), ``stopped`` (the
 #: stopping rule's plateau: ``patience`` epochs without a ``min_improvement`` gain),
@@ -186,11 +186,17 @@ def initial_weights(key: str) -> bool:
 
 def load_training(path: str | os.PathLike) -> TrainedWeights:
     """Read the trained networks of a training output, without its initial weights (left
-    unread); the depth recorded in the file must match its arrays."""
+    unread); the depth recorded in the file must match its arrays, and the experiment and
+    depth those of its name (:func:`.io.check_training_name`)."""
     arrays, meta = read_npz(path, exclude=initial_weights)
-    w = from_training(arrays, meta)
+    try:
+        w = from_training(arrays, meta)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}; delete {path} and rerun the workflow to rebuild it") from None
     if w.A.shape[1] != w.depth:
-        raise ValueError(f"{path}: metadata says depth {w.depth} but A has {w.A.shape[1]} layers")
+        raise ValueError(f"{path}: metadata says depth {w.depth} but A has {w.A.shape[1]} layers; "
+                         f"delete {path} and rerun the workflow to rebuild it")
+    check_training_name(path, w.experiment, w.depth)
     return w
 
 

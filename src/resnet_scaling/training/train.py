@@ -299,8 +299,9 @@ def train_ensemble(
     def save_checkpoint() -> None:
         if ckpt is None:
             return
-        with atomic_path(ckpt, suffix=".pt.tmp") as tmp:
-            torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state_dict(), "state": state}, tmp)
+        # through a Python file, a full disk is an OSError (io.DiskFullError), not an iostream error
+        with atomic_path(ckpt, suffix=".pt.tmp") as tmp, open(tmp, "wb") as fh:
+            torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state_dict(), "state": state}, fh)
 
     if state.get("initial_loss") is None:
         with torch.no_grad():
