@@ -3,7 +3,8 @@
 Measures the process CPU time of one training epoch of the batched ensemble (32 steps of
 batch 32 with Adam, then the training and test losses the trainer records every epoch) at
 several depths, for the widths of the synthetic (d = 10) and digits (d = 25) data, with
-S = 8 seeds and one intra-op thread (as training jobs run). It prints the time per
+S = 8 seeds and one intra-op thread (as training jobs run), on the engine training uses (the
+config's ``engine``: the compiled loop over layers where it builds). It prints the time per
 (layer × network × step), which would be constant if the cost were linear in depth, and the
 share of the per-epoch evaluation.
 
@@ -42,10 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS, BATCH, N_TRAIN, N_TEST = 8, 32, 1024, 256
 
 
-def epoch_seconds(depth: int, dim: int, activation: str) -> tuple[float, float]:
-    """CPU seconds of one epoch (steps, evaluation) at this depth and width."""
+def epoch_seconds(depth: int, dim: int, activation: str, engine: str) -> tuple[float, float, str]:
+    """CPU seconds of one epoch (steps, evaluation) at this depth and width on the engine training
+    uses, and the name of that engine."""
     net = ResNetEnsemble.initialise(depth, dim, range(SEEDS), delta_type="shared", init="xavier-depth",
                                     init_sd=0.01, activation=activation, key="bench")
+    used = net.select_engine(engine)
     opt = EnsembleOptimizer(net.params, "adam", 1e-3)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(SEEDS, BATCH, dim, generator=gen)
@@ -67,7 +70,7 @@ def epoch_seconds(depth: int, dim: int, activation: str) -> tuple[float, float]:
     net.loss(x_train, y_train)
     net.loss(x_train[:N_TEST], y_train[:N_TEST])
     evaluation = time.process_time() - start
-    return per_step * (N_TRAIN // BATCH), evaluation
+    return per_step * (N_TRAIN // BATCH), evaluation, used
 
 
 def main() -> None:
@@ -86,19 +89,19 @@ def main() -> None:
     config = with_schema_defaults(config)
     depths_measured = [100, 1000] if args.quick else [100, 1000, 3000, 9100]
     costs = {}
-    print(f"{'d':>3} {'act':>5} {'L':>5} {'epoch s':>8} {'eval %':>7} {'us per layer x net x step':>26}")
+    print(f"{'d':>3} {'act':>5} {'L':>5} {'engine':>10} {'epoch s':>8} {'eval %':>7} {'us per layer x net x step':>26}")
     enabled = {name: exp for name, exp in config["experiments"].items() if exp.get("enabled", True)}
     widths = sorted({network_width(config["datasets"][exp["dataset"]]) for exp in enabled.values()})
     for dim in widths:
         for activation in ("tanh", "relu"):
             steps, evals = [], []
             for L in depths_measured:
-                steps_s, eval_s = epoch_seconds(L, dim, activation)
+                steps_s, eval_s, used = epoch_seconds(L, dim, activation, config["engine"])
                 total = steps_s + eval_s
                 steps.append(steps_s)
                 evals.append(eval_s)
                 unit = steps_s / (L * SEEDS * (N_TRAIN // BATCH)) * 1e6
-                print(f"{dim:>3} {activation:>5} {L:>5} {total:8.2f} {100 * eval_s / total:6.1f}% {unit:26.2f}")
+                print(f"{dim:>3} {activation:>5} {L:>5} {used:>10} {total:8.2f} {100 * eval_s / total:6.1f}% {unit:26.2f}")
             costs[dim, activation] = (np.log(depths_measured), np.log(steps), np.log(evals))
 
     def interpolate(xs, ys, x: float) -> float:

@@ -26,11 +26,12 @@ def _data(seeds, n, dim, dtype=torch.float64, seed=1):
     return (torch.randn(seeds, n, dim, generator=gen, dtype=dtype), torch.randn(seeds, n, dim, generator=gen, dtype=dtype))
 
 
-# Batches below, at and above one chunk of samples (16 doubles), widths below and above a
-# vector (4 doubles) with a remainder of ∂ℓ/∂A columns.
+# Batches below, at and above one chunk of samples (16 doubles); widths of 1 to 4 vectors of
+# 4 doubles (∂ℓ/∂A by outer products) with and without a remainder, and of 5 (by lane sums).
 @pytest.mark.parametrize("delta,act,n,dim", [
     *[(delta, act, 7, 5) for delta, act in itertools.product(DELTA_TYPES, ["tanh", "relu"])],
     ("multi", "tanh", 16, 3), ("shared", "relu", 40, 11), ("multi", "relu", 33, 8), ("fixed", "tanh", 1, 1),
+    ("multi", "tanh", 20, 16), ("shared", "tanh", 9, 20),
 ])
 def test_compiled_gradients_equal_autograd(delta, act, n, dim):
     net = _net(delta, act, dim=dim)
@@ -52,10 +53,10 @@ def test_compiled_gradients_equal_autograd(delta, act, n, dim):
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
-@pytest.mark.parametrize("dim", [10, 25])
+@pytest.mark.parametrize("dim", [10, 25, 40])
 def test_float32_step_agrees_with_the_per_layer_engine(act, dim):
     """Same float32 weights and batch: loss and gradients to float32 rounding (a different
-    order of summation, a tanh within 1.33 ulp instead of 1)."""
+    order of summation, a tanh within 1.33 ulp instead of 1); d = 40 takes ∂ℓ/∂A by lane sums."""
     compiled_net = _net("multi", act, depth=64, dim=dim, seeds=4, dtype=torch.float32, sd=0.5)
     per_layer = ResNetEnsemble({k: v.clone() for k, v in compiled_net.params.items()}, "multi", act, alpha=0.5)
     assert compiled_net.select_engine("auto") == "compiled" and per_layer.engine == "per-layer"

@@ -4,7 +4,7 @@
 // namespace `base` for the compiler's default instruction set; the extension picks one at run
 // time from the CPU it runs on, so the same build runs on any x86-64 machine.
 //
-// Layout: a network's hidden states, pre-activations and adjoints are kept *column-major*,
+// Layout: a network's hidden states h_k, activations σ(z_k) and adjoints p_k are kept *column-major*,
 // one row of Np samples per coordinate (T[d][Np]); Np is the batch rounded up to the chunk of
 // W = 4 vectors, so every inner loop runs over whole vectors of samples. The padded samples
 // carry a zero adjoint, so they add nothing to any gradient.
@@ -225,13 +225,122 @@ static inline void gradient_rest(int r, int Np, const T* u, const T* h, T* out) 
   }
 }
 
+// RI rows of ∂ℓ/∂A = u hᵀ from the transposed h (`hr`, rows of JV vectors).
+template <typename T, int JV, int RI>
+static inline __attribute__((always_inline)) void gradient_outer_rows(int d, int Np, const T* __restrict u,
+                                                                       const T* __restrict hr, T* __restrict gA) {
+  typedef typename Vec<T>::type V;
+  constexpr int lanes = Vec<T>::lanes, stride = JV * lanes;
+  V acc[RI][JV];
+#pragma GCC unroll 8
+  for (int r = 0; r < RI; ++r)
+#pragma GCC unroll 8
+    for (int jv = 0; jv < JV; ++jv) acc[r][jv] = vsplat<T>(T(0));
+  for (int n = 0; n < Np; ++n) {
+    V hv[JV];
+#pragma GCC unroll 8
+    for (int jv = 0; jv < JV; ++jv) hv[jv] = vload<T>(hr + n * stride + jv * lanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < RI; ++r) {
+      const V ur = vsplat<T>(u[r * Np + n]);
+#pragma GCC unroll 8
+      for (int jv = 0; jv < JV; ++jv) acc[r][jv] += ur * hv[jv];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < RI; ++r)
+#pragma GCC unroll 8
+    for (int jv = 0; jv < JV; ++jv) {
+      T* out = gA + r * d + jv * lanes;
+      if ((jv + 1) * lanes <= d) {
+        vstore<T>(out, acc[r][jv]);
+      } else {
+        for (int l = 0; l < d - jv * lanes; ++l) out[l] = acc[r][jv][l];
+      }
+    }
+}
+
+// gradient_outer_rows for the last rows (fewer than a block), their number known at run time.
+template <typename T, int JV, int RI>
+static inline void gradient_outer_rest(int rows, int d, int Np, const T* u, const T* hr, T* gA) {
+  if constexpr (RI >= 1) {
+    if (rows == RI)
+      gradient_outer_rows<T, JV, RI>(d, Np, u, hr, gA);
+    else
+      gradient_outer_rest<T, JV, RI - 1>(rows, d, Np, u, hr, gA);
+  }
+}
+
+// The transpose of `lanes` vectors (a lanes × lanes block), in place.
+template <typename T>
+static inline __attribute__((always_inline)) void transpose_block(typename Vec<T>::type* r) {
+  typedef typename Vec<T>::type V;
+  if constexpr (Vec<T>::lanes == 8) {
+    typedef int M __attribute__((vector_size(32)));
+    const M lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const M lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const M lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    V t[8], q[8];
+    for (int k = 0; k < 4; ++k) {
+      t[2 * k] = __builtin_shuffle(r[2 * k], r[2 * k + 1], lo);
+      t[2 * k + 1] = __builtin_shuffle(r[2 * k], r[2 * k + 1], hi);
+    }
+    // q[0..3] columns {0,4},{1,5},{2,6},{3,7} of rows 0-3; q[4..7] the same of rows 4-7
+    for (int k = 0; k < 2; ++k) {
+      q[4 * k + 0] = __builtin_shuffle(t[4 * k], t[4 * k + 2], lo2);
+      q[4 * k + 1] = __builtin_shuffle(t[4 * k], t[4 * k + 2], hi2);
+      q[4 * k + 2] = __builtin_shuffle(t[4 * k + 1], t[4 * k + 3], lo2);
+      q[4 * k + 3] = __builtin_shuffle(t[4 * k + 1], t[4 * k + 3], hi2);
+    }
+    for (int c = 0; c < 4; ++c) {
+      r[c] = __builtin_shuffle(q[c], q[4 + c], lo4);
+      r[c + 4] = __builtin_shuffle(q[c], q[4 + c], hi4);
+    }
+  } else {
+    typedef long long M __attribute__((vector_size(32)));
+    const M lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, lo2 = {0, 1, 4, 5}, hi2 = {2, 3, 6, 7};
+    const V t0 = __builtin_shuffle(r[0], r[1], lo), t1 = __builtin_shuffle(r[0], r[1], hi);
+    const V t2 = __builtin_shuffle(r[2], r[3], lo), t3 = __builtin_shuffle(r[2], r[3], hi);
+    r[0] = __builtin_shuffle(t0, t2, lo2);
+    r[1] = __builtin_shuffle(t1, t3, lo2);
+    r[2] = __builtin_shuffle(t0, t2, hi2);
+    r[3] = __builtin_shuffle(t1, t3, hi2);
+  }
+}
+
+// ∂ℓ/∂A = u hᵀ by outer products over the samples, for d ≤ JV lanes: h is first transposed
+// into `hr` (Np rows of JV vectors, zero past d), then RI rows of ∂ℓ/∂A at a time accumulate
+// u_{i,n} h_n in registers; no lane sums.
+template <typename T, int JV>
+static void gradient_outer(int d, int Np, const T* __restrict u, const T* __restrict h, T* __restrict hr,
+                           T* __restrict gA) {
+  typedef typename Vec<T>::type V;
+  constexpr int lanes = Vec<T>::lanes, stride = JV * lanes;
+  constexpr int RI = JV == 1 ? 8 : (14 / JV - 1 > 1 ? 14 / JV - 1 : 1);
+  for (int n0 = 0; n0 < Np; n0 += lanes)
+    for (int jv = 0; jv < JV; ++jv) {
+      V r[lanes];
+#pragma GCC unroll 8
+      for (int l = 0; l < lanes; ++l) {
+        const int j = jv * lanes + l;
+        r[l] = j < d ? vload<T>(h + j * Np + n0) : vsplat<T>(T(0));
+      }
+      transpose_block<T>(r);
+#pragma GCC unroll 8
+      for (int l = 0; l < lanes; ++l) vstore<T>(hr + (n0 + l) * stride + jv * lanes, r[l]);
+    }
+  int i = 0;
+  for (; i + RI <= d; i += RI) gradient_outer_rows<T, JV, RI>(d, Np, u + i * Np, hr, gA + i * d);
+  if (i < d) gradient_outer_rest<T, JV, RI - 1>(d - i, d, Np, u + i * Np, hr, gA + i * d);
+}
+
 // One layer backward (docs/maths.md §5) from p = p_{k+1}:
 //   u = δ σ'(z) ⊙ p,  ∂ℓ/∂b = Σ_n u,  ∂ℓ/∂δ = Σ p ⊙ σ(z),  ∂ℓ/∂A = u hᵀ,  p_k = p + Aᵀ u.
-// `u` is a (d × Np) work block.
+// `u` is a (d × Np) work block, `hr` one of Np × 4 vectors for the transposed h.
 template <typename T, int ACT>
 static void backward_layer(int d, int Np, const T* __restrict A, T delta, const T* __restrict h,
                            const T* __restrict s, const T* __restrict p, T* __restrict pn,
-                           T* __restrict u, T* __restrict gA,
+                           T* __restrict u, T* __restrict hr, T* __restrict gA,
                            T* __restrict gb, T* __restrict gdelta) {
   typedef typename Vec<T>::type V;
   constexpr int lanes = Vec<T>::lanes;
@@ -257,7 +366,6 @@ static void backward_layer(int d, int Np, const T* __restrict A, T delta, const 
     *gdelta = acc;
   }
   // p_k = p + Aᵀ u, two rows of p_k at a time
-
   for (int c0 = 0; c0 < Np; c0 += chunk_width<T>()) {
     int j = 0;
     for (; j + 2 <= d; j += 2) {
@@ -291,16 +399,21 @@ static void backward_layer(int d, int Np, const T* __restrict A, T delta, const 
       for (int q = 0; q < CHUNK; ++q) vstore<T>(pn + j * Np + c0 + q * lanes, r0[q]);
     }
   }
-
-
-  // ∂ℓ/∂A_ij = Σ_n u_i h_j: `lanes` columns j at a time, their lane sums in one tree
+  // ∂ℓ/∂A_ij = Σ_n u_i h_j: by outer products up to 4 vectors of columns j (d ≤ 32 floats)
+  switch ((d + lanes - 1) / lanes) {
+    case 1: gradient_outer<T, 1>(d, Np, u, h, hr, gA); return;
+    case 2: gradient_outer<T, 2>(d, Np, u, h, hr, gA); return;
+    case 3: gradient_outer<T, 3>(d, Np, u, h, hr, gA); return;
+    case 4: gradient_outer<T, 4>(d, Np, u, h, hr, gA); return;
+    default: break;
+  }
+  // wider: dot products over the samples, `lanes` columns j at a time, their lane sums in one tree
   for (int i = 0; i < d; ++i) {
     const T* ui = u + i * Np;
     int j0 = 0;
     for (; j0 + lanes <= d; j0 += lanes) gradient_row<T, lanes>(Np, ui, h + j0 * Np, gA + i * d + j0);
     if (j0 < d) gradient_rest<T>(d - j0, Np, ui, h + j0 * Np, gA + i * d + j0);
   }
-
 }
 
 // -- whole networks -----------------------------------------------------------------------
@@ -315,12 +428,13 @@ static void train_network(int L, int S, int d, int N, int s, const T* A, const T
                           const T* x, const T* y, T* loss, T* gA, T* gb, T* gdelta, std::vector<T>& work) {
   const int W = chunk_width<T>();
   const int Np = (N + W - 1) / W * W, blk = d * Np;
-  work.resize(static_cast<size_t>(2 * L + 4) * blk);
+  work.resize(static_cast<size_t>(2 * L + 4) * blk + static_cast<size_t>(Np) * 4 * Vec<T>::lanes);
   T* H = work.data();
   T* Sg = H + static_cast<size_t>(L + 1) * blk;
   T* P = Sg + static_cast<size_t>(L) * blk;
   T* Pn = P + blk;
   T* U = Pn + blk;
+  T* HR = U + blk;
   const T* xs = x + static_cast<size_t>(s) * N * d;
   for (int i = 0; i < d; ++i)
     for (int n = 0; n < Np; ++n) H[i * Np + n] = n < N ? xs[n * d + i] : T(0);
@@ -346,7 +460,7 @@ static void train_network(int L, int S, int d, int N, int s, const T* A, const T
   for (int k = L - 1; k >= 0; --k) {
     const size_t ks = static_cast<size_t>(k) * S + s;
     backward_layer<T, ACT>(d, Np, A + ks * d * d, delta[ks], H + static_cast<size_t>(k) * blk,
-                           Sg + static_cast<size_t>(k) * blk, P, Pn, U, gA + ks * d * d, gb + ks * d,
+                           Sg + static_cast<size_t>(k) * blk, P, Pn, U, HR, gA + ks * d * d, gb + ks * d,
                            gdelta ? gdelta + ks : nullptr);
     T* t = P;
     P = Pn;
