@@ -1,6 +1,7 @@
 """Bad config gets one clear error naming the key or value, before any job runs."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -183,20 +184,24 @@ def test_every_selection_of_every_shipped_config_is_what_its_comment_says(name):
 
 
 @pytest.mark.parametrize("overlay", sorted(p.name for p in (ROOT / "config" / "overlays").glob("*.yaml")))
-def test_every_overlay_of_the_paper_config_keeps_its_selections(overlay):
-    """An overlay given after paper.yaml (merged as Snakemake merges config files) gives a
-    valid config whose every enabled experiment resolves the paper grid's selections."""
+def test_every_overlay_keeps_the_selections_of_its_config(overlay):
+    """An overlay given after the config its first line names (``--configfile config/X.yaml
+    config/overlays/Y.yaml``, merged as Snakemake merges config files) gives a valid config
+    whose every enabled experiment resolves that config's documented selections."""
     from snakemake.utils import update_config
 
-    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
-    update_config(cfg, yaml.safe_load((ROOT / "config" / "overlays" / overlay).read_text()))
+    text = (ROOT / "config" / "overlays" / overlay).read_text()
+    base = re.search(rf"--configfile config/(\w+\.yaml) config/overlays/{re.escape(overlay)}", text.splitlines()[0])
+    assert base, f"{overlay}: its first line names no config it goes after"
+    cfg = yaml.safe_load((ROOT / "config" / base.group(1)).read_text())
+    update_config(cfg, yaml.safe_load(text))
     cfg = with_schema_defaults(cfg)
     check_config(cfg)
     enabled = [exp for exp, spec in cfg["experiments"].items() if spec.get("enabled", True)]
     assert enabled
     for exp in enabled:
         for key, depths in analysis_selections(cfg, exp).items():
-            assert (len(depths), depths[0], depths[-1]) == DOCUMENTED_SELECTIONS["paper.yaml"][key], (overlay, exp, key)
+            assert (len(depths), depths[0], depths[-1]) == DOCUMENTED_SELECTIONS[base.group(1)][key], (overlay, exp, key)
 
 
 @pytest.mark.workflow

@@ -1,17 +1,24 @@
-"""MNIST through the workflow: MNIST files that are replaced or damaged seen before any
-training, and the downloads run as local rules that feed the data jobs."""
+"""MNIST through the workflow: real MNIST trained and analysed end to end (where the offline
+copy is present), MNIST files that are replaced or damaged seen before any training, and the
+downloads run as local rules that feed the data jobs."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from slurm_helpers import parse_dry_run, rule_texts
 from test_cifar_data import write_cifar
 from test_data import _write_idx, _write_mnist
-from workflow_utils import copy_workflow, run_snakemake
+from workflow_utils import ROOT, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.workflow
+
+
+#: The offline copy of the four IDX files beside the repository (CI has it; a user's clone may not).
+REAL_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
 def mnist_config(work, folder, n_train, n_test, depths=(8, 16, 32)) -> list[str]:
@@ -25,6 +32,39 @@ def mnist_config(work, folder, n_train, n_test, depths=(8, 16, 32)) -> list[str]
     cfg["init_limits"] = {**cfg.get("init_limits", {}), "enabled": False}
     (work / "config/mnist_test.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return ["--configfile", "config/mnist_test.yaml"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason=f"real MNIST not found in {REAL_MNIST} (the four IDX files; CI has them)")
+def test_real_mnist_is_trained_and_analysed_end_to_end(tmp_path):
+    work = copy_workflow(tmp_path / "work")
+    config = mnist_config(work, REAL_MNIST, n_train=2048, n_test=512)
+    proc = run_snakemake(work, "--cores", "2", *config, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+
+    from resnet_scaling.io import read_npz
+
+    data, _ = read_npz(work / "results/data/mnist.npz")
+    assert data["x_train"].shape == (2048, 25) and data["x_test"].shape == (512, 25)
+    np.testing.assert_allclose(np.linalg.norm(data["x_train"], axis=1), 1.0, rtol=1e-12)
+    # one-hot digits in the first 10 of the 25 coordinates, every digit present
+    assert np.all(data["y_train"][:, 10:] == 0) and np.all(data["y_train"].sum(axis=1) == 1)
+    assert np.all(data["y_train"].sum(axis=0)[:10] > 100)
+
+    exponents = pd.read_csv(work / "results/exponents.csv")
+    ours = exponents[exponents["experiment"] == "relu_multi_mnist"]
+    assert not ours.empty and (ours["n_depths"] == 3).all() and (ours["n_seeds"] == 2).all()
+    assert np.isfinite(ours["exponent"]).all()
+    regimes = pd.read_csv(work / "results/regimes.csv")
+    assert regimes.loc[regimes["experiment"] == "relu_multi_mnist", "dataset_kind"].tolist() == ["mnist"]
+    # the MNIST reference value is scored on the MNIST networks
+    rows = [line for line in (work / "results/scorecard.md").read_text().splitlines()
+            if line.startswith("| β of \\|δ_k\\|A_k (max norm), ReLU, per-layer δ, MNIST | plotting-constant |")]
+    assert len(rows) == 1 and "| relu_multi_mnist |" in rows[0] and "digits" not in rows[0], rows
+    limits = pd.read_csv(work / "results/limits/summary.csv")
+    assert "relu_multi_mnist" in set(limits["experiment"])
+    for name in ("scaling_max_norm", "limits_error_relu_multi_mnist", "fbsde_gradient_error_relu_multi_mnist"):
+        assert (work / f"figures/{name}.png").stat().st_size > 10_000, name
 
 
 def test_replaced_or_mislabelled_mnist_files_are_seen_before_training(tmp_path):

@@ -66,6 +66,18 @@ def test_the_sde_row_names_the_training_choice_where_the_shape_holds():
     assert not row["agree"] and row["verdict"].startswith("the claim does not hold under this training choice: neither")
 
 
+def test_a_row_scored_on_the_digits_says_they_stand_in_for_mnist_and_one_on_mnist_does_not():
+    exponents, regimes = _tables()
+    mnist = regimes[regimes["experiment"] == "relu_dig"].assign(experiment="relu_mnist", dataset="mnist",
+                                                                 dataset_kind="mnist")
+    exponents = pd.concat([exponents, exponents[exponents["experiment"] == "relu_dig"].assign(experiment="relu_mnist")])
+    scores = score(exponents, pd.concat([regimes, mnist], ignore_index=True)).set_index(["reference", "experiment"])
+    for key in ("relu-multi-mnist-beta", "relu-multi-regime"):
+        assert scores.loc[(key, "relu_dig"), "provenance"].endswith("; scored on the offline digits, which stand in for MNIST")
+        assert "digits" not in scores.loc[(key, "relu_mnist"), "provenance"]
+    assert "digits" not in scores.loc[("tanh-shared-synthetic-beta", "tanh_syn"), "provenance"]
+
+
 def test_rough_ode_regime_row_says_which_limit_the_evidence_supports():
     exponents, regimes = _tables()
     regimes.loc[regimes["experiment"] == "relu_dig", "regime"] = "ODE (rough weights)"
