@@ -19,23 +19,14 @@ Usage: python benchmarks/engine_floor.py [--rounds 5] [--min-seconds 0.3]
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from resnet_scaling.training.resnet import ResNetEnsemble
-from resnet_scaling.training.train import EnsembleOptimizer
+
+from ensemble_step import adam_training_step, cpu_seconds_per_call
 
 DEPTH, SEEDS, BATCH = 1000, 8, 32
-
-
-def _per_call(fn, min_seconds: float) -> float:
-    """CPU seconds of this process per call of ``fn`` (at least two calls, ``min_seconds`` in all)."""
-    n, start = 0, time.process_time()
-    while n < 2 or time.process_time() - start < min_seconds:
-        fn()
-        n += 1
-    return (time.process_time() - start) / n
 
 
 def training_step(dim: int, activation: str, engine: str):
@@ -43,16 +34,7 @@ def training_step(dim: int, activation: str, engine: str):
     net = ResNetEnsemble.initialise(DEPTH, dim, range(SEEDS), delta_type="multi", init="xavier-depth",
                                     init_sd=0.01, activation=activation, key="bench")
     used = net.select_engine(engine)
-    opt = EnsembleOptimizer(net.params, "adam", 1e-3)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(SEEDS, BATCH, dim, generator=gen)
-    y = torch.randn(SEEDS, BATCH, dim, generator=gen)
-    active = torch.ones(SEEDS, dtype=torch.bool)
-
-    def step():
-        _, grads = net.loss_and_grad(x, y)
-        opt.step(net.params, grads, active)
-
+    step = adam_training_step(net, SEEDS, BATCH, dim, torch.Generator().manual_seed(0))
     step()  # work tensors allocated once
     return step, used
 
@@ -99,7 +81,7 @@ def main() -> None:
             best = {"engine": float("inf"), "per-layer": float("inf"), "floor": float("inf")}
             for _ in range(args.rounds):
                 for name, fn in (("engine", engine), ("per-layer", per_layer), ("floor", floor)):
-                    best[name] = min(best[name], _per_call(fn, args.min_seconds))
+                    best[name] = min(best[name], cpu_seconds_per_call(fn, 2, args.min_seconds))
             ratio = best["engine"] / best["floor"]
             worst = max(worst, ratio)
             print(f"{dim:>3} {activation:>5} {used:>10} {best['engine'] * unit:>10.2f} {best['per-layer'] * unit:>13.2f} "

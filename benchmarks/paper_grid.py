@@ -37,7 +37,8 @@ from snakemake.utils import update_config
 
 from resnet_scaling.config import depth_grid, network_width, with_schema_defaults
 from resnet_scaling.training.resnet import ResNetEnsemble
-from resnet_scaling.training.train import EnsembleOptimizer
+
+from ensemble_step import adam_training_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS, BATCH, N_TRAIN, N_TEST = 8, 32, 1024, 256
@@ -49,16 +50,9 @@ def epoch_seconds(depth: int, dim: int, activation: str, engine: str) -> tuple[f
     net = ResNetEnsemble.initialise(depth, dim, range(SEEDS), delta_type="shared", init="xavier-depth",
                                     init_sd=0.01, activation=activation, key="bench")
     used = net.select_engine(engine)
-    opt = EnsembleOptimizer(net.params, "adam", 1e-3)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(SEEDS, BATCH, dim, generator=gen)
-    y = torch.randn(SEEDS, BATCH, dim, generator=gen)
+    step = adam_training_step(net, SEEDS, BATCH, dim, gen)
     x_train, y_train = torch.randn(N_TRAIN, dim, generator=gen), torch.randn(N_TRAIN, dim, generator=gen)
-    active = torch.ones(SEEDS, dtype=torch.bool)
-
-    def step():
-        _, grads = net.loss_and_grad(x, y)
-        opt.step(net.params, grads, active)
 
     step()  # warm-up: buffers allocated once
     n_steps = 4

@@ -12,43 +12,26 @@ Usage: python benchmarks/train_throughput.py [--repeats N]
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from resnet_scaling.training.resnet import ResNetEnsemble
-from resnet_scaling.training.train import EnsembleOptimizer
+
+from ensemble_step import adam_training_step, cpu_seconds_per_call
 
 DIM, BATCH = 10, 32
 
 
 def _timed(step, min_steps: int, min_seconds: float) -> float:
-    """CPU seconds of this process per call of ``step``, after one warm-up call.
-
-    Process CPU time rather than wall time, so that other work on a shared machine does
-    not enter the ratio; with one intra-op thread the two are equal on an idle machine.
-    """
+    """CPU seconds of this process per call of ``step``, after one warm-up call."""
     step()
-    n, start = 0, time.process_time()
-    while n < min_steps or time.process_time() - start < min_seconds:
-        step()
-        n += 1
-    return (time.process_time() - start) / n
+    return cpu_seconds_per_call(step, min_steps, min_seconds)
 
 
 def ensemble_step_time(depth: int, seeds: int, min_seconds: float) -> float:
     net = ResNetEnsemble.initialise(depth, DIM, range(seeds), delta_type="shared", init="xavier-depth",
                                     init_sd=0.01, activation="tanh", key="bench")
-    opt = EnsembleOptimizer(net.params, "adam", 1e-3)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(seeds, BATCH, DIM, generator=gen)
-    y = torch.randn(seeds, BATCH, DIM, generator=gen)
-    active = torch.ones(seeds, dtype=torch.bool)
-
-    def step():
-        _, grads = net.loss_and_grad(x, y)
-        opt.step(net.params, grads, active)
-
+    step = adam_training_step(net, seeds, BATCH, DIM, torch.Generator().manual_seed(0))
     return _timed(step, 3, min_seconds)
 
 
