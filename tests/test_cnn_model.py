@@ -5,7 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnet_scaling.cnn.model import STAGE_BLOCKS, ConvResNet, block_geometry, build, stage_blocks
+from resnet_scaling.cnn.model import (
+    STAGE_BLOCKS,
+    ConvResNet,
+    PointwiseProjection,
+    block_geometry,
+    build,
+    stage_blocks,
+)
 
 
 def test_depth_table_sums_to_the_depth():
@@ -50,3 +57,23 @@ def test_initialisation_depends_on_the_seed_only():
         assert torch.equal(p, q) and torch.equal(p, t), name
         assert not torch.equal(p, r), name
     assert np.isclose(sum(p.numel() for p in a.parameters()), sum(p.numel() for p in c.parameters()))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_projection_shortcut_is_the_strided_1x1_convolution_with_its_gradients(stride):
+    torch.manual_seed(3)
+    reference = torch.nn.Conv2d(2, 4, 1, stride=stride, bias=False)
+    torch.manual_seed(3)
+    projection = PointwiseProjection(2, 4, stride)
+    assert torch.equal(projection.weight, reference.weight)  # same draws, same key
+    assert list(projection.state_dict()) == ["weight"]
+    x = torch.randn(3, 2, 8, 8, dtype=torch.float64, requires_grad=True)
+    w = reference.weight.detach().double().requires_grad_()
+    out = torch.einsum("oi,bihw->bohw", w[:, :, 0, 0], x[:, :, ::stride, ::stride])
+    expected = F.conv2d(x, w, stride=stride)
+    torch.testing.assert_close(out, expected, rtol=1e-14, atol=1e-14)
+    g = torch.randn_like(expected)
+    got = torch.autograd.grad((projection.double()(x) * g).sum(), (x, projection.weight))
+    want = torch.autograd.grad((expected * g).sum(), (x, w))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)

@@ -70,6 +70,24 @@ def block_geometry(depth: int, width: int) -> list[BlockGeometry]:
     return blocks
 
 
+class PointwiseProjection(nn.Conv2d):
+    """The strided 1×1 convolution of a projection shortcut, computed as a matrix product of
+    the strided input.
+
+    The same parameter, initialisation and state-dict key as ``nn.Conv2d(in, out, 1, stride)``
+    and the same map. It does not go through oneDNN: its JIT kernel for the weight gradient of
+    1×1 convolutions (``jit_avx2_1x1_convolution_bwd_weights``, torch 2.13.0) hangs or aborts
+    the process on some CPUs when the layer has few channels.
+    """
+
+    def __init__(self, in_channels: int, channels: int, stride: int):
+        super().__init__(in_channels, channels, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride[0]
+        return torch.einsum("oi,bihw->bohw", self.weight[:, :, 0, 0], x[:, :, ::s, ::s])
+
+
 class BasicBlock(nn.Module):
     """relu(conv2(relu(conv1 x)) + shortcut x), no batch normalisation."""
 
@@ -78,7 +96,7 @@ class BasicBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=1, padding=1, bias=False)
         self.shortcut = (
-            nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False)
+            PointwiseProjection(in_channels, channels, stride)
             if stride != 1 or in_channels != channels else None
         )
 
