@@ -35,7 +35,10 @@ MAPS = ROOT / "examples" / "maps"
 FAST = {"bootstrap": {"resamples": 200}}
 
 
-def row(exponents: pd.DataFrame, quantity: str, statistic: str) -> pd.Series:
+def row(exponents: pd.DataFrame, quantity: str, statistic: str, population: str | None = None) -> pd.Series:
+    """The fit of one quantity and statistic: of the primary population, or of the one named."""
+    if "population" in exponents:
+        exponents = exponents[exponents["population"] == population] if population else exponents[exponents["primary"]]
     hit = exponents[(exponents["quantity"] == quantity) & (exponents["statistic"] == statistic)]
     assert len(hit) == 1, (quantity, statistic)
     return hit.iloc[0]
@@ -267,9 +270,14 @@ def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
                   status=np.array(["converged", "stopped", "max_epochs", "diverged"]))
     m = example_map("workflow_outputs.yaml", analysis={**FAST, "include_status": ["converged", "stopped"]})
     exponents, regimes = analyse([str(tmp_path / "results" / "train" / "*" / "depth_*.npz")], m, tmp_path / "out")
-    fit = row(exponents, "A", "rms_norm")
+    fit = row(exponents, "A", "rms_norm", "converged+stopped")
     assert fit["exponent"] == pytest.approx(beta, abs=0.01)
     assert (fit["n_seeds"], fit["n_excluded"], fit["excluded"]) == (2, 2 * len(DEPTHS), "diverged:5; max_epochs:5")
+    # the converged and the stopped seed are two populations: the converged one gives the verdict
+    primary = row(exponents, "A", "rms_norm")
+    assert (primary["population"], primary["n_seeds"]) == ("converged", 1)
+    assert primary["exponent"] == pytest.approx(beta, abs=0.01)
+    assert list(regimes["population"]) == ["converged", "converged+stopped"] and regimes["primary"].tolist() == [True, False]
     reg = regimes.iloc[0]
     assert (reg["experiment"], reg["dataset"], reg["activation"], reg["delta"]) == ("toy", "synthetic", "tanh", "shared")
     networks = pd.read_csv(tmp_path / "out" / "networks.csv")

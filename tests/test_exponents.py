@@ -13,6 +13,7 @@ from resnet_scaling.scaling.exponents import (
     exponents_of,
     fit_all,
     fit_experiment,
+    fit_populations,
     fit_grid,
     loglog_fit,
     weighted_slopes,
@@ -190,3 +191,81 @@ def test_fit_all_tables_and_exponents_of():
     assert betas["A"] == pytest.approx(0.3, abs=0.01) and betas["M"] == pytest.approx(1.0, abs=0.01)
     with pytest.raises(ValueError, match="no 'rms_norm' rows"):
         exponents_of(exponents, "missing")
+
+
+def _two_populations(converged_depths=sp.DEPTHS, stopped_depths=sp.DEPTHS) -> pd.DataFrame:
+    """One experiment whose converged networks have Brownian weights (SDE, exponent 1/2) and
+    whose networks stopped on the plateau have rough weights of size 1 (exponent 0)."""
+    nets = []
+    for L in sorted(set(converged_depths) | set(stopped_depths)):
+        for kind, status, depths, first in (("brownian", "converged", converged_depths, 0),
+                                            ("rough", "stopped", stopped_depths, 4)):
+            if L in depths:
+                w = sp.network(kind, L, 4, 10, status=[status] * 4, experiment="mixed")
+                w.seeds = np.arange(first, first + 4)
+                nets.append(w)
+    labels = {"dataset": "toy", "dataset_kind": "synthetic", "activation": "relu", "delta": "none",
+              "shuffle": "correct"}
+    return experiment_statistics(nets, labels=labels)[0]
+
+
+def test_two_populations_get_one_verdict_each():
+    """The converged set is fitted alone and gives the verdict; the original rule's mixture is
+    reported beside it with its own numbers."""
+    table, regimes = fit_populations(_two_populations(), SETTINGS, RegimeThresholds())
+    primary, original = regimes
+    assert (primary["population"], primary["primary"], primary["original_rule"]) == ("converged", True, False)
+    assert (original["population"], original["primary"], original["original_rule"]) == ("converged+stopped", False, True)
+    assert primary["regime"] == "SDE" and primary["exponent"] == pytest.approx(0.5, abs=0.05)
+    assert primary["members"] == f"converged:{4 * len(sp.DEPTHS)}"
+    assert original["members"] == f"converged:{4 * len(sp.DEPTHS)}; stopped:{4 * len(sp.DEPTHS)}"
+    # half the networks do not decay: the mixture's exponent lies between 0 and 1/2
+    assert 0.05 < original["exponent"] < 0.45 and original["regime"] != "SDE"
+    rows = table[(table["quantity"] == "M") & (table["statistic"] == "rms_norm")].set_index("population")
+    assert rows.loc["converged", "exponent"] == pytest.approx(primary["exponent"])
+    assert rows.loc["converged", "n_points"] == 4 * len(sp.DEPTHS)
+    assert exponents_of(table, "mixed")["M"] == pytest.approx(primary["exponent"])  # readers take the primary
+
+
+def test_one_set_of_networks_is_one_population_named_by_its_members():
+    converged = fit_populations(_statistics("brownian"), SETTINGS, RegimeThresholds())[1]
+    assert [(r["population"], r["primary"], r["original_rule"]) for r in converged] == [("converged", True, True)]
+    stopped = fit_populations(_statistics("brownian", status=["stopped"] * 4), SETTINGS, RegimeThresholds())[1]
+    assert [(r["population"], r["regime"]) for r in stopped] == [("converged+stopped", "SDE")]
+
+
+def test_a_population_with_too_few_depths_gives_way_to_the_original_rule():
+    """Converged networks at 2 depths only: they get no number, and the verdict is the original rule's."""
+    table, regimes = fit_populations(_two_populations(converged_depths=sp.DEPTHS[:2]), SETTINGS, RegimeThresholds())
+    by_name = {r["population"]: r for r in regimes}
+    converged, original = by_name["converged"], by_name["converged+stopped"]
+    assert converged["regime"] == "not evaluated" and not converged["primary"] and not converged["evaluated"]
+    assert converged["population_note"] == "converged networks at 2 depths of the regime rule's fit window (at least 3 needed)"
+    assert np.isnan(converged["exponent"]) and np.isnan(converged["support"])
+    assert np.isnan(table.loc[table["population"] == "converged", "exponent"]).all()
+    assert original["primary"] and np.isfinite(original["exponent"]) and regimes[0] is original
+
+
+def test_an_experiment_without_enough_depths_is_not_evaluated(tmp_path):
+    from resnet_scaling.io import write_csv
+    from resnet_scaling.scaling.scorecard import score
+    from resnet_scaling.scaling.tables import read_exponents, read_regimes
+
+    exponents, regimes = fit_all([_statistics("brownian", name="short", depths=sp.DEPTHS[:2])], SETTINGS,
+                                 RegimeThresholds())
+    row = regimes.iloc[0]
+    assert row["regime"] == "not evaluated" and row["primary"]
+    assert row["population_note"] == ("converged networks at 2 depths of the regime rule's fit window (at least 3 "
+                                      "needed); no population of the experiment has enough depths")
+    assert exponents["exponent"].isna().all() and exponents["ci_low"].isna().all()
+    # the tables round-trip through their checked readers, blanks and all
+    write_csv(tmp_path / "exponents.csv", exponents)
+    write_csv(tmp_path / "regimes.csv", regimes)
+    exponents, regimes = read_exponents(tmp_path / "exponents.csv"), read_regimes(tmp_path / "regimes.csv")
+    regimes = regimes.assign(activation="relu", delta="multi")  # matched by the ReLU / per-layer δ references
+    exponents = exponents.assign(quantity=exponents["quantity"].replace({"M": "M_abs"}))
+    scores = score(exponents, regimes).set_index("reference")
+    for reference in ("relu-multi-synthetic-beta", "relu-multi-regime"):
+        assert scores.loc[reference, "ours"] == "n/a" and scores.loc[reference, "interval"] == "n/a"
+        assert scores.loc[reference, "verdict"].startswith("not evaluated: converged networks at 2 depths")
+        assert not scores.loc[reference, "agree"]

@@ -287,7 +287,7 @@ FIT_CFG = dict(bandwidth=0.1, n_grid=20, steps=64, draws=3, n_inputs=24, n_pathw
                pathwise_steps=[8, 32], max_layers=32, n_trajectories=2)
 
 
-def _standin(tmp_path, name, wp, activation, delta_type, dim):
+def _standin(tmp_path, name, wp, activation, delta_type, dim, status=None):
     """A training output ``results/train/{exp}/depth_{L}.npz`` holding synthetic weights."""
     S, L = wp.A.shape[:2]
     delta = wp.delta.expand(S, L) if wp.delta.dim() == 1 else wp.delta
@@ -297,7 +297,7 @@ def _standin(tmp_path, name, wp, activation, delta_type, dim):
         metadata={"experiment": name, "depth": L, "dataset": "standin",
                   "config": {"activation": activation, "delta": delta_type, "dataset": "standin"}},
         A=wp.A.numpy(), b=wp.b.numpy(), delta=delta.numpy(), seeds=np.arange(S),
-        status=np.array(["converged"] * S), epochs=np.ones(S, int),
+        status=np.array(status or ["converged"] * S), epochs=np.ones(S, int),
         train_loss=np.full((S, 1), 0.1), test_loss=np.full((S, 1), 0.1),
     )
     return path
@@ -481,3 +481,45 @@ def test_mean_field_ode_of_rough_relu_weights_converges_at_rate_one_half():
     slope = np.polyfit(np.log(depths), np.log(errors), 1)[0]
     assert slope == pytest.approx(-0.5, abs=0.15), (slope, errors)
     assert estimated[-1] < 0.1, estimated  # the estimated field reproduces the deepest network
+
+
+def test_the_limit_fit_takes_the_networks_of_the_primary_verdict(tmp_path, dataset):
+    """Converged and stopped seeds: the fit keeps the converged ones, a depth without one is left
+    out, and the depths of the fit are the deepest that hold one."""
+    statuses = {32: ["converged", "stopped", "converged", "stopped"], 64: ["stopped"] * 4,
+                128: ["stopped", "converged", "stopped", "stopped"]}
+    paths = [_standin(tmp_path, "mixed", lm.synthetic_weight_paths("generic", L, 4, 3, 0), "relu", "multi", 3,
+                      status=statuses[L]) for L in (32, 64, 128)]
+    out = lm.fit_trained(paths, dataset, "neither", FIT_CFG, experiment="mixed", statuses=("converged",))
+    s = out["summary"]
+    assert s["population"] == "converged" and s["networks_by_depth"] == {32: 2, 128: 1}
+    assert s["depths"] == [32, 128] and set(out["coefficients"].seed) == {0, 1, 2}
+    with pytest.raises(ValueError, match="no network of status max_epochs"):
+        lm.fit_trained(paths, dataset, "neither", FIT_CFG, experiment="mixed", statuses=("max_epochs",))
+    regimes = tmp_path / "regimes.csv"
+    _regimes_table("mixed", "neither").assign(population="converged", primary=True).to_csv(regimes, index=False)
+    training = tmp_path / "training.csv"
+    pd.DataFrame([{"experiment": "mixed", "depth": L, "seed": i, "status": st}
+                  for L, sts in statuses.items() for i, st in enumerate(sts)]).to_csv(training, index=False)
+    assert lm.fit_depths(regimes, training, "mixed", [16, 32, 64, 128], 2) == [32, 128]
+    assert lm.fit_depths(regimes, training, "mixed", [16, 32, 64, 128], 5) == [32, 128]
+    _regimes_table("mixed", "neither").to_csv(regimes, index=False)  # no populations: the deepest of the grid
+    assert lm.fit_depths(regimes, training, "mixed", [16, 32, 64, 128], 2) == [64, 128]
+
+
+def test_the_signature_of_the_ode_with_rough_weights():
+    """docs/maths.md §4(e): mean-field error and seed spread must both fall with depth."""
+    from resnet_scaling.limits.note import signature_sentence
+    from resnet_scaling.limits.trained import falls_with_depth, rough_ode_signature
+
+    assert falls_with_depth({100: 0.05, 400: 0.02, 1600: 0.011}) is True
+    assert falls_with_depth({"6319": 0.0066, "7583": 0.044, "9100": 0.058}) is False  # keys as JSON writes them
+    assert falls_with_depth({100: 0.05}) is None
+    falling = {"mean_field_relative_error_by_depth": {100: 0.05, 400: 0.02},
+               "network_spread_by_depth": {100: 0.2, 400: 0.1}}
+    assert rough_ode_signature(falling) == {"error_falls": True, "spread_falls": True, "holds": True}
+    rising = {**falling, "network_spread_by_depth": {100: 0.02, 400: 0.04}}
+    assert rough_ode_signature(rising)["holds"] is False
+    assert signature_sentence({"rough_ode_signature": rough_ode_signature(rising)}) == (
+        " Here the seed spread does not fall with depth: the signature fails.")
+    assert rough_ode_signature({}) is None

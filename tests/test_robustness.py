@@ -61,3 +61,20 @@ def test_step_counts_and_statistic_per_step():
     assert steps.loc[("A", "rms_norm"), "exponent"] == pytest.approx(0.2, abs=0.02)
     low, high = steps.loc[("A", "rms_norm"), ["ci_low", "ci_high"]]
     assert low <= steps.loc[("A", "rms_norm"), "exponent"] <= high
+
+
+def test_sliding_windows_are_fitted_for_each_population():
+    """Converged seeds decay like L^{-1/2}, one stopped seed per depth like L^{-0.1}: the converged
+    population's windows recover 1/2 at every depth, the original rule's are pulled down."""
+    stats, train = _tables(lambda L: 0.5, stopped_beta=0.1)
+    table = experiment_robustness(stats, train, 32, SETTINGS, window_depths=4)
+    local = table[(table["analysis"] == "window") & (table["statistic"] == "max_norm")]
+    assert set(local["population"]) == {"converged", "converged+stopped"}
+    converged = local[local["population"] == "converged"]
+    assert len(converged) == len(DEPTHS) - 4 + 1
+    np.testing.assert_allclose(converged["exponent"], 0.5, atol=0.03)
+    assert (converged["n_networks"] == 4 * 3).all()
+    assert (local.loc[local["population"] == "converged+stopped", "exponent"] < 0.45).all()
+    # inclusion rows name the networks they hold; the steps rows are the original rule's
+    inclusion = table[table["analysis"] == "inclusion"].drop_duplicates("variant").set_index("variant")["population"]
+    assert inclusion["converged only"] == "converged" and inclusion["+ out of epochs"] == "converged+stopped+max_epochs"

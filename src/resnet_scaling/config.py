@@ -231,6 +231,18 @@ def with_schema_defaults(config: dict, schema: dict | None = None) -> dict:
     return config
 
 
+def load_configfiles(paths) -> dict:
+    """Config files merged in order as Snakemake merges ``--configfile`` files, validated and
+    with every schema default filled in."""
+    import yaml
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in paths:
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    return with_schema_defaults(config)
+
+
 def section_schema(section: str, schema: dict | None = None) -> dict:
     """The sub-schema of a dotted config section such as ``limits.fit``; ``name[]`` stands for
     one item of the list ``name`` (``fbsde.convergence.cases[]``)."""

@@ -193,6 +193,21 @@ def train_runtime(wildcards, attempt):
     return int(10 + epochs * int(wildcards.depth) / 200 * attempt)
 
 
+def limits_fit_depths(exp):
+    """The deepest limits.fit.n_depths depths holding a network of the population the primary
+    verdict describes (read once the scaling checkpoint has run: limits.fit_depths)."""
+    from resnet_scaling.limits import fit_depths
+
+    regimes = checkpoints.scaling_exponents.get().output.regimes
+    return fit_depths(
+        regimes,
+        f"results/scaling/{exp}/training.csv",
+        exp,
+        depths_of(exp),
+        config["limits"]["fit"]["n_depths"],
+    )
+
+
 def analysed_experiments():
     """Experiments with at least one usable network, once `scaling_exponents` has run.
 

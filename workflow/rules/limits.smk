@@ -52,9 +52,9 @@ rule limits_convergence:
 rule limits_fit:
     input:
         train=lambda wildcards: [
-            train_output(wildcards.exp, d)
-            for d in SELECTIONS[wildcards.exp]["limits.fit"]
+            train_output(wildcards.exp, d) for d in limits_fit_depths(wildcards.exp)
         ],
+        training="results/scaling/{exp}/training.csv",
         dataset=dataset_of,
         regimes="results/regimes.csv",
         exponents="results/exponents.csv",

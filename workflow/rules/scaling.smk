@@ -44,7 +44,8 @@ localrules:
 
 rule scaling_statistics:
     input:
-        lambda wildcards: all_train_outputs(wildcards.exp),
+        train=lambda wildcards: all_train_outputs(wildcards.exp),
+        dataset=dataset_of,
     output:
         statistics=ensure("results/scaling/{exp}/statistics.csv", non_empty=True),
         training="results/scaling/{exp}/training.csv",
@@ -83,6 +84,7 @@ checkpoint scaling_exponents:
         fit=SCALING["fit"],
         bootstrap=SCALING["bootstrap"],
         include_status=SCALING_INCLUDE,
+        population=SCALING["population"],
         regime=SCALING["regime"],
         networks=[networks_of(exp) for exp in EXPERIMENTS],
     script:
@@ -96,6 +98,7 @@ rule scaling_paths:
             for d in SELECTIONS[wildcards.exp]["scaling.paths"]
         ],
         exponents="results/exponents.csv",
+        regimes="results/regimes.csv",
     output:
         table="results/scaling/{exp}/paths.csv",
         pdf="figures/scaling_paths_{exp}.pdf",
@@ -130,6 +133,7 @@ rule scaling_decomposition:
             for d in SELECTIONS[wildcards.exp]["scaling.decomposition"]
         ],
         exponents="results/exponents.csv",
+        regimes="results/regimes.csv",
         dataset=dataset_of,
     output:
         decomposition="results/scaling/{exp}/decomposition.csv",
@@ -194,6 +198,8 @@ rule scaling_robustness:
         fit=SCALING["fit"],
         bootstrap=SCALING["bootstrap"],
         include_status=SCALING_INCLUDE,
+        population=SCALING["population"],
+        regime=SCALING["regime"],
         window_depths=SCALING["robustness"]["window_depths"],
         networks=lambda wildcards: [networks_of(exp) for exp in analysed_experiments()],
         steps_per_epoch={
@@ -212,6 +218,9 @@ rule scaling_scorecard:
         exponents="results/exponents.csv",
         regimes="results/regimes.csv",
         robustness="results/scaling_robustness.csv",
+        limits=lambda wildcards: expand(
+            "results/limits/{exp}/summary.json", exp=analysed_experiments()
+        ),
         training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
         data=sorted(set(dataset_file(exp) for exp in EXPERIMENTS)),
     output:
@@ -232,6 +241,8 @@ rule scaling_scorecard:
         runtime=5,
     params:
         rounding=SCALING["scorecard"]["rounding"],
+        non_affine_threshold=SCALING["scorecard"]["non_affine_threshold"],
+        regime=SCALING["regime"],
         experiments=EXPERIMENTS,
         include_status=SCALING_INCLUDE,
         networks=[networks_of(exp) for exp in EXPERIMENTS],

@@ -14,11 +14,13 @@ import torch  # noqa: E402
 from resnet_scaling.scaling.exponents import exponents_of  # noqa: E402
 from resnet_scaling.io import read_npz, write_csv  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
-from resnet_scaling.scaling.tables import read_exponents, read_table  # noqa: E402
+from resnet_scaling.scaling.tables import read_exponents, read_primary_population, read_table  # noqa: E402
 from resnet_scaling.scaling.weights import decompose, load_training  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
+# the networks of the primary verdict (converged where the networks split), as the exponents used
+population = read_primary_population(snakemake.input.regimes, snakemake.wildcards.exp) or p.include_status
 data, _ = read_npz(snakemake.input.dataset)
 decomposition, losses = decompose(
     [load_training(path) for path in snakemake.input.train],
@@ -27,7 +29,7 @@ decomposition, losses = decompose(
     n_cells=p.n_cells,
     show_depths=p.show_depths,
     n_entries=p.n_entries,
-    include_status=p.include_status,
+    include_status=population,
 )
 out = snakemake.output
 write_csv(out.decomposition, decomposition)

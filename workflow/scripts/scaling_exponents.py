@@ -13,7 +13,8 @@ from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.scaling.tables import read_statistics  # noqa: E402
 
 settings = FitSettings.from_config(
-    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
+    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status,
+     "population": snakemake.params.population}
 )
 exponents, regimes = fit_all(
     [read_statistics(path, networks) for path, networks in zip(snakemake.input, snakemake.params.networks, strict=True)],

@@ -8,14 +8,15 @@ from resnet_scaling.io import job_log
 sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
+from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.plots.scaling import robustness_figure  # noqa: E402
 from resnet_scaling.scaling.robustness import robustness_table  # noqa: E402
 from resnet_scaling.scaling.tables import read_statistics, read_training  # noqa: E402
 
 settings = FitSettings.from_config(
-    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
+    {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status,
+     "population": snakemake.params.population}
 )
 table = robustness_table(
     [read_statistics(path, n) for path, n in zip(snakemake.input.statistics, snakemake.params.networks, strict=True)],
@@ -23,6 +24,7 @@ table = robustness_table(
     snakemake.params.steps_per_epoch,
     settings,
     snakemake.params.window_depths,
+    RegimeThresholds.from_config(snakemake.params.regime),
 )
 write_csv(snakemake.output.table, table)
 robustness_figure(table, snakemake.output.png)

@@ -1,5 +1,6 @@
 """Snakemake adapter: our exponents and regimes beside the reference values (Markdown and HTML),
-and how the training of every experiment ended against the affine floor of its data."""
+how the training of every experiment ended against the affine floor of its data, and whether the
+limit fit of the same networks bears out a regime read as the ODE with rough weights."""
 
 import logging
 import sys
@@ -12,9 +13,10 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import pandas as pd  # noqa: E402
 
 from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
+from resnet_scaling.scaling.exponents import RegimeThresholds, primary_rows  # noqa: E402
 from resnet_scaling.io import write_text  # noqa: E402
 from resnet_scaling.scaling.scorecard import render_html, render_markdown, score, training_outcome  # noqa: E402
-from resnet_scaling.scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
+from resnet_scaling.scaling.tables import read_exponents, read_json, read_regimes, read_robustness, read_training  # noqa: E402
 
 params = snakemake.params
 exponents = read_exponents(snakemake.input.exponents, params.experiments)
@@ -23,9 +25,14 @@ robustness = read_robustness(snakemake.input.robustness)
 floors = {path: dataset_affine_floor(path) for path in snakemake.input.data}
 training = pd.concat([read_training(path, networks) for path, networks in
                       zip(snakemake.input.training, params.networks, strict=True)], ignore_index=True)
-outcome = training_outcome(training, params.epsilons, {exp: floors[params.datasets[exp]] for exp in params.experiments})
-scores = score(exponents, regimes, rounding=params.rounding, robustness=robustness)
-context = (tuple(params.include_status), robustness, outcome)
+primary = primary_rows(regimes)
+populations = {r["experiment"]: r["population"] for _, r in primary.iterrows() if isinstance(r.get("population"), str)}
+outcome = training_outcome(training, params.epsilons, {exp: floors[params.datasets[exp]] for exp in params.experiments},
+                           populations)
+limits = {summary["experiment"]: summary for summary in map(read_json, snakemake.input.limits)}
+scores = score(exponents, regimes, rounding=params.rounding, robustness=robustness,
+               thresholds=RegimeThresholds.from_config(params.regime), limits=limits)
+context = (tuple(params.include_status), robustness, outcome, params.non_affine_threshold)
 write_text(snakemake.output.markdown, render_markdown(scores, exponents, regimes, *context))
 write_text(snakemake.output.html, render_html(scores, exponents, regimes, *context))
 logging.info("%d of %d scorecard rows agree; affine floors %s", int(scores["agree"].sum()), len(scores), floors)

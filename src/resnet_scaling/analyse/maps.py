@@ -28,7 +28,7 @@ ROLES = ("A", "b", "delta")
 #: Named groups a ``files`` pattern may have.
 FILE_GROUPS = ("experiment", "depth", "seed")
 #: The ``scaling`` config keys the fits use; the rest (decomposition, paths, ...) belong to other stages.
-ANALYSIS_KEYS = ("detrend_window", "include_status", "fit", "bootstrap", "regime")
+ANALYSIS_KEYS = ("detrend_window", "include_status", "population", "fit", "bootstrap", "regime")
 
 
 class AnalyseError(ValueError):

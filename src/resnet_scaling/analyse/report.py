@@ -112,19 +112,23 @@ def depth_note(networks: list[Network]) -> str:
 
 
 def exponent_rows(exponents: pd.DataFrame) -> list[list[str]]:
-    """Per experiment and quantity: the exponents of the RMS and max norms with their intervals."""
+    """Per experiment, population and quantity: the exponents of the RMS and max norms with their intervals."""
 
     def cell(r) -> str:
         if r is None or not math.isfinite(r["exponent"]):
             return "–"
         return f"{r['exponent']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
-    rows = [["experiment", "quantity", "exponent (RMS norm)", "exponent (max norm)", "depths × seeds"]]
-    for (experiment, quantity), part in exponents.groupby(["experiment", "quantity"], sort=False):
+    rows = [["experiment", "population", "quantity", "exponent (RMS norm)", "exponent (max norm)", "depths × seeds"]]
+    if "population" not in exponents:
+        exponents = exponents.assign(population="", primary=True)
+    for (experiment, population, quantity), part in exponents.groupby(["experiment", "population", "quantity"],
+                                                                      sort=False):
         by_stat = {r["statistic"]: r for _, r in part.iterrows()}
         rms, mx = by_stat.get("rms_norm"), by_stat.get("max_norm")
         size = f"{int(rms['n_depths'])} × {int(rms['n_seeds'])}" if rms is not None else ""
-        rows.append([experiment, quantity, cell(rms), cell(mx), size])
+        label = population + (" (primary)" if bool(part["primary"].iloc[0]) and population else "")
+        rows.append([experiment, label, quantity, cell(rms), cell(mx), size])
     return rows
 
 

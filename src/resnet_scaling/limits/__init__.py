@@ -34,7 +34,7 @@ from .convergence import (
 from .network import network_states, unit_inputs
 from .note import limits_note
 from .pathwise import block_edges, pathwise_limit
-from .regime import LIMITS, choose_limit, estimate_beta, normalise_regime, read_beta, read_regime
+from .regime import LIMITS, choose_limit, estimate_beta, fit_depths, normalise_regime, read_beta, read_population, read_regime
 from .synthetic import (
     CASES,
     SYNTHETIC_DEFAULTS,
@@ -52,9 +52,9 @@ __all__ = [
     "CASES", "LIMITS", "PATHWISE_COLUMNS", "RATE_DIFFUSIVE", "RATE_NEURAL_ODE", "SYNTHETIC_DEFAULTS",
     "CoefficientEstimate", "KernelWeightPathLaw", "SmoothPath", "TrainedFit", "WeightPaths", "block_edges",
     "block_sums", "choose_limit", "coefficient_agreement", "convergence_fits", "convergence_table",
-    "diffusive_convergence", "diffusive_law", "estimate_beta", "estimate_coefficients", "fine_increment_chunks",
+    "diffusive_convergence", "diffusive_law", "estimate_beta", "estimate_coefficients", "fine_increment_chunks", "fit_depths",
     "fit_min_depth", "fit_trained", "fit_trained_depth", "generic_convergence", "limits_note", "network_states",
     "normalise_regime", "ode_convergence", "pathwise_limit", "predicted_slope", "rate_linear_ode", "read_beta",
-    "read_regime", "read_summary", "summarise_fit", "synthetic_weight_paths", "unit_inputs", "write_fit", "write_limit_convergence",
+    "read_population", "read_regime", "read_summary", "summarise_fit", "synthetic_weight_paths", "unit_inputs", "write_fit", "write_limit_convergence",
     "write_note",
 ]

@@ -27,6 +27,21 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2g} %"
 
 
+def signature_sentence(summary: dict) -> str:
+    """Whether the fit shows the signature of the ODE with rough weights (docs/maths.md §4(e)):
+    mean-field ODE error and seed spread falling with depth; '' when it has no mean-field rows."""
+    sig = summary.get("rough_ode_signature")
+    if not sig:
+        return ""
+    if sig.get("holds") is None:
+        return " Its signature cannot be checked at one depth."
+    if sig["holds"]:
+        return " Here both fall with depth: the signature of the ODE with rough weights holds."
+    rising = [name for name, key in (("the mean-field error", "error_falls"), ("the seed spread", "spread_falls"))
+              if not sig[key]]
+    return f" Here {' and '.join(rising)} do{'es' * (len(rising) == 1)} not fall with depth: the signature fails."
+
+
 def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_threshold: float = 0.1) -> str:
     """A short Markdown note: how close each fitted limit is to its trained networks, and why
     not where it is not. Every number is read from the summaries (rule outputs)."""
@@ -49,10 +64,13 @@ def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_thres
         close = _is_close(s, close_threshold)
         lines.append(f"### {s['experiment']}")
         lines.append("")
+        by_depth = s.get("networks_by_depth") or {}
+        networks = (f" (networks per depth: {', '.join(str(v) for v in by_depth.values())}; population "
+                    f"{s.get('population', 'all')})" if by_depth else "")
         lines.append(
             f"Regime from the scaling stage: **{s['regime']}**; fitted limit: **{s['limit']}** "
-            f"({s['activation']}, δ {s['delta']}, β used {s['beta']:.2f}); depths {', '.join(map(str, s['depths']))}, "
-            f"{s['n_seeds']} seeds."
+            f"({s['activation']}, δ {s['delta']}, β used {s['beta']:.2f}); depths {', '.join(map(str, s['depths']))}"
+            f"{networks}, {s['n_seeds']} seeds at the deepest."
         )
         lines.append("")
         verdict = "close to" if close else "not close to"
@@ -87,6 +105,7 @@ def limits_note(summaries: Sequence[dict], convergence_fits=None, *, close_thres
                 + "; spread of the fitted diffusion: " + by_depth("diffusion_spread_by_depth", lambda v: f"{v:.3g}")
                 + ". An ODE with rough weights shows a small mean-field error that falls with L, a seed spread "
                 "that shrinks and a vanishing fitted diffusion."
+                + signature_sentence(s)
             )
         if s.get("pathwise_relative_error"):
             pr = ", ".join(f"N = {k}: {_pct(v)}" for k, v in s["pathwise_relative_error"].items())

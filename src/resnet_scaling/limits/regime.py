@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..scaling.exponents import loglog_fit
+from ..scaling.exponents import loglog_fit, primary_rows
 from ..training.activations import get_activation
 
 
@@ -49,22 +49,46 @@ def choose_limit(regime: str, activation: str, delta_type: str, beta: float, bet
 
 
 def read_regime(regimes_csv, experiment: str) -> str:
-    """The regime the scaling stage found for an experiment (``regimes.csv``: experiment, regime)."""
+    """The regime the scaling stage found for an experiment's primary population (``regimes.csv``:
+    experiment, regime)."""
     from ..scaling.tables import _fail, read_regimes
 
-    table = read_regimes(regimes_csv)
+    table = primary_rows(read_regimes(regimes_csv))
     row = table[table["experiment"] == experiment]
     if row.empty:
         raise _fail(regimes_csv, f"has no regime for experiment {experiment!r}")
     return normalise_regime(row["regime"].iloc[0])
 
 
+def read_population(regimes_csv, experiment: str) -> tuple[str, ...] | None:
+    """The statuses of the networks the primary verdict of an experiment describes
+    (:func:`resnet_scaling.scaling.tables.read_primary_population`)."""
+    from ..scaling.tables import read_primary_population
+
+    return read_primary_population(regimes_csv, experiment)
+
+
+def fit_depths(regimes_csv, training_csv, experiment: str, grid: Sequence[int], n_depths: int) -> list[int]:
+    """The depths of the limit fit: the deepest ``n_depths`` of ``grid`` that hold a network of the
+    population the primary verdict describes (``training.csv``: depth, status per network); the
+    deepest of the grid when the table has no populations or none holds one."""
+    from ..scaling.tables import read_training
+
+    statuses = read_population(regimes_csv, experiment)
+    grid = sorted(int(d) for d in grid)
+    if statuses is None:
+        return grid[-n_depths:]
+    training = read_training(training_csv)
+    held = set(training.loc[training["status"].isin(statuses), "depth"].astype(int))
+    return [d for d in grid if d in held][-n_depths:] or grid[-n_depths:]
+
+
 def read_beta(exponents_csv, experiment: str, statistic: str = "rms_norm") -> float:
-    """β = the exponent of the layer norms of A (``exponents.csv``: experiment, quantity,
+    """β = the exponent of the layer norms of A in the primary population (``exponents.csv``: experiment, quantity,
     statistic, exponent); NaN when the table has no such row."""
     from ..scaling.tables import read_exponents
 
-    table = read_exponents(exponents_csv)
+    table = primary_rows(read_exponents(exponents_csv))
     row = table[(table.experiment == experiment) & (table.quantity == "A") & (table.statistic == statistic)]
     return float(row["exponent"].iloc[0]) if len(row) else float("nan")
 

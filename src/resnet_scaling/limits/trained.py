@@ -14,6 +14,7 @@ import torch
 from ..config import section_settings
 from ..distances import wasserstein1
 from ..io import stable_seed
+from ..scaling.exponents import loglog_fit
 from ..sde.coefficients import Tabulated
 from ..sde.diffusions import MomentMatchedDiffusion, sample_diffusion, solve_mean_field_ode
 from ..sde.ito import sample_ito_sde
@@ -260,24 +261,31 @@ def fit_trained(
     experiment: str = "",
     seed: int = 0,
     progress: bool = False,
+    statuses: Sequence[str] | None = None,
 ) -> dict:
     """Fit the limit of an experiment's deepest networks (one training output per depth).
 
     Chooses the limit from ``regime`` (:func:`choose_limit`; β from the scaling stage or,
     if NaN, from these depths), then for every depth: kernel estimates, the pathwise
-    comparison (a) and the generative one (b). Returns the tables ``pathwise``,
-    ``generative``, ``coefficients``, ``trajectories``, ``agreement`` (DataFrames) and a
-    ``summary`` dict.
+    comparison (a) and the generative one (b). With ``statuses`` (the population the scaling
+    stage's verdict describes, e.g. converged) only those networks are fitted, and a depth
+    without one is left out. Returns the tables ``pathwise``, ``generative``,
+    ``coefficients``, ``trajectories``, ``agreement`` (DataFrames) and a ``summary`` dict.
     """
     import pandas as pd
 
     from ..io import read_npz
-    from ..scaling.weights import load_training
+    from ..scaling.weights import load_training, select_seeds
 
     cfg = section_settings("limits.fit", cfg)
     weights = sorted((load_training(p) for p in train_paths), key=lambda w: w.depth)
     if not weights:
         raise ValueError(f"{experiment}: no training outputs given")
+    if statuses is not None:
+        weights = [select_seeds(w, np.isin(w.status, list(statuses))) for w in weights]
+        weights = [w for w in weights if len(w.seeds)]
+        if not weights:
+            raise ValueError(f"{experiment}: no network of status {'/'.join(statuses)} at the depths given")
     w0 = weights[-1]
     data, _ = read_npz(dataset_path)
     for key in ("x_test", "y_test"):
@@ -303,7 +311,30 @@ def fit_trained(
     agreement.insert(0, "experiment", labels["experiment"])
     out["agreement"] = agreement
     out["summary"] = summarise_fit(out, labels["experiment"], labels["regime"], limit, beta_used, w0)
+    out["summary"]["population"] = "+".join(statuses) if statuses is not None else "all"
+    out["summary"]["networks_by_depth"] = {int(w.depth): int(np.asarray(w.finite).sum()) for w in weights}
     return out
+
+
+def falls_with_depth(by_depth: dict) -> bool | None:
+    """Whether a quantity measured at several depths falls with depth (negative OLS slope of its
+    log on log L); None with fewer than two depths."""
+    depths = sorted(int(k) for k in by_depth)
+    values = np.array([float(by_depth[k] if k in by_depth else by_depth[str(k)]) for k in depths])
+    if len(depths) < 2 or not np.all(np.isfinite(values) & (values > 0)):
+        return None
+    return bool(loglog_fit(np.array(depths, float), values).slope < 0)
+
+
+def rough_ode_signature(summary: dict) -> dict | None:
+    """docs/maths.md §4(e): an ODE with rough weights shows a mean-field ODE error and a seed spread
+    that both fall with depth. Whether they do in a fit's summary (None without mean-field rows)."""
+    errors, spreads = summary.get("mean_field_relative_error_by_depth"), summary.get("network_spread_by_depth")
+    if not errors or not spreads:
+        return None
+    error_falls, spread_falls = falls_with_depth(errors), falls_with_depth(spreads)
+    return {"error_falls": error_falls, "spread_falls": spread_falls,
+            "holds": None if error_falls is None or spread_falls is None else bool(error_falls and spread_falls)}
 
 
 def summarise_fit(tables: dict, experiment: str, regime: str, limit: str, beta: float, w) -> dict:
@@ -336,6 +367,7 @@ def summarise_fit(tables: dict, experiment: str, regime: str, limit: str, beta: 
         diffusion = gen[gen.variant == "limit"].sort_values("depth")
         summary["diffusion_spread_by_depth"] = dict(zip(diffusion.depth.astype(int).tolist(),
                                                         diffusion.limit_spread.astype(float).tolist()))
+        summary["rough_ode_signature"] = rough_ode_signature(summary)
     pw = tables["pathwise"]
     if len(pw):
         p = pw[(pw.depth == L) & (pw.form != "realised")].groupby("n_steps").relative_error.mean()

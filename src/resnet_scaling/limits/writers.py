@@ -11,7 +11,7 @@ from ..io import write_csv, write_json, write_text
 from ..scaling.tables import _fail, read_csv_checked, read_json, read_table
 from .convergence import convergence_fits, convergence_table
 from .note import limits_note
-from .regime import read_beta, read_regime
+from .regime import read_beta, read_population, read_regime
 from .trained import fit_trained
 
 
@@ -36,12 +36,13 @@ def write_fit(
     seed: int = 0,
     exponent_statistic: str = "rms_norm",
 ) -> dict:
-    """Fit one experiment (:func:`fit_trained`) with its regime and β from the scaling
-    stage, and write the tables named in ``outputs`` (pathwise, generative, coefficients,
-    trajectories, agreement, summary) atomically."""
+    """Fit one experiment (:func:`fit_trained`) with its regime, β and population from the scaling
+    stage (the networks its primary verdict describes), and write the tables named in
+    ``outputs`` (pathwise, generative, coefficients, trajectories, agreement, summary) atomically."""
     regime = read_regime(regimes_csv, experiment)
     beta = read_beta(exponents_csv, experiment, exponent_statistic) if exponents_csv else float("nan")
-    out = fit_trained(train_paths, dataset_path, regime, cfg, beta=beta, experiment=experiment, seed=seed, progress=True)
+    out = fit_trained(train_paths, dataset_path, regime, cfg, beta=beta, experiment=experiment, seed=seed, progress=True,
+                      statuses=read_population(regimes_csv, experiment))
     for name in ("pathwise", "generative", "coefficients", "trajectories", "agreement"):
         write_csv(outputs[name], out[name])
     write_json(outputs["summary"], out["summary"])

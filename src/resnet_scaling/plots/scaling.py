@@ -16,7 +16,7 @@ from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 import pandas as pd
 import seaborn as sns
 
-from ..scaling.exponents import ROUGH_ODE, RegimeThresholds
+from ..scaling.exponents import ROUGH_ODE, RegimeThresholds, primary_rows
 from ..scaling.statistics import expected_slope
 from ..scaling.weights import INCLUDE_STATUS, primary_quantity
 from . import log_ticks, save_figure
@@ -61,6 +61,8 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 3.0), **kw):
 
 
 def _fit_row(exponents: pd.DataFrame, experiment: str, quantity: str, statistic: str):
+    """The fit of the experiment's primary population (None when there is none)."""
+    exponents = primary_rows(exponents)
     hit = exponents[
         (exponents["experiment"] == experiment)
         & (exponents["quantity"] == quantity)
@@ -70,14 +72,18 @@ def _fit_row(exponents: pd.DataFrame, experiment: str, quantity: str, statistic:
 
 
 def _draw_fit(ax, fit, color, name: str, symbol: str, slope: bool = False) -> str:
-    """Draw the fitted line over its window; return the legend text."""
+    """Draw the fitted line over its window; return the legend text, naming the population the
+    fit describes when the table has populations."""
     if fit is None or not np.isfinite(fit["slope"]):
-        return f"{name}: no fit"
+        reason = fit.get("population_note") if fit is not None else ""
+        return f"{name}: no fit" + (f" ({reason})" if isinstance(reason, str) and reason else "")
     x = np.geomspace(fit["min_depth"], fit["max_depth"], 50)
     ax.plot(x, np.exp(fit["intercept"]) * x ** fit["slope"], color=color, lw=1.4)
+    population = f", {fit['population']}" if isinstance(fit.get("population"), str) else ""
     if slope:
-        return f"{name}: slope {fit['slope']:+.2f} [{fit['slope_ci_low']:+.2f}, {fit['slope_ci_high']:+.2f}]"
-    return f"{name}: {symbol} = {fit['exponent']:.2f} [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]"
+        return (f"{name}: slope {fit['slope']:+.2f} [{fit['slope_ci_low']:+.2f}, {fit['slope_ci_high']:+.2f}]"
+                f"{population}")
+    return f"{name}: {symbol} = {fit['exponent']:.2f} [{fit['ci_low']:.2f}, {fit['ci_high']:.2f}]{population}"
 
 
 def _guide(ax, x0: float, y0: float, slope: float, x1: float, style: str) -> None:
@@ -85,10 +91,25 @@ def _guide(ax, x0: float, y0: float, slope: float, x1: float, style: str) -> Non
     ax.plot(x, y0 * (x / x0) ** slope, color="0.45", lw=0.9, ls=style, zorder=0)
 
 
-def _points(ax, data: pd.DataFrame, color, included: pd.Series) -> None:
-    ax.scatter(data.loc[included, "depth"], data.loc[included, "value"], s=10, color=color, alpha=0.7, lw=0)
-    if (~included).any():
-        ax.scatter(data.loc[~included, "depth"], data.loc[~included, "value"], s=14, color="0.5", marker="x", lw=0.8)
+def _points(ax, data: pd.DataFrame, color, included: pd.Series) -> set[str]:
+    """Every network as a point, its marker its final status (:data:`STATUS_MARKERS`); networks
+    outside the fits grey. Returns the statuses drawn."""
+    drawn = set()
+    for status, marker in STATUS_MARKERS.items():
+        mine = data["status"] == status
+        for inside, kw in ((True, {"color": color, "alpha": 0.7}), (False, {"color": "0.55", "alpha": 0.8})):
+            rows = mine & (included if inside else ~included)
+            if rows.any():
+                ax.scatter(data.loc[rows, "depth"], data.loc[rows, "value"], s=12 if marker == "o" else 16,
+                           marker=marker, lw=0, **kw)
+                drawn.add(status)
+    return drawn
+
+
+def _status_handles(statuses: set[str]) -> list:
+    """Legend entries of the status markers drawn."""
+    return [plt.Line2D([], [], color="0.3", marker=m, ls="", ms=4, label=s)
+            for s, m in STATUS_MARKERS.items() if s in statuses]
 
 
 GUIDE_STYLES = {"H1": ("--", "H1, smooth weights"), "H2": (":", "H2, diffusive weights")}
@@ -104,7 +125,7 @@ def _excluded_handle(data: pd.DataFrame, include_status) -> list:
     """The legend entry of the networks left out of the fits, where a panel has any."""
     if _included(data, include_status).all():
         return []
-    return [plt.Line2D([], [], color="0.5", marker="x", ls="", ms=4, label="network outside the fit (status)")]
+    return [plt.Line2D([], [], color="0.55", marker="o", ls="", ms=4, label="grey: network outside the fit (status)")]
 
 
 def _included(data: pd.DataFrame, include_status) -> pd.Series:
@@ -126,8 +147,9 @@ def _title(ax, table: pd.DataFrame, experiment: str) -> None:
 def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
                     include_status=INCLUDE_STATUS) -> None:
     """Max norm against depth, log-log, one panel per experiment: A and |δ| for shared δ,
-    |δ_k|A_k for per-layer δ, A otherwise; seeds as points (excluded networks as ×), fitted
-    line and exponent with its 95 % interval; grey dotted guide of slope −1/2 (H2)."""
+    |δ_k|A_k for per-layer δ, A otherwise; every network a point marked by its final status
+    (grey when outside the fits), the fitted line of the primary population and its exponent
+    with the 95 % interval; grey dotted guide of slope −1/2 (H2)."""
     exps = _experiments(statistics)
     fig, axes = _grid(len(exps))
     colors = sns.color_palette("deep")
@@ -135,15 +157,16 @@ def max_norm_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str
         part = statistics[(statistics["experiment"] == exp) & (statistics["statistic"] == "max_norm")]
         delta_type = part["delta"].iloc[0] if "delta" in part else "none"
         quantities = {"shared": ["A", "delta"], "multi": ["M_abs"]}.get(delta_type, [primary_quantity(delta_type)])
-        handles = []
+        handles, statuses = [], set()
         for color, q in zip(colors, quantities):
             data = part[part["quantity"] == q]
             if data.empty:
                 continue
-            _points(ax, data, color, _included(data, include_status))
+            statuses |= _points(ax, data, color, _included(data, include_status))
             symbol = "α" if q == "delta" else "β"
             label = _draw_fit(ax, _fit_row(exponents, exp, q, "max_norm"), color, LABELS[q], symbol)
-            handles.append(plt.Line2D([], [], color=color, marker="o", ms=3, label=label))
+            handles.append(plt.Line2D([], [], color=color, lw=1.4, label=label))
+        handles += _status_handles(statuses)
         if not part.empty:
             ref = part[part["quantity"] == quantities[0]]
             L0, L1 = ref["depth"].min(), ref["depth"].max()
@@ -170,13 +193,13 @@ HYPOTHESIS_ROWS = {
 
 def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: str | os.PathLike,
                       include_status=INCLUDE_STATUS) -> None:
-    """The hypothesis tests against depth with fitted slopes, for the effective weights M (and
-    |δ|A for per-layer δ): the three numbers the regime rule reads (the exponent of the RMS
-    norm, the slopes of the increment ratio and of the quadratic variation) and the root sum
-    of squares of the original study.
+    """The hypothesis tests against depth with the primary population's fitted slopes, for the
+    effective weights M (and |δ|A for per-layer δ): the three numbers the regime rule reads (the
+    exponent of the RMS norm, the slopes of the increment ratio and of the quadratic variation)
+    and the root sum of squares of the original study; networks marked by their final status.
 
     Guides, in the legend: H1 (smooth, dashed) and H2 (diffusive, dotted) with the slopes they
-    predict; networks left out of the fits as grey crosses."""
+    predict; networks left out of the fits in grey."""
     exps = _experiments(statistics)
     stats = list(HYPOTHESIS_ROWS)
     fig, axes = plt.subplots(len(stats), len(exps), figsize=(3.8 * len(exps), 2.9 * len(stats)), squeeze=False)
@@ -187,16 +210,16 @@ def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: s
         quantities = ["M"] + (["M_abs"] if delta_type == "multi" else [])
         for i, stat in enumerate(stats):
             ax = axes[i, j]
-            handles, guide_handles = [], []
+            handles, guide_handles, statuses = [], [], set()
             for color, q in zip(colors, quantities):
                 data = part[(part["quantity"] == q) & (part["statistic"] == stat)]
                 if data.empty:
                     continue
-                _points(ax, data, color, _included(data, include_status))
+                statuses |= _points(ax, data, color, _included(data, include_status))
                 fit = _fit_row(exponents, exp, q, stat)
                 label = _draw_fit(ax, fit, color, LABELS[q], "β" if stat == "rms_norm" else "",
                                   slope=stat != "rms_norm")
-                handles.append(plt.Line2D([], [], color=color, marker="o", ms=3, label=label))
+                handles.append(plt.Line2D([], [], color=color, lw=1.4, label=label))
                 if q == "M" and fit is not None and np.isfinite(fit["slope"]):
                     beta = _fit_row(exponents, exp, q, "rms_norm")
                     beta = beta["exponent"] if beta is not None else 0.5
@@ -210,7 +233,7 @@ def hypothesis_figure(statistics: pd.DataFrame, exponents: pd.DataFrame, path: s
             ax.set(xlabel="depth L")
             ax.set_ylabel(HYPOTHESIS_ROWS[stat], fontsize=8)
             _log_axes(ax)
-            ax.legend(handles=handles, fontsize=6, loc="best")
+            ax.legend(handles=handles + _status_handles(statuses), fontsize=6, loc="best")
             if i == 0:
                 _title(ax, part if len(part) else statistics, exp)
     fig.tight_layout()
@@ -366,7 +389,7 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
     """The regime of every experiment at a glance: the three numbers the rule uses, with 95 %
     intervals, against the band each regime wants them in (ODE filled green, SDE filled purple,
     ODE with rough weights hatched); colour = regime, support in %; a note says why each point
-    outside every band is there."""
+    outside every band is there; one row per population of networks, the primary one marked."""
     regimes = regimes.reset_index(drop=True)
     n = len(regimes)
     th = thresholds
@@ -389,7 +412,8 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
         for i, v in enumerate(value):
             if np.isfinite(v) and not any(lo <= v <= hi for lo, hi, _ in bands):
                 regime = regimes.loc[i, "regime"]
-                notes.append(f"{regimes.loc[i, 'experiment']}, {label} {v:+.2f}: {_outside_reason(regime, key)}")
+                who = regimes.loc[i, "experiment"] + (f" ({regimes.loc[i, 'population']})" if "population" in regimes else "")
+                notes.append(f"{who}, {label} {v:+.2f}: {_outside_reason(regime, key)}")
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 1.6 + 0.45 * n + 0.16 * len(notes)), sharey=True)
     y = np.arange(n)
     for ax, (key, label, bands) in zip(axes, panels):
@@ -406,7 +430,11 @@ def summary_figure(regimes: pd.DataFrame, thresholds: RegimeThresholds, path: st
             _band_patch(ax, max(lo, left), min(hi, right), name)
         ax.set_xlim(left, right)
         ax.set_xlabel(label, fontsize=8)
-    axes[0].set_yticks(y, regimes["experiment"], fontsize=7)
+    names = regimes["experiment"].astype(str)
+    if "population" in regimes:  # one row per population: which networks, and which gives the verdict
+        primary = regimes["primary"].astype(str).str.lower().isin(["true", "1"])
+        names = names + "\n" + regimes["population"].astype(str) + np.where(primary, " (primary)", "")
+    axes[0].set_yticks(y, names, fontsize=7)
     axes[0].invert_yaxis()
     for i, r in regimes.iterrows():
         support = r.get("support", np.nan)
@@ -440,18 +468,23 @@ def robustness_figure(robustness: pd.DataFrame, path: str | os.PathLike) -> None
     for row, experiment in zip(axes, experiments):
         part = table[table["experiment"] == experiment]
         quantity = next(q for q in part["quantity"] if q != "steps")
-        local = part[part["analysis"] == "window"]
-        for statistic, group in local.groupby("statistic"):
+        local = part[(part["analysis"] == "window") & part["statistic"].isin(["max_norm", "rms_norm"])]
+        if "population" not in local:
+            local = local.assign(population="")
+        populations = list(dict.fromkeys(local["population"].fillna("")))
+        for (statistic, population), group in local.groupby(["statistic", local["population"].fillna("")]):
             group = group.sort_values("depth_centre")
-            row[0].plot(group["depth_centre"], group["exponent"], marker="o", ms=3, color=colors[statistic],
-                        label=f"{STAT_LABELS[statistic]} of {LABELS[quantity]}")
+            style = ("-", "--", ":")[populations.index(population) % 3]
+            row[0].plot(group["depth_centre"], group["exponent"], marker="o", ms=3, color=colors[statistic], ls=style,
+                        label=f"{STAT_LABELS[statistic]} of {LABELS[quantity]}" + (f", {population}" if population else ""))
             row[0].fill_between(group["depth_centre"], group["ci_low"], group["ci_high"], color=colors[statistic],
-                                alpha=0.2, lw=0)
+                                alpha=0.15, lw=0)
         row[0].set(xscale="log", xlabel="depth L (window centre)", ylabel="local exponent",
                    title=f"{experiment}: local slope over {_window_size(local)} consecutive depths")
         log_ticks(row[0], "x")
         row[0].legend(fontsize=7)
-        others = part[part["analysis"] != "window"].copy()
+        others = part[(part["analysis"] != "window")
+                      & part["statistic"].isin(["max_norm", "rms_norm", "optimiser_steps"])].copy()
         others["label"] = np.where(others["quantity"] == "steps", "exponent of the step count",
                                    others["variant"].str.replace("statistic per optimiser step", "per optimiser step"))
         labels = list(dict.fromkeys(others["label"]))

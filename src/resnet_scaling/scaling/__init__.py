@@ -8,7 +8,11 @@ Inputs: the training outputs ``results/train/{exp}/depth_{depth}.npz``. Outputs:
 
 - :mod:`.weights`: the layer sequences and weight paths of trained networks (§1, §3);
 - :mod:`.statistics`: per-network statistics whose log-log slopes are the exponents (§3);
-- :mod:`.exponents`: the log-log fit, the exponents with their intervals, the regime rule (§3);
+- :mod:`.exponents`: the log-log fit, the exponents with their intervals, the regime rule,
+  one verdict per population of networks (§3);
+- :mod:`.outputs`: the non-affine share of each network's output on the test inputs (§2);
+- :mod:`.plateau`: why ReLU networks with a per-layer δ stall on the plateau (the probe of the
+  README's stalled band, run by hand: ``python -m resnet_scaling.scaling.plateau``);
 - :mod:`.robustness`: how much an exponent depends on the choices behind it;
 - :mod:`.scorecard`: our exponents and regimes beside the original study's;
 - :mod:`.tables`: checked readers of the tables every later stage builds on.

@@ -25,11 +25,19 @@ Regime rule on the effective weights M = δA (thresholds in :class:`RegimeThresh
 and ``undetermined`` when one of the three slopes cannot be fitted (too few depths), and
 ``no usable networks`` when every network of the experiment was excluded (diverged, out of
 epochs, non-finite): its row says why, and the other experiments are fitted as usual.
+
+One verdict per population (:func:`fit_populations`): where the networks the original rule
+admits (``include_status``: converged and stopped on the plateau) split into those of the
+primary statuses (converged) and others, the two sets are fitted separately. A population is
+evaluated when it has ``min_depths`` depths in every fit window of the regime rule; the
+primary verdict comes from the primary set where it is evaluated, else from the original
+rule's set, and an experiment with no evaluated population is ``not evaluated``, its numbers
+left blank (NaN) and its note saying why.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -40,6 +48,8 @@ from ..io import stable_seed
 
 #: The regime of an experiment none of whose networks may enter a fit.
 NO_USABLE_NETWORKS = "no usable networks"
+#: The regime of a population with too few depths for the regime rule's fits.
+NOT_EVALUATED = "not evaluated"
 
 #: Columns that describe an experiment and are carried from the statistics table.
 LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta", "shuffle")
@@ -47,7 +57,7 @@ LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta",
 
 #: The schema's defaults of the ``scaling`` section: the dataclasses below take theirs from it.
 _SCALING_DEFAULTS = section_settings("scaling", {})
-_REGIME, _FIT, _BOOTSTRAP = (_SCALING_DEFAULTS[key] for key in ("regime", "fit", "bootstrap"))
+_REGIME, _FIT, _BOOTSTRAP, _POPULATION = (_SCALING_DEFAULTS[key] for key in ("regime", "fit", "bootstrap", "population"))
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,9 @@ class RegimeThresholds:
 @dataclass(frozen=True)
 class FitSettings:
     """Fit window (depths in [min_depth, max_depth], per-statistic overrides of min_depth),
-    bootstrap size, level and seed, and which network statuses enter the fits. Defaults: the
-    schema's ``scaling`` section."""
+    bootstrap size, level and seed, which network statuses enter the fits (the original rule),
+    and the primary population with the depths a population needs. Defaults: the schema's
+    ``scaling`` section."""
 
     min_depth: int = _FIT["min_depth"]
     max_depth: int | None = _FIT["max_depth"]
@@ -89,6 +100,8 @@ class FitSettings:
     level: float = _BOOTSTRAP["level"]
     seed: int = _BOOTSTRAP["seed"]
     include_status: tuple = tuple(_SCALING_DEFAULTS["include_status"])
+    primary_status: tuple = tuple(_POPULATION["primary_status"])
+    min_population_depths: int = _POPULATION["min_depths"]
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "FitSettings":
@@ -103,6 +116,8 @@ class FitSettings:
             level=float(boot["level"]),
             seed=int(boot["seed"]),
             include_status=tuple(cfg["include_status"]),
+            primary_status=tuple(cfg["population"]["primary_status"]),
+            min_population_depths=int(cfg["population"]["min_depths"]),
         )
 
     def window(self, statistic: str) -> tuple[int, float]:
@@ -429,20 +444,118 @@ def rule_text(th: RegimeThresholds) -> str:
 
 
 def exponents_of(exponents: pd.DataFrame, experiment: str, statistic: str = "rms_norm") -> dict[str, float]:
-    """Exponent of every quantity of one experiment by ``statistic`` (0 where it could not be fitted)."""
+    """Exponent of every quantity of one experiment's primary population by ``statistic`` (0
+    where it could not be fitted)."""
+    exponents = primary_rows(exponents)
     part = exponents[(exponents["experiment"] == experiment) & (exponents["statistic"] == statistic)]
     if part.empty:
         raise ValueError(f"exponents table has no {statistic!r} rows for experiment {experiment!r}")
     return {q: float(e) if np.isfinite(e) else 0.0 for q, e in zip(part["quantity"], part["exponent"])}
 
 
+def population_label(statuses) -> str:
+    """The name of a population: its statuses joined by '+' ('converged', 'converged+stopped')."""
+    return "+".join(statuses)
+
+
+def population_statuses(label: str) -> tuple[str, ...]:
+    """The statuses of a population from its name (:func:`population_label`)."""
+    return tuple(label.split("+"))
+
+
+def _members(networks: pd.DataFrame, mask: pd.Series) -> str:
+    """'status:count' of the networks of a population, in the order of their first appearance."""
+    counts = networks.loc[mask, "status"].value_counts(sort=False)
+    return "; ".join(f"{k}:{v}" for k, v in counts.items())
+
+
+def regime_depths(networks: pd.DataFrame, settings: FitSettings, thresholds: RegimeThresholds) -> int:
+    """The fewest depths of the given networks in the fit window of any of the three statistics
+    the regime rule reads."""
+    depths = np.unique(networks["depth"].to_numpy())
+    counts = []
+    for statistic in (thresholds.exponent_statistic, "increment_ratio", "quadratic_variation"):
+        low, high = settings.window(statistic)
+        counts.append(int(((depths >= low) & (depths <= high)).sum()))
+    return min(counts)
+
+
+#: Columns of a fit that a population without enough depths leaves blank.
+_FIT_NUMBERS = ("slope", "intercept", "stderr", "slope_ci_low", "slope_ci_high", "exponent", "ci_low", "ci_high")
+_REGIME_NUMBERS = ("support", "exponent", "exponent_ci_low", "exponent_ci_high", "increment_ratio_slope",
+                   "increment_ratio_ci_low", "increment_ratio_ci_high", "quadratic_variation_slope",
+                   "quadratic_variation_ci_low", "quadratic_variation_ci_high")
+
+
+def population_masks(networks: pd.DataFrame, settings: FitSettings) -> list[tuple[tuple, pd.Series, bool]]:
+    """The populations of an experiment's networks (rows with status, finite): (statuses, mask,
+    whether it is the original rule's set), the primary statuses' set first. One population when
+    both rules admit the same networks, named by what its members are."""
+    original, wanted = tuple(settings.include_status), tuple(settings.primary_status)
+    in_original, in_primary = usable(networks, original), usable(networks, wanted)
+    if in_primary.any() and not in_primary.equals(in_original):
+        return [(wanted, in_primary, False), (original, in_original, True)]
+    same = bool(in_primary.any()) and set(networks.loc[in_original, "status"]) <= set(wanted)
+    return [(wanted if same else original, in_original, True)]
+
+
+def fit_populations(
+    statistics: pd.DataFrame, settings: FitSettings, thresholds: RegimeThresholds
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Exponents and regime of each population of one experiment, the primary one flagged.
+
+    The original rule's networks (``settings.include_status``) and those of
+    ``settings.primary_status`` are one population when they are the same networks, else two,
+    each fitted by :func:`fit_experiment`. Every row carries ``population`` (its statuses),
+    ``primary``, ``original_rule``, ``members`` (networks per status), ``evaluated`` and a
+    ``population_note``; a population with fewer than ``settings.min_population_depths`` depths
+    in a fit window of the regime rule is not evaluated: no numbers, a note saying why.
+    """
+    networks = statistics.drop_duplicates(["depth", "seed"])[["depth", "seed", "status", "finite"]]
+    fitted = []
+    for statuses, mask, is_original in population_masks(networks, settings):
+        table, regime = fit_experiment(statistics, replace(settings, include_status=statuses), thresholds)
+        n_depths = regime_depths(networks.loc[mask], settings, thresholds)
+        enough = regime["regime"] == NO_USABLE_NETWORKS or n_depths >= settings.min_population_depths
+        fitted.append([statuses, mask, is_original, table, regime, n_depths, enough])
+    evaluated = [f for f in fitted if f[-1]]
+    chosen = (evaluated or fitted[-1:])[0]
+    frames, regimes = [], []
+    for entry in fitted:
+        statuses, mask, is_original, table, regime, n_depths, enough = entry
+        label = population_label(statuses)
+        note = ""
+        if not enough:
+            note = (f"{label} networks at {n_depths} depth{'s' * (n_depths != 1)} of the regime rule's fit window "
+                    f"(at least {settings.min_population_depths} needed)")
+            table = table.assign(**{c: np.nan for c in _FIT_NUMBERS})
+            regime = {**regime, **{c: np.nan for c in _REGIME_NUMBERS}, "regime": NOT_EVALUATED}
+            if not evaluated:
+                note += "; no population of the experiment has enough depths"
+        extra = {"population": label, "primary": entry is chosen, "original_rule": is_original,
+                 "members": _members(networks, mask), "evaluated": bool(enough), "population_note": note}
+        frames.append(table.assign(**extra))
+        regimes.append({**regime, **extra, "population_depths": n_depths})
+    order = sorted(range(len(regimes)), key=lambda i: not regimes[i]["primary"])
+    return pd.concat([frames[i] for i in order], ignore_index=True), [regimes[i] for i in order]
+
+
+def primary_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the primary population of every experiment (a table without populations is
+    all primary)."""
+    if "primary" not in table:
+        return table
+    return table[table["primary"].astype(str).str.lower().isin(["true", "1"])]
+
+
 def fit_all(
     tables: list[pd.DataFrame], settings: FitSettings, thresholds: RegimeThresholds
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``exponents.csv`` and ``regimes.csv`` for all experiments (one statistics table each)."""
+    """``exponents.csv`` and ``regimes.csv`` for all experiments (one statistics table each),
+    one block of rows per population (:func:`fit_populations`), the primary one first."""
     exponents, regimes = [], []
     for table in tables:
-        exp_table, regime = fit_experiment(table, settings, thresholds)
+        exp_table, populations = fit_populations(table, settings, thresholds)
         exponents.append(exp_table)
-        regimes.append(regime)
+        regimes.extend(populations)
     return pd.concat(exponents, ignore_index=True), pd.DataFrame(regimes)

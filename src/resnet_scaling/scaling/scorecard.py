@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .exponents import NO_USABLE_NETWORKS, ROUGH_ODE
+from ..config import section_settings
+from .exponents import NO_USABLE_NETWORKS, NOT_EVALUATED, ROUGH_ODE, RegimeThresholds, classify
 
 CODE = "instadeepai/scaling-resnets"
 PLOTS = f"{CODE}, plots_fully_connected.py"
@@ -80,7 +82,9 @@ REFERENCES: tuple[Reference, ...] = (
         description="regime, tanh, shared δ: smooth weights (ODE-type)",
         regime="ODE", kind="figure-reading",
         provenance="Cohen et al. (ICML 2021), abstract (alternative ODE limits for smooth activations); "
-        f"{CODE}, figs/ of the tanh/shared δ runs",
+        f"{PLOTS}, scaling_tanh_shared_delta and hypothesis_tanh_shared_delta (the code that draws the tanh / "
+        "shared δ figures; the figures themselves are not released: the repository's figs/ holds the CIFAR-10 "
+        "images only)",
     ),
     Reference(
         key="relu-multi-regime",
@@ -144,16 +148,178 @@ def _interval(low: float, high: float) -> str:
     return f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) and math.isfinite(high) else "n/a"
 
 
+#: What the data of an experiment are, where they are not what the reference was measured on.
+DATA_WORDS = {"digits": "digits (the 1,024 scikit-learn 8×8 digits standing in for MNIST)"}
+
+
+def _flag(value) -> bool:
+    return str(value).strip().lower() in ("true", "1")
+
+
+def _populations(regimes: pd.DataFrame, experiment: str) -> tuple[pd.Series, pd.Series]:
+    """The primary and the original rule's population rows of an experiment (the same row when
+    they are one population, or when the table has no populations)."""
+    rows = regimes[regimes["experiment"] == experiment]
+    if "primary" not in rows:
+        return rows.iloc[0], rows.iloc[0]
+    primary = rows[rows["primary"].map(_flag)].iloc[0]
+    original = rows[rows["original_rule"].map(_flag)] if "original_rule" in rows else rows.iloc[:0]
+    return primary, (original.iloc[0] if len(original) else primary)
+
+
+def population_words(reg: pd.Series) -> str:
+    """Which networks a number describes: 'converged (190 converged)', 'converged+stopped
+    (190 converged, 162 stopped)'; '' for a table without populations."""
+    if "population" not in reg or not isinstance(reg.get("population"), str):
+        return ""
+    members = reg.get("members")
+    counts = ", ".join(f"{n} {s}" for s, n in (m.split(":") for m in str(members).split("; ") if ":" in m))
+    return f"{reg['population']} ({counts or 'no network'})"
+
+
+def _same_networks(a: pd.Series, b: pd.Series) -> bool:
+    return a.get("population") == b.get("population")
+
+
+def _window_rows(robustness: pd.DataFrame | None, reg: pd.Series, quantity: str, statistic: str) -> pd.DataFrame:
+    """The sliding-window fits of one population's quantity and statistic (a table without
+    populations holds the original rule's windows)."""
+    if robustness is None or robustness.empty:
+        return pd.DataFrame()
+    part = robustness[(robustness["experiment"] == reg["experiment"]) & (robustness["analysis"] == "window")
+                      & (robustness["quantity"] == quantity) & (robustness["statistic"] == statistic)]
+    if "population" in robustness:
+        part = part[part["population"] == reg.get("population")]
+    elif not _flag(reg.get("original_rule", True)):
+        return pd.DataFrame()
+    return part[part["exponent"].notna()].sort_values("depth_centre")
+
+
+def _exponent_windows(robustness, reg, ref: Reference, rounding: float, agree: bool) -> tuple[str, str]:
+    """The range of the local exponent over the sliding windows, and what the verdict says
+    about them when the verdict depends on the window."""
+    local = _window_rows(robustness, reg, ref.quantity, ref.statistic)
+    if local.empty:
+        return "n/a (no window fits)", ""
+    text = (f"{local['exponent'].min():.2f}–{local['exponent'].max():.2f} over {len(local)} windows "
+            f"(depths {local['variant'].iloc[0].removeprefix('depths ')} … {local['variant'].iloc[-1].removeprefix('depths ')})")
+    inside = ((local["ci_low"] - rounding <= ref.value) & (ref.value <= local["ci_high"] + rounding)).to_numpy()
+    if inside.all() == inside.any() and bool(inside.any()) == agree:
+        return text, ""
+    words = VERDICT_WORDS[ref.kind][0]
+    return text, f"; depends on the window: {words} in {int(inside.sum())} of {len(inside)} windows"
+
+
+def _regime_windows(robustness, reg, ref: Reference, thresholds: RegimeThresholds) -> tuple[str, str]:
+    """The regime the rule gives in each sliding window, and whether the verdict depends on it."""
+    th = thresholds
+    parts = [_window_rows(robustness, reg, th.quantity, s).set_index("variant")["exponent"]
+             if not _window_rows(robustness, reg, th.quantity, s).empty else pd.Series(dtype=float)
+             for s in (th.exponent_statistic, "increment_ratio", "quadratic_variation")]
+    variants = [v for v in parts[0].index if all(v in p.index for p in parts[1:])]
+    if not variants:
+        return "n/a (no window fits of the regime statistics)", ""
+    # the robustness table stores exponents = −slope; the rule reads the two slopes as slopes
+    found = classify(-parts[1][variants].to_numpy(), parts[0][variants].to_numpy(), -parts[2][variants].to_numpy(), th)
+    counts = pd.Series(found).value_counts()
+    text = ", ".join(f"{name} in {n}" for name, n in counts.items()) + f" of {len(found)} windows"
+    agree_by_window = found == ref.regime
+    if agree_by_window.all() == agree_by_window.any() and bool(agree_by_window.any()) == (reg["regime"] == ref.regime):
+        return text, ""
+    return text, f"; depends on the window: {ref.regime} in {int(agree_by_window.sum())} of {len(found)} windows"
+
+
+#: The value of a regime row whose slopes read as the ODE with rough weights without its signature.
+ROUGH_WITHOUT_SIGNATURE = "rough weights of size 1/L, no mean-field ODE"
+
+
+def _by_depth(values: dict) -> str:
+    items = sorted((int(k), float(v)) for k, v in values.items())
+    return " → ".join(f"{v:.2g}" for _, v in items) + f" at L = {', '.join(str(k) for k, _ in items)}"
+
+
+def _rough_ode_evidence(reg: pd.Series, limits: dict | None) -> tuple[str, str] | None:
+    """For a population the rule reads as the ODE with rough weights: what the limit fit of the same
+    networks says about its signature (docs/maths.md §4(e): mean-field ODE error and seed spread
+    falling with depth). (value, words) when the signature fails or cannot be checked, else None."""
+    summary = (limits or {}).get(reg["experiment"])
+    if not summary or summary.get("population") not in (reg.get("population"), "all", None):
+        return None
+    signature = summary.get("rough_ode_signature") or {}
+    if signature.get("holds") is not False:
+        if signature.get("holds") is None and signature:
+            return ROUGH_ODE, "; its signature (mean-field ODE error and seed spread falling with depth) cannot be checked at one depth"
+        return None
+    errors = summary["mean_field_relative_error_by_depth"]
+    spreads = summary["network_spread_by_depth"]
+    return ROUGH_WITHOUT_SIGNATURE, (
+        f"; the slopes read as the ODE with rough weights{_regime_measurements(reg)}, but its signature fails in the "
+        f"limit fit of the same networks: the mean-field ODE error {_by_depth(errors)} "
+        f"{'falls' if signature['error_falls'] else 'does not fall'} and the seed spread {_by_depth(spreads)} "
+        f"{'falls' if signature['spread_falls'] else 'does not fall'} with depth: the evidence shows rough weights of "
+        "size 1/L whose networks do not approach their mean-field ODE, neither the ODE nor the SDE of docs/maths.md §3")
+
+
+def _evaluate(ref: Reference, reg: pd.Series, exponents: pd.DataFrame, robustness, rounding: float,
+              thresholds: RegimeThresholds, limits: dict | None = None) -> dict:
+    """Our value, its interval, the window range and the verdict of one population against a reference."""
+    reason = reg.get("note") if reg["regime"] == NO_USABLE_NETWORKS else reg.get("population_note")
+    unevaluated = {"ours": "n/a", "interval": "n/a", "windows": "n/a", "agree": False,
+                   "verdict": f"not evaluated: {reason or reg['regime']}"}
+    if reg["regime"] == NO_USABLE_NETWORKS or (ref.regime and reg["regime"] == NOT_EVALUATED):
+        return unevaluated
+    if ref.regime:
+        ours = str(reg["regime"])
+        support = reg.get("support", math.nan)
+        agree = ours == ref.regime
+        windows, depends = _regime_windows(robustness, reg, ref, thresholds)
+        # a claim row quotes its evidence either way; a reading only where it differs
+        cause = REGIME_CAUSES.get(ours, "") * (not agree) + _regime_measurements(reg) * (not agree or ref.kind == "claim")
+        evidence = _rough_ode_evidence(reg, limits) if ours == ROUGH_ODE else None
+        if evidence is not None:
+            ours, words = evidence
+            agree = ours == ref.regime
+            cause = words if ours == ROUGH_WITHOUT_SIGNATURE else cause + words
+        return {"ours": ours, "interval": f"support {support:.0%}" if math.isfinite(support) else "n/a",
+                "windows": windows, "agree": agree, "verdict": _verdict(ref.kind, agree) + cause + depends}
+    hit = exponents[(exponents["experiment"] == reg["experiment"]) & (exponents["quantity"] == ref.quantity)
+                    & (exponents["statistic"] == ref.statistic)]
+    if "population" in exponents and "population" in reg:
+        hit = hit[hit["population"] == reg["population"]]
+    if hit.empty or not math.isfinite(float(hit.iloc[0]["exponent"])):
+        if reg["regime"] == NOT_EVALUATED:  # a population without enough depths has no numbers
+            return unevaluated
+        return {"ours": "n/a", "interval": "n/a", "windows": "n/a", "agree": False, "verdict": "not evaluated: no fit"}
+    ours, low, high = (float(hit.iloc[0][c]) for c in ("exponent", "ci_low", "ci_high"))
+    agree = math.isfinite(low) and math.isfinite(high) and low - rounding <= ref.value <= high + rounding
+    windows, depends = _exponent_windows(robustness, reg, ref, rounding, bool(agree))
+    return {"ours": f"{ours:.2f}", "interval": _interval(low, high), "windows": windows, "agree": bool(agree),
+            "verdict": _verdict(ref.kind, bool(agree)) + depends}
+
+
+def _beside(evaluation: dict) -> str:
+    """One cell: a population's value, interval and verdict."""
+    if evaluation["ours"] == "n/a":
+        return evaluation["verdict"]
+    return f"{evaluation['ours']} {evaluation['interval']}: {evaluation['verdict']}"
+
+
 def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05,
-          robustness: pd.DataFrame | None = None, references: tuple[Reference, ...] = REFERENCES) -> pd.DataFrame:
-    """One row per (reference, matching experiment), with our value and the verdict.
+          robustness: pd.DataFrame | None = None, references: tuple[Reference, ...] = REFERENCES,
+          thresholds: RegimeThresholds | None = None, limits: dict | None = None) -> pd.DataFrame:
+    """One row per (reference, matching experiment): the primary population's value, interval,
+    window range and verdict, and the same under the original study's inclusion rule.
 
     An experiment matches a reference by activation, δ type and dataset kind; every matching
-    experiment (the shuffle-defect ablation too) gets its own row. With the ``robustness``
-    table, an exponent row that differs quotes the range of the local exponent over the
-    depth windows and the exponent of the converged networks only: measured reasons why one
-    number does not describe every depth or every network.
+    experiment (the shuffle-defect ablation too) gets its own row. ``population`` says which
+    networks the numbers describe (:func:`resnet_scaling.scaling.exponents.fit_populations`); with the
+    ``robustness`` table, ``windows`` gives the range of the local exponent over the sliding
+    depth windows of that population (for a regime, the regime in each window), and a verdict
+    that some window would change says so. ``limits`` (experiment → summary of its limit fit)
+    checks a regime read as the ODE with rough weights against its signature in the fit of the
+    same networks; where the signature fails the row says what the evidence shows instead.
     """
+    thresholds = thresholds or RegimeThresholds()
     rows = []
     for ref in references:
         match = regimes[
@@ -161,59 +327,30 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
             & (regimes["delta"] == ref.delta)
             & regimes["dataset_kind"].isin(ref.dataset_kinds)
         ]
-        for _, reg in match.iterrows():
-            base = {
-                "reference": ref.key,
-                "kind": ref.kind,
-                "description": ref.description,
-                "experiment": reg["experiment"],
-                "dataset": reg["dataset"],
-                "shuffle": reg.get("shuffle", ""),
-                "provenance": ref.provenance + (STAND_IN if reg["dataset_kind"] == "digits" and "mnist" in ref.dataset_kinds
-                                                else ""),
-            }
-            if reg["regime"] == NO_USABLE_NETWORKS:
-                rows.append({
-                    **base, "reference_value": ref.regime or f"{ref.value:.1f}", "ours": "n/a", "interval": "n/a",
-                    "agree": False, "verdict": f"not evaluated: {reg.get('note') or NO_USABLE_NETWORKS}",
-                })
-                continue
-            if ref.regime:
-                ours, expected = str(reg["regime"]), ref.regime
-                support = reg.get("support", math.nan)
-                # a claim row quotes its evidence either way; a reading only where it differs
-                quoted = ours != expected or ref.kind == "claim"
-                rows.append({
-                    **base, "reference_value": expected, "ours": ours,
-                    "interval": f"support {support:.0%}" if math.isfinite(support) else "n/a",
-                    "agree": ours == expected,
-                    "verdict": _verdict(ref.kind, ours == expected)
-                    + REGIME_CAUSES.get(ours, "") * (ours != expected) + _regime_measurements(reg) * quoted,
-                })
-                continue
-            hit = exponents[
-                (exponents["experiment"] == reg["experiment"])
-                & (exponents["quantity"] == ref.quantity)
-                & (exponents["statistic"] == ref.statistic)
-            ]
-            if hit.empty:
-                ours, low, high = math.nan, math.nan, math.nan
+        for experiment in dict.fromkeys(match["experiment"]):
+            primary, original = _populations(match, experiment)
+            result = _evaluate(ref, primary, exponents, robustness, rounding, thresholds, limits)
+            if _same_networks(primary, original):
+                beside = "the same networks"
             else:
-                ours, low, high = (float(hit.iloc[0][c]) for c in ("exponent", "ci_low", "ci_high"))
-            agree = (
-                math.isfinite(low) and math.isfinite(high)
-                and low - rounding <= ref.value <= high + rounding
-            )
+                beside = f"{population_words(original)}: " + _beside(
+                    _evaluate(ref, original, exponents, robustness, rounding, thresholds, limits))
+            population = population_words(primary)
+            others = match[(match["experiment"] == experiment) & (match.index != primary.name)]
+            for _, other in others.iterrows():
+                if other["regime"] == NOT_EVALUATED and primary["regime"] != NOT_EVALUATED:
+                    population += f"; not evaluated: {other.get('population_note')}"
+            kind = str(primary["dataset_kind"])
             rows.append({
-                **base, "reference_value": f"{ref.value:.1f}",
-                "ours": f"{ours:.2f}" if math.isfinite(ours) else "n/a",
-                "interval": _interval(low, high), "agree": bool(agree),
-                "verdict": (_verdict(ref.kind, bool(agree)) + ("" if agree else _measured_cause(robustness, reg["experiment"], ref))
-                            if math.isfinite(ours) else "not evaluated: no fit"),
+                "reference": ref.key, "kind": ref.kind, "description": ref.description, "experiment": experiment,
+                "dataset": primary["dataset"], "data": DATA_WORDS.get(kind, str(primary["dataset"])),
+                "shuffle": primary.get("shuffle", ""), "population": population,
+                "reference_value": ref.regime or f"{ref.value:.1f}", **result, "original_rule": beside,
+                "provenance": ref.provenance + STAND_IN * (kind == "digits" and "mnist" in ref.dataset_kinds),
             })
     return pd.DataFrame(rows, columns=[
-        "reference", "kind", "description", "experiment", "dataset", "shuffle", "reference_value",
-        "ours", "interval", "agree", "verdict", "provenance",
+        "reference", "kind", "description", "experiment", "dataset", "data", "shuffle", "population",
+        "reference_value", "ours", "interval", "windows", "agree", "verdict", "original_rule", "provenance",
     ])
 
 
@@ -237,38 +374,22 @@ def _regime_measurements(reg: pd.Series) -> str:
     return f"; measured: {', '.join(parts)}" if parts else ""
 
 
-def _measured_cause(robustness: pd.DataFrame | None, experiment: str, ref: Reference) -> str:
-    """What the robustness table says about an exponent that differs from its reference."""
-    if robustness is None or robustness.empty:
-        return ""
-    part = robustness[(robustness["experiment"] == experiment) & (robustness["quantity"] == ref.quantity)
-                      & (robustness["statistic"] == ref.statistic)]
-    local = part[(part["analysis"] == "window") & part["exponent"].notna()].sort_values("depth_centre")
-    words = []
-    if len(local):
-        first, last = local.iloc[0], local.iloc[-1]
-        words.append(f"local exponent {first['exponent']:.2f} at depths {first['variant'].removeprefix('depths ')}, "
-                     f"{last['exponent']:.2f} at {last['variant'].removeprefix('depths ')} "
-                     f"(range {local['exponent'].min():.2f}–{local['exponent'].max():.2f})")
-    converged = part[(part["analysis"] == "inclusion") & (part["variant"] == "converged only")]
-    if len(converged) and math.isfinite(converged["exponent"].iloc[0]):
-        words.append(f"{converged['exponent'].iloc[0]:.2f} over converged networks only")
-    return ("; measured: " + "; ".join(words)) if words else ""
-
-
 def _verdict(kind: str, agree: bool) -> str:
     return VERDICT_WORDS[kind][0 if agree else 1]
 
 
 def summary_table(exponents: pd.DataFrame, regimes: pd.DataFrame) -> list[list[str]]:
-    """Per experiment: regime with support and the key exponents with their 95 % intervals."""
+    """Per experiment and population: regime with support and the key exponents with their 95 %
+    intervals; the population column says which networks and whether it gives the verdict."""
 
-    def quote(experiment: str, quantity: str, statistic: str, sign: float = 1.0) -> str:
+    def quote(experiment: str, quantity: str, statistic: str, sign: float = 1.0, population=None) -> str:
         hit = exponents[
             (exponents["experiment"] == experiment)
             & (exponents["quantity"] == quantity)
             & (exponents["statistic"] == statistic)
         ]
+        if population is not None and "population" in hit:
+            hit = hit[hit["population"] == population]
         if hit.empty or not math.isfinite(float(hit.iloc[0]["exponent"])):
             return "–"
         r = hit.iloc[0]
@@ -277,7 +398,7 @@ def summary_table(exponents: pd.DataFrame, regimes: pd.DataFrame) -> list[list[s
         return f"{r['slope']:+.2f} {_interval(r['slope_ci_low'], r['slope_ci_high'])}"
 
     header = [
-        "experiment", "dataset", "σ", "δ", "regime (support)", "M: exponent (rms)",
+        "experiment", "dataset", "σ", "δ", "population", "regime (support)", "M: exponent (rms)",
         "M: exponent (max)", "A: exponent (max)", "δ: exponent (max)",
         "M: increment-ratio slope", "M: quadratic-variation slope", "depths × seeds", "excluded",
     ]
@@ -285,12 +406,16 @@ def summary_table(exponents: pd.DataFrame, regimes: pd.DataFrame) -> list[list[s
     for _, reg in regimes.iterrows():
         e = reg["experiment"]
         support = reg.get("support", math.nan)
+        pop = reg.get("population") if isinstance(reg.get("population"), str) else None
+        roles = [word for flag, word in (("primary", "primary"), ("original_rule", "original rule"))
+                 if _flag(reg.get(flag, False))]
         body.append([
             e, str(reg["dataset"]), str(reg["activation"]), str(reg["delta"]),
+            (population_words(reg) + (f", {' and '.join(roles)}" if roles else "")) if pop else "all included",
             f"{reg['regime']} ({support:.0%})" if math.isfinite(support) else str(reg["regime"]),
-            quote(e, "M", "rms_norm"), quote(e, "M", "max_norm"), quote(e, "A", "max_norm"),
-            quote(e, "delta", "max_norm"), quote(e, "M", "increment_ratio", -1),
-            quote(e, "M", "quadratic_variation", -1),
+            quote(e, "M", "rms_norm", 1, pop), quote(e, "M", "max_norm", 1, pop), quote(e, "A", "max_norm", 1, pop),
+            quote(e, "delta", "max_norm", 1, pop), quote(e, "M", "increment_ratio", -1, pop),
+            quote(e, "M", "quadratic_variation", -1, pop),
             f"{reg['n_depths']} × {reg['n_seeds']}",
             excluded if isinstance(excluded := reg.get("excluded"), str) and excluded else "none",
         ])
@@ -343,31 +468,53 @@ OUTCOME_STATUSES = (("converged", "converged"), ("stopped", "stopped on the plat
                     ("max_epochs", "out of epochs"), ("diverged", "diverged"))
 
 
-def training_outcome(training: pd.DataFrame, epsilon: dict[str, float],
-                     affine_floor: dict[str, float]) -> pd.DataFrame:
+#: Non-affine share of the output below which a network acts nearly affinely (the schema's
+#: ``scaling.scorecard.non_affine_threshold``).
+NON_AFFINE_THRESHOLD = section_settings("scaling.scorecard")["non_affine_threshold"]
+
+
+def training_outcome(training: pd.DataFrame, epsilon: dict[str, float], affine_floor: dict[str, float],
+                     populations: dict[str, str] | None = None) -> pd.DataFrame:
     """Per experiment: how many networks ended in each status, the median final training loss
-    of each status, ε, and the affine floor of its training data (docs/maths.md §2)."""
+    and non-affine share of each status, ε, and the affine floor of its training data
+    (docs/maths.md §2); with ``populations`` (experiment → the population of its primary verdict,
+    'converged' or 'converged+stopped'), the median and largest non-affine share of that population."""
     rows = []
     for experiment, part in training.groupby("experiment", sort=False):
         row = {"experiment": experiment, "networks": len(part), "epsilon": float(epsilon[experiment]),
                "affine_floor": float(affine_floor[experiment])}
+        share = part["non_affine_share"] if "non_affine_share" in part else pd.Series(math.nan, index=part.index)
         for status, _ in OUTCOME_STATUSES:
             hit = part[part["status"] == status]
             loss = hit["train_loss"] if "train_loss" in hit else pd.Series(math.nan, index=hit.index)
             row[f"n_{status}"] = len(hit)
             row[f"median_loss_{status}"] = float(loss.median()) if loss.notna().any() else math.nan
+            row[f"median_non_affine_{status}"] = float(share[hit.index].median()) if share[hit.index].notna().any() else math.nan
+        population = (populations or {}).get(experiment)
+        row["population"] = population or ""
+        if population:
+            members = share[part["status"].isin(population.split("+"))].dropna()
+            row["population_non_affine_median"] = float(members.median()) if len(members) else math.nan
+            row["population_non_affine_max"] = float(members.max()) if len(members) else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _outcome_rows(outcome: pd.DataFrame) -> list[list[str]]:
+def _percent(v: float) -> str:
+    return f"{100 * v:.2g} %"
+
+
+def _outcome_rows(outcome: pd.DataFrame, threshold: float = NON_AFFINE_THRESHOLD) -> list[list[str]]:
     rows = [["experiment", "networks", *(heading for _, heading in OUTCOME_STATUSES), "ε",
-             "affine floor of the training data", "reading"]]
+             "affine floor of the training data", "reading", "what the exponents describe"]]
     for _, r in outcome.iterrows():
         cells = []
         for status, _ in OUTCOME_STATUSES:
             n, loss = int(r[f"n_{status}"]), r[f"median_loss_{status}"]
-            cells.append(f"{n} (median loss {loss:.2g})" if n and math.isfinite(loss) else str(n))
+            share = r.get(f"median_non_affine_{status}", math.nan)
+            words = [f"median loss {loss:.2g}"] if n and math.isfinite(loss) else []
+            words += [f"non-affine {_percent(share)}"] if n and math.isfinite(share) else []
+            cells.append(f"{n} ({', '.join(words)})" if words else str(n))
         floor, eps, stopped = r["affine_floor"], r["epsilon"], r["median_loss_stopped"]
         if floor > eps:
             reading = "ε is below the affine floor: only a network that uses its nonlinearity converges"
@@ -377,20 +524,30 @@ def _outcome_rows(outcome: pd.DataFrame) -> list[list[str]]:
                                else " (the stopped networks act nearly affinely)"))
         else:
             reading = "ε is above the affine floor: a near-affine network can converge"
-        rows.append([r["experiment"], str(int(r["networks"])), *cells, f"{eps:.2g}", f"{floor:.2g}", reading])
+        median, largest = r.get("population_non_affine_median", math.nan), r.get("population_non_affine_max", math.nan)
+        if isinstance(r.get("population"), str) and r["population"] and math.isfinite(median):
+            shares = f"median non-affine share {_percent(median)}, at most {_percent(largest)}"
+            describes = (f"{r['population']} networks that use their nonlinearity ({shares})" if median >= threshold
+                         else f"{r['population']} networks that act nearly affinely ({shares}, below "
+                              f"{_percent(threshold)}): the exponents describe a near-affine map")
+        else:
+            describes = "not measured"
+        rows.append([r["experiment"], str(int(r["networks"])), *cells, f"{eps:.2g}", f"{floor:.2g}", reading,
+                     describes])
     return rows
 
 
 def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame, rule: str,
               include_status: tuple = (), robustness: pd.DataFrame | None = None,
-              outcome: pd.DataFrame | None = None):
+              outcome: pd.DataFrame | None = None, non_affine_threshold: float = NON_AFFINE_THRESHOLD):
     """The scorecard as (heading, paragraph, table rows) triples, shared by both renderings."""
-    score_rows = [["reference", "kind", "experiment", "reference value", "ours", "95 % interval / support",
-                   "verdict", "provenance"]]
+    score_rows = [["reference", "kind", "experiment", "data", "reference value", "population", "ours",
+                   "95 % interval / support", "local exponent over the depth windows", "verdict",
+                   "original rule" + (f" ({', '.join(include_status)})" if include_status else ""), "provenance"]]
     for _, r in scores.iterrows():
         score_rows.append([
-            r["description"], r["kind"], r["experiment"], r["reference_value"], r["ours"], r["interval"],
-            r["verdict"], r["provenance"],
+            r["description"], r["kind"], r["experiment"], r["data"], r["reference_value"], r["population"], r["ours"],
+            r["interval"], r["windows"], r["verdict"], r["original_rule"], r["provenance"],
         ])
     n_agree = int(scores["agree"].sum()) if len(scores) else 0
     n_unevaluated = int(scores["verdict"].str.startswith("not evaluated").sum()) if len(scores) else 0
@@ -401,8 +558,13 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
         "L^f rescaling written into the released plotting code, not a fitted value); a figure "
         "reading; a claim of the paper's text, tested under the training choice its row names. An exponent row is consistent when the reference value lies in our 95 % "
         "seed-bootstrap interval widened by 0.05 (the references are rounded to one decimal); "
-        "a regime row when the regimes are equal."
-        + (f" Networks that enter the fits: status {', '.join(include_status)}; the exponents under the other "
+        "a regime row when the regimes are equal. One verdict per population: where the networks split into "
+        "those that converged (loss below ε) and those stopped on the plateau, the verdict is the converged "
+        "networks' (where they cover enough depths) and the original study's inclusion rule is shown beside it; "
+        "the population column says which networks each number describes. Beside each interval, the range of the "
+        "local exponent over the sliding windows of consecutive depths inside the fit (for a regime, the regime "
+        "the rule gives in each window); a verdict that some window would change says so."
+        + (f" The original rule admits the statuses {', '.join(include_status)}; the exponents under the other "
            "inclusion rules follow." if include_status else ""),
         score_rows if len(scores) else None,
     )
@@ -418,10 +580,13 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
         yield (
             "How the training ended",
             "Networks per final status with the median final training loss (mean squared error over the "
-            "training set), beside the stopping rule's ε and the affine floor: the least loss of any affine "
-            "map from inputs to targets, near or above which a network whose blocks stay in the linear range "
-            "of their activation stays (docs/maths.md §2).",
-            _outcome_rows(outcome),
+            "training set) and the median non-affine share of their output on the test inputs (the output "
+            "minus its least-squares affine fit on the inputs, relative to the output), beside the stopping "
+            "rule's ε and the affine floor: the least loss of any affine map from inputs to targets, near or "
+            "above which a network whose blocks stay in the linear range of their activation stays "
+            "(docs/maths.md §2). The last column says whether the networks of the primary verdict use their "
+            f"nonlinearity (a non-affine share of at least {_percent(non_affine_threshold)}) or act nearly affinely.",
+            _outcome_rows(outcome, non_affine_threshold),
         )
     yield (
         "Regimes and exponents of every experiment",
@@ -440,10 +605,14 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
 
 def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
                     include_status: tuple = (), robustness: pd.DataFrame | None = None,
-                    outcome: pd.DataFrame | None = None) -> str:
+                    outcome: pd.DataFrame | None = None,
+                    non_affine_threshold: float = NON_AFFINE_THRESHOLD, notes: Sequence[str] = ()) -> str:
+    """The scorecard in Markdown; ``notes`` (paragraphs) say how its rows were made where that
+    is not the workflow's run of one config (a gallery with carried experiments)."""
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
-    parts = []
-    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome):
+    parts = ["## How these rows were made\n\n" + "\n\n".join(notes) + "\n"] if notes else []
+    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome,
+                                               non_affine_threshold):
         parts.append(f"## {heading}\n\n{text}\n")
         if rows:
             parts.append(_markdown_table(rows) + "\n")
@@ -452,14 +621,16 @@ def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.D
 
 def render_html(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
                 include_status: tuple = (), robustness: pd.DataFrame | None = None,
-                outcome: pd.DataFrame | None = None) -> str:
+                outcome: pd.DataFrame | None = None,
+                non_affine_threshold: float = NON_AFFINE_THRESHOLD) -> str:
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
     style = (
         "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse;margin:8px 0}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}</style>"
     )
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>{style}</head><body><h1>Scaling exponents</h1>"]
-    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome):
+    for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome,
+                                               non_affine_threshold):
         parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
         if rows:
             parts.append(_html_table(rows))

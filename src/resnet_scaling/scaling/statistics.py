@@ -180,13 +180,19 @@ def network_statistics(
     return table
 
 
-def training_table(w: TrainedWeights) -> pd.DataFrame:
-    """One row per seed: status, epochs and the final losses recorded by the trainer."""
+def training_table(w: TrainedWeights, x_test: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per seed: status, epochs and the final losses recorded by the trainer; with the
+    test inputs ``x_test``, the non-affine share of each network's output on them
+    (:func:`resnet_scaling.scaling.outputs.network_non_affine_share`)."""
     table = pd.DataFrame({"experiment": w.experiment, "depth": w.depth, "seed": w.seeds, "status": w.status})
     table["epochs"] = w.epochs if w.epochs is not None else np.nan
     table["stop_reason"] = w.stop_reason if w.stop_reason is not None else ""
     for name, value in w.losses.items():
         table[name] = value
+    if x_test is not None:
+        from .outputs import network_non_affine_share
+
+        table["non_affine_share"] = network_non_affine_share(w, x_test)
     return table
 
 
@@ -196,12 +202,14 @@ def experiment_statistics(
     statistics: Sequence[str] = STATISTICS,
     labels: dict | None = None,
     norm: LayerNorm = layer_norms,
+    x_test: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Statistics and training summary of all depths of one experiment (each network read once)."""
+    """Statistics and training summary of all depths of one experiment (each network read once);
+    with ``x_test`` the summary gives each network's non-affine share on those inputs."""
     stats, training = [], []
     for w in networks:
         stats.append(network_statistics(w, window_fraction, statistics, labels, norm))
-        training.append(training_table(w))
+        training.append(training_table(w, x_test))
     if not stats:
         raise ValueError("no trained networks given")
     stats_table = pd.concat(stats, ignore_index=True).sort_values(

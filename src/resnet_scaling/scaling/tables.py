@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .exponents import population_statuses, primary_rows
 from .statistics import statistics_of
 from .weights import quantities
 
@@ -148,33 +149,68 @@ def read_exponents(path: str | os.PathLike, experiments: Sequence[str] | None = 
     table = read_csv_checked(path, EXPONENT_COLUMNS, finite=("n_depths", "n_seeds", "n_excluded"),
                              not_null=("experiment", "delta", "quantity", "statistic"))
     _check_experiments(path, table, experiments)
-    for exp, part in table.groupby("experiment", sort=False):
+    keys = ["experiment", "population"] if "population" in table else ["experiment"]
+    for key, part in table.groupby(keys, sort=False):
+        exp = key[0] if isinstance(key, tuple) else key
         want = expected_pairs(str(part["delta"].iloc[0]))
         have = list(zip(part["quantity"], part["statistic"]))
         if set(have) != want or len(have) != len(want):
             raise _fail(path, f"is incomplete: experiment {exp!r} has {len(have)} of its {len(want)} rows")
         fitted = part["n_depths"] >= 2
+        if "evaluated" in part:  # a population with too few depths has no numbers
+            fitted &= _flag(part["evaluated"])
         if not np.isfinite(part.loc[fitted, "exponent"]).all():
             raise _fail(path, f"has a fitted exponent of experiment {exp!r} that is not a finite number")
+    _check_primary(path, table)
     return table
+
+
+def _flag(column: pd.Series) -> pd.Series:
+    """A boolean column as written to CSV (True/False, or their strings)."""
+    return column.astype(str).str.lower().isin(["true", "1"])
+
+
+def _check_primary(path, table: pd.DataFrame) -> None:
+    """Every experiment of a table with populations has exactly one primary population."""
+    if "primary" not in table:
+        return
+    primary = table.loc[_flag(table["primary"])]
+    count = primary.drop_duplicates(["experiment", "population"]).groupby("experiment").size()
+    bad = sorted(set(table["experiment"]) - set(count[count == 1].index))
+    if bad:
+        raise _fail(path, f"has not exactly one primary population for the experiments {bad}")
 
 
 REGIME_COLUMNS = ("experiment", "regime", "exponent", "increment_ratio_slope", "quadratic_variation_slope",
                   "n_depths", "n_seeds", "n_usable", "n_excluded")
-REGIMES = ("ODE", "SDE", "ODE (rough weights)", "neither", "undetermined", "no usable networks")
+REGIMES = ("ODE", "SDE", "ODE (rough weights)", "neither", "undetermined", "no usable networks", "not evaluated")
 
 
 def read_regimes(path: str | os.PathLike, experiments: Sequence[str] | None = None) -> pd.DataFrame:
-    """``results/regimes.csv``: one row per experiment with a known regime."""
+    """``results/regimes.csv``: one row per experiment and population with a known regime,
+    exactly one population of every experiment primary."""
     table = read_csv_checked(path, REGIME_COLUMNS, finite=("n_depths", "n_seeds", "n_usable", "n_excluded"),
                              not_null=("experiment", "regime"))
-    if table["experiment"].duplicated().any():
-        raise _fail(path, "has an experiment twice")
+    if table.duplicated([c for c in ("experiment", "population") if c in table]).any():
+        raise _fail(path, "has an experiment (population) twice")
     unknown = sorted(set(table["regime"]) - set(REGIMES))
     if unknown:
         raise _fail(path, f"has the unknown regimes {unknown}")
     _check_experiments(path, table, experiments)
+    _check_primary(path, table)
     return table
+
+
+def read_primary_population(path: str | os.PathLike, experiment: str) -> tuple[str, ...] | None:
+    """The statuses of the networks the primary verdict of an experiment describes
+    (``results/regimes.csv``: population of its primary row); None for a table without populations."""
+    rows = primary_rows(read_regimes(path))
+    rows = rows[rows["experiment"] == experiment]
+    if rows.empty:
+        raise _fail(path, f"has no regime for experiment {experiment!r}")
+    if "population" not in rows or not isinstance(rows["population"].iloc[0], str):
+        return None
+    return population_statuses(rows["population"].iloc[0])
 
 
 def _check_experiments(path, table: pd.DataFrame, experiments: Sequence[str] | None) -> None:

@@ -261,6 +261,18 @@ def selection(networks: list[TrainedWeights], include_status=INCLUDE_STATUS) -> 
     return [w.finite for w in networks]
 
 
+def select_seeds(w: TrainedWeights, mask) -> TrainedWeights:
+    """The networks of ``w`` whose entry of the (S,) boolean ``mask`` is set, every per-seed array cut alike."""
+    mask = np.asarray(mask, bool)
+    per_seed = lambda a: None if a is None else np.asarray(a)[mask]
+    return TrainedWeights(
+        A=w.A[mask], b=w.b[mask], delta=w.delta[mask], seeds=w.seeds[mask], status=w.status[mask],
+        experiment=w.experiment, depth=w.depth, delta_type=w.delta_type, activation=w.activation,
+        dataset=w.dataset, losses={k: per_seed(v) for k, v in w.losses.items()}, epochs=per_seed(w.epochs),
+        stop_reason=per_seed(w.stop_reason),
+    )
+
+
 def cell_index(depth: int, n_cells: int) -> np.ndarray:
     """Cell j = ⌊n k / L⌋ of every layer k on a grid of ``n_cells`` cells of [0, 1]."""
     return (np.arange(depth) * n_cells) // depth

@@ -161,6 +161,7 @@ class ResNetEnsemble:
         hidden_width: int | None = None,
         v_init: str = "law",
         bias: bool = True,
+        delta_init_sd: float | None = None,
     ) -> "ResNetEnsemble":
         """Draw the initial weights of each seed from its own generator (docs/maths.md §1).
 
@@ -170,6 +171,7 @@ class ResNetEnsemble:
         the two-matrix block draws V (fan-in m) by the same law after the other weights, or
         sets it to zero (``v_init="zero"``). Without ``bias`` b is zero (drawn all the same, so
         the stream of the later draws does not change); the trainer leaves it untrained.
+        A per-layer δ_k is drawn N(0, 1/L²) as in the original study, or N(0, ``delta_init_sd``²).
         """
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
@@ -199,7 +201,8 @@ class ResNetEnsemble:
             gen = torch.Generator().manual_seed(stable_seed(key, depth, s, "init"))
             As.append(draw((m, d), gen) * a_sd)
             bs.append(draw((m,), gen) * (b_sd if bias else 0.0))
-            deltas.append(torch.randn(L, generator=gen, dtype=torch.float64) / L)
+            z = torch.randn(L, generator=gen, dtype=torch.float64)
+            deltas.append(z / L if delta_init_sd is None else z * float(delta_init_sd))
             if block == "two-matrix":
                 Vs.append(draw((d, m), gen) * scales(m)[0] if v_init == "law" else torch.zeros(L, d, m, dtype=torch.float64))
         params = {

@@ -255,7 +255,7 @@ def train_ensemble(
         depth, dim, seeds, delta_type=cfg["delta"], init=cfg["init"], init_sd=cfg["init_sd"],
         activation=cfg["activation"], alpha=cfg["alpha"], key=key, dtype=torch_dtype, device=dev,
         depth_profile=cfg["init_depth_profile"], block=cfg["block"], hidden_width=cfg["hidden_width"],
-        v_init=cfg["v_init"], bias=cfg["bias"],
+        v_init=cfg["v_init"], bias=cfg["bias"], delta_init_sd=cfg["delta_init_sd"],
     )
     initial = net.to_numpy()
     engine_used = net.select_engine(engine)
