@@ -53,11 +53,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def build_directory() -> Path:
-    """Where the library is built and cached: a folder of torch's extension cache per version of the sources."""
+    """Where the library is built and cached: a folder of torch's extension cache per version
+    and location of the sources (two checkouts never rebuild each other's library)."""
     from torch.utils.cpp_extension import get_default_build_root
 
     digest = hashlib.sha256()
     for path in SOURCES:
+        digest.update(str(path.resolve()).encode())
         digest.update(path.read_bytes())
     digest.update(repr((CFLAGS, torch.__version__)).encode())
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
@@ -85,9 +87,9 @@ def _build() -> ctypes.CDLL:
         try:
             path = load(folder.name, [str(SOURCES[0])], extra_cflags=list(CFLAGS), build_directory=str(folder),
                         is_python_module=False, verbose=False)
+            lib = ctypes.CDLL(path)  # under the lock: no other process relinks it meanwhile
         finally:
             torch_log.setLevel(level)
-    lib = ctypes.CDLL(path)
     for precision, pointer in (("f32", ctypes.c_void_p), ("f64", ctypes.c_void_p)):
         train = getattr(lib, f"rs_fc_train_{precision}")
         train.argtypes = [ctypes.c_int] * 5 + [pointer] * 9
