@@ -69,7 +69,7 @@ DefMemPerCPU=500
 SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
-MinJobAge=300
+MinJobAge=3600
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
@@ -170,7 +170,9 @@ def real_slurm(tmp_path_factory):
 
 
 def job_records() -> list[dict[str, str]]:
-    """Every job the controller still remembers (MinJobAge=300 s), as scontrol's key=value fields."""
+    """Every job of the run, as scontrol's key=value fields (MinJobAge=3600: the controller keeps
+    every finished job however long the run takes on a loaded machine; a MinJobAge of a few
+    seconds would send the executor plugin to sacct, which this cluster has no accounting for)."""
     ids = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i"], capture_output=True, text=True,
                          check=True, timeout=30).stdout.split()
     records = []
