@@ -1,16 +1,10 @@
 """The convolutional trainer: schedule, augmentation, seeds, and bitwise-identical
-resumption after an interruption in process and after a real kill."""
+resumption after an interruption in process (after a real kill: test_checkpoint.py)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from resnet_scaling.cnn.train import (
     PAD,
@@ -87,43 +81,6 @@ def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
     other = _train(ckpt, lr=0.05)
     fresh = _train(lr=0.05)
     assert all(np.array_equal(other.params[n], fresh.params[n]) for n in fresh.params)
-
-
-def test_killed_job_resumes_to_identical_weights(tmp_path):
-    """Kill a real training process after a checkpoint, restart it, compare bitwise."""
-    folder = tmp_path / "cifar"
-    folder.mkdir()
-    from test_cifar_data import write_cifar
-
-    write_cifar(folder, n_per_batch=16, n_test=8)
-    config = {"seed": 0, "device": "cpu",
-              "datasets": {"c": {"kind": "cifar10", "path": str(folder), "n_train": 80, "n_test": 8}},
-              "experiments": {}, "conv_experiments": {"e": {**CFG, "seeds": 1, "epochs": 16}}}
-    cfg_path = tmp_path / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
-
-    def command(out, ckpt):
-        return [sys.executable, "-m", "resnet_scaling.cnn.train", "--config", str(cfg_path), "--experiment", "e",
-                "--depth", "8", "--output", str(out), "--checkpoint", str(ckpt)]
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ckpt = tmp_path / "killed.pt"
-    proc = subprocess.Popen(command(tmp_path / "resumed.npz", ckpt), env=env, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)
-    assert proc.poll() is None, "the job finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists() and not (tmp_path / "resumed.npz").exists()
-    subprocess.run(command(tmp_path / "resumed.npz", ckpt), check=True, env=env, capture_output=True)
-    subprocess.run(command(tmp_path / "reference.npz", tmp_path / "ref.pt"), check=True, env=env, capture_output=True)
-    ref, meta = read_npz(tmp_path / "reference.npz")
-    res, _ = read_npz(tmp_path / "resumed.npz")
-    assert meta["depth"] == 8 and ref["train_loss"].shape == (1, 16)
-    for key in ref:
-        assert np.array_equal(ref[key], res[key]), key
 
 
 def test_output_file_holds_every_parameter_seed_major(tmp_path):

@@ -1,17 +1,11 @@
 """The trainer: per-seed independence, the optimiser, stopping, divergence, the shuffle
-defect ablation, and bitwise-identical resumption after a real kill."""
+defect ablation, and bitwise-identical resumption in process (after a real kill: test_checkpoint.py)."""
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from resnet_scaling.training.data import make_synthetic
 from resnet_scaling.io import read_npz
@@ -222,40 +216,6 @@ def test_output_file_round_trip(tmp_path):
     assert {"torch", "numpy", "git_commit"} <= set(meta["versions"])
 
 
-def test_killed_job_resumes_to_identical_weights(tmp_path):
-    """Kill a real training process after a checkpoint, restart it, compare bitwise."""
-    config = {"seed": 0, "device": "cpu", "dtype": "float32",
-              "datasets": {"synthetic": {"kind": "synthetic", "n_train": 256, "n_test": 32, "dim": 6}},
-              "experiments": {"exp": {**BASE, "max_epochs": 40, "checkpoint_every": 1, "batch_size": 16,
-                                      "depths": [12, 24, 48]}}}
-    cfg_path = tmp_path / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
-
-    def command(out, ckpt):
-        return [sys.executable, "-m", "resnet_scaling.training.train", "--config", str(cfg_path), "--experiment", "exp",
-                "--depth", "48", "--output", str(out), "--checkpoint", str(ckpt)]
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(command(tmp_path / "reference.npz", tmp_path / "ref.pt"), check=True, env=env, capture_output=True)
-
-    ckpt = tmp_path / "killed.pt"
-    proc = subprocess.Popen(command(tmp_path / "resumed.npz", ckpt), env=env, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, "the job finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists() and not (tmp_path / "resumed.npz").exists()
-    subprocess.run(command(tmp_path / "resumed.npz", ckpt), check=True, env=env, capture_output=True)
-
-    ref, _ = read_npz(tmp_path / "reference.npz")
-    res, _ = read_npz(tmp_path / "resumed.npz")
-    for key in ("A", "b", "delta", "train_loss", "test_loss", "epochs"):
-        assert np.array_equal(ref[key], res[key], equal_nan=key.endswith("loss")), key
-
-
 #: Every training option added for the regimes study, in the combinations the study uses.
 NEW_OPTIONS = {
     "smooth-fixed-sgd": dict(init_depth_profile="smooth", delta="fixed", alpha=1.0, optimizer="sgd", lr=0.05,
@@ -297,41 +257,6 @@ def test_two_matrix_output_keeps_V(tmp_path):
     assert arrays["A"].shape == (3, 6, 7, 4) and arrays["V"].shape == (3, 6, 4, 7)
     assert arrays["V_init"].shape == arrays["V"].shape and not np.array_equal(arrays["V"], arrays["V_init"])
     assert meta["config"]["block"] == "two-matrix" and meta["config"]["hidden_width"] == 7
-
-
-def test_killed_job_with_the_new_options_resumes_to_identical_weights(tmp_path):
-    """As above, for a two-matrix block with a Brownian initialisation, a fixed 1/L residual
-    scale and full-batch SGD with lr ∝ L."""
-    options = {**NEW_OPTIONS["two-matrix"], "init_depth_profile": "brownian", "delta": "fixed", "alpha": 1.0,
-               "optimizer": "sgd", "lr": 0.01, "lr_depth_exponent": 1.0, "batch_size": 128}
-    config = {"seed": 0, "device": "cpu", "dtype": "float32",
-              "datasets": {"synthetic": {"kind": "synthetic", "n_train": 128, "n_test": 32, "dim": 6}},
-              "experiments": {"exp": {**BASE, **options, "max_epochs": 150, "checkpoint_every": 1,
-                                      "depths": [12, 24, 48]}}}
-    cfg_path = tmp_path / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(config))
-
-    def command(out, ckpt):
-        return [sys.executable, "-m", "resnet_scaling.training.train", "--config", str(cfg_path), "--experiment", "exp",
-                "--depth", "48", "--output", str(out), "--checkpoint", str(ckpt)]
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(command(tmp_path / "reference.npz", tmp_path / "ref.pt"), check=True, env=env, capture_output=True)
-    ckpt = tmp_path / "killed.pt"
-    proc = subprocess.Popen(command(tmp_path / "resumed.npz", ckpt), env=env, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, "the job finished before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists() and not (tmp_path / "resumed.npz").exists()
-    subprocess.run(command(tmp_path / "resumed.npz", ckpt), check=True, env=env, capture_output=True)
-    ref, _ = read_npz(tmp_path / "reference.npz")
-    res, _ = read_npz(tmp_path / "resumed.npz")
-    for key in ("A", "b", "V", "delta", "train_loss", "test_loss", "epochs"):
-        assert np.array_equal(ref[key], res[key], equal_nan=key.endswith("loss")), key
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

@@ -26,7 +26,9 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import conv_experiment_defaults
-from ..io import atomic_path, stable_seed, write_npz
+from ..io import stable_seed, write_npz
+from ..training import checkpoint
+from ..training.checkpoint import Checkpointing
 from ..training.resnet import resolve_device
 from .model import ConvResNet, build
 
@@ -117,16 +119,6 @@ class ConvResult:
 HISTORIES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
-def _fingerprint(experiment: str, cfg: dict, depth: int, base_seed: int, data: dict) -> str:
-    import hashlib
-    import json
-
-    digest = hashlib.sha256()
-    for key in ("x_train", "y_train"):
-        digest.update(np.ascontiguousarray(data[key]).tobytes())
-    return json.dumps([experiment, cfg, depth, base_seed, digest.hexdigest()], sort_keys=True)
-
-
 def train_conv(
     experiment: str,
     exp_cfg: dict,
@@ -150,35 +142,17 @@ def train_conv(
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else (lambda: torch.autocast("cpu", enabled=False))
-    x_train = torch.as_tensor(data["x_train"], device=dev)
-    y_train = torch.as_tensor(data["y_train"], dtype=torch.int64, device=dev)
-    x_test = torch.as_tensor(data["x_test"], device=dev)
-    y_test = torch.as_tensor(data["y_test"], dtype=torch.int64, device=dev)
-    n, batch, epochs = len(x_train), cfg["batch_size"], cfg["epochs"]
+    tensors = (torch.as_tensor(data["x_train"], device=dev), torch.as_tensor(data["y_train"], dtype=torch.int64, device=dev),
+               torch.as_tensor(data["x_test"], device=dev), torch.as_tensor(data["y_test"], dtype=torch.int64, device=dev))
+    epochs = cfg["epochs"]
     seeds = list(range(cfg["seeds"]))
-    fingerprint = _fingerprint(experiment, cfg, depth, base_seed, data)
-    ckpt = Path(checkpoint_path) if checkpoint_path else None
-
-    state = {"seed_index": 0, "epoch": 0, "finished": [], "history": {h: [] for h in HISTORIES},
-             "model": None, "optimizer": None, "wall_time_s": 0.0, "status": "running"}
-    if ckpt is not None and ckpt.exists():
-        try:
-            saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ValueError(f"cannot read checkpoint {ckpt}: {exc}; delete it to start over") from exc
-        if saved.get("fingerprint") != fingerprint:
-            log.warning("checkpoint %s belongs to another configuration; starting from scratch", ckpt)
-        else:
-            state = saved["state"]
-            log.info("resumed from %s at seed %d, epoch %d", ckpt, state["seed_index"], state["epoch"])
-
-    def save_checkpoint() -> None:
-        if ckpt is not None:
-            # through a Python file, a full disk is an OSError (io.DiskFullError), not an iostream error
-            with atomic_path(ckpt, suffix=".pt.tmp") as tmp, open(tmp, "wb") as fh:
-                torch.save({"fingerprint": fingerprint, "state": state}, fh)
-
-    epochs_this_call = 0
+    checkpoints = Checkpointing(
+        checkpoint_path, checkpoint.fingerprint("conv", experiment, cfg, depth, base_seed, data=data),
+        cfg["checkpoint_every"], stop_after_epochs)
+    saved = checkpoints.resume()
+    state = saved["state"] if saved is not None else {
+        "seed_index": 0, "epoch": 0, "finished": [], "history": {h: [] for h in HISTORIES},
+        "model": None, "optimizer": None, "wall_time_s": 0.0, "status": "running"}
     while state["seed_index"] < len(seeds):
         s = seeds[state["seed_index"]]
         key = seed_key(experiment, base_seed, depth, s)
@@ -192,51 +166,54 @@ def train_conv(
                    disable=not progress, file=sys.stderr, mininterval=1.0)
         while state["epoch"] < epochs and state["status"] == "running":
             epoch, started = state["epoch"], time.perf_counter()
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(cfg["lr"], epoch, epochs)
-            order, offsets, flips = (torch.as_tensor(a, device=dev) for a in epoch_draws(key, epoch, n, cfg["augment"]))
-            loss_sum, correct = torch.zeros((), dtype=torch.float64, device=dev), torch.zeros((), dtype=torch.int64, device=dev)
-            for start in range(0, n, batch):
-                idx = order[start : start + batch]
-                x = x_train[idx]
-                x = normalise(augment_batch(x, offsets[idx], flips[idx]) if cfg["augment"] else x)
-                y = y_train[idx]
-                with autocast():
-                    logits = net(x)
-                loss = F.cross_entropy(logits.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach().double() * len(idx)
-                correct += (logits.detach().argmax(dim=1) == y).sum()
-            train_loss = float(loss_sum) / n
-            test_loss, test_acc = evaluate(net, x_test, y_test, 4 * batch, autocast)
-            for name, value in zip(HISTORIES, (train_loss, int(correct) / n, test_loss, test_acc)):
+            train_loss, train_acc = _train_epoch(net, opt, cfg, key, epoch, tensors[:2], autocast)
+            test_loss, test_acc = evaluate(net, *tensors[2:], 4 * cfg["batch_size"], autocast)
+            for name, value in zip(HISTORIES, (train_loss, train_acc, test_loss, test_acc)):
                 state["history"][name].append(value)
             state["epoch"] = epoch + 1
             state["wall_time_s"] += time.perf_counter() - started
             if not math.isfinite(train_loss):
                 state["status"] = "diverged"
             log.info("%s L=%d seed %d epoch %d: train loss %.4f acc %.3f | test loss %.4f acc %.3f",
-                     experiment, depth, s, epoch + 1, train_loss, int(correct) / n, test_loss, test_acc)
+                     experiment, depth, s, epoch + 1, train_loss, train_acc, test_loss, test_acc)
             bar.update(1)
-            epochs_this_call += 1
             last = state["epoch"] >= epochs or state["status"] != "running"
             state["model"] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
             state["optimizer"] = _to_cpu(opt.state_dict())
             if last:
                 _finish_seed(state, s)
-            if last or state["epoch"] % cfg["checkpoint_every"] == 0:
-                save_checkpoint()
-            more = state["seed_index"] < len(seeds)
-            if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs and more:
-                save_checkpoint()
+            if checkpoints.after_epoch(state["epoch"], state["seed_index"] >= len(seeds),
+                                       lambda: {"state": state}, due=last):
                 bar.close()
                 return None
             if last:
                 break
         bar.close()
     return _result(state, cfg, experiment, depth, base_seed, dev, amp)
+
+
+def _train_epoch(net: ConvResNet, opt, cfg: dict, key: tuple, epoch: int, train: tuple, autocast) -> tuple[float, float]:
+    """One epoch of SGD steps at the epoch's cosine learning rate: mean training loss and accuracy."""
+    x_train, y_train = train
+    n, batch, dev = len(x_train), cfg["batch_size"], x_train.device
+    for group in opt.param_groups:
+        group["lr"] = cosine_lr(cfg["lr"], epoch, cfg["epochs"])
+    order, offsets, flips = (torch.as_tensor(a, device=dev) for a in epoch_draws(key, epoch, n, cfg["augment"]))
+    loss_sum, correct = torch.zeros((), dtype=torch.float64, device=dev), torch.zeros((), dtype=torch.int64, device=dev)
+    for start in range(0, n, batch):
+        idx = order[start : start + batch]
+        x = x_train[idx]
+        x = normalise(augment_batch(x, offsets[idx], flips[idx]) if cfg["augment"] else x)
+        y = y_train[idx]
+        with autocast():
+            logits = net(x)
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach().double() * len(idx)
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+    return float(loss_sum) / n, int(correct) / n
 
 
 def _to_cpu(obj):
@@ -253,7 +230,7 @@ def _finish_seed(state: dict, seed: int) -> None:
     """Move the current seed's weights and histories to the finished list; the next seed starts."""
     status = "max_epochs" if state["status"] == "running" else state["status"]
     state["finished"].append({"seed": seed, "status": status, "epochs": state["epoch"],
-                              "params": {k: v.float().numpy() for k, v in state["model"].items()},
+                              "params": {k: v.float() for k, v in state["model"].items()},
                               "history": state["history"]})
     state.update(seed_index=state["seed_index"] + 1, epoch=0, model=None, optimizer=None, status="running",
                  history={h: [] for h in HISTORIES})
@@ -264,7 +241,7 @@ def _result(state: dict, cfg: dict, experiment: str, depth: int, base_seed: int,
     longest = max(len(d["history"]["train_loss"]) for d in done)
     pad = lambda h: np.pad(np.asarray(h, dtype=float), (0, longest - len(h)), constant_values=np.nan)
     return ConvResult(
-        params={name: np.stack([d["params"][name] for d in done]) for name in done[0]["params"]},
+        params={name: np.stack([d["params"][name].numpy() for d in done]) for name in done[0]["params"]},
         seeds=np.array([d["seed"] for d in done]),
         status=np.array([d["status"] for d in done]),
         epochs=np.array([d["epochs"] for d in done]),

@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import experiment_defaults, with_schema_defaults
-from ..io import atomic_path, stable_seed, write_npz
+from ..io import stable_seed, write_npz
+from . import checkpoint
+from .checkpoint import Checkpointing
 from .resnet import ResNetEnsemble, resolve_device
 
 log = logging.getLogger(__name__)
@@ -195,19 +197,152 @@ def defective_shuffle_(data: torch.Tensor, key: str, depth: int, seeds, epoch: i
                 data[s_idx, i] = data[s_idx, j]
 
 
-#: Version of the checkpoint layout; a checkpoint of another layout is not resumed (training restarts).
-CHECKPOINT_FORMAT = 2
+@dataclass
+class _Job:
+    """The fixed parts of one training job: its settings, its data on the device, its batches."""
+
+    experiment: str
+    cfg: dict
+    depth: int
+    key: str
+    seeds: list
+    dev: torch.device
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    batch: int
+    n_batches: int
+
+    @property
+    def S(self) -> int:
+        return len(self.seeds)
 
 
-def _fingerprint(experiment: str, cfg: dict, depth: int, base_seed: int, dtype: str, data: dict) -> str:
-    """What a checkpoint must match to be resumed: its layout, the run's settings and its training data."""
-    import hashlib
-    import json
+def _job(experiment: str, cfg: dict, depth: int, data: dict, base_seed: int, device: str, torch_dtype) -> _Job:
+    dev = resolve_device(device)
+    tensors = {k: torch.as_tensor(data[k], dtype=torch_dtype, device=dev) for k in ("x_train", "y_train", "x_test", "y_test")}
+    n_train = tensors["x_train"].shape[0]
+    batch = cfg["batch_size"]
+    if cfg["shuffle"] == "original-defect" and n_train % batch:
+        raise ValueError(
+            f"experiment {experiment!r}: shuffle 'original-defect' needs batch_size ({batch}) "
+            f"to divide n_train ({n_train}), as the original reshape did"
+        )
+    return _Job(experiment, cfg, depth, run_key(experiment, base_seed), list(range(cfg["seeds"])), dev,
+                batch=batch, n_batches=math.ceil(n_train / batch), **tensors)
 
-    digest = hashlib.sha256()
-    for key in ("x_train", "y_train"):
-        digest.update(np.ascontiguousarray(data[key], dtype=np.float64).tobytes())
-    return json.dumps([CHECKPOINT_FORMAT, experiment, cfg, depth, base_seed, dtype, digest.hexdigest()], sort_keys=True)
+
+def _initial_state(job: _Job) -> dict:
+    """The bookkeeping of a job that has not trained yet (kept on the CPU, but the defect data)."""
+    S = job.S
+    state = {
+        "epoch": 0,
+        "status": torch.zeros(S, dtype=torch.int64),
+        "reason": [""] * S,
+        "best": torch.full((S,), math.inf, dtype=torch.float64),
+        "bad_epochs": torch.zeros(S, dtype=torch.int64),
+        "epochs": torch.zeros(S, dtype=torch.int64),
+        "history": {"epoch_loss": [], "train_loss": [], "test_loss": []},  # per epoch, (S,) float64 tensors
+        "wall_time_s": 0.0,
+        "defect_data": None,
+        "initial_loss": None,
+    }
+    if job.cfg["shuffle"] == "original-defect":
+        dim = job.x_train.shape[1]
+        joined = torch.cat([job.x_train, job.y_train], dim=1).reshape(job.n_batches, job.batch, 2 * dim)
+        state["defect_data"] = joined.unsqueeze(0).repeat(S, 1, 1, 1)
+    return state
+
+
+def _checkpoint_payload(net: ResNetEnsemble, opt: EnsembleOptimizer, state: dict) -> dict:
+    """What a checkpoint holds, tensors and plain values only (loadable with weights_only=True):
+    each history as one (epochs, S) tensor."""
+    history = {k: torch.stack(v) if v else torch.empty((0, len(state["reason"])), dtype=torch.float64)
+               for k, v in state["history"].items()}
+    return {"params": net.params, "optimizer": opt.state_dict(), "state": {**state, "history": history}}
+
+
+def _restore(saved: dict, net: ResNetEnsemble, opt: EnsembleOptimizer, job: _Job) -> dict:
+    """Load a checkpoint's parameters and optimiser state onto the device; its bookkeeping."""
+    for name, value in saved["params"].items():
+        net.params[name].copy_(value)  # onto the training device
+    opt.load_state_dict(saved["optimizer"])  # moves the moments next to their parameters
+    state = saved["state"]  # bookkeeping stays on the CPU
+    state["history"] = {k: list(v.unbind(0)) for k, v in state["history"].items()}
+    if state["defect_data"] is not None:
+        state["defect_data"] = state["defect_data"].to(job.dev)
+    log.info("resumed at epoch %d", state["epoch"])
+    return state
+
+
+def _mark_diverged(state: dict, diverged: torch.Tensor, reason: str, epoch: int) -> None:
+    state["status"][diverged.cpu()] = DIVERGED
+    for s in torch.nonzero(diverged).flatten().tolist():
+        state["reason"][s] = reason
+        state["epochs"][s] = epoch + 1
+
+
+def _run_batches(job: _Job, net: ResNetEnsemble, opt: EnsembleOptimizer, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch of steps: the mean epoch loss (S,) on the CPU, and which seeds ran it to the end
+    (a non-finite loss or gradient freezes a seed at once)."""
+    epoch, S, dim = state["epoch"], job.S, job.x_train.shape[1]
+    active = (state["status"] == RUNNING).to(job.dev)
+    defect = state["defect_data"]
+    if defect is not None:
+        defective_shuffle_(defect, job.key, job.depth, job.seeds, epoch)
+    else:
+        perms = torch.as_tensor(epoch_permutations(job.key, job.depth, job.seeds, epoch, job.x_train.shape[0]),
+                                device=job.dev)
+    loss_sum = torch.zeros(S, dtype=torch.float64, device=job.dev)
+    for j in range(job.n_batches):
+        if defect is not None:
+            xy = defect[:, j]
+            xb, yb = xy[..., :dim], xy[..., dim:]
+        else:
+            idx = perms[:, j * job.batch : (j + 1) * job.batch]
+            xb, yb = job.x_train[idx], job.y_train[idx]
+        loss, grads = net.loss_and_grad(xb, yb)
+        finite = torch.isfinite(loss)
+        for g in grads.values():
+            finite &= finite_per_seed(g)
+        diverged = active & ~finite
+        if bool(diverged.any()):
+            _mark_diverged(state, diverged, f"non-finite loss or gradient at epoch {epoch + 1}", epoch)
+            active = active & finite
+        opt.step(net.params, grads, active)
+        loss_sum += torch.where(active, loss, torch.zeros_like(loss)).double()
+    return (loss_sum / job.n_batches).cpu(), active.cpu()
+
+
+def _close_epoch(job: _Job, net: ResNetEnsemble, state: dict, epoch_loss: torch.Tensor, ran: torch.Tensor) -> None:
+    """After an epoch's steps: the divergence checks, the histories and the stopping rule."""
+    epoch, S, status = state["epoch"], job.S, state["status"]
+    with torch.no_grad():
+        train_loss = net.loss(job.x_train, job.y_train).double().cpu()
+        test_loss = net.loss(job.x_test, job.y_test).double().cpu()
+        max_weight = torch.stack(
+            [t.detach().abs().transpose(0, 1).reshape(S, -1).amax(dim=1) for t in net.params.values()]
+        ).amax(dim=0).double().cpu()
+    reasons = divergence_reasons(train_loss, state["initial_loss"], max_weight, job.cfg, epoch)
+    for s in torch.nonzero(ran).flatten().tolist():
+        if reasons[s]:
+            status[s], state["reason"][s], state["epochs"][s] = DIVERGED, reasons[s], epoch + 1
+    nan = torch.full((S,), math.nan, dtype=torch.float64)
+    for name, values in (("epoch_loss", epoch_loss), ("train_loss", train_loss), ("test_loss", test_loss)):
+        state["history"][name].append(torch.where(ran, values, nan))
+    _apply_stopping_rule(state, ran & (status == RUNNING), epoch_loss, job.cfg, epoch)
+    state["epoch"] = epoch + 1
+    log.info(
+        "%s L=%d epoch %d: epoch loss %s | train %s | test %s | status %s",
+        job.experiment, job.depth, epoch + 1,
+        _fmt(state["history"]["epoch_loss"][-1]), _fmt(train_loss.numpy()), _fmt(test_loss.numpy()),
+        ",".join(STATUS_NAMES[int(v)] for v in status),
+    )
+
+
+def _finished(state: dict, cfg: dict) -> bool:
+    return state["epoch"] >= cfg["max_epochs"] or not bool((state["status"] == RUNNING).any())
 
 
 def train_ensemble(
@@ -233,27 +368,11 @@ def train_ensemble(
     this call, leaving a checkpoint; used to test resumption.
     """
     cfg = with_defaults(exp_cfg)
-    dev = resolve_device(device)
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    key = run_key(experiment, base_seed)
-    seeds = list(range(cfg["seeds"]))
-    S = len(seeds)
-    x_train = torch.as_tensor(data["x_train"], dtype=torch_dtype, device=dev)
-    y_train = torch.as_tensor(data["y_train"], dtype=torch_dtype, device=dev)
-    x_test = torch.as_tensor(data["x_test"], dtype=torch_dtype, device=dev)
-    y_test = torch.as_tensor(data["y_test"], dtype=torch_dtype, device=dev)
-    n_train, dim = x_train.shape
-    batch = cfg["batch_size"]
-    n_batches = math.ceil(n_train / batch)
-    if cfg["shuffle"] == "original-defect" and n_train % batch:
-        raise ValueError(
-            f"experiment {experiment!r}: shuffle 'original-defect' needs batch_size ({batch}) "
-            f"to divide n_train ({n_train}), as the original reshape did"
-        )
-
+    job = _job(experiment, cfg, depth, data, base_seed, device, torch_dtype)
     net = ResNetEnsemble.initialise(
-        depth, dim, seeds, delta_type=cfg["delta"], init=cfg["init"], init_sd=cfg["init_sd"],
-        activation=cfg["activation"], alpha=cfg["alpha"], key=key, dtype=torch_dtype, device=dev,
+        depth, job.x_train.shape[1], job.seeds, delta_type=cfg["delta"], init=cfg["init"], init_sd=cfg["init_sd"],
+        activation=cfg["activation"], alpha=cfg["alpha"], key=job.key, dtype=torch_dtype, device=job.dev,
         depth_profile=cfg["init_depth_profile"], block=cfg["block"], hidden_width=cfg["hidden_width"],
         v_init=cfg["v_init"], bias=cfg["bias"], delta_init_sd=cfg["delta_init_sd"],
     )
@@ -262,143 +381,57 @@ def train_ensemble(
     # without a bias, b stays the zero it was initialised to (docs/maths.md §1)
     trained = {name: p for name, p in net.params.items() if name != "b" or cfg["bias"]}
     opt = EnsembleOptimizer(trained, cfg["optimizer"], scaled_lr(cfg, depth), cfg["momentum"])
-    fingerprint = _fingerprint(experiment, cfg, depth, base_seed, dtype, data)
-    state = {
-        "epoch": 0,
-        "status": torch.zeros(S, dtype=torch.int64),
-        "reason": [""] * S,
-        "best": torch.full((S,), math.inf, dtype=torch.float64),
-        "bad_epochs": torch.zeros(S, dtype=torch.int64),
-        "epochs": torch.zeros(S, dtype=torch.int64),
-        "history": {"epoch_loss": [], "train_loss": [], "test_loss": []},
-        "wall_time_s": 0.0,
-        "defect_data": None,
-        "initial_loss": None,
-    }
-    if cfg["shuffle"] == "original-defect":
-        joined = torch.cat([x_train, y_train], dim=1).reshape(n_batches, batch, 2 * dim)
-        state["defect_data"] = joined.unsqueeze(0).repeat(S, 1, 1, 1)
-
-    ckpt = Path(checkpoint_path) if checkpoint_path else None
-    if ckpt is not None and ckpt.exists():
-        try:
-            saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ValueError(f"cannot read checkpoint {ckpt}: {exc}; delete it to start over") from exc
-        if saved.get("fingerprint") != fingerprint:
-            log.warning("checkpoint %s belongs to another configuration; starting from scratch", ckpt)
-        else:
-            for name, value in saved["params"].items():
-                net.params[name].copy_(value)  # onto the training device
-            opt.load_state_dict(saved["optimizer"])  # moves the moments next to their parameters
-            state = saved["state"]  # bookkeeping stays on the CPU
-            if state["defect_data"] is not None:
-                state["defect_data"] = state["defect_data"].to(dev)
-            log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
-
-    def save_checkpoint() -> None:
-        if ckpt is None:
-            return
-        # through a Python file, a full disk is an OSError (io.DiskFullError), not an iostream error
-        with atomic_path(ckpt, suffix=".pt.tmp") as tmp, open(tmp, "wb") as fh:
-            torch.save({"fingerprint": fingerprint, "params": net.params, "optimizer": opt.state_dict(), "state": state}, fh)
-
+    checkpoints = Checkpointing(
+        checkpoint_path, checkpoint.fingerprint("fc", experiment, cfg, depth, base_seed, dtype, data=data),
+        cfg["checkpoint_every"], stop_after_epochs)
+    saved = checkpoints.resume()
+    state = _initial_state(job) if saved is None else _restore(saved, net, opt, job)
     if state.get("initial_loss") is None:
         with torch.no_grad():
-            state["initial_loss"] = net.loss(x_train, y_train).double().cpu()
-    status = state["status"]
-    bar = tqdm(
-        total=cfg["max_epochs"], initial=state["epoch"], desc=f"{experiment} L={depth}",
-        disable=not progress, file=sys.stderr, mininterval=1.0,
-    )
-    epochs_this_call = 0
-    while state["epoch"] < cfg["max_epochs"] and bool((status == RUNNING).any()):
-        epoch = state["epoch"]
+            state["initial_loss"] = net.loss(job.x_train, job.y_train).double().cpu()
+    bar = tqdm(total=cfg["max_epochs"], initial=state["epoch"], desc=f"{experiment} L={depth}",
+               disable=not progress, file=sys.stderr, mininterval=1.0)
+    while not _finished(state, cfg):
         started = time.perf_counter()
-        active = (status == RUNNING).to(dev)
-        if state["defect_data"] is not None:
-            defective_shuffle_(state["defect_data"], key, depth, seeds, epoch)
-        else:
-            perms = torch.as_tensor(epoch_permutations(key, depth, seeds, epoch, n_train), device=dev)
-        loss_sum = torch.zeros(S, dtype=torch.float64, device=dev)
-        for j in range(n_batches):
-            if state["defect_data"] is not None:
-                xy = state["defect_data"][:, j]
-                xb, yb = xy[..., :dim], xy[..., dim:]
-            else:
-                idx = perms[:, j * batch : (j + 1) * batch]
-                xb, yb = x_train[idx], y_train[idx]
-            loss, grads = net.loss_and_grad(xb, yb)
-            finite = torch.isfinite(loss)
-            for g in grads.values():
-                finite &= finite_per_seed(g)
-            diverged = active & ~finite
-            if bool(diverged.any()):
-                status[diverged.cpu()] = DIVERGED
-                for s in torch.nonzero(diverged).flatten().tolist():
-                    state["reason"][s] = f"non-finite loss or gradient at epoch {epoch + 1}"
-                    state["epochs"][s] = epoch + 1
-                active = active & finite
-            opt.step(net.params, grads, active)
-            loss_sum += torch.where(active, loss, torch.zeros_like(loss)).double()
-        epoch_loss = (loss_sum / n_batches).cpu()
-        with torch.no_grad():
-            train_loss = net.loss(x_train, y_train).double().cpu()
-            test_loss = net.loss(x_test, y_test).double().cpu()
-        ran = active.cpu()
-        with torch.no_grad():
-            max_weight = torch.stack(
-                [t.detach().abs().transpose(0, 1).reshape(S, -1).amax(dim=1) for t in net.params.values()]
-            ).amax(dim=0).double().cpu()
-        reasons = divergence_reasons(train_loss, state["initial_loss"], max_weight, cfg, epoch)
-        for s in torch.nonzero(ran).flatten().tolist():
-            if reasons[s]:
-                status[s], state["reason"][s], state["epochs"][s] = DIVERGED, reasons[s], epoch + 1
-        nan = torch.full((S,), math.nan, dtype=torch.float64)
-        state["history"]["epoch_loss"].append(torch.where(ran, epoch_loss, nan).numpy())
-        state["history"]["train_loss"].append(torch.where(ran, train_loss, nan).numpy())
-        state["history"]["test_loss"].append(torch.where(ran, test_loss, nan).numpy())
-        _apply_stopping_rule(state, ran & (status == RUNNING), epoch_loss, cfg, epoch)
-        state["epoch"] = epoch + 1
+        epoch_loss, ran = _run_batches(job, net, opt, state)
+        _close_epoch(job, net, state, epoch_loss, ran)
         state["wall_time_s"] += time.perf_counter() - started
-        log.info(
-            "%s L=%d epoch %d: epoch loss %s | train %s | test %s | status %s",
-            experiment, depth, epoch + 1,
-            _fmt(state["history"]["epoch_loss"][-1]), _fmt(train_loss.numpy()), _fmt(test_loss.numpy()),
-            ",".join(STATUS_NAMES[int(v)] for v in status),
-        )
         bar.update(1)
-        epochs_this_call += 1
-        last = state["epoch"] >= cfg["max_epochs"] or not bool((status == RUNNING).any())
-        if state["epoch"] % cfg["checkpoint_every"] == 0 or last:
-            save_checkpoint()
-        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs and not last:
-            save_checkpoint()
+        if checkpoints.after_epoch(state["epoch"], _finished(state, cfg),
+                                   lambda: _checkpoint_payload(net, opt, state)):
             bar.close()
             return None
     bar.close()
+    return _result(job, net, state, initial, engine_used, base_seed, dtype)
+
+
+def _result(job: _Job, net: ResNetEnsemble, state: dict, initial: dict, engine_used: str, base_seed: int,
+            dtype: str) -> TrainResult:
+    """The seeds still running have run out of epochs; everything a training output holds."""
+    cfg, S, status = job.cfg, job.S, state["status"]
     for s in range(S):
         if status[s] == RUNNING:
             status[s] = MAX_EPOCHS
             state["reason"][s] = f"max_epochs ({cfg['max_epochs']}) reached"
             state["epochs"][s] = state["epoch"]
-    histories = {k: (np.stack(v, axis=1) if v else np.empty((S, 0))) for k, v in state["history"].items()}
+    histories = {k: (np.stack([t.numpy() for t in v], axis=1) if v else np.empty((S, 0)))
+                 for k, v in state["history"].items()}
     return TrainResult(
         weights=net.to_numpy(),
         initial_weights=initial,
-        seeds=np.array(seeds),
+        seeds=np.array(job.seeds),
         epochs=state["epochs"].numpy().copy(),
         status=np.array([STATUS_NAMES[int(v)] for v in status]),
         stop_reason=list(state["reason"]),
         histories=histories,
         wall_time_s=state["wall_time_s"],
         metadata={
-            "experiment": experiment,
+            "experiment": job.experiment,
             "config": cfg,
             "dataset": cfg["dataset"],
-            "depth": depth,
+            "depth": job.depth,
             "base_seed": base_seed,
-            "device": str(dev),
+            "device": str(job.dev),
             "dtype": dtype,
             "engine": engine_used,
             "wall_time_s": state["wall_time_s"],
