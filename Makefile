@@ -5,7 +5,7 @@
 #   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8), same folder
 #   make gallery - copy the default run's figures and small tables into the committed figures/
 #                (RUN_DIR=runs/paper+fc_cpu GALLERY=figures/paper for another gallery; GALLERY_ARGS
-#                for --time-report/--time-label of resnet_scaling.gallery)
+#                for --time-report/--time-label/--replace of resnet_scaling.gallery)
 PYTHON ?= python3
 SHELL := bash
 .SHELLFLAGS := -o pipefail -ec

@@ -39,3 +39,36 @@ rule all:
 
 # Every rule that runs a script or a notebook reruns when the code it runs changes.
 attach_code_digests()
+
+
+# The run's record of itself, run.json in its folder: its config, the code of its last
+# invocation, and the files of each final target once an invocation has built it; a gallery
+# export checks a run against it (src/resnet_scaling/pedigree.py).
+from resnet_scaling.pedigree import config_digest, record_run_start, record_run_success
+
+
+onstart:
+    if _MAIN:
+        record_run_start(
+            RUN_DIR,
+            config["run"],
+            config_digest(config, ROOT),
+            {
+                step.name: getattr(step.params, "code")
+                for step in workflow.rules
+                if hasattr(step.params, "code")
+            },
+            ROOT,
+        )
+
+
+onsuccess:
+    if _MAIN:
+        record_run_success(
+            RUN_DIR,
+            {
+                job.rule.name: list(job.input)
+                for job in workflow.dag.targetjobs
+                if not job.output
+            },
+        )

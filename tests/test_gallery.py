@@ -1,10 +1,14 @@
-"""A gallery of a finished run: figures, small tables and the run's cost."""
+"""A gallery of a finished run: figures, small tables, the run's cost and its pedigree; refusals
+of incomplete, mixed or foreign runs before anything is written; all-or-nothing replacement."""
 
-import numpy as np
+import json
+import os
+
 import pandas as pd
 import pytest
 
-from resnet_scaling.gallery import export_gallery, time_report
+from resnet_scaling.gallery import export_gallery, main, time_report
+from resnet_scaling.pedigree import RUN_RECORD, Refused, _record_path
 
 pytestmark = pytest.mark.workflow
 
@@ -28,6 +32,10 @@ def test_gallery_of_the_smoke_run(smoke_run, tmp_path):
     train = cost.set_index("rule").loc["train"]
     assert train["jobs"] == 8 and train["cpu_s"] > 0 and train["max_rss_mb"] > 0
     assert "wall 62.0 min, CPU 1.8 min, peak memory of one process 2000 MB" in (tmp_path / "gallery" / "cost.md").read_text()
+    record = json.loads((tmp_path / "gallery" / "provenance.json").read_text())
+    assert record["config"]["files"] == ["config/smoke.yaml"] and len(record["config"]["digest"]) == 16
+    assert len(record["code"]["digests"]["train"]) == 16 and record["run"]
+    assert set(record["files"]) == names
 
 
 def test_time_report_reads_gnu_time(tmp_path):
@@ -35,21 +43,205 @@ def test_time_report_reads_gnu_time(tmp_path):
     assert time_report(tmp_path / "t.txt") == {"wall_s": 3723.0, "cpu_s": 110.75, "max_rss_mb": 2000.0}
 
 
-def test_an_unfinished_run_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no figures"):
+
+# -- fake run folders: what a run of the workflow leaves (run.json, Snakemake's job records) --
+
+TRAIN_CODE, ANALYSIS_CODE = "0123456789abcdef", "fedcba9876543210"
+OUTPUTS = {  # output -> rule
+    "results/train/exp/depth_4.npz": "train",
+    "results/train/exp/depth_8.npz": "train",
+    "results/exponents.csv": "scaling_exponents",
+    "results/scaling/exp/training.csv": "scaling_statistics",
+    "figures/scaling_max_norm.png": "scaling_figures",
+    "figures/scaling_max_norm.pdf": "scaling_figures",
+}
+
+
+def _fake_run(path, *, config=("config/smoke.yaml",), digest="c0ffee0000000000", code=None, made_by=None,
+              finished=True, drop=()):
+    """A complete run folder as the workflow leaves it. ``code``: rule -> code digest the run's last
+    invocation ran; ``made_by``: output -> the code digest its job record carries (default: its
+    rule's); ``finished``: whether the last invocation finished; ``drop``: outputs left missing."""
+    code = {"train": TRAIN_CODE, "scaling_exponents": ANALYSIS_CODE, "scaling_statistics": ANALYSIS_CODE,
+            "scaling_figures": ANALYSIS_CODE, **(code or {})}
+    for output, rule in OUTPUTS.items():
+        target = path / output
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if output.endswith("training.csv"):
+            pd.DataFrame([{"experiment": "exp", "depth": d, "seed": 0, "status": "converged", "epochs": 3,
+                           "stop_reason": "", "train_loss": 1e-3} for d in (4, 8)]).to_csv(target, index=False)
+        else:
+            target.write_text(f"{output} of {digest}\n")
+        record = _record_path(path / ".snakemake" / "metadata", output)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        made = (made_by or {}).get(output, code[rule])
+        record.write_text(json.dumps({"rule": rule, "params": [repr(made), "{'seeds': 2}", "3"], "incomplete": False}))
+    for output in drop:
+        (path / output).unlink()
+    bench = path / "benchmarks" / "output" / "train" / "exp"
+    bench.mkdir(parents=True)
+    (bench / "depth_4.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n2.5\t0:00:02\t300.0\t2.0\n")
+    (path / RUN_RECORD).write_text(json.dumps({
+        "configfiles": list(config), "config_values": [], "config_digest": digest, "commit": "ab" * 20,
+        "dirty": False, "code": code, "started": "2026-01-01T10:00:00+0000",
+        "finished": "2026-01-01T11:00:00+0000" if finished else None, "targets": {"all": sorted(OUTPUTS)}}))
+    return path
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes, and the entries beside it (no leftovers)."""
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return files, sorted(p.name for p in folder.parent.iterdir())
+
+
+@pytest.fixture
+def gallery(tmp_path):
+    """A gallery made by a complete run, with another gallery inside it (as figures/paper/ in figures/)."""
+    dest = tmp_path / "gallery"
+    assert main([str(_fake_run(tmp_path / "first")), str(dest)]) == 0
+    (dest / "paper").mkdir()
+    (dest / "paper" / "exponents.csv").write_text("the paper gallery\n")
+    return dest
+
+
+def _refused(run, dest, capsys, *args):
+    """Export ``run`` into ``dest``: it must exit non-zero with one sentence and leave ``dest`` as it was."""
+    before = _snapshot(dest)
+    assert main([str(run), str(dest), *args]) == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("gallery: ") and "\n" not in message
+    assert _snapshot(dest) == before
+    return message
+
+
+def test_the_gallery_records_the_config_code_and_run_that_made_it(gallery, tmp_path):
+    record = json.loads((gallery / "provenance.json").read_text())
+    assert record["run"].endswith("first")
+    assert record["config"] == {"files": ["config/smoke.yaml"], "values": [], "digest": "c0ffee0000000000"}
+    assert record["code"] == {"commit": "ab" * 20, "modified": False,
+                              "digests": {"scaling_exponents": ANALYSIS_CODE, "scaling_figures": ANALYSIS_CODE,
+                                          "scaling_statistics": ANALYSIS_CODE, "train": TRAIN_CODE}}
+    assert {"exponents.csv", "training.csv", "cost.csv", "cost.md", "scaling_max_norm.png", "scaling_max_norm.pdf",
+            "provenance.json"} == set(record["files"]) == {p.name for p in gallery.iterdir() if p.is_file()}
+
+
+def test_a_run_without_its_record_is_refused(tmp_path, capsys):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "scaling_max_norm.png").write_bytes(b"png")
+    with pytest.raises(Refused, match="has no run.json"):
         export_gallery(tmp_path, tmp_path / "g")
+    assert not (tmp_path / "g").exists()
+
+
+def test_an_incomplete_run_is_refused(gallery, tmp_path, capsys):
+    """A run killed at some of its jobs: an output of the final target missing, the last
+    invocation unfinished, or an output left by a job that did not finish."""
+    run = _fake_run(tmp_path / "killed", drop=["results/train/exp/depth_8.npz"])
+    assert "incomplete: 1 of the 6 files of its final target are missing (results/train/exp/depth_8.npz)" in (
+        _refused(run, gallery, capsys))
+    run = _fake_run(tmp_path / "running", finished=False)
+    assert "incomplete: its last invocation (started 2026-01-01T10:00:00+0000) has not finished" in (
+        _refused(run, gallery, capsys))
+    run = _fake_run(tmp_path / "marked")
+    marker = _record_path(run / ".snakemake" / "incomplete", "results/exponents.csv")
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+    assert "1 outputs were left by jobs that did not finish (results/exponents.csv)" in _refused(run, gallery, capsys)
+
+
+def test_a_run_of_another_config_is_refused(gallery, tmp_path, capsys):
+    run = _fake_run(tmp_path / "paper", config=("config/paper.yaml", "config/overlays/fc_cpu.yaml"))
+    message = _refused(run, gallery, capsys)
+    assert "is a run of another config than" in message and "config/paper.yaml" in message
+    run = _fake_run(tmp_path / "edited", digest="0000000000c0ffee")
+    assert "other values of the config" in _refused(run, gallery, capsys)
+    assert main([str(run), str(gallery), "--replace"]) == 0  # on purpose: the gallery is replaced whole
+    assert json.loads((gallery / "provenance.json").read_text())["config"]["digest"] == "0000000000c0ffee"
+
+
+def test_a_run_made_by_other_code_is_refused(gallery, tmp_path, capsys):
+    run = _fake_run(tmp_path / "newer", code={"scaling_figures": "1111111111111111"})
+    message = _refused(run, gallery, capsys)
+    assert "was made by other code than" in message and "scaling_figures" in message
+    assert main([str(run), str(gallery), "--replace"]) == 0
+    assert json.loads((gallery / "provenance.json").read_text())["code"]["digests"]["scaling_figures"] == "1" * 16
+
+
+def test_a_run_made_by_more_than_one_code_version_is_refused(gallery, tmp_path, capsys):
+    """Training resumed after a change of the code: one rule's outputs carry two code digests,
+    or an output was made by other code than the run's last invocation ran."""
+    run = _fake_run(tmp_path / "resumed", made_by={"results/train/exp/depth_8.npz": "2222222222222222"})
+    message = _refused(run, gallery, capsys)
+    assert "made by more than one code version: the outputs of rule train carry the code digests" in message
+    assert main([str(run), str(tmp_path / "new"), "--replace"]) == 1  # never, not even into a new gallery
+    assert not (tmp_path / "new").exists() and "more than one code version" in capsys.readouterr().err
+    run = _fake_run(tmp_path / "stale", made_by={"results/exponents.csv": "3333333333333333"})
+    assert "results/exponents.csv of rule scaling_exponents was made by code 3333333333333333, the run's last " \
+           "invocation ran code fedcba9876543210" in _refused(run, gallery, capsys)
+
+
+def test_a_gallery_without_provenance_is_replaced_only_on_purpose(tmp_path, capsys):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "exponents.csv").write_text("made by who knows\n")
+    run = _fake_run(tmp_path / "run")
+    assert "records no provenance.json" in _refused(run, old, capsys)
+    assert main([str(run), str(old), "--replace"]) == 0
+
+
+def test_the_new_gallery_replaces_the_old_one_whole_and_keeps_the_galleries_inside_it(gallery, tmp_path):
+    (gallery / "scaling_paths_gone_experiment.png").write_bytes(b"stale")
+    inner = (gallery / "paper" / "exponents.csv").stat()
+    assert main([str(_fake_run(tmp_path / "again")), str(gallery)]) == 0
+    assert not (gallery / "scaling_paths_gone_experiment.png").exists()  # not made by this run: gone
+    assert (gallery / "exponents.csv").read_text() == "results/exponents.csv of c0ffee0000000000\n"
+    kept = (gallery / "paper" / "exponents.csv").stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (inner.st_ino, inner.st_mtime_ns)  # the same file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "first", "gallery"]  # no leftovers
+
+
+def test_a_failure_while_writing_leaves_the_old_gallery_byte_identical(gallery, tmp_path, monkeypatch):
+    import shutil
+
+    import resnet_scaling.gallery as module
+
+    run = _fake_run(tmp_path / "second")
+    for figure in (run / "figures").iterdir():  # a new drawing of the same figures
+        figure.write_bytes(b"redrawn " + figure.read_bytes())
+    before = _snapshot(gallery)
+    copy, calls = shutil.copy2, []
+
+    def failing_copy(source, target, **kwargs):
+        calls.append(target)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return copy(source, target, **kwargs)
+
+    monkeypatch.setattr(module.shutil, "copy2", failing_copy)
+    with pytest.raises(OSError, match="No space left"):
+        export_gallery(run, gallery)
+    assert len(calls) == 3 and _snapshot(gallery) == before
+    monkeypatch.setattr(module.shutil, "copy2", copy)
+
+    def failing_rename(source, target, rename=os.rename):  # the swap itself fails: the old gallery is put back
+        if str(target) == str(gallery) and ".new-" in str(source):
+            raise OSError(5, "Input/output error")
+        return rename(source, target)
+
+    monkeypatch.setattr(module.os, "rename", failing_rename)
+    with pytest.raises(OSError, match="Input/output"):
+        export_gallery(run, gallery)
+    assert _snapshot(gallery) == before
+
+
+def test_carry_is_gone(tmp_path):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), str(tmp_path / "g"), "--carry", "relu_multi_digits"])
 
 
 def test_several_invocations_each_get_their_cost_line(tmp_path):
     """Training and analysis run as two invocations: each GNU time report is summarised under its label."""
-    from resnet_scaling.gallery import main
-
-    run = tmp_path / "run"
-    (run / "figures").mkdir(parents=True)
-    (run / "figures" / "scaling_max_norm.png").write_bytes(b"png")
-    bench = run / "benchmarks" / "output" / "train" / "exp"
-    bench.mkdir(parents=True)
-    (bench / "depth_4.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n2.5\t0:00:02\t300.0\t2.0\n")
+    run = _fake_run(tmp_path / "run")
     (tmp_path / "train.txt").write_text(TIME_V)
     (tmp_path / "analysis.txt").write_text(TIME_V.replace("1:02:03", "10:00").replace("100.50", "500.00"))
     assert main([str(run), str(tmp_path / "g"), "--time-report", str(tmp_path / "train.txt"), "--time-label", "Training",
@@ -58,67 +250,6 @@ def test_several_invocations_each_get_their_cost_line(tmp_path):
     assert "| train | 1 | 2 | 2 | 300 |" in text
     assert "Training (GNU time): wall 62.0 min, CPU 1.8 min" in text
     assert "Analysis (GNU time): wall 10.0 min, CPU 8.5 min" in text
-    with pytest.raises(ValueError, match="2 time reports but 1 labels"):
+    with pytest.raises(ValueError, match="2 time reports but 1 labels"):  # before anything is written
         export_gallery(run, tmp_path / "h", [tmp_path / "train.txt", tmp_path / "analysis.txt"], ["Training"])
-
-
-def _committed_gallery(path):
-    """The tables of a gallery written before populations, for one ReLU / per-layer δ experiment
-    whose networks split into converged and stopped ones."""
-    from resnet_scaling.scaling.tables import expected_pairs
-
-    path.mkdir()
-    depths = [16, 32, 64, 128]
-    training = [{"experiment": "relu_dig", "depth": L, "seed": s, "status": "converged" if s < 2 else "stopped",
-                 "epochs": 10, "stop_reason": "", "train_loss": 1e-3} for L in depths for s in range(3)]
-    pd.DataFrame(training).to_csv(path / "training.csv", index=False)
-    pd.DataFrame([{"experiment": "relu_dig", "dataset": "digits", "dataset_kind": "digits", "activation": "relu",
-                   "delta": "multi", "shuffle": "correct", "quantity": q, "statistic": s, "slope": -0.51,
-                   "exponent": 0.51, "ci_low": 0.5, "ci_high": 0.52, "n_depths": 4, "n_seeds": 3, "n_points": 12,
-                   "n_excluded": 0, "excluded": ""} for q, s in sorted(expected_pairs("multi"))]
-                 ).to_csv(path / "exponents.csv", index=False)
-    pd.DataFrame([{"experiment": "relu_dig", "dataset": "digits", "dataset_kind": "digits", "activation": "relu",
-                   "delta": "multi", "shuffle": "correct", "regime": "neither", "support": 1.0, "quantity": "M",
-                   "exponent_statistic": "rms_norm", "exponent": 0.83, "exponent_ci_low": 0.82, "exponent_ci_high": 0.84,
-                   "increment_ratio_slope": -0.02, "increment_ratio_ci_low": -0.03, "increment_ratio_ci_high": -0.01,
-                   "quadratic_variation_slope": -0.63, "quadratic_variation_ci_low": -0.65,
-                   "quadratic_variation_ci_high": -0.62, "n_depths": 4, "n_seeds": 3, "rule": "the rule",
-                   "n_usable": 12, "n_excluded": 0, "excluded": "", "note": ""}]).to_csv(path / "regimes.csv", index=False)
-    rows = [{"experiment": "relu_dig", "quantity": "M_abs", "primary": True, "statistic": "max_norm",
-             "analysis": "window", "variant": "depths 16..64", "depth_low": 16, "depth_high": 64, "depth_centre": 32.0,
-             "exponent": 0.55, "ci_low": 0.5, "ci_high": 0.6, "n_depths": 3, "n_networks": 9}]
-    rows += [{"experiment": "relu_dig", "quantity": "M_abs", "primary": True, "statistic": "max_norm",
-              "analysis": "inclusion", "variant": v, "depth_low": 16, "depth_high": 128, "depth_centre": 45.0,
-              "exponent": e, "ci_low": e - 0.01, "ci_high": e + 0.01, "n_depths": 4, "n_networks": n}
-             for v, e, n in (("converged only", 0.49, 8), ("+ stopped on the plateau", 0.51, 12),
-                             ("+ out of epochs", 0.51, 12))]
-    pd.DataFrame(rows).to_csv(path / "scaling_robustness.csv", index=False)
-    pd.DataFrame([{"experiment": "relu_dig", "regime": "neither", "depths": "[64, 128]",
-                   "mean_field_relative_error_by_depth": '{"64": 0.08, "128": 0.07}'}]).to_csv(
-        path / "limits_summary.csv", index=False)
-
-
-def test_carried_experiments_keep_their_committed_fits_and_say_what_is_missing(tmp_path):
-    from resnet_scaling.gallery import carried_tables
-    from resnet_scaling.scaling.scorecard import score
-
-    _committed_gallery(tmp_path / "g")
-    carried = carried_tables(tmp_path / "g", ["relu_dig"], ("converged", "stopped"), ("converged",), 3, (16, 1e9))
-    regimes = carried["regimes"].set_index("population")
-    assert list(carried["regimes"]["population"]) == ["converged", "converged+stopped"]  # primary first
-    assert regimes.loc["converged", "regime"] == "not evaluated" and regimes.loc["converged", "primary"]
-    assert regimes.loc["converged+stopped", "regime"] == "neither" and not regimes.loc["converged+stopped", "primary"]
-    assert regimes.loc["converged", "members"] == "converged:8"
-    exps = carried["exponents"]
-    mine = exps[(exps["population"] == "converged") & (exps["quantity"] == "M_abs")].set_index("statistic")
-    assert mine.loc["max_norm", "exponent"] == 0.49 and np.isnan(mine.loc["quadratic_variation", "exponent"])
-    assert carried["limits"]["relu_dig"]["mean_field_relative_error_by_depth"] == {"64": 0.08, "128": 0.07}
-    scores = score(exps, carried["regimes"], robustness=carried["robustness"],
-                   limits=carried["limits"]).set_index("reference")
-    beta = scores.loc["relu-multi-mnist-beta"]
-    assert beta["ours"] == "0.49" and beta["population"] == "converged (8 converged)"
-    assert beta["windows"] == "n/a (no window fits)"  # the committed windows are the original rule's
-    assert beta["original_rule"].startswith("converged+stopped (8 converged, 4 stopped): 0.51 [0.50, 0.52]")
-    regime = scores.loc["relu-multi-regime"]
-    assert regime["verdict"].startswith("not evaluated: the converged networks' regime needs their per-network")
-    assert "neither" in regime["original_rule"]
+    assert not (tmp_path / "h").exists()
