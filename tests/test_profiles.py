@@ -18,13 +18,20 @@ from slurm_helpers import (
     rules_after_checkpoint,
     run_snakemake,
 )
+from resnet_scaling.config import load_configfiles, network_width
+from resnet_scaling.training import resources
 from workflow_utils import copy_workflow
 
 pytestmark = pytest.mark.workflow
 
 SMOKE = ["--configfile", "config/smoke.yaml"]
+PAPER = ["--configfile", "config/paper.yaml"]
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
-GPU_RULES = {"train"}
+TRAINING_RULES = {"train", "cifar_train"}
+# The smoke DAG trains fully connected networks only, which go to CPU nodes: the stand-in run
+# places its training on the GPU partition from the command line, so that the plugin's GPU
+# flags are exercised too (as a site that wants the FC jobs on GPUs would).
+ON_GPUS = ["--set-resources", "train:gpu=1", "train:cpus_per_gpu=2", "train:slurm_partition=a100"]
 # Site settings for the stand-in run: names unlike the defaults, so the flags prove they were read.
 SITE = {
     "RESNET_SCALING_SLURM_ACCOUNT": "resnet_lab",
@@ -44,15 +51,20 @@ def remote(jobs) -> list:
     return [job for job in jobs if job.rule in submitted]
 
 
-def dry_run(work, env, forcerun=None) -> list:
-    """The jobs of a dry run: every job (``--forceall``), or with ``forcerun`` those rules'."""
+def dry_run(work, env, forcerun=None, config=SMOKE, extra=(), output=False):
+    """The jobs of a dry run: every job (``--forceall``), or with ``forcerun`` those rules';
+    with ``output`` also the console output."""
     force = ["--forceall"] if forcerun is None else ["--forcerun", *forcerun]
     # --cores only lifts the dry run's cap on threads (a cluster run has none)
-    proc = run_snakemake(["-n", *force, "--cores", "1024", *PROFILE, *SMOKE], work, env, timeout=300)
+    proc = run_snakemake(["-n", *force, "--cores", "1024", *PROFILE, *extra, *config], work, env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-5000:]
     jobs = parse_dry_run(proc.stdout)
     assert jobs, proc.stdout[-3000:]
-    return jobs
+    return (jobs, proc.stdout) if output else jobs
+
+
+def on_gpu(job) -> bool:
+    return job.resources.get("gpu", "0") not in ("0", "")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +98,7 @@ def standin_run(tmp_path_factory):
     )
     # No retries: every job is submitted once, with its first-attempt resources, and a
     # failing job fails the test at once instead of three times.
-    args = [*PROFILE, *SMOKE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1"]
+    args = [*PROFILE, *ON_GPUS, *SMOKE, "--retries", "0", "--slurm-init-seconds-before-status-checks", "1"]
     proc = run_snakemake(args, work, env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-8000:]
     return work, read_calls(state), proc.stdout
@@ -116,24 +128,44 @@ def comment_of(job) -> str:
 # -- (1) the dry run ----------------------------------------------------------------------
 
 
-def test_dry_run_defaults_gpu_partition_for_training_only(work_copy):
-    """Without site variables: training on partition gpu with one GPU, the rest on the default."""
+def test_dry_run_defaults_fully_connected_training_to_cpu_nodes(work_copy):
+    """Without site variables: every job of the smoke DAG (fully connected training only, device
+    auto) on the default partition without a GPU."""
     jobs = remote(dry_run(work_copy, clean_env()))
     assert {job.rule for job in jobs} >= {"data", "train"}
     for job in jobs:
         res = job.resources
         assert int(res["mem_mb"]) > 0 and int(res["runtime"]) > 0, (job.rule, res)
         assert res.get("slurm_account", "") == "", (job.rule, res)
-        if job.rule in GPU_RULES:
+        assert res.get("slurm_partition", "") == "" and not on_gpu(job), (job.rule, res)
+
+
+def test_an_experiment_on_cuda_goes_to_the_gpu_partition_and_says_it_has_no_measured_cost(work_copy):
+    """A per-experiment device: cuda puts that experiment's training on partition gpu with one
+    GPU and the default runtime (the cost model measured the CPU engine), said once on the
+    console; the other experiment keeps the config's device, a CPU node and the cost model."""
+    (work_copy / "config" / "smoke_cuda.yaml").write_text(
+        "experiments:\n  tanh_shared_synthetic: {device: cuda}\n")
+    jobs, out = dry_run(work_copy, clean_env(), config=[*SMOKE, "config/smoke_cuda.yaml"], output=True)
+    train = [job for job in jobs if job.rule == "train"]
+    assert train
+    for job in train:
+        res = job.resources
+        if job.wildcards["exp"] == "tanh_shared_synthetic":
             assert res["slurm_partition"] == "gpu" and res["gpu"] == "1" and int(res["cpus_per_gpu"]) >= 1
+            assert int(res["runtime"]) == resources.DEFAULT_TRAIN_MINUTES
         else:
-            assert res.get("slurm_partition", "") == "" and res.get("gpu", "0") == "0", (job.rule, res)
+            assert res["slurm_partition"] == "" and res["gpu"] == "0", res
+            assert int(res["runtime"]) < resources.DEFAULT_TRAIN_MINUTES
+    said = [line for line in out.splitlines() if line.startswith("training time of ")]
+    assert len(said) == 1 and "tanh_shared_synthetic" in said[0] and "on a GPU" in said[0], said
+    assert f"default {resources.DEFAULT_TRAIN_MINUTES} minutes" in said[0]
 
 
 def test_dry_run_reads_site_variables(site_dry_run):
     for job in remote(site_dry_run):
         assert job.resources["slurm_account"] == SITE["RESNET_SCALING_SLURM_ACCOUNT"]
-        expected = "RESNET_SCALING_GPU_PARTITION" if job.rule in GPU_RULES else "RESNET_SCALING_CPU_PARTITION"
+        expected = "RESNET_SCALING_GPU_PARTITION" if on_gpu(job) else "RESNET_SCALING_CPU_PARTITION"
         assert job.resources["slurm_partition"] == SITE[expected], (job.rule, job.resources)
 
 
@@ -151,15 +183,61 @@ def test_training_resources_grow_with_depth(site_dry_run):
             assert values == sorted(values), (exp, key, values)
 
 
-def test_paper_training_memory_covers_measured_peaks(work_copy):
+@pytest.fixture(scope="module")
+def paper_dry_run(work_copy):
+    """Every job of the paper config as the slurm profile sees it, without site variables."""
+    return dry_run(work_copy, clean_env(), config=PAPER, output=True)
+
+
+def expected_runtime(config: dict, job) -> int:
+    """The request of a training job by the cost model (training/resources.py), first attempt."""
+    depth = int(job.wildcards["depth"])
+    if job.rule == "cifar_train":
+        exp = config["conv_experiments"][job.wildcards["cexp"]]
+        seconds = resources.conv_epoch_seconds(depth=depth, seeds=exp["seeds"], width=exp["width"],
+                                               n_train=config["datasets"][exp["dataset"]]["n_train"], on_gpu=True)
+        return resources.train_runtime_minutes(seconds, exp["epochs"])
+    exp = config["experiments"][job.wildcards["exp"]]
+    data = config["datasets"][exp["dataset"]]
+    width = network_width(data)
+    assert resources.fc_unmeasured(width=width, activation=exp["activation"], block=exp["block"],
+                                   engine=config["engine"], dtype=config["dtype"], batch_size=exp["batch_size"],
+                                   on_gpu=False) is None, job.wildcards
+    seconds = resources.fc_epoch_seconds(depth=depth, seeds=exp["seeds"], width=width, activation=exp["activation"],
+                                         batch_size=exp["batch_size"], n_train=data["n_train"], n_test=data["n_test"])
+    return resources.train_runtime_minutes(seconds, exp["max_epochs"])
+
+
+def test_paper_training_requests_follow_the_cost_model_within_a_day(paper_dry_run, work_copy):
+    """On the paper config every training job asks at most 24 h, as the cost model says; the
+    fully connected jobs ask for no GPU (the default CPU partition), the convolutional ones for
+    one on partition gpu; every experiment of the paper config is measured, so nothing is said."""
+    jobs, out = paper_dry_run
+    config = load_configfiles([work_copy / "config" / "paper.yaml"])
+    train = [job for job in jobs if job.rule in TRAINING_RULES]
+    fc = [job for job in train if job.rule == "train"]
+    assert len(fc) == 44 * 4 and len(train) == len(fc) + 16
+    for job in train:
+        res = job.resources
+        assert 0 < int(res["runtime"]) <= 24 * 60, (job.wildcards, res)
+        assert int(res["runtime"]) == expected_runtime(config, job), (job.wildcards, res)
+        if job.rule == "train":
+            assert res["gpu"] == "0" and res["slurm_partition"] == "", (job.wildcards, res)
+        else:
+            assert res["gpu"] == "1" and res["slurm_partition"] == "gpu", (job.wildcards, res)
+    runtime = {(job.wildcards.get("exp"), int(job.wildcards["depth"])): int(job.resources["runtime"]) for job in fc}
+    assert runtime[("tanh_shared_synthetic", 9100)] < 4 * 60  # was 9,110 minutes
+    assert runtime[("tanh_shared_mnist", 9100)] == 24 * 60  # 200 epochs on 60,000 images: the cap
+    assert "training time of" not in out
+
+
+def test_paper_training_memory_covers_measured_peaks(paper_dry_run):
     """The memory model of a training job (common.smk) against peaks measured on CPU in
     float32 (the benchmark files of the paper run): at least the peak, and the deepest MNIST
     network (d = 25, 60,000 images) within one node, not the whole dataset's trajectories."""
-    proc = run_snakemake(["-n", "--forceall", "--cores", "1024", "--configfile", "config/paper.yaml"],
-                         work_copy, clean_env(), timeout=300)
-    assert proc.returncode == 0, proc.stdout[-5000:]
+    jobs, _ = paper_dry_run
     mem = {(job.wildcards["exp"], int(job.wildcards["depth"])): int(job.resources["mem_mb"])
-           for job in parse_dry_run(proc.stdout) if job.rule == "train"}
+           for job in jobs if job.rule == "train"}
     measured_peaks = {("relu_multi_synthetic", 9100): 1386, ("tanh_shared_synthetic", 9100): 1168,
                       ("relu_multi_synthetic", 6319): 985, ("tanh_shared_synthetic", 2116): 566}
     for key, peak in measured_peaks.items():
@@ -186,7 +264,7 @@ def test_every_remote_job_submitted_once_with_its_resources(standin_run, site_dr
         assert opts["-A"] == SITE["RESNET_SCALING_SLURM_ACCOUNT"], comment
         assert opts["--output"].startswith(f"{work}/logs/slurm/rule_{job.rule}/"), comment
         assert opts["-D"] == str(work)
-        if job.rule in GPU_RULES:
+        if job.rule == "train":  # placed on the GPU partition by ON_GPUS
             assert opts["-p"] == SITE["RESNET_SCALING_GPU_PARTITION"], comment
             assert opts["--gpus"] == "1" and opts["--cpus-per-gpu"] == res["cpus_per_gpu"], comment
             assert "--ntasks" not in opts, comment

@@ -186,7 +186,10 @@ def job_records() -> list[dict[str, str]]:
 def test_smoke_dag_on_real_slurm(real_slurm, tmp_path):
     work = copy_workflow(tmp_path / "work")
     env = clean_env(OMP_NUM_THREADS="1")
-    profile = ["--workflow-profile", "workflow/profiles/slurm", "--configfile", "config/smoke.yaml"]
+    # The smoke DAG's fully connected training goes to CPU nodes by default; placed on the GPU
+    # partition here from the command line, so that real Slurm takes the plugin's GPU request.
+    profile = ["--workflow-profile", "workflow/profiles/slurm", "--set-resources", "train:gpu=1",
+               "train:cpus_per_gpu=2", "train:slurm_partition=gpu", "--configfile", "config/smoke.yaml"]
     dry = run_snakemake(["-n", "--cores", "1024", *profile], work, env, timeout=300)
     assert dry.returncode == 0, dry.stdout[-3000:]
     submitted = {name for name, rule in rule_texts().items() if rule.submitted}

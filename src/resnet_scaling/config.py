@@ -40,6 +40,12 @@ def check_experiment(exp: dict, where: str) -> None:
         )
 
 
+def experiment_device(config: dict, exp: dict) -> str:
+    """The training device of one experiment (fully connected or convolutional) of a validated
+    config: its own ``device`` where it sets one, else the config's (the schema's rule)."""
+    return exp["device"] if "device" in exp else config["device"]
+
+
 def depth_grid(spec) -> list[int]:
     """Depths of an experiment: an explicit list, or unique(floor(base**n)) within [min, max]."""
     if isinstance(spec, (list, tuple)):

@@ -34,11 +34,14 @@ rule cifar_train:
     resources:
         mem_mb=cifar_train_mem_mb,
         runtime=cifar_train_runtime,
-        gpu=1,
+        gpu=cifar_train_gpus,
+        slurm_partition=lambda wildcards: cluster_partition(cifar_train_gpus(wildcards)),
     params:
         experiment=lambda wildcards: conv_experiment(wildcards.cexp),
         seed=config["seed"],
-        device=config.get("device", "auto"),
+        device=lambda wildcards: experiment_device(
+            config, conv_experiment(wildcards.cexp)
+        ),
         checkpoint="results/checkpoints/cifar/{cexp}/depth_{depth}.pt",
     script:
         "../scripts/cifar_train.py"

@@ -31,6 +31,7 @@ from resnet_scaling.config import (  # noqa: E402
     analysis_selections,
     check_config,
     depth_grid,
+    experiment_device,
     network_width,
     schema_error,
 )
@@ -48,8 +49,14 @@ from resnet_scaling.training.fetch import (  # noqa: E402
     source_files,
 )
 from resnet_scaling.training.resources import (
+    DEFAULT_TRAIN_MINUTES,
+    conv_epoch_seconds,
     fbsde_trained_mem_mb,
+    fc_epoch_seconds,
+    fc_unmeasured,
     limits_fit_mem_mb,
+    train_runtime_minutes,
+    wants_gpu,
 )  # noqa: E402
 
 # One sentence naming the key before Snakemake's own validation (which prints the schema).
@@ -186,11 +193,72 @@ def limits_fit_mem(wildcards, attempt):
     return limits_fit_mem_mb(seeds, depth, width) * attempt
 
 
+def train_device(wildcards):
+    """The device of a fully connected training job: its experiment's, else the config's."""
+    return experiment_device(config, experiment(wildcards.exp))
+
+
+def train_gpus(wildcards):
+    """GPUs of a fully connected training job: one for device cuda, none otherwise (auto on a
+    cluster: a CPU node; training/resources.wants_gpu)."""
+    return int(wants_gpu(train_device(wildcards), convolutional=False))
+
+
+def cluster_partition(gpus):
+    """The SLURM partition of a training job placed by its device: the site's partitions of
+    workflow/profiles/slurm (RESNET_SCALING_GPU_PARTITION, default gpu;
+    RESNET_SCALING_CPU_PARTITION, default the cluster's default). Ignored by a local run.
+    """
+    if gpus:
+        return os.environ.get("RESNET_SCALING_GPU_PARTITION", "gpu")
+    return os.environ.get("RESNET_SCALING_CPU_PARTITION", "")
+
+
+# Experiments whose training request was the default (no measurement), said once per run.
+_UNMEASURED_SAID = set()
+
+
+def say_unmeasured(name, why):
+    """Say once, on the console of the invocation, that a training job asks the default time."""
+    if not _MAIN or name in _UNMEASURED_SAID:
+        return
+    _UNMEASURED_SAID.add(name)
+    print(
+        f"training time of {name}: the cost model has no measurement for {why}; its jobs ask "
+        f"the default {DEFAULT_TRAIN_MINUTES} minutes (src/resnet_scaling/training/resources.py)",
+        file=sys.stderr,
+    )
+
+
 def train_runtime(wildcards, attempt):
-    """Minutes; a generous linear model in depth, doubled on every retry."""
+    """Minutes: the measured cost per layer and epoch of the compiled engine for max_epochs
+    epochs, with the safety factor and start-up minutes of training/resources.py, times the
+    attempt, at most a day; the default request where the model has no measurement."""
     exp = experiment(wildcards.exp)
-    epochs = exp.get("max_epochs", 200)
-    return int(10 + epochs * int(wildcards.depth) / 200 * attempt)
+    data = config["datasets"][exp["dataset"]]
+    width = network_width(data)
+    why = fc_unmeasured(
+        width=width,
+        activation=exp["activation"],
+        block=exp["block"],
+        engine=config["engine"],
+        dtype=config["dtype"],
+        batch_size=exp["batch_size"],
+        on_gpu=bool(train_gpus(wildcards)),
+    )
+    if why is not None:
+        say_unmeasured(wildcards.exp, why)
+        return train_runtime_minutes(None, exp["max_epochs"], attempt)
+    seconds = fc_epoch_seconds(
+        depth=int(wildcards.depth),
+        seeds=exp["seeds"],
+        width=width,
+        activation=exp["activation"],
+        batch_size=exp["batch_size"],
+        n_train=data["n_train"],
+        n_test=data["n_test"],
+    )
+    return train_runtime_minutes(seconds, exp["max_epochs"], attempt)
 
 
 def limits_fit_depths(exp):
@@ -453,14 +521,25 @@ def cifar_train_mem_mb(wildcards, attempt):
     )
 
 
+def cifar_train_gpus(wildcards):
+    """GPUs of a convolutional training job: one for device auto or cuda, none for cpu."""
+    exp = conv_experiment(wildcards.cexp)
+    return int(wants_gpu(experiment_device(config, exp), convolutional=True))
+
+
 def cifar_train_runtime(wildcards, attempt):
     """Minutes: every block costs about the same (channels double as the image area quarters);
-    a generous 0.5 s per block, epoch and 50,000 images at width 64 on one GPU, doubled on a retry.
-    """
+    the cost per block and epoch on the job's device (training/resources.py), with the safety
+    factor and start-up minutes, times the attempt, at most a day."""
     exp = conv_experiment(wildcards.cexp)
-    n = config["datasets"][exp["dataset"]]["n_train"]
-    per_epoch = 0.5 * int(wildcards.depth) * (n / 50000) * (exp["width"] / 64) ** 2
-    return int(10 + exp["seeds"] * exp["epochs"] * per_epoch / 60 * attempt)
+    seconds = conv_epoch_seconds(
+        depth=int(wildcards.depth),
+        seeds=exp["seeds"],
+        width=exp["width"],
+        n_train=config["datasets"][exp["dataset"]]["n_train"],
+        on_gpu=bool(cifar_train_gpus(wildcards)),
+    )
+    return train_runtime_minutes(seconds, exp["epochs"], attempt)
 
 
 wildcard_constraints:

@@ -87,11 +87,12 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
-        gpu=0,
+        gpu=train_gpus,
+        slurm_partition=lambda wildcards: cluster_partition(train_gpus(wildcards)),
     params:
         experiment=lambda wildcards: experiment(wildcards.exp),
         seed=config["seed"],
-        device=config.get("device", "auto"),
+        device=train_device,
         dtype=config.get("dtype", "float32"),
         engine=config["engine"],
         checkpoint="results/checkpoints/{exp}/depth_{depth}.pt",
