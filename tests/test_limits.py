@@ -507,19 +507,3 @@ def test_the_limit_fit_takes_the_networks_of_the_primary_verdict(tmp_path, datas
     assert lm.fit_depths(regimes, training, "mixed", [16, 32, 64, 128], 2) == [64, 128]
 
 
-def test_the_signature_of_the_ode_with_rough_weights():
-    """docs/maths.md §4(e): mean-field error and seed spread must both fall with depth."""
-    from resnet_scaling.limits.note import signature_sentence
-    from resnet_scaling.limits.trained import falls_with_depth, rough_ode_signature
-
-    assert falls_with_depth({100: 0.05, 400: 0.02, 1600: 0.011}) is True
-    assert falls_with_depth({"6319": 0.0066, "7583": 0.044, "9100": 0.058}) is False  # keys as JSON writes them
-    assert falls_with_depth({100: 0.05}) is None
-    falling = {"mean_field_relative_error_by_depth": {100: 0.05, 400: 0.02},
-               "network_spread_by_depth": {100: 0.2, 400: 0.1}}
-    assert rough_ode_signature(falling) == {"error_falls": True, "spread_falls": True, "holds": True}
-    rising = {**falling, "network_spread_by_depth": {100: 0.02, 400: 0.04}}
-    assert rough_ode_signature(rising)["holds"] is False
-    assert signature_sentence({"rough_ode_signature": rough_ode_signature(rising)}) == (
-        " Here the seed spread does not fall with depth: the signature fails.")
-    assert rough_ode_signature({}) is None

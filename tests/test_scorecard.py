@@ -299,25 +299,26 @@ def test_the_regime_is_applied_window_by_window():
     assert row["verdict"].endswith("; depends on the window: SDE in 1 of 2 windows")
 
 
-def test_the_rough_ode_stays_only_where_its_signature_holds():
+def test_each_regime_row_carries_the_pathwise_limit_test_of_its_networks():
     exponents, regimes = _populations()
     regimes.loc[0, "regime"] = "ODE (rough weights)"
-    errors, spreads = {"410": 0.002, "7583": 0.03, "9100": 0.05}, {"410": 0.01, "7583": 0.04, "9100": 0.05}
-    summary = {"experiment": "relu_syn", "population": "converged", "mean_field_relative_error_by_depth": errors,
-               "network_spread_by_depth": spreads,
-               "rough_ode_signature": {"error_falls": False, "spread_falls": False, "holds": False}}
-    row = score(exponents, regimes, limits={"relu_syn": summary}).set_index("reference").loc["relu-multi-regime"]
-    assert row["ours"] == "rough weights of size 1/L, no mean-field ODE" and not row["agree"]
-    assert "ODE (rough weights)" not in row["ours"]
-    assert ("its signature fails in the limit fit of the same networks: the mean-field ODE error 0.002 → 0.03 → 0.05 "
-            "at L = 410, 7583, 9100 does not fall") in row["verdict"]
-    holds = {**summary, "rough_ode_signature": {"error_falls": True, "spread_falls": True, "holds": True}}
-    row = score(exponents, regimes, limits={"relu_syn": holds}).set_index("reference").loc["relu-multi-regime"]
+    pathwise = pd.DataFrame([
+        {"experiment": "relu_syn", "population": "converged", "direction": "forward", "verdict": "neither",
+         "reason": "coarsened error at N = 8 against L +0.60 [+0.40, +0.80] grows with depth: no pathwise limit"},
+        {"experiment": "relu_syn", "population": "converged", "direction": "backward", "verdict": "ODE", "reason": "x"},
+    ])
+    row = score(exponents, regimes, pathwise=pathwise).set_index("reference").loc["relu-multi-regime"]
+    assert row["ours"] == "rough weights of size 1/L, no pathwise limit" and not row["agree"]
+    assert row["verdict"].endswith("; pathwise limit test of the same networks: neither (coarsened error at N = 8 "
+                                   "against L +0.60 [+0.40, +0.80] grows with depth: no pathwise limit)")
+    holds = pathwise.assign(verdict="ODE", reason="quadratic-variation slope -0.95 [-1.00, -0.90] vanishes")
+    row = score(exponents, regimes, pathwise=holds).set_index("reference").loc["relu-multi-regime"]
     assert row["ours"] == "ODE (rough weights)"
-    # a fit of other networks than the row's says nothing about them
-    other = {**summary, "population": "converged+stopped"}
-    row = score(exponents, regimes, limits={"relu_syn": other}).set_index("reference").loc["relu-multi-regime"]
-    assert row["ours"] == "ODE (rough weights)"
+    assert "pathwise limit test of the same networks: ODE (quadratic-variation slope" in row["verdict"]
+    # a test of other networks than the row's says nothing about them
+    other = pathwise.assign(population="converged+stopped")
+    row = score(exponents, regimes, pathwise=other).set_index("reference").loc["relu-multi-regime"]
+    assert row["ours"] == "ODE (rough weights)" and "pathwise" not in row["verdict"]
 
 
 def test_the_outcome_table_says_whether_the_exponents_describe_networks_that_use_their_nonlinearity():

@@ -13,7 +13,10 @@ LIMITS_OUTPUTS = [
     "results/limits/convergence_fits.csv",
     "results/limits/summary.csv",
     "results/limits/note.md",
-    *[f"figures/limits_convergence.{ext}" for ext in ("pdf", "png")],
+    "results/limits/pathwise.csv",
+    "results/limits/pathwise_slopes.csv",
+    "results/limits/pathwise_verdicts.csv",
+    *[f"figures/limits_{name}.{ext}" for name in ("convergence", "pathwise") for ext in ("pdf", "png")],
 ]
 
 
@@ -107,12 +110,69 @@ rule limits_fit:
         "../scripts/limits_fit.py"
 
 
+rule limits_signatures:
+    input:
+        train=lambda wildcards: all_train_outputs(wildcards.exp),
+        dataset=dataset_of,
+    output:
+        table=ensure("results/limits/{exp}/signatures.csv", non_empty=True),
+    log:
+        "logs/limits/signatures/{exp}.log",
+    benchmark:
+        "benchmarks/output/limits/signatures/{exp}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=30,
+    params:
+        cfg=LIMITS["pathwise"],
+    script:
+        "../scripts/limits_signatures.py"
+
+
+rule limits_pathwise:
+    input:
+        signatures=lambda wildcards: expand(
+            "results/limits/{exp}/signatures.csv", exp=analysed_experiments()
+        ),
+        regimes="results/regimes.csv",
+    output:
+        networks=ensure("results/limits/pathwise.csv", non_empty=True),
+        slopes=ensure("results/limits/pathwise_slopes.csv", non_empty=True),
+        verdicts=ensure("results/limits/pathwise_verdicts.csv", non_empty=True),
+        pdf="figures/limits_pathwise.pdf",
+        png=report(
+            "figures/limits_pathwise.png",
+            caption="../report/limits_pathwise.rst",
+            category="Limits of the hidden state",
+            subcategory="Trained networks",
+            labels={"figure": "pathwise signatures"},
+        ),
+    log:
+        "logs/limits/pathwise.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=LIMITS["pathwise"],
+        bootstrap=config["scaling"]["bootstrap"],
+        include_status=config["scaling"]["include_status"],
+    script:
+        "../scripts/limits_pathwise.py"
+
+
 rule limits_note:
     input:
         summaries=lambda wildcards: expand(
             "results/limits/{exp}/summary.json", exp=analysed_experiments()
         ),
         fits="results/limits/convergence_fits.csv",
+        verdicts="results/limits/pathwise_verdicts.csv",
     output:
         note=report(
             ensure("results/limits/note.md", non_empty=True),

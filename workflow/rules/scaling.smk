@@ -218,9 +218,7 @@ rule scaling_scorecard:
         exponents="results/exponents.csv",
         regimes="results/regimes.csv",
         robustness="results/scaling_robustness.csv",
-        limits=lambda wildcards: expand(
-            "results/limits/{exp}/summary.json", exp=analysed_experiments()
-        ),
+        pathwise="results/limits/pathwise_verdicts.csv",
         training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
         data=sorted(set(dataset_file(exp) for exp in EXPERIMENTS)),
     output:

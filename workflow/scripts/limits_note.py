@@ -16,5 +16,6 @@ note = write_note(
     snakemake.output.note,
     snakemake.output.table,
     close_threshold=snakemake.params.close_threshold,
+    verdicts_path=snakemake.input.verdicts,
 )
 logging.info("\n%s", note)

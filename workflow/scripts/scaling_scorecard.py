@@ -1,6 +1,6 @@
 """Snakemake adapter: our exponents and regimes beside the reference values (Markdown and HTML),
-how the training of every experiment ended against the affine floor of its data, and whether the
-limit fit of the same networks bears out a regime read as the ODE with rough weights."""
+how the training of every experiment ended against the affine floor of its data, and the pathwise
+limit test of the same networks beside each regime."""
 
 import logging
 import sys
@@ -16,7 +16,8 @@ from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
 from resnet_scaling.scaling.exponents import RegimeThresholds, primary_rows  # noqa: E402
 from resnet_scaling.io import write_text  # noqa: E402
 from resnet_scaling.scaling.scorecard import render_html, render_markdown, score, training_outcome  # noqa: E402
-from resnet_scaling.scaling.tables import read_exponents, read_json, read_regimes, read_robustness, read_training  # noqa: E402
+from resnet_scaling.limits.writers import read_pathwise_verdicts  # noqa: E402
+from resnet_scaling.scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
 
 params = snakemake.params
 exponents = read_exponents(snakemake.input.exponents, params.experiments)
@@ -29,9 +30,9 @@ primary = primary_rows(regimes)
 populations = {r["experiment"]: r["population"] for _, r in primary.iterrows() if isinstance(r.get("population"), str)}
 outcome = training_outcome(training, params.epsilons, {exp: floors[params.datasets[exp]] for exp in params.experiments},
                            populations)
-limits = {summary["experiment"]: summary for summary in map(read_json, snakemake.input.limits)}
+pathwise = read_pathwise_verdicts(snakemake.input.pathwise)
 scores = score(exponents, regimes, rounding=params.rounding, robustness=robustness,
-               thresholds=RegimeThresholds.from_config(params.regime), limits=limits)
+               thresholds=RegimeThresholds.from_config(params.regime), pathwise=pathwise)
 context = (tuple(params.include_status), robustness, outcome, params.non_affine_threshold)
 write_text(snakemake.output.markdown, render_markdown(scores, exponents, regimes, *context))
 write_text(snakemake.output.html, render_html(scores, exponents, regimes, *context))

@@ -14,7 +14,6 @@ import torch
 from ..config import section_settings
 from ..distances import wasserstein1
 from ..io import stable_seed
-from ..scaling.exponents import loglog_fit
 from ..sde.coefficients import Tabulated
 from ..sde.diffusions import MomentMatchedDiffusion, sample_diffusion, solve_mean_field_ode
 from ..sde.ito import sample_ito_sde
@@ -203,7 +202,9 @@ def _generative_rows(variants: dict, hL: torch.Tensor, x, y, n_gen: int, base: d
     net_spread = spread(hL)
     for name, out in variants.items():
         # per network: the mean over draws against that network's own output
-        bias = (out.mean(1) - hL).norm(dim=-1).pow(2).mean().sqrt()
+        per_net = (out.mean(1) - hL).norm(dim=-1).pow(2).mean(-1)  # (S,) mean square over inputs
+        bias = per_net.mean().sqrt()
+        ci_low, ci_high = _network_bootstrap(per_net.numpy(), float(size)) if out.shape[0] == S else (math.nan, math.nan)
         # per input, in law: mean and spread of all draws against those of the networks
         pooled = out.reshape(-1, n_in, d)
         mean_err = (pooled.mean(0) - hL.mean(0)).norm(dim=-1).pow(2).mean().sqrt()
@@ -212,6 +213,7 @@ def _generative_rows(variants: dict, hL: torch.Tensor, x, y, n_gen: int, base: d
             **base, "variant": name, "n_seeds": S, "draws": out.shape[1], "n_inputs": n_in, "steps": n_gen,
             "output_w1": wasserstein1(pooled.reshape(-1, d), net_pool),
             "output_rmse": float(bias), "relative_output_error": float(bias / size),
+            "relative_output_error_ci_low": ci_low, "relative_output_error_ci_high": ci_high,
             "relative_mean_error": float(mean_err / size),
             # standard error of that difference of means, from the two spreads and sample sizes
             "relative_mean_error_se": float(math.sqrt(
@@ -222,6 +224,17 @@ def _generative_rows(variants: dict, hL: torch.Tensor, x, y, n_gen: int, base: d
         })
 
     return gen_rows
+
+
+def _network_bootstrap(mean_squares: np.ndarray, size: float, resamples: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the relative RMS error over networks, resampling the networks
+    (NaN for a single network: nothing to resample)."""
+    if len(mean_squares) < 2 or not size > 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    draws = np.sqrt(mean_squares[rng.integers(0, len(mean_squares), (resamples, len(mean_squares)))].mean(1)) / size
+    return float(np.quantile(draws, (1 - level) / 2)), float(np.quantile(draws, (1 + level) / 2))
 
 
 def _trajectory_rows(h, pathwise, T, n_tr: int, n_gen: int, base: dict) -> list[dict]:
@@ -316,27 +329,6 @@ def fit_trained(
     return out
 
 
-def falls_with_depth(by_depth: dict) -> bool | None:
-    """Whether a quantity measured at several depths falls with depth (negative OLS slope of its
-    log on log L); None with fewer than two depths."""
-    depths = sorted(int(k) for k in by_depth)
-    values = np.array([float(by_depth[k] if k in by_depth else by_depth[str(k)]) for k in depths])
-    if len(depths) < 2 or not np.all(np.isfinite(values) & (values > 0)):
-        return None
-    return bool(loglog_fit(np.array(depths, float), values).slope < 0)
-
-
-def rough_ode_signature(summary: dict) -> dict | None:
-    """docs/maths.md §4(e): an ODE with rough weights shows a mean-field ODE error and a seed spread
-    that both fall with depth. Whether they do in a fit's summary (None without mean-field rows)."""
-    errors, spreads = summary.get("mean_field_relative_error_by_depth"), summary.get("network_spread_by_depth")
-    if not errors or not spreads:
-        return None
-    error_falls, spread_falls = falls_with_depth(errors), falls_with_depth(spreads)
-    return {"error_falls": error_falls, "spread_falls": spread_falls,
-            "holds": None if error_falls is None or spread_falls is None else bool(error_falls and spread_falls)}
-
-
 def summarise_fit(tables: dict, experiment: str, regime: str, limit: str, beta: float, w) -> dict:
     """The numbers the note quotes for one experiment, read from its tables (deepest depth).
 
@@ -362,12 +354,15 @@ def summarise_fit(tables: dict, experiment: str, regime: str, limit: str, beta: 
     if len(mean_field):  # §4(e): does each network approach its own mean-field ODE as L grows?
         summary["mean_field_relative_error_by_depth"] = dict(zip(mean_field.depth.astype(int).tolist(),
                                                                  mean_field.relative_output_error.astype(float).tolist()))
+        summary["mean_field_relative_error_ci_by_depth"] = {
+            int(r.depth): [float(r.relative_output_error_ci_low), float(r.relative_output_error_ci_high)]
+            for r in mean_field.itertuples()}
+        summary["mean_field_networks_by_depth"] = {int(r.depth): int(r.n_seeds) for r in mean_field.itertuples()}
         summary["network_spread_by_depth"] = dict(zip(mean_field.depth.astype(int).tolist(),
                                                       mean_field.network_spread.astype(float).tolist()))
         diffusion = gen[gen.variant == "limit"].sort_values("depth")
         summary["diffusion_spread_by_depth"] = dict(zip(diffusion.depth.astype(int).tolist(),
                                                         diffusion.limit_spread.astype(float).tolist()))
-        summary["rough_ode_signature"] = rough_ode_signature(summary)
     pw = tables["pathwise"]
     if len(pw):
         p = pw[(pw.depth == L) & (pw.form != "realised")].groupby("n_steps").relative_error.mean()

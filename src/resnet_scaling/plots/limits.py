@@ -236,3 +236,56 @@ def fit_figures(inputs: dict, outputs: dict) -> None:
     # the moment-matched diffusion is compared in law only: no pathwise rows
     error_figure(read_table(inputs["pathwise"], allow_empty=True), read_table(inputs["generative"]), outputs["error"])
     coefficients_figure(read_table(inputs["coefficients"]), outputs["coefficients"])
+
+
+PATHWISE_PANELS = (
+    ("hidden_state_quadratic_variation", 0, "Σ_k |h_{k+1} − h_k|² (mean over inputs)", "hidden state: quadratic variation"),
+    ("coarsening_error", None, "|h_L^N − h_L| / |h_L − h_0|", "coarsened network at N = {n} blocks"),
+    ("adjoint_quadratic_variation", 0, "Σ_k |p_{k+1} − p_k|² / |p_L|²", "adjoint: quadratic variation"),
+    ("update_rms_norm", 0, "RMS_k ‖M_k − M_k(init)‖_F", "update (trained − initial)"),
+)
+
+
+def pathwise_figure(networks_csv, slopes_csv, verdicts_csv, pdf, png, cfg: dict) -> None:
+    """The pathwise signatures of every experiment's primary population against depth, one
+    quantity per panel, mean over networks with the seed-bootstrap slope and interval in the
+    legend; dashed guides at slope 0 (SDE) and −1 (ODE) on the quadratic variations. The
+    verdict of each experiment is in its legend label."""
+    networks, slopes, verdicts = read_table(networks_csv), read_table(slopes_csv), read_table(verdicts_csv)
+    primary = verdicts[(verdicts.primary.astype(str) == "True") & (verdicts.direction == "forward")]
+    n_blocks = int(cfg["verdict_blocks"])
+    fig, axes = plt.subplots(1, len(PATHWISE_PANELS), figsize=(4.4 * len(PATHWISE_PANELS), 4.4), squeeze=False)
+    palette = dict(zip(primary.experiment, sns.color_palette("tab10", max(len(primary), 1))))
+    depths_drawn = []
+    for ax, (quantity, blocks, ylabel, title) in zip(axes[0], PATHWISE_PANELS):
+        blocks = n_blocks if blocks is None else blocks
+        for v in primary.itertuples():
+            members = networks[(networks.experiment == v.experiment) & networks.status.isin(v.population.split("+"))
+                               & (networks.quantity == quantity) & (networks.n_blocks == blocks)]
+            if members.empty:
+                continue
+            mean = members.groupby("depth").value.mean()
+            fit = slopes[(slopes.experiment == v.experiment) & (slopes.population == v.population)
+                         & (slopes.quantity == quantity) & (slopes.n_blocks == blocks) & (slopes.against == "depth")]
+            label = v.experiment
+            if len(fit) and np.isfinite(fit.slope.iloc[0]):
+                f = fit.iloc[0]
+                label += f": {f.slope:+.2f} [{f.ci_low:+.2f}, {f.ci_high:+.2f}]"
+            if quantity == "hidden_state_quadratic_variation":
+                label += f" → {v.verdict}"
+            ax.plot(mean.index, mean.values, marker="o", ms=3, color=palette[v.experiment], label=label)
+            depths_drawn += list(mean.index)
+            if quantity.endswith("quadratic_variation"):
+                for guide in (0.0, -1.0):
+                    slope_guide(ax, mean.index, mean.values, guide, color="0.6", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        if depths_drawn:
+            _depth_axis(ax, depths_drawn)
+        ax.set(xlabel="depth L", ylabel=ylabel)
+        ax.set_title(title.format(n=blocks), fontsize=9)
+        ax.legend(fontsize=6, title="slope in L [95 % interval]", title_fontsize=6)
+    n_seeds = networks.groupby(["experiment", "depth"]).seed.nunique().max() if len(networks) else 0
+    fig.suptitle("Pathwise signatures on each network's own path (grey dashed: slope 0, SDE; slope −1, ODE); "
+                 f"primary populations, up to {n_seeds} seeds per depth", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, png)

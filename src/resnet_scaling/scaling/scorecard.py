@@ -229,39 +229,27 @@ def _regime_windows(robustness, reg, ref: Reference, thresholds: RegimeThreshold
     return text, f"; depends on the window: {ref.regime} in {int(agree_by_window.sum())} of {len(found)} windows"
 
 
-#: The value of a regime row whose slopes read as the ODE with rough weights without its signature.
-ROUGH_WITHOUT_SIGNATURE = "rough weights of size 1/L, no mean-field ODE"
+#: The value of a regime row whose slopes read as the ODE with rough weights while the pathwise test finds no limit.
+ROUGH_WITHOUT_PATHWISE_LIMIT = "rough weights of size 1/L, no pathwise limit"
 
 
-def _by_depth(values: dict) -> str:
-    items = sorted((int(k), float(v)) for k, v in values.items())
-    return " → ".join(f"{v:.2g}" for _, v in items) + f" at L = {', '.join(str(k) for k, _ in items)}"
-
-
-def _rough_ode_evidence(reg: pd.Series, limits: dict | None) -> tuple[str, str] | None:
-    """For a population the rule reads as the ODE with rough weights: what the limit fit of the same
-    networks says about its signature (docs/maths.md §4(e): mean-field ODE error and seed spread
-    falling with depth). (value, words) when the signature fails or cannot be checked, else None."""
-    summary = (limits or {}).get(reg["experiment"])
-    if not summary or summary.get("population") not in (reg.get("population"), "all", None):
+def _pathwise_evidence(reg: pd.Series, pathwise: pd.DataFrame | None) -> tuple[str, str] | None:
+    """What the pathwise tests of the limits stage say about the population of a regime row
+    (docs/maths.md §4: a trained network's limit is judged on its own path): (verdict, words) for
+    the forward verdict of the same networks, None without one."""
+    if pathwise is None or pathwise.empty:
         return None
-    signature = summary.get("rough_ode_signature") or {}
-    if signature.get("holds") is not False:
-        if signature.get("holds") is None and signature:
-            return ROUGH_ODE, "; its signature (mean-field ODE error and seed spread falling with depth) cannot be checked at one depth"
+    rows = pathwise[(pathwise["experiment"] == reg["experiment"]) & (pathwise["direction"] == "forward")]
+    if "population" in reg and isinstance(reg.get("population"), str):
+        rows = rows[rows["population"] == reg["population"]]
+    if rows.empty:
         return None
-    errors = summary["mean_field_relative_error_by_depth"]
-    spreads = summary["network_spread_by_depth"]
-    return ROUGH_WITHOUT_SIGNATURE, (
-        f"; the slopes read as the ODE with rough weights{_regime_measurements(reg)}, but its signature fails in the "
-        f"limit fit of the same networks: the mean-field ODE error {_by_depth(errors)} "
-        f"{'falls' if signature['error_falls'] else 'does not fall'} and the seed spread {_by_depth(spreads)} "
-        f"{'falls' if signature['spread_falls'] else 'does not fall'} with depth: the evidence shows rough weights of "
-        "size 1/L whose networks do not approach their mean-field ODE, neither the ODE nor the SDE of docs/maths.md §3")
+    r = rows.iloc[0]
+    return str(r["verdict"]), f"; pathwise limit test of the same networks: {r['verdict']} ({r['reason']})"
 
 
 def _evaluate(ref: Reference, reg: pd.Series, exponents: pd.DataFrame, robustness, rounding: float,
-              thresholds: RegimeThresholds, limits: dict | None = None) -> dict:
+              thresholds: RegimeThresholds, pathwise: pd.DataFrame | None = None) -> dict:
     """Our value, its interval, the window range and the verdict of one population against a reference."""
     reason = reg.get("note") if reg["regime"] == NO_USABLE_NETWORKS else reg.get("population_note")
     unevaluated = {"ours": "n/a", "interval": "n/a", "windows": "n/a", "agree": False,
@@ -275,11 +263,13 @@ def _evaluate(ref: Reference, reg: pd.Series, exponents: pd.DataFrame, robustnes
         windows, depends = _regime_windows(robustness, reg, ref, thresholds)
         # a claim row quotes its evidence either way; a reading only where it differs
         cause = REGIME_CAUSES.get(ours, "") * (not agree) + _regime_measurements(reg) * (not agree or ref.kind == "claim")
-        evidence = _rough_ode_evidence(reg, limits) if ours == ROUGH_ODE else None
+        evidence = _pathwise_evidence(reg, pathwise)
         if evidence is not None:
-            ours, words = evidence
-            agree = ours == ref.regime
-            cause = words if ours == ROUGH_WITHOUT_SIGNATURE else cause + words
+            verdict, words = evidence
+            if ours == ROUGH_ODE and verdict == "neither":
+                ours, agree = ROUGH_WITHOUT_PATHWISE_LIMIT, ROUGH_WITHOUT_PATHWISE_LIMIT == ref.regime
+                cause = _regime_measurements(reg) * (not agree or ref.kind == "claim")
+            cause += words
         return {"ours": ours, "interval": f"support {support:.0%}" if math.isfinite(support) else "n/a",
                 "windows": windows, "agree": agree, "verdict": _verdict(ref.kind, agree) + cause + depends}
     hit = exponents[(exponents["experiment"] == reg["experiment"]) & (exponents["quantity"] == ref.quantity)
@@ -306,7 +296,7 @@ def _beside(evaluation: dict) -> str:
 
 def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05,
           robustness: pd.DataFrame | None = None, references: tuple[Reference, ...] = REFERENCES,
-          thresholds: RegimeThresholds | None = None, limits: dict | None = None) -> pd.DataFrame:
+          thresholds: RegimeThresholds | None = None, pathwise: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (reference, matching experiment): the primary population's value, interval,
     window range and verdict, and the same under the original study's inclusion rule.
 
@@ -315,9 +305,9 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
     networks the numbers describe (:func:`resnet_scaling.scaling.exponents.fit_populations`); with the
     ``robustness`` table, ``windows`` gives the range of the local exponent over the sliding
     depth windows of that population (for a regime, the regime in each window), and a verdict
-    that some window would change says so. ``limits`` (experiment → summary of its limit fit)
-    checks a regime read as the ODE with rough weights against its signature in the fit of the
-    same networks; where the signature fails the row says what the evidence shows instead.
+    that some window would change says so. ``pathwise`` (``results/limits/pathwise_verdicts.csv``)
+    adds the pathwise limit test of the same networks to each regime row; a regime read as the
+    ODE with rough weights whose networks have no pathwise limit says so instead.
     """
     thresholds = thresholds or RegimeThresholds()
     rows = []
@@ -329,12 +319,12 @@ def score(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding: float = 0.05
         ]
         for experiment in dict.fromkeys(match["experiment"]):
             primary, original = _populations(match, experiment)
-            result = _evaluate(ref, primary, exponents, robustness, rounding, thresholds, limits)
+            result = _evaluate(ref, primary, exponents, robustness, rounding, thresholds, pathwise)
             if _same_networks(primary, original):
                 beside = "the same networks"
             else:
                 beside = f"{population_words(original)}: " + _beside(
-                    _evaluate(ref, original, exponents, robustness, rounding, thresholds, limits))
+                    _evaluate(ref, original, exponents, robustness, rounding, thresholds, pathwise))
             population = population_words(primary)
             others = match[(match["experiment"] == experiment) & (match.index != primary.name)]
             for _, other in others.iterrows():
