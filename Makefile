@@ -1,7 +1,10 @@
 # The two commands of the README. Both bootstrap .venv on a fresh machine.
 #   make run   - the whole workflow on the embedded default config (config/config.yaml),
 #                written under runs/config/ (every config has its own folder under runs/)
-#   make test  - the test suite
+#   make test  - the fast tier: unit and property tests, one smoke run of the DAG and the dry runs
+#                of the profiles (about 10 minutes on 2 cores)
+#   make test-all - every test, the slow workflow tests and the real-Slurm one included (what CI
+#                runs: about 45 minutes on 2 cores)
 #   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8), same folder
 #   make gallery - copy the default run's figures and small tables into the committed figures/
 #                (RUN_DIR=runs/paper+fc_cpu GALLERY=figures/paper for another gallery; GALLERY_ARGS
@@ -14,7 +17,7 @@ CORES ?= all
 RUN_DIR ?= runs/config
 GALLERY ?= figures
 
-.PHONY: run test phase-diagram gallery
+.PHONY: run test test-all phase-diagram gallery
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -36,5 +39,9 @@ gallery: $(VENV)/.installed
 phase-diagram: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake phase_diagram --cores $(CORES) --configfile config/config.yaml
 
+# The fast tier leaves out the tests marked slow (pyproject.toml) and the real-Slurm test.
 test: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest -m "not slow and not slurm"
+
+test-all: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest

@@ -122,6 +122,7 @@ def test_row_layout_is_converted_to_the_papers_column_convention(tmp_path):
     assert (net.experiment, net.depth, int(net.seeds[0])) == ("stacked", 8, 1)
 
 
+@pytest.mark.slow
 def test_brownian_state_dicts_are_an_sde_with_exponent_one_half(tmp_path):
     depths, seeds, d = (16, 32, 64, 128, 256), range(4), 8
     for L in depths:
@@ -167,6 +168,7 @@ class MLPResNet(nn.Module):
         return self.head(h)
 
 
+@pytest.mark.slow
 def test_modulelist_mlp_resnet_with_per_block_delta(tmp_path):
     beta, alpha, d = 0.4, 0.6, 5
     for L in DEPTHS:
@@ -225,6 +227,7 @@ class ResNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
+@pytest.mark.slow
 def test_torchvision_style_resnet_with_operator_norms(tmp_path):
     depths, seeds = (4, 8, 16, 32), range(3)
     for L in depths:
@@ -251,6 +254,7 @@ def test_torchvision_style_resnet_with_operator_norms(tmp_path):
     assert regimes.iloc[0]["dataset"] == "cifar10"
 
 
+@pytest.mark.slow
 def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
     """This workflow's training outputs: all seeds of a depth in one file, statuses, metadata, the
     initial weights beside the trained ones (not mapped); a diverged seed with non-finite weights
@@ -312,6 +316,7 @@ def write_safetensors(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
+@pytest.mark.slow
 def test_safetensors_files_hold_the_same_networks_as_npz(tmp_path):
     beta = 0.3
     write_stacked(tmp_path / "npz", beta, 0.7, "column")
@@ -608,6 +613,7 @@ def test_a_pickled_module_is_refused_in_plain_text(tmp_path, capsys):
     assert "\x1b" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_command_sets_its_thread_count(tmp_path):
     write_stacked(tmp_path / "runs", 0.3, 0.7, "row")
     map_path = tmp_path / "map.yaml"
@@ -625,6 +631,7 @@ def test_the_command_sets_its_thread_count(tmp_path):
         os.environ["OMP_NUM_THREADS"] = "1"
 
 
+@pytest.mark.slow
 def test_the_l_of_a_torchvision_stage_is_said(tmp_path, capsys):
     """A stage of n blocks with block 0 left out maps n − 1 blocks; with the example map L is
     the n of the file name, and the report and the command say so."""

@@ -14,6 +14,7 @@ CONFIG = ["--configfile", "config/cifar_reduced.yaml"]
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_reduced_cifar_workflow_runs_and_resumes(tmp_path):
     work = copy_workflow(tmp_path / "work")
     cfg = yaml.safe_load((work / "config/cifar_reduced.yaml").read_text())

@@ -50,6 +50,7 @@ def test_smoke_config_passes():
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mutate,expected",
     [
@@ -205,6 +206,7 @@ def test_every_overlay_keeps_the_selections_of_its_config(overlay):
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("mutate,first_line", SCHEMA_CASES[:2] + SEMANTIC_CASES[:4])
 def test_snakemake_refuses_bad_config_with_one_line_before_any_job(tmp_path, mutate, first_line):
     work = copy_workflow(tmp_path / "wf")

@@ -67,6 +67,7 @@ def test_real_mnist_is_trained_and_analysed_end_to_end(tmp_path):
         assert (work / f"figures/{name}.png").stat().st_size > 10_000, name
 
 
+@pytest.mark.slow
 def test_replaced_or_mislabelled_mnist_files_are_seen_before_training(tmp_path):
     """The data rule reads the IDX files as inputs: one replaced in place reruns the dataset;
     one with labels outside 0-9 stops the data job with one sentence naming it, and no

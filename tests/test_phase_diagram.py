@@ -242,6 +242,7 @@ TINY = {
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_phase_diagram_target_end_to_end(tmp_path):
     """The opt-in target on a tiny grid: tables, figures, and nothing left to do afterwards."""
     work = copy_workflow(tmp_path / "work")

@@ -62,6 +62,7 @@ def _git(work: Path, *args: str) -> str:
 
 
 @pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_two_configs_in_one_checkout_touch_neither_each_other_nor_the_galleries(tmp_path):
     """Two smoke-sized configs run from the root of one checkout (no --directory): each writes

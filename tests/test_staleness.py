@@ -18,7 +18,8 @@ import yaml
 
 from workflow_utils import SMOKE, run_snakemake
 
-pytestmark = pytest.mark.workflow
+# Each test reruns part of the DAG on its own copy of the session's smoke run: the full tier.
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 TANH = "tanh_shared_synthetic"
 
 

@@ -50,6 +50,7 @@ def test_second_invocation_has_nothing_to_do(smoke_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_report_is_generated(smoke_run):
     proc = run_snakemake(smoke_run, "--cores", "1", *SMOKE, "--report", "report.html")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -60,6 +61,7 @@ def test_report_is_generated(smoke_run):
     ][:5]
 
 
+@pytest.mark.slow
 def test_same_config_same_numbers(smoke_run, tmp_path):
     """Determinism on CPU: an independent run of the training stage gives identical weights."""
     work = copy_workflow(tmp_path / "again")
@@ -105,6 +107,7 @@ def test_stage_notebooks_execute_top_to_bottom_on_the_smoke_results(smoke_run):
         assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])), name
 
 
+@pytest.mark.slow
 def test_paper_scale_notebook_executes_on_the_committed_gallery(tmp_path):
     """The paper-scale notebook runs top to bottom on figures/paper/ (opened by hand from notebooks/)."""
     import shutil
@@ -140,6 +143,7 @@ def test_notebooks_have_cell_ids_and_no_network_access():
         assert "http" not in source and "urlopen" not in source and "requests" not in source, name
 
 
+@pytest.mark.slow
 def test_a_diverged_experiment_leaves_the_others_analysed(tmp_path):
     """Every seed of one experiment diverges (lr 1e3): it gets a row saying why, the other
     experiment is analysed and drawn as usual, and the run ends with status 0."""
