@@ -1,8 +1,10 @@
 """The compiled FC engine: gradients against float64 autograd, its tanh against the exact
 value, agreement with the per-layer engine, and the choice of engine with its fallback."""
 
+import hashlib
 import itertools
-import logging
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -113,16 +115,84 @@ BASE = dict(dataset="synthetic", activation="tanh", delta="multi", init="xavier"
             lr=0.01, batch_size=16, max_epochs=3, epsilon=1e-9, patience=100, seeds=2)
 
 
-def test_a_failed_build_is_one_line_and_training_goes_on(monkeypatch, tmp_path, caplog):
+def test_a_failed_build_is_one_line_and_training_goes_on(monkeypatch, tmp_path, capfd):
     monkeypatch.setattr(compiled, "_state", {})
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    with caplog.at_level(logging.INFO):
-        result = train_ensemble("exp", BASE, 5, DATA, dtype="float64", progress=False)
+    result = train_ensemble("exp", BASE, 5, DATA, dtype="float64", progress=False)
     assert result.metadata["engine"] == "per-layer" and list(result.status) == ["max_epochs"] * 2
-    notes = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(notes) == 1 and "\n" not in notes[0].getMessage()
-    assert "compiled FC engine unavailable" in notes[0].getMessage() and "no-such-compiler" in notes[0].getMessage()
+    notes = _console_notes(capfd)
+    assert len(notes) == 1, notes
+    assert "compiled FC engine unavailable" in notes[0] and "no-such-compiler" in notes[0]
+
+
+def _console_notes(capfd) -> list[str]:
+    """The engine's lines on stderr (pytest captures both the process's stderr and sys.stderr,
+    to each of which the console line is written: one line, twice)."""
+    return list(dict.fromkeys(line for line in capfd.readouterr().err.splitlines() if "compiled FC engine" in line))
+
+
+# -- a damaged library heals ------------------------------------------------------------
+
+
+@pytest.fixture
+def cache_copy(tmp_path, monkeypatch):
+    """A private copy of the built library's folder (no compile: a damaged library only needs
+    relinking), made the extension cache of a fresh process state; its library file."""
+    built = compiled.build_directory()
+    assert (built / compiled.RECORD).is_file()
+    folder = tmp_path / "ext" / built.name
+    shutil.copytree(built, folder, ignore=shutil.ignore_patterns("*.lock", "lock"))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setattr(compiled, "_state", {})
+    return folder / f"{built.name}.so"
+
+
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "altered"])
+def test_a_damaged_library_is_rebuilt_and_loads(cache_copy, capfd, damage):
+    whole = cache_copy.read_bytes()
+    record = json.loads((cache_copy.parent / compiled.RECORD).read_text())
+    assert record == {"file": cache_copy.name, "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest()}
+    damaged = {"truncated": whole[:1000], "empty": b"", "altered": whole[:-1] + bytes([whole[-1] ^ 1])}[damage]
+    cache_copy.write_bytes(damaged)
+    lib = compiled.library()
+    assert lib is not None and lib.rs_fc_instruction_set() in (0, 1)
+    rebuilt = json.loads((cache_copy.parent / compiled.RECORD).read_text())
+    assert (cache_copy.parent / rebuilt["file"]).stat().st_size == rebuilt["size"] > 1000
+    notes = _console_notes(capfd)
+    assert len(notes) == 1 and str(cache_copy) in notes[0] and "rebuilt and loads" in notes[0], notes
+    assert compiled.library() is lib and _console_notes(capfd) == []  # once per process
+    assert _net("multi", "tanh").select_engine("auto") == "compiled"
+
+
+def test_a_damaged_library_that_cannot_be_rebuilt_falls_back_saying_why(cache_copy, capfd, monkeypatch, tmp_path):
+    cache_copy.write_bytes(cache_copy.read_bytes()[:1000])
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert compiled.library() is None
+    notes = _console_notes(capfd)
+    assert len(notes) == 1 and str(cache_copy) in notes[0], notes
+    assert "could not be rebuilt" in notes[0] and "no-such-compiler" in notes[0] and "per-layer" in notes[0]
+    assert _net("multi", "tanh").select_engine("auto") == "per-layer"
+
+
+def test_a_full_disk_during_the_link_says_so(cache_copy, capfd, monkeypatch):
+    import torch.utils.cpp_extension
+
+    cache_copy.write_bytes(b"")
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("Error building extension 'x': [1/1] c++ fc_engine.o -shared -o x.so\nFAILED: x.so\n"
+                           "/usr/bin/ld: final link failed: No space left on device\n"
+                           "collect2: error: ld returned 1 exit status\nninja: build stopped: subcommand failed.")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", full_disk)
+    assert compiled.library() is None
+    notes = _console_notes(capfd)
+    assert len(notes) == 1 and "no space left on the device" in notes[0] and "collect2" not in notes[0], notes
+    assert "empty" in notes[0] or "0 bytes" in notes[0]
+    assert compiled._one_line(OSError(28, "No space left on device")).startswith("no space left on the device")
 
 
 @pytest.mark.parametrize("engine", ["auto", "per-layer"])

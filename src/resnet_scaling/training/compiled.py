@@ -12,20 +12,29 @@ cache (``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), in a fo
 a hash of its sources and flags, so a changed source never loads a stale library. It is
 compiled for the default instruction set and for AVX2 + FMA, and picks one from the CPU it
 runs on: a library built on one node of a cluster runs on any other. Where it cannot be
-built or loaded (no compiler, no ninja), :func:`library` logs one line and returns None, and
-the per-layer engine trains instead.
+built or loaded (no compiler, no ninja), :func:`library` says why in one line on the console and
+returns None, and the per-layer engine trains instead.
+
+The library's size and sha256 are recorded beside it at build time (``library.json``) and
+checked before it is loaded: a damaged library (truncated by a full disk or a killed copy,
+emptied) is relinked rather than loaded (a truncated one would die with SIGBUS, an empty one
+fall back for good), and the console says so once per process.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import logging
 import os
 import warnings
 from pathlib import Path
 
 import torch
+
+from ..io import DISK_FULL, write_json
+from .checkpoint import console
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +45,21 @@ SOURCES = (CSRC / "fc_engine.cpp", CSRC / "fc_kernels.h")
 CFLAGS = ("-O3", "-ffp-contract=fast", "-Wno-psabi")
 ACTIVATION_CODES = {"tanh": 0, "relu": 1}
 ENGINES = ("auto", "per-layer")
+#: The record of the built library, beside it: its file name, size and sha256.
+RECORD = "library.json"
 
 _state: dict = {}  # "lib": the loaded library or None, "reason": why not
 
 
 def _one_line(exc: BaseException) -> str:
     """The line of a build failure that says why: the compiler's or loader's first error, not
-    the ninja commands around it."""
+    the ninja commands around it; a full disk says so whichever tool met it."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return f"no space left on the device ({exc})"[:300]
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    full = [line for line in lines if "no space left on device" in line.lower() or "disk quota exceeded" in line.lower()]
+    if full:
+        return f"no space left on the device ({full[0]})"[:300]
     noise = ("error building extension", "[", "failed:", "ninja: build stopped")
     useful = [line for line in lines if not line.lower().startswith(noise) and " -c " not in line]
     for line in useful:
@@ -66,6 +82,43 @@ def build_directory() -> Path:
     return Path(root) / f"resnet_scaling_fc_{digest.hexdigest()[:16]}"
 
 
+def _measure(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": path.name, "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _damage(folder: Path) -> tuple[Path, str] | None:
+    """The library in ``folder`` and why it must not be loaded (None when it is whole or not built yet)."""
+    try:
+        recorded = json.loads((folder / RECORD).read_text())
+        library_file = folder / Path(str(recorded["file"])).name
+    except (OSError, ValueError, KeyError, TypeError):
+        library_file = folder / f"{folder.name}.so"
+        return (library_file, "no record of its size and digest") if library_file.exists() else None
+    if not library_file.exists():
+        return None
+    found = _measure(library_file)
+    if found["size"] != recorded.get("size"):
+        return library_file, f"{found['size']} bytes where {recorded.get('size')} were built"
+    if found["sha256"] != recorded.get("sha256"):
+        return library_file, "its sha256 differs from the one recorded at build time"
+    return None
+
+
+def _record(folder: Path, library_file: Path) -> None:
+    """Write the library's size and digest beside it (atomically), unless already recorded."""
+    found = _measure(library_file)
+    try:
+        if json.loads((folder / RECORD).read_text()) == found:
+            return
+    except (OSError, ValueError):
+        pass
+    write_json(folder / RECORD, found)
+
+
 def _build() -> ctypes.CDLL:
     import fcntl
 
@@ -85,8 +138,13 @@ def _build() -> ctypes.CDLL:
         (folder / "lock").unlink(missing_ok=True)
         torch_log.setLevel(logging.ERROR)
         try:
+            damage = _damage(folder)
+            if damage is not None:
+                damage[0].unlink(missing_ok=True)  # ninja relinks a missing library
+                _state["damage"] = damage
             path = load(folder.name, [str(SOURCES[0])], extra_cflags=list(CFLAGS), build_directory=str(folder),
                         is_python_module=False, verbose=False)
+            _record(folder, Path(path))
             lib = ctypes.CDLL(path)  # under the lock: no other process relinks it meanwhile
         finally:
             torch_log.setLevel(level)
@@ -102,15 +160,23 @@ def _build() -> ctypes.CDLL:
 
 
 def library() -> ctypes.CDLL | None:
-    """The compiled engine, built on the first call of the process; None (after one logged
-    line saying why) when it cannot be built or loaded."""
+    """The compiled engine, built (or, when damaged, rebuilt) on the first call of the process;
+    None when it cannot be built or loaded. Either event is one line on the console, once."""
     if "lib" not in _state:
         try:
             _state["lib"], _state["reason"] = _build(), None
         except Exception as exc:  # any failure of the toolchain means: train with the per-layer engine
             _state["lib"], _state["reason"] = None, _one_line(exc)
-            log.warning("compiled FC engine unavailable (%s); training continues with the per-layer engine",
-                        _state["reason"])
+        if _state.get("damage") and _state["lib"] is not None:
+            where, problem = _state["damage"]
+            console(f"compiled FC engine: {where} failed its check ({problem}); it was rebuilt and loads")
+        elif _state.get("damage"):
+            where, problem = _state["damage"]
+            console(f"compiled FC engine: {where} failed its check ({problem}) and could not be rebuilt "
+                    f"({_state['reason']}); training continues with the slower per-layer engine")
+        elif _state["lib"] is None:
+            console(f"compiled FC engine unavailable ({_state['reason']}); training continues with the "
+                    "slower per-layer engine")
     return _state["lib"]
 
 
