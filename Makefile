@@ -1,20 +1,24 @@
 # The two commands of the README. Both bootstrap .venv on a fresh machine.
 #   make run   - the whole workflow on the embedded default config (config/config.yaml),
-#                written under runs/config/ (every config has its own folder under runs/)
+#                written under runs/config-<digest>/ (every config has its own folder under runs/:
+#                python -m resnet_scaling.runs CONFIGFILES... prints it)
 #   make test  - the fast tier: unit and property tests, one smoke run of the DAG and the dry runs
 #                of the profiles (about 10 minutes on 2 cores)
 #   make test-all - every test, the slow workflow tests and the real-Slurm one included (what CI
 #                runs: about 45 minutes on 2 cores)
 #   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8), same folder
 #   make gallery - copy the default run's figures and small tables into the committed figures/
-#                (RUN_DIR=runs/paper+fc_cpu GALLERY=figures/paper for another gallery; GALLERY_ARGS
+#                (CONFIGS="config/paper.yaml config/overlays/fc_cpu.yaml" GALLERY=figures/paper for
+#                another gallery, or RUN_DIR=<its run folder>; GALLERY_ARGS
 #                for --time-report/--time-label/--replace of resnet_scaling.gallery)
 PYTHON ?= python3
 SHELL := bash
 .SHELLFLAGS := -o pipefail -ec
 VENV := .venv
 CORES ?= all
-RUN_DIR ?= runs/config
+# The run folder of the config files CONFIGS (runs/<names>-<digest of their values>), found when used.
+CONFIGS ?= config/config.yaml
+RUN_DIR ?= $(shell $(VENV)/bin/python -m resnet_scaling.runs $(CONFIGS))
 GALLERY ?= figures
 
 .PHONY: run test test-all phase-diagram gallery

@@ -1,8 +1,10 @@
-"""Every config writes in its own folder: two runs in one checkout share no file, leave the
-committed galleries alone and leave `git status` clean."""
+"""Every config writes in its own folder: two configs never share one whatever their files are
+called, two runs in one checkout share no file, leave the committed galleries alone and leave
+`git status` clean; a run in the repository itself or in a gallery is refused."""
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,27 +12,97 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resnet_scaling.runs import describe_run, resolve_data_paths, run_directory, run_name
+from resnet_scaling.runs import (RunDirectoryError, check_run_directory, describe_run, resolve_data_paths,
+                                 run_directory, run_name)
+from resnet_scaling.runs import main as runs_main
 from workflow_utils import ROOT, copy_workflow, snakemake_bin
 
 
-def test_run_name_joins_the_config_stems_and_hashes_config_values(tmp_path):
+def _write(path: Path, values: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+def test_run_name_joins_the_config_stems_and_a_digest_of_the_merged_values(tmp_path):
     root = tmp_path / "repo"
-    (root / "config" / "overlays").mkdir(parents=True)
-    paper, overlay = root / "config" / "paper.yaml", root / "config" / "overlays" / "fc_cpu.yaml"
-    assert run_name([paper], None, root) == "paper"
-    assert run_name([paper, overlay], [], root) == "paper+fc_cpu"
-    assert run_directory([paper, overlay], None, root) == root.resolve() / "runs" / "paper+fc_cpu"
+    paper = _write(root / "config" / "paper.yaml", {"seed": 0, "dtype": "float32", "experiments": {"a": {"lr": 1}}})
+    overlay = _write(root / "config" / "overlays" / "fc_cpu.yaml", {"device": "cpu"})
+    name = run_name([paper], None)
+    assert re.fullmatch(r"paper-[0-9a-f]{8}", name)
+    assert re.fullmatch(r"paper\+fc_cpu-[0-9a-f]{8}", run_name([paper, overlay], []))
+    assert run_directory([paper, overlay], None, root) == root.resolve() / "runs" / run_name([paper, overlay], None)
+    # the digest is that of the merged values: an overlay that changes nothing changes nothing
+    same = _write(root / "config" / "overlays" / "same.yaml", {"seed": 0})
+    assert run_name([paper, same], None).split("-")[1] == name.split("-")[1]
+    # the order of keys means nothing; the files' paths mean nothing
+    reordered = _write(tmp_path / "elsewhere" / "paper.yaml", {"experiments": {"a": {"lr": 1}}, "dtype": "float32", "seed": 0})
+    assert run_name([reordered], None) == name
     # --config values make another config, whatever their order
-    one = run_name([paper], ["seed=1", "dtype=float64"], root)
-    assert one.startswith("paper+") and one != "paper"
-    assert one == run_name([paper], ["dtype=float64", "seed=1"], root)
-    assert one != run_name([paper], ["seed=2", "dtype=float64"], root)
-    # a file of the same name outside the repository is another config
-    outside = tmp_path / "elsewhere" / "paper.yaml"
-    assert run_name([outside], None, root).startswith("paper-")
+    one = run_name([paper], ["seed=1", "dtype=float64"])
+    assert one.startswith("paper-") and one != name
+    assert one == run_name([paper], ["dtype=float64", "seed=1"])
+    assert one != run_name([paper], ["seed=2", "dtype=float64"])
+    assert run_name([paper], ["seed=0"]) == name  # a value it already had
     with pytest.raises(ValueError):
-        run_name([], None, root)
+        run_name([], None)
+
+
+def test_two_config_files_of_one_name_never_share_a_folder(tmp_path):
+    """config/alt/smoke.yaml and config/smoke.yaml (both inside the repository) are two configs."""
+    root = tmp_path / "repo"
+    smoke = _write(root / "config" / "smoke.yaml", {"seed": 0})
+    alt = _write(root / "config" / "alt" / "smoke.yaml", {"seed": 1})
+    assert run_directory([smoke], None, root) != run_directory([alt], None, root)
+    assert run_directory([smoke], None, root).parent == run_directory([alt], None, root).parent == root.resolve() / "runs"
+
+
+def test_the_command_line_prints_the_folder_the_workflow_uses(tmp_path, capsys):
+    root = tmp_path / "repo"
+    smoke = _write(root / "config" / "smoke.yaml", {"seed": 0})
+    assert runs_main(["--root", str(root), str(smoke), "--config", "seed=3"]) == 0
+    assert capsys.readouterr().out.strip() == f"runs/{run_name([smoke], ['seed=3'])}"
+    # the default config's folder, which `make gallery` and README name through this command
+    assert runs_main([str(ROOT / "config" / "config.yaml")]) == 0
+    assert capsys.readouterr().out.strip() == str(run_directory([ROOT / "config" / "config.yaml"], None, ROOT)
+                                                   .relative_to(ROOT))
+
+
+def test_a_run_in_the_repository_or_a_gallery_is_refused(tmp_path):
+    root = tmp_path / "repo"
+    (root / "figures" / "paper").mkdir(parents=True)
+    for folder in (root, root / "figures", root / "figures" / "paper", root / "figures" / "mnist"):
+        with pytest.raises(RunDirectoryError, match=f"refusing to run in {re.escape(str(folder))}: .*--directory"):
+            check_run_directory(folder, root)
+    check_run_directory(root / "runs" / "smoke-0123abcd", root)
+    check_run_directory(tmp_path / "elsewhere", root)
+    check_run_directory(tmp_path / "copy", tmp_path / "copy")  # a bare copy of the workflow: no git, no galleries
+
+
+@pytest.mark.parametrize("where", [".", "figures/paper"])
+def test_snakemake_refuses_the_repository_and_the_galleries_before_any_job(tmp_path, where):
+    """`snakemake --directory` at the repository's root or at a gallery: one sentence, a non-zero
+    exit, nothing written; from the root without --directory the run goes to its own folder."""
+    work = copy_workflow(tmp_path / "checkout")
+    (work / "figures" / "paper").mkdir(parents=True)
+    (work / "figures" / "paper" / "table.csv").write_text("a,b\n1,2\n")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    before = _digests(work)
+    proc = subprocess.run([snakemake_bin(), "-n", "--directory", str(work / where), "--configfile", "config/smoke.yaml"],
+                          cwd=work, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode != 0
+    sentence = next(line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("refusing to run in"))
+    assert str((work / where).resolve()) in sentence and "--directory" in sentence
+    assert _digests(work) == before and sorted(p.name for p in work.iterdir()) == sorted(before_names(before))
+    if where == ".":
+        ok = subprocess.run([snakemake_bin(), "-n", "--configfile", "config/smoke.yaml"], cwd=work,
+                            capture_output=True, text=True, timeout=600, env=env)
+        assert ok.returncode == 0, ok.stderr[-3000:]
+        assert [p.name for p in (work / "runs").iterdir()] == [run_name([work / "config" / "smoke.yaml"], None)]
+
+
+def before_names(digests: dict) -> set[str]:
+    return {name.split("/")[0] for name in digests}
 
 
 def test_the_report_names_the_config_files_relative_to_the_repository(tmp_path):
@@ -92,19 +164,19 @@ def test_two_configs_in_one_checkout_touch_neither_each_other_nor_the_galleries(
 
     first = run("config/smoke.yaml", *targets)
     assert first.returncode == 0, first.stderr[-4000:]
-    run_a = work / "runs" / "smoke"
+    run_a = run_directory([work / "config" / "smoke.yaml"], None, work)
     before = _digests(run_a)
     assert {"results/train/tanh_shared_synthetic/depth_4.npz", "figures/limits_convergence.png"} <= set(before)
     assert any(name.startswith(".snakemake/") for name in before)
 
     other = run("config/smoke_seed1.yaml", *targets)
     assert other.returncode == 0, other.stderr[-4000:]
-    run_b = work / "runs" / "smoke_seed1"
+    run_b = run_directory([work / "config" / "smoke_seed1.yaml"], None, work)
     assert (run_b / targets[0]).is_file() and (run_b / targets[1]).is_file()
 
     assert _digests(run_a) == before, "the second config changed a file of the first"
     assert _digests(work / "figures") == galleries, "a run changed the committed galleries"
-    assert sorted(p.name for p in (work / "runs").iterdir()) == ["smoke", "smoke_seed1"]
+    assert sorted(p.name for p in (work / "runs").iterdir()) == sorted([run_a.name, run_b.name])
     # nothing else in the checkout: every output lies in an ignored run folder
     assert _git(work, "status", "--porcelain", "--untracked-files=all") == ""
     again = run("config/smoke.yaml", "-n", *targets)

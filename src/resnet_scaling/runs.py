@@ -1,16 +1,21 @@
 """Where a run of the workflow writes: one folder per config, apart from the committed galleries.
 
 A run started in the repository writes everything (results, figures, logs, benchmarks, its
-``.snakemake`` metadata) under ``runs/<name>/``, where ``<name>`` is made of the stems of its
-config files, joined by ``+`` (``config``, ``paper+fc_cpu``), plus a short hash of any
-``--config`` values, which make it another config. Two configs therefore never share a file,
-and the committed galleries (``figures/``, ``figures/paper/``, …) change only when a
-gallery is exported on purpose (:mod:`resnet_scaling.gallery`, ``make gallery``).
+``.snakemake`` metadata) under ``runs/<name>-<digest>/``: ``<name>`` joins the stems of its
+config files with ``+`` (``config``, ``paper+fc_cpu``), ``<digest>`` is 8 hex digits of the
+sha256 of the merged config values (the files in order, then any ``--config`` values; the
+order of keys means nothing but the experiments'). Two configs that differ in any value
+therefore never share a folder, whatever their files are called, and the same values always
+find theirs: ``python -m resnet_scaling.runs CONFIGFILE... [--config KEY=VALUE...]`` prints
+it. The committed galleries (``figures/``, ``figures/paper/``, …) change only when a gallery
+is exported on purpose (:mod:`resnet_scaling.gallery`, ``make gallery``), and a run pointed at
+the repository itself or at a gallery (``--directory``) is refused before any job runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -19,34 +24,71 @@ RUNS = "runs"
 #: Environment variable through which jobs started by Snakemake (on a cluster, in a group)
 #: learn the folder their run writes to; they start where the run was started.
 RUN_DIR_ENV = "RESNET_SCALING_RUN_DIR"
+#: The folder, inside the repository, under which the committed galleries lie.
+GALLERIES = "figures"
+
+
+class RunDirectoryError(ValueError):
+    """A folder a run must not write to; the message names it and what to do."""
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def run_name(configfiles: Sequence[str | Path], overrides: Sequence[str] | None, root: str | Path) -> str:
-    """The folder name of a run: its config files' stems joined by ``+``.
+def merged_config(configfiles: Sequence[str | Path], overrides: Sequence[str] | None = None) -> dict:
+    """The config Snakemake makes of ``--configfile FILES --config OVERRIDES``: each file merged
+    into the one before it key by key, then the ``KEY=VALUE`` values (Snakemake's own parsers)."""
+    from snakemake.cli import parse_config
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import update_config
 
-    A config file outside ``root`` adds a hash of its absolute path to its stem (two files
-    called ``config.yaml`` in different folders are different configs); the ``--config``
-    values (``KEY=VALUE`` strings) add a hash of themselves, independent of their order.
-    """
-    root = Path(root).resolve()
-    parts = []
+    config: dict = {}
     for file in configfiles:
-        path = Path(file).resolve()
-        parts.append(path.stem if path.is_relative_to(root) else f"{path.stem}-{_digest(str(path))}")
-    if not parts:
-        raise ValueError("a run needs at least one config file")
+        update_config(config, load_configfile(str(file)))
     if overrides:
-        parts.append(_digest("\n".join(sorted(overrides))))
-    return "+".join(parts)
+        update_config(config, parse_config(list(overrides)))
+    return config
 
 
-def run_directory(configfiles: Sequence[str | Path], overrides: Sequence[str] | None, root: str | Path) -> Path:
+def config_digest(config: dict) -> str:
+    """8 hex digits of the sha256 of the config's values (canonical order: provenance.canonical_config)."""
+    from .provenance import canonical_config
+
+    return _digest(json.dumps(canonical_config(config), default=str))
+
+
+def run_name(configfiles: Sequence[str | Path], overrides: Sequence[str] | None, config: dict | None = None) -> str:
+    """The folder name of a run: its config files' stems joined by ``+``, then ``-`` and the
+    digest of the merged config values (``config``, the merged config Snakemake read, or the
+    files and ``--config`` values merged here)."""
+    if not configfiles:
+        raise ValueError("a run needs at least one config file")
+    values = merged_config(configfiles, overrides) if config is None else config
+    return "+".join(Path(file).stem for file in configfiles) + "-" + config_digest(values)
+
+
+def run_directory(configfiles: Sequence[str | Path], overrides: Sequence[str] | None, root: str | Path,
+                  config: dict | None = None) -> Path:
     """``root/runs/<run_name>``: where a run started in ``root`` writes."""
-    return Path(root).resolve() / RUNS / run_name(configfiles, overrides, root)
+    return Path(root).resolve() / RUNS / run_name(configfiles, overrides, config)
+
+
+def check_run_directory(run_dir: str | Path, root: str | Path) -> None:
+    """Refuse a run folder that is the repository itself or a committed gallery (``figures/``
+    and every folder below it): a run there would overwrite committed files."""
+    run_dir, root = Path(run_dir).resolve(), Path(root).resolve()
+    galleries = root / GALLERIES
+    if run_dir == root and ((root / ".git").exists() or galleries.is_dir()):
+        raise RunDirectoryError(
+            f"refusing to run in {run_dir}: it is the repository itself, whose committed files a run would "
+            f"overwrite; leave out --directory (the run then writes to {RUNS}/<config>-<digest>/) or name a "
+            "folder outside the repository")
+    if run_dir == galleries or run_dir.is_relative_to(galleries):
+        raise RunDirectoryError(
+            f"refusing to run in {run_dir}: it is a committed gallery, which changes only through "
+            f"`make gallery`; leave out --directory (the run then writes to {RUNS}/<config>-<digest>/) or name "
+            "a folder outside the repository")
 
 
 def _shown(path: str | Path, root: Path) -> str:
@@ -72,3 +114,22 @@ def resolve_data_paths(config: dict, root: str | Path) -> None:
     for spec in (config.get("datasets") or {}).values():
         if isinstance(spec, dict) and isinstance(spec.get("path"), str) and not Path(spec["path"]).is_absolute():
             spec["path"] = str(Path(root).resolve() / spec["path"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the folder a run of these config files writes to: ``python -m resnet_scaling.runs``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("configfiles", nargs="+", help="the --configfile files, in order")
+    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="the --config values")
+    parser.add_argument("--root", default=Path(__file__).resolve().parents[2],
+                        help="the repository (default: the one this package lies in)")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    print(run_directory(args.configfiles, args.config, root).relative_to(root))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

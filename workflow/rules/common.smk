@@ -38,6 +38,7 @@ from resnet_scaling.config import (  # noqa: E402
 from resnet_scaling.provenance import canonical_config, code_digest  # noqa: E402
 from resnet_scaling.runs import (  # noqa: E402
     RUN_DIR_ENV,
+    check_run_directory,
     describe_run,
     resolve_data_paths,
     run_directory,
@@ -66,7 +67,7 @@ if _schema_problem:
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Every config writes in its own folder (src/resnet_scaling/runs.py): a run started in the
-# repository goes to runs/<config names>/, one given --directory stays there. Jobs that
+# repository goes to runs/<config names>-<digest>/, one given --directory stays there. Jobs that
 # Snakemake starts itself (cluster jobs) begin where the run began and follow it there.
 ROOT = Path(workflow.basedir).resolve()
 _CONFIGFILES = workflow.overwrite_configfiles or workflow.configfiles
@@ -79,6 +80,8 @@ elif workflow.overwrite_workdir is None and Path.cwd().resolve() == ROOT:
 else:
     RUN_DIR = Path.cwd().resolve()
 if _MAIN:
+    # never the repository itself nor a committed gallery (figures/…): one sentence, no job run
+    check_run_directory(RUN_DIR, ROOT)
     os.environ[RUN_DIR_ENV] = str(RUN_DIR)
 if RUN_DIR != Path.cwd().resolve():
 
