@@ -16,7 +16,11 @@ LIMITS_OUTPUTS = [
     "results/limits/pathwise.csv",
     "results/limits/pathwise_slopes.csv",
     "results/limits/pathwise_verdicts.csv",
-    *[f"figures/limits_{name}.{ext}" for name in ("convergence", "pathwise") for ext in ("pdf", "png")],
+    *[
+        f"figures/limits_{name}.{ext}"
+        for name in ("convergence", "pathwise")
+        for ext in ("pdf", "png")
+    ],
 ]
 
 

@@ -76,6 +76,9 @@ class RegimeThresholds:
     sde_quadratic_variation_tol: float = _REGIME["sde_quadratic_variation_tol"]
     rough_quadratic_variation: float = _REGIME["rough_quadratic_variation"]
     rough_quadratic_variation_tol: float = _REGIME["rough_quadratic_variation_tol"]
+    max_ci_width: float = _REGIME["max_ci_width"]
+    sensitivity: float = _REGIME["sensitivity"]
+    max_depth_gap: float = _REGIME["max_depth_gap"]
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "RegimeThresholds":
@@ -402,6 +405,7 @@ def regime_of(fits: dict, th: RegimeThresholds) -> dict:
     if missing:
         raise ValueError(f"the regime rule needs the statistics {missing}")
     e, r, q = (fits[need[k]] for k in ("exponent", "increment_ratio", "quadratic_variation"))
+    why, sensitivity = "", ""
     if not all(np.isfinite([e.slope, r.slope, q.slope])):
         regime, support = "undetermined", np.nan
     else:
@@ -409,9 +413,18 @@ def regime_of(fits: dict, th: RegimeThresholds) -> dict:
         per_draw = classify(r.draws, -e.draws, q.draws, th)
         valid = np.isfinite(r.draws) & np.isfinite(e.draws) & np.isfinite(q.draws)
         support = float((per_draw[valid] == regime).mean()) if valid.any() else np.nan
+        sensitivity = threshold_sensitivity(r.slope, -e.slope, q.slope, th)
+        wide = [name for name, f in (("exponent", e), ("increment-ratio", r), ("quadratic-variation", q))
+                if not f.slope_ci_high - f.slope_ci_low <= th.max_ci_width]
+        if wide:
+            why = (f"the point estimates read {regime}, but the {', '.join(wide)} interval"
+                   f"{'s are' if len(wide) > 1 else ' is'} wider than {th.max_ci_width:g}")
+            regime = "undetermined"
     return {
         "regime": regime,
         "support": support,
+        "undetermined_because": why,
+        "sensitivity": sensitivity,
         "quantity": th.quantity,
         "exponent_statistic": th.exponent_statistic,
         "exponent": -e.slope,
@@ -427,6 +440,31 @@ def regime_of(fits: dict, th: RegimeThresholds) -> dict:
         "n_seeds": e.n_seeds,
         "rule": rule_text(th),
     }
+
+
+#: The edges and tolerances of the rule that :func:`threshold_sensitivity` moves.
+MOVABLE_THRESHOLDS = ("ode_increment_ratio_max", "ode_exponent_tol", "sde_increment_ratio_tol", "sde_exponent_tol",
+                      "sde_quadratic_variation_tol", "rough_quadratic_variation_tol")
+
+
+def threshold_sensitivity(increment_ratio_slope: float, exponent: float, quadratic_variation_slope: float,
+                          th: RegimeThresholds) -> str:
+    """The regime of the point estimates when each threshold moves by ± ``th.sensitivity`` in turn:
+    'robust …' or the list of the moves that flip it."""
+    base = classify(increment_ratio_slope, exponent, quadratic_variation_slope, th).item()
+    flips = []
+    for name in MOVABLE_THRESHOLDS:
+        for sign in (-1, 1):
+            value = getattr(th, name) + sign * th.sensitivity
+            if name.endswith("_tol") and value < 0:
+                continue
+            other = classify(increment_ratio_slope, exponent, quadratic_variation_slope,
+                             replace(th, **{name: value})).item()
+            if other != base:
+                flips.append(f"{other} with {name} {value:g}")
+    if not flips:
+        return f"robust to ±{th.sensitivity:g} on every threshold"
+    return "flips: " + "; ".join(flips)
 
 
 def rule_text(th: RegimeThresholds) -> str:
@@ -514,20 +552,26 @@ def fit_populations(
     networks = statistics.drop_duplicates(["depth", "seed"])[["depth", "seed", "status", "finite"]]
     fitted = []
     for statuses, mask, is_original in population_masks(networks, settings):
-        table, regime = fit_experiment(statistics, replace(settings, include_status=statuses), thresholds)
-        n_depths = regime_depths(networks.loc[mask], settings, thresholds)
+        own = replace(settings, include_status=statuses)
+        cut, gap_note = depth_gap_cut(networks.loc[mask, "depth"], thresholds.max_depth_gap,
+                                      settings.min_population_depths, population_label(statuses))
+        if cut is not None:
+            own = replace(own, max_depth=cut if settings.max_depth is None else min(cut, int(settings.max_depth)))
+        table, regime = fit_experiment(statistics, own, thresholds)
+        n_depths = regime_depths(networks.loc[mask & (networks["depth"] <= (cut or np.inf))], settings, thresholds)
         enough = regime["regime"] == NO_USABLE_NETWORKS or n_depths >= settings.min_population_depths
-        fitted.append([statuses, mask, is_original, table, regime, n_depths, enough])
-    evaluated = [f for f in fitted if f[-1]]
+        fitted.append([statuses, mask, is_original, table, regime, n_depths, enough, gap_note])
+    evaluated = [f for f in fitted if f[6]]
     chosen = (evaluated or fitted[-1:])[0]
     frames, regimes = [], []
     for entry in fitted:
-        statuses, mask, is_original, table, regime, n_depths, enough = entry
+        statuses, mask, is_original, table, regime, n_depths, enough, gap_note = entry
         label = population_label(statuses)
-        note = ""
+        note = gap_note
         if not enough:
-            note = (f"{label} networks at {n_depths} depth{'s' * (n_depths != 1)} of the regime rule's fit window "
-                    f"(at least {settings.min_population_depths} needed)")
+            short = (f"{label} networks at {n_depths} depth{'s' * (n_depths != 1)} of the regime rule's fit window "
+                     f"(at least {settings.min_population_depths} needed)")
+            note = "; ".join(filter(None, [note, short]))
             table = table.assign(**{c: np.nan for c in _FIT_NUMBERS})
             regime = {**regime, **{c: np.nan for c in _REGIME_NUMBERS}, "regime": NOT_EVALUATED}
             if not evaluated:
@@ -538,6 +582,20 @@ def fit_populations(
         regimes.append({**regime, **extra, "population_depths": n_depths})
     order = sorted(range(len(regimes)), key=lambda i: not regimes[i]["primary"])
     return pd.concat([frames[i] for i in order], ignore_index=True), [regimes[i] for i in order]
+
+
+def depth_gap_cut(depths, max_gap: float, min_depths: int, label: str = "") -> tuple[int | None, str]:
+    """Where a population's depths have a gap wider than the factor ``max_gap`` with fewer than
+    ``min_depths`` depths beyond it: the last depth before the first such gap, and a note saying so
+    (a verdict is not carried by a few depths across a gap); (None, '') otherwise."""
+    d = np.unique(np.asarray(depths, dtype=int))
+    for i in range(1, len(d)):
+        ratio = d[i] / d[i - 1]
+        if ratio > max_gap and len(d) - i < min_depths:
+            beyond = len(d) - i
+            return int(d[i - 1]), (f"fits stop at L = {d[i - 1]}: beyond a gap to L = {d[i]} (x{ratio:.1f}) only "
+                                   f"{beyond} depth{'s' * (beyond != 1)} hold {label + ' ' if label else ''}networks")
+    return None, ""
 
 
 def primary_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -263,6 +263,12 @@ def _evaluate(ref: Reference, reg: pd.Series, exponents: pd.DataFrame, robustnes
         windows, depends = _regime_windows(robustness, reg, ref, thresholds)
         # a claim row quotes its evidence either way; a reading only where it differs
         cause = REGIME_CAUSES.get(ours, "") * (not agree) + _regime_measurements(reg) * (not agree or ref.kind == "claim")
+        why = reg.get("undetermined_because")
+        if ours == "undetermined" and isinstance(why, str) and why:
+            cause = f": {why}"
+        flips = reg.get("sensitivity")
+        if isinstance(flips, str) and flips.startswith("flips"):
+            cause += f"; the rule's verdict {flips} (each threshold moved by ±{thresholds.sensitivity:g})"
         evidence = _pathwise_evidence(reg, pathwise)
         if evidence is not None:
             verdict, words = evidence
@@ -283,6 +289,9 @@ def _evaluate(ref: Reference, reg: pd.Series, exponents: pd.DataFrame, robustnes
     ours, low, high = (float(hit.iloc[0][c]) for c in ("exponent", "ci_low", "ci_high"))
     agree = math.isfinite(low) and math.isfinite(high) and low - rounding <= ref.value <= high + rounding
     windows, depends = _exponent_windows(robustness, reg, ref, rounding, bool(agree))
+    if not high - low <= thresholds.max_ci_width:  # too wide to say anything, either way
+        return {"ours": f"{ours:.2f}", "interval": _interval(low, high), "windows": windows, "agree": False,
+                "verdict": f"undetermined: the interval is wider than {thresholds.max_ci_width:g}" + depends}
     return {"ours": f"{ours:.2f}", "interval": _interval(low, high), "windows": windows, "agree": bool(agree),
             "verdict": _verdict(ref.kind, bool(agree)) + depends}
 
