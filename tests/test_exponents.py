@@ -269,3 +269,42 @@ def test_an_experiment_without_enough_depths_is_not_evaluated(tmp_path):
         assert scores.loc[reference, "ours"] == "n/a" and scores.loc[reference, "interval"] == "n/a"
         assert scores.loc[reference, "verdict"].startswith("not evaluated: converged networks at 2 depths")
         assert not scores.loc[reference, "agree"]
+
+
+def test_a_verdict_near_an_edge_says_which_threshold_flips_it():
+    from resnet_scaling.scaling.exponents import threshold_sensitivity
+
+    th = RegimeThresholds()
+    # ReLU digits at paper scale: quadratic-variation slope −0.63 against the rough-ODE edge −0.7
+    assert classify(-0.03, 0.97, -0.63, th).item() == "neither"
+    flips = threshold_sensitivity(-0.03, 0.97, -0.63, th)
+    assert flips == "flips: ODE (rough weights) with rough_quadratic_variation_tol 0.4"
+    assert threshold_sensitivity(-1.1, 0.97, -3.2, th).startswith("robust")
+
+
+def test_a_verdict_is_not_carried_by_a_few_depths_across_a_gap():
+    from resnet_scaling.scaling.exponents import depth_gap_cut
+
+    cut, note = depth_gap_cut([16, 32, 64, 128, 256, 492, 6319, 9100], 4.0, 3, "converged")
+    assert cut == 492
+    assert note == "fits stop at L = 492: beyond a gap to L = 6319 (x12.8) only 2 depths hold converged networks"
+    assert depth_gap_cut([16, 32, 64, 128, 2048, 4096, 8192], 4.0, 3) == (None, "")  # enough depths beyond
+    assert depth_gap_cut(sp.DEPTHS, 4.0, 3) == (None, "")
+
+
+def test_a_gap_stops_the_population_fits_before_it():
+    deep = max(sp.DEPTHS) * 16
+    stats = _two_populations(converged_depths=[*sp.DEPTHS, deep])
+    _, regimes = fit_populations(stats, SETTINGS, RegimeThresholds())
+    primary = regimes[0]
+    assert primary["population"] == "converged"
+    assert primary["population_note"].startswith(f"fits stop at L = {max(sp.DEPTHS)}: beyond a gap to L = {deep}")
+    assert primary["n_depths"] <= len(sp.DEPTHS)
+
+
+def test_a_regime_with_a_wide_interval_is_undetermined():
+    stats = _statistics("brownian")
+    few = stats[stats["seed"] < 2]
+    _, regimes = fit_populations(few, SETTINGS, RegimeThresholds(max_ci_width=1e-6))
+    assert regimes[0]["regime"] == "undetermined"
+    assert regimes[0]["undetermined_because"].startswith("the point estimates read SDE, but the exponent")

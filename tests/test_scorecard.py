@@ -339,3 +339,10 @@ def test_the_outcome_table_says_whether_the_exponents_describe_networks_that_use
     assert "| converged networks that use their nonlinearity (median non-affine share 38 %, at most 40 %) |" in md
     assert ("| converged networks that act nearly affinely (median non-affine share 0.2 %, at most 0.3 %, below 1 %): "
             "the exponents describe a near-affine map |") in md
+
+
+def test_a_reference_inside_a_very_wide_interval_is_undetermined_not_consistent():
+    exponents, regimes = _tables()
+    exponents.loc[exponents.quantity == "M_abs", ["ci_low", "ci_high"]] = [-0.43, 0.82]
+    row = score(exponents, regimes).set_index("reference").loc["relu-multi-mnist-beta"]
+    assert not row["agree"] and row["verdict"].startswith("undetermined: the interval is wider than 0.5")
