@@ -199,3 +199,90 @@ def test_gaussian_data_are_standard_normal_and_seeded():
         assert abs(a[key].mean()) < 0.05 and abs(a[key].std() - 1) < 0.05 or key.endswith("test")
     assert not np.allclose(np.linalg.norm(a["x_train"], axis=1), 1.0)
     assert abs(np.corrcoef(a["x_train"][:, 0], a["y_train"][:, 0])[0, 1]) < 0.1  # targets independent of inputs
+
+
+NONLINEAR = dict(radius=3.0, gain=3.0, speed=1.0)
+
+
+def _config_dataset(name):
+    """A ``datasets:`` entry of the default config and the ε of the experiments that train on it."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    eps = {exp["epsilon"] for exp in config["experiments"].values() if exp.get("dataset") == name}
+    return config["datasets"][name], eps
+
+
+def test_nonlinear_generator_follows_its_definition():
+    """x of norm R; W ~ N(0, (g/(R√d))²), c ~ N(0, 1) from the teacher's own generator; 100 Euler
+    steps of z ← z + (s/100) tanh(W z + c); y = z_100 not normalised (docs/maths.md §2)."""
+    ds = data.make_nonlinear(64, 16, dim=10, seed=3, **NONLINEAR)
+    assert ds["x_train"].shape == (64, 10) and ds["y_test"].shape == (16, 10)
+    for key in ("x_train", "x_test"):
+        np.testing.assert_allclose(np.linalg.norm(ds[key], axis=1), 3.0, rtol=1e-12)
+    rng = np.random.default_rng(stable_seed("nonlinear", "teacher", 3))
+    W = rng.standard_normal((10, 10)) * 3.0 / (3.0 * math.sqrt(10))
+    c = rng.standard_normal(10)
+    z = ds["x_test"][5].copy()
+    for _ in range(100):
+        z = z + 0.01 * np.tanh(W @ z + c)
+    np.testing.assert_allclose(ds["y_test"][5], z, rtol=1e-12)
+    raw = np.random.default_rng(stable_seed("nonlinear", "inputs", 3)).uniform(-1, 1, size=(80, 10))
+    np.testing.assert_allclose(ds["x_train"], 3.0 * raw[:64] / np.linalg.norm(raw[:64], axis=1, keepdims=True))
+
+
+def test_nonlinear_teacher_weights_have_the_documented_scale():
+    """Entries of W have standard deviation g/(R√d), so (W x)_i has standard deviation g/√d at ‖x‖ = R."""
+    W, c = data.nonlinear_teacher(200, seed=0, radius=3.0, gain=3.0)
+    assert abs(W.std() / (3.0 / (3.0 * math.sqrt(200))) - 1) < 0.02 and abs(W.mean()) < 0.005
+    assert abs(c.std() - 1) < 0.15
+    x = data.make_nonlinear(2000, 10, dim=200, seed=0, **NONLINEAR)["x_train"]
+    assert abs((x @ W.T).std() / (3.0 / math.sqrt(200)) - 1) < 0.05
+
+
+def test_nonlinear_data_are_deterministic_seeded_and_the_teacher_ignores_the_sample_counts():
+    a, b = data.make_nonlinear(32, 8, seed=1, **NONLINEAR), data.make_nonlinear(32, 8, seed=1, **NONLINEAR)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = data.make_nonlinear(32, 8, seed=2, **NONLINEAR)
+    assert not np.array_equal(a["x_train"], c["x_train"])
+    W1, _ = data.nonlinear_teacher(10, 1, 3.0, 3.0)
+    W2, _ = data.nonlinear_teacher(10, 2, 3.0, 3.0)
+    assert not np.allclose(W1, W2)
+    # more samples: the same first inputs, the same teacher, hence the same first targets
+    more = data.make_nonlinear(64, 8, seed=1, **NONLINEAR)
+    np.testing.assert_array_equal(more["x_train"][:32], a["x_train"])
+    np.testing.assert_array_equal(more["y_train"][:32], a["y_train"])
+
+
+def test_nonlinear_data_of_the_config_need_the_nonlinearity():
+    """The config's nonlinear data: ℓ_aff ≥ 10 ε (an affine map cannot converge), the targets owe at
+    least 10 % of their norm to the nonlinearity, and their scale is that of the inputs."""
+    from resnet_scaling.scaling.outputs import non_affine_share
+
+    spec, eps = _config_dataset("nonlinear")
+    assert spec["kind"] == "nonlinear" and eps
+    ds = data.make_dataset(spec, seed=0)
+    assert ds["x_train"].shape == (spec["n_train"], spec["dim"]) and ds["x_test"].shape == (spec["n_test"], spec["dim"])
+    floor = affine_floor(ds["x_train"], ds["y_train"])
+    assert floor >= 10 * max(eps), floor
+    for seed in (1, 2, 3):
+        other = data.make_dataset(spec, seed=seed)
+        assert affine_floor(other["x_train"], other["y_train"]) >= 10 * max(eps)
+    assert non_affine_share(ds["x_test"], ds["y_test"]) > 0.1
+    # the affine floor is not an artefact of overfitting: the training fit does as badly on the test set
+    design = np.column_stack([ds["x_train"], np.ones(len(ds["x_train"]))])
+    coef = np.linalg.lstsq(design, ds["y_train"], rcond=None)[0]
+    test_mse = np.mean((np.column_stack([ds["x_test"], np.ones(len(ds["x_test"]))]) @ coef - ds["y_test"]) ** 2)
+    assert 0.7 * floor < test_mse < 1.5 * floor
+    norms = np.linalg.norm(ds["y_train"], axis=1)
+    assert spec["radius"] / 2 < norms.mean() < 2 * spec["radius"]
+
+
+def test_nonlinear_data_need_their_teacher_parameters():
+    from resnet_scaling.config import schema_error
+
+    config = {"seed": 0, "experiments": {},
+              "datasets": {"n": {"kind": "nonlinear", "n_train": 8, "n_test": 4, "radius": 3.0, "gain": 3.0}}}
+    assert "speed" in (schema_error(config) or "")
+    config["datasets"]["n"]["speed"] = 1.0
+    assert schema_error(config) is None

@@ -64,8 +64,8 @@ def depth_grid(spec) -> list[int]:
 
 def network_width(dataset: dict) -> int:
     """Width d of the fully connected networks trained on a ``datasets:`` entry: the
-    synthetic data's ``dim``, the feature map's width for images."""
-    return dataset["dim"] if dataset["kind"] == "synthetic" else FEATURE_DIM
+    synthetic and nonlinear data's ``dim``, the feature map's width for images."""
+    return dataset["dim"] if dataset["kind"] in ("synthetic", "nonlinear") else FEATURE_DIM
 
 
 def check_config(config: dict) -> None:

@@ -1,5 +1,5 @@
-"""Datasets of docs/maths.md §2: the synthetic ODE-generated data, the MNIST-like embedding
-and the CIFAR-10 images of the convolutional experiment (docs/references.md).
+"""Datasets of docs/maths.md §2: the synthetic ODE-generated data, the nonlinear teacher-flow
+data, the MNIST-like embedding and the CIFAR-10 images of the convolutional experiment (docs/references.md).
 
 Every dataset is a dict of arrays ``x_train, y_train, x_test, y_test`` with one sample per
 row, generated deterministically from a seed: floats for the fully connected networks,
@@ -25,6 +25,7 @@ from .fetch import fetch_dataset
 Dataset = dict[str, np.ndarray]
 
 SYNTHETIC_STEPS = 100
+NONLINEAR_STEPS = 100
 N_CLASSES = 10
 
 
@@ -51,6 +52,36 @@ def make_synthetic(n_train: int, n_test: int, dim: int = 10, seed: int = 0) -> D
     y = synthetic_targets(x)
     x, y = _unit_rows(x), _unit_rows(y)
     return _split(x, y, n_train)
+
+
+def nonlinear_teacher(dim: int, seed: int, radius: float, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed random field of the nonlinear data (docs/maths.md §2): W with entries
+    N(0, (gain/(radius √d))²), so that (W x)_i has standard deviation gain/√d for an input of norm
+    radius (O(1): tanh is used beyond its linear range), and c with entries N(0, 1); drawn from
+    a generator of their own, so that they do not depend on the number of samples."""
+    rng = np.random.default_rng(stable_seed("nonlinear", "teacher", seed))
+    W = rng.standard_normal((dim, dim)) * (gain / (radius * math.sqrt(dim)))
+    c = rng.standard_normal(dim)
+    return W, c
+
+
+def nonlinear_targets(x: np.ndarray, W: np.ndarray, c: np.ndarray, speed: float) -> np.ndarray:
+    """y = z_100 of the teacher flow z_{n+1} = z_n + (speed/100) tanh(W z_n + c), z_0 = x (rows)."""
+    z = np.array(x, dtype=np.float64)
+    for _ in range(NONLINEAR_STEPS):
+        z = z + (speed / NONLINEAR_STEPS) * np.tanh(z @ W.T + c)
+    return z
+
+
+def make_nonlinear(n_train: int, n_test: int, dim: int = 10, seed: int = 0, radius: float = 3.0,
+                   gain: float = 3.0, speed: float = 1.0) -> Dataset:
+    """Data that a residual network cannot fit without its nonlinearity: x uniform on the
+    sphere of radius ``radius`` in the direction of U([-1,1]^d), y the end point of a fixed
+    random tanh flow started at x (:func:`nonlinear_targets`); targets are not normalised."""
+    W, c = nonlinear_teacher(dim, seed, radius, gain)
+    rng = np.random.default_rng(stable_seed("nonlinear", "inputs", seed))
+    x = radius * _unit_rows(rng.uniform(-1.0, 1.0, size=(n_train + n_test, dim)))
+    return _split(x, nonlinear_targets(x, W, c, speed), n_train)
 
 
 def make_gaussian(n_train: int, n_test: int, dim: int = 16, seed: int = 0) -> Dataset:
@@ -287,6 +318,9 @@ def make_dataset(spec: dict, seed: int = 0, fetch: bool = True) -> Dataset:
         fetch_dataset(spec)
     if kind == "synthetic":
         return make_synthetic(spec["n_train"], spec["n_test"], spec.get("dim", 10), seed)
+    if kind == "nonlinear":
+        return make_nonlinear(spec["n_train"], spec["n_test"], spec.get("dim", 10), seed,
+                              spec["radius"], spec["gain"], spec["speed"])
     if kind == "gaussian":
         return make_gaussian(spec["n_train"], spec["n_test"], spec.get("dim", 16), seed)
     if kind == "digits":
@@ -295,7 +329,7 @@ def make_dataset(spec: dict, seed: int = 0, fetch: bool = True) -> Dataset:
         return make_mnist(spec["path"], spec["n_train"], spec["n_test"], seed)
     if kind == "cifar10":
         return make_cifar10(spec["path"], spec["n_train"], spec["n_test"], seed)
-    raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, gaussian, digits, mnist or cifar10")
+    raise ValueError(f"unknown dataset kind {kind!r}; expected synthetic, nonlinear, gaussian, digits, mnist or cifar10")
 
 
 def affine_floor(x: np.ndarray, y: np.ndarray) -> float:
