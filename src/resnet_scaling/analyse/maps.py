@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from ..config import load_schema, schema_error, with_schema_defaults
-from ..scaling.exponents import FitSettings, RegimeThresholds
+from ..scaling.exponents import FitSettings
+from ..scaling.regime_rule import RegimeThresholds
 
 #: Roles of the mapped tensors, in the paper's notation h ← h + δ σ(A h + b) (docs/maths.md §1).
 ROLES = ("A", "b", "delta")

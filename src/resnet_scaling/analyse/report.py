@@ -3,7 +3,7 @@
 Statistics (:func:`resnet_scaling.scaling.statistics.experiment_statistics`), exponents with
 seed-bootstrap intervals and the regime rule (:func:`resnet_scaling.scaling.exponents.fit_all`), the
 figures (:mod:`resnet_scaling.plots.scaling`) and the summary table of the scorecard
-(:func:`resnet_scaling.scaling.scorecard.summary_table`) are the ones the workflow runs
+(:func:`resnet_scaling.verdict.render.summary_table`) are the ones the workflow runs
 (docs/maths.md §3). Outputs in ``out``: ``networks.csv`` (one row per network read),
 ``statistics.csv``, ``exponents.csv``, ``regimes.csv`` (tidy, the workflow's columns),
 ``figures/`` and ``report.md`` / ``report.html``.
@@ -22,7 +22,7 @@ import pandas as pd
 from ..io import write_csv, write_text
 from ..plots import scaling as figures
 from ..scaling.exponents import fit_all
-from ..scaling.scorecard import _html_table, _markdown_table, summary_table
+from ..verdict.render import html_table, markdown_table, summary_table
 from ..scaling.statistics import experiment_statistics
 from .maps import AnalyseError, Map, load_map
 from .networks import BIAS_QUANTITIES, Network, assemble, expand_inputs, layer_norm_function, read_network
@@ -157,7 +157,7 @@ def render_markdown(m: Map, networks, exponents, regimes) -> str:
     for heading, text, rows, figure in _sections(m, networks, exponents, regimes):
         parts.append(f"## {heading}\n\n" + (f"{text}\n" if text else ""))
         if rows:
-            parts.append(_markdown_table(rows) + "\n")
+            parts.append(markdown_table(rows) + "\n")
         if figure:
             parts.append(f"![{heading}]({figure})\n")
     return "\n".join(parts)
@@ -172,7 +172,7 @@ def render_html(m: Map, networks, exponents, regimes) -> str:
     for heading, text, rows, figure in _sections(m, networks, exponents, regimes):
         parts.append(f"<h2>{html.escape(heading)}</h2>" + (f"<p>{html.escape(text)}</p>" if text else ""))
         if rows:
-            parts.append(_html_table(rows))
+            parts.append(html_table(rows))
         if figure:
             parts.append(f"<img src='{html.escape(figure)}' alt='{html.escape(heading)}'>")
     return "".join(parts) + "</body></html>\n"
