@@ -37,6 +37,7 @@ from typing import Sequence
 import pandas as pd
 
 from .io import _umask, write_csv, write_text
+from .findings import FINDINGS, findings_markdown
 from .pedigree import GALLERY_RECORD, Refused, check_gallery, check_run
 from .scaling.tables import read_training
 
@@ -173,6 +174,9 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence
     try:
         os.chmod(staging, 0o777 & ~_umask())
         names = _write_content(run_dir, staging, figures, cost, cost_text)
+        if all((staging / name).exists() for name in ("regimes.csv", "exponents.csv")):  # a run with experiments
+            write_text(staging / FINDINGS, findings_markdown(staging, title=Path(dest).as_posix()))
+            names = names + [FINDINGS]
         record = {**pedigree, "files": sorted(names + [GALLERY_RECORD])}
         write_text(staging / GALLERY_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
         for folder in kept:
