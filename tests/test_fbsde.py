@@ -150,6 +150,7 @@ def diffusive():
     return errors, fbsde.fit_slopes(errors)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantity", ["adjoint_sup", "grad_A_rms", "grad_b_rms"])
 def test_forward_backward_sde_converges_at_rate_one_half(diffusive, quantity):
     """Network adjoint and per-layer gradients (RMS over layers) against the FBSDE on the
@@ -254,6 +255,7 @@ def test_trained_networks_against_their_limit_system(standin):
     assert table["value"].notna().all()
 
 
+@pytest.mark.slow
 def test_figures_are_written(standin, tmp_path):
     _, out = standin
     figs = {k: tmp_path / f"trained_{k}.png" for k in ("error", "paths", "field")}

@@ -286,6 +286,7 @@ def test_kernel_error_decays_like_inverse_square_root_width():
 # ------------------------------------------------------------------------------------------
 # figures and the note
 # ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_figures_and_note_are_written(tmp_path):
     w1, q = il.diffusion_law_tables(dict(x0=[1.0, 0.5], depths=[2, 4, 8], reference_factor=2, paths=400,
                                          bootstrap=5, directions=2, activations=["tanh"], mu_w=0.0,

@@ -122,6 +122,7 @@ def diffusive_rows() -> pd.DataFrame:
     return pd.DataFrame(lm.diffusive_convergence(DEPTHS, "softplus0", n_paths=200, dim=3, seed=0, refine=16))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("statistic", ["error", "error_median"])
 def test_diffusive_rate_with_ito_term(diffusive_rows, statistic):
     g = diffusive_rows[diffusive_rows.with_ito_term == True]  # noqa: E712
@@ -261,6 +262,7 @@ def test_moment_matched_increment_has_window_moments():
     torch.testing.assert_close(torch.cov(inc.T), 64 * dt * cov, rtol=0.05, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_generic_diffusion_in_law():
     """Random-sign ReLU networks and the moment-matched diffusion estimated from them agree in
     law with a fine-grid solution of the exact diffusion; a wrong law (no drift) is rejected."""
@@ -407,6 +409,7 @@ def test_fit_sde_standin(tmp_path, dataset):
     assert out["summary"]["variant"] == "limit_pooled"
 
 
+@pytest.mark.slow
 def test_fit_relu_standin_and_outputs(tmp_path, dataset):
     """Random-sign ReLU layers, regime 'neither': moment-matched diffusion, in law only; the
     writers produce every table, the figures and a note that says so."""

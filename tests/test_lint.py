@@ -195,6 +195,7 @@ def code_of(rule) -> tuple[str, bool]:
     return "", False
 
 
+@pytest.mark.slow
 def test_envs_cover_the_imports_of_their_rules():
     problems = []
     for rule in acting_rules():
