@@ -1,5 +1,5 @@
 # resnet-scaling: depth-scaling limits of residual networks, regenerated from scratch.
-# DAG: data -> train(exp, depth) -> scaling -> limits -> fbsde -> figures/report,
+# DAG: data -> train(exp, depth) -> scaling -> limits -> fbsde -> verdict -> figures/report,
 # plus init_limits (networks at initialisation). See README.md and docs/design.md.
 
 from snakemake.utils import min_version
@@ -23,10 +23,12 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/scaling.smk"
 include: "workflow/rules/limits.smk"
 include: "workflow/rules/fbsde.smk"
+include: "workflow/rules/verdict.smk"
 include: "workflow/rules/init_limits.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/cifar.smk"
-include: "workflow/rules/regimes.smk"
+include: "workflow/rules/transfer.smk"
+include: "workflow/rules/phase_diagram.smk"
 
 
 rule all:
@@ -35,6 +37,7 @@ rule all:
         fixed_outputs(),
         checkpoint_outputs,
         CIFAR_OUTPUTS if CONV_EXPERIMENTS else [],
+        TRANSFER_OUTPUTS if config["transfer"]["enabled"] else [],
 
 
 # Every rule that runs a script or a notebook reruns when the code it runs changes.

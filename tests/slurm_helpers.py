@@ -138,7 +138,7 @@ UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_statistics", "scaling_expon
 #: gallery is), the convolutional stage (the smoke config has no conv_experiments) and the
 #: opt-in training-side phase diagram (regimes.enabled is false).
 NOT_IN_SMOKE = {"notebook_paper_scale", "cifar_train", "cifar_extract", "cifar_statistics", "cifar_exponents",
-                "cifar_figure", "regimes_train", "regimes_classify", "regimes_anchor", "regimes_figures",
+                "cifar_figure", "phase_diagram_train", "phase_diagram_classify", "phase_diagram_anchor", "phase_diagram_figures",
                 "phase_diagram"}
 
 

@@ -1,4 +1,5 @@
-"""Exponents, the seed bootstrap and the regime rule on weight sequences with known answers."""
+"""Exponents, the seed bootstrap and the verdicts per population on weight sequences with known
+answers (the rule itself: tests/test_regime_rule.py)."""
 
 import numpy as np
 import pandas as pd
@@ -7,9 +8,7 @@ import pytest
 import scaling_problems as sp
 from resnet_scaling.scaling.exponents import (
     FitSettings,
-    RegimeThresholds,
     SeedGrid,
-    classify,
     exponents_of,
     fit_all,
     fit_experiment,
@@ -18,6 +17,7 @@ from resnet_scaling.scaling.exponents import (
     loglog_fit,
     weighted_slopes,
 )
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
 from resnet_scaling.scaling.statistics import experiment_statistics
 
 SETTINGS = FitSettings(min_depth=16, resamples=400)
@@ -169,16 +169,6 @@ def test_weighted_slopes_match_polyfit():
         np.testing.assert_allclose([slope[i], intercept[i]], expected, rtol=1e-10)
 
 
-def test_regime_rule_thresholds():
-    th = RegimeThresholds()
-    got = classify([-1.0, -0.5, -0.49, 0.1, 0.1, 0.1, 0.0], [1.0, 0.76, 1.0, 0.5, 0.5, 0.66, 0.0],
-                   [-3.0, 0.0, 0.0, 0.1, 0.3, 0.0, 1.0], th)
-    assert got.tolist() == ["ODE", "ODE", "neither", "SDE", "neither", "neither", "neither"]
-    rough = classify([0.05, 0.05, 0.3], [1.0, 1.0, 1.0], [-1.0, -0.5, -1.0], th)
-    assert rough.tolist() == ["ODE (rough weights)", "neither", "neither"]
-    with pytest.raises(ValueError, match="unknown keys"):
-        RegimeThresholds.from_config({"ode_exponent": 1.0, "typo": 1})
-
 
 def test_fit_all_tables_and_exponents_of():
     stats = [_statistics("smooth", name="smooth_exp"), _statistics("brownian", name="brownian_exp")]
@@ -248,7 +238,7 @@ def test_a_population_with_too_few_depths_gives_way_to_the_original_rule():
 
 def test_an_experiment_without_enough_depths_is_not_evaluated(tmp_path):
     from resnet_scaling.io import write_csv
-    from resnet_scaling.scaling.scorecard import score
+    from resnet_scaling.verdict.score import score
     from resnet_scaling.scaling.tables import read_exponents, read_regimes
 
     exponents, regimes = fit_all([_statistics("brownian", name="short", depths=sp.DEPTHS[:2])], SETTINGS,
@@ -271,25 +261,6 @@ def test_an_experiment_without_enough_depths_is_not_evaluated(tmp_path):
         assert not scores.loc[reference, "agree"]
 
 
-def test_a_verdict_near_an_edge_says_which_threshold_flips_it():
-    from resnet_scaling.scaling.exponents import threshold_sensitivity
-
-    th = RegimeThresholds()
-    # ReLU digits at paper scale: quadratic-variation slope −0.63 against the rough-ODE edge −0.7
-    assert classify(-0.03, 0.97, -0.63, th).item() == "neither"
-    flips = threshold_sensitivity(-0.03, 0.97, -0.63, th)
-    assert flips == "flips: ODE (rough weights) with rough_quadratic_variation_tol 0.4"
-    assert threshold_sensitivity(-1.1, 0.97, -3.2, th).startswith("robust")
-
-
-def test_a_verdict_is_not_carried_by_a_few_depths_across_a_gap():
-    from resnet_scaling.scaling.exponents import depth_gap_cut
-
-    cut, note = depth_gap_cut([16, 32, 64, 128, 256, 492, 6319, 9100], 4.0, 3, "converged")
-    assert cut == 492
-    assert note == "fits stop at L = 492: beyond a gap to L = 6319 (x12.8) only 2 depths hold converged networks"
-    assert depth_gap_cut([16, 32, 64, 128, 2048, 4096, 8192], 4.0, 3) == (None, "")  # enough depths beyond
-    assert depth_gap_cut(sp.DEPTHS, 4.0, 3) == (None, "")
 
 
 def test_a_gap_stops_the_population_fits_before_it():

@@ -12,7 +12,19 @@ from workflow_utils import ROOT
 PACKAGE = ROOT / "src" / "resnet_scaling"
 # Rule file of each stage → its folder in the package.
 STAGES = {"train": "training", "scaling": "scaling", "limits": "limits", "fbsde": "fbsde",
-          "init_limits": "init_limits", "regimes": "regimes", "cifar": "cnn"}
+          "init_limits": "init_limits", "phase_diagram": "phase_diagram", "cifar": "cnn", "verdict": "verdict"}
+#: The folders that may import the verdict stage: itself, the convolutional stage (whose own
+#: scorecard scores with it) and the tools outside the DAG; every other stage comes before it.
+AFTER_VERDICT = {"verdict", "cnn", "analyse", "cli", "gallery", "findings"}
+#: A module longer than this is more than one concept (docs/design.md, "The package").
+MAX_MODULE_LINES = 500
+#: Modules still longer than that, with their length when this list was made: each may only
+#: shrink, and leaves the list once it is split.
+LONG_MODULES = {"analyse/networks.py": 676, "training/train.py": 564, "plots/scaling.py": 535}
+#: A function longer than this does more than one thing.
+MAX_FUNCTION_LINES = 80
+#: Where the function limit holds (the rest are their owners' to split).
+FUNCTION_LIMIT_FOLDERS = ("scaling", "verdict", "phase_diagram")
 
 
 def modules() -> dict[str, Path]:
@@ -105,3 +117,45 @@ def test_one_loglog_fit():
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in ("loglog_fit", "LogLogFit")]
     assert sorted(defined) == ["scaling/exponents.py", "scaling/exponents.py"], defined
+
+
+def test_no_earlier_stage_imports_the_verdict_stage():
+    graph = import_graph()
+    back = sorted(f"{name} → {target}" for name, targets in graph.items() for target in targets
+                  if target.startswith("resnet_scaling.verdict")
+                  and name.split(".")[1] not in AFTER_VERDICT)
+    assert not back, "an arrow running back up to the verdict stage: " + "; ".join(back)
+    assert any(t.startswith("resnet_scaling.verdict") for t in graph["resnet_scaling.cnn.scaling"])
+
+
+def test_no_earlier_rule_reads_the_verdict_stage_outputs():
+    verdict = (ROOT / "workflow" / "rules" / "verdict.smk").read_text()
+    outputs = set(re.findall(r'"(results/[^"{]+)"', verdict.split("rule verdict_scorecard:")[1].split("output:")[1]
+                             .split("log:")[0]))
+    assert outputs == {"results/scorecard.md", "results/scorecard.html"}
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        if path.stem == "verdict":
+            continue
+        text = path.read_text()
+        assert not [o for o in outputs if o in text], f"{path.name} names an output of the verdict stage"
+
+
+def test_no_module_is_longer_than_the_limit():
+    lengths = {path.relative_to(PACKAGE).as_posix(): len(path.read_text().splitlines())
+               for path in PACKAGE.rglob("*.py")}
+    long = {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES and name not in LONG_MODULES}
+    assert not long, f"modules longer than {MAX_MODULE_LINES} lines: {long}"
+    grown = {name: lengths.get(name, 0) for name, n in LONG_MODULES.items() if lengths.get(name, 0) > n}
+    assert not grown, f"listed long modules that grew: {grown}"
+
+
+def test_no_function_is_longer_than_the_limit():
+    long = []
+    for folder in FUNCTION_LIMIT_FOLDERS:
+        for path in (PACKAGE / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(PACKAGE).as_posix()}:{node.name} ({n} lines)")
+    assert not long, f"functions longer than {MAX_FUNCTION_LINES} lines: {long}"

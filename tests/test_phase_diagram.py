@@ -10,9 +10,10 @@ import torch
 import yaml
 
 from resnet_scaling.config import ConfigError, with_schema_defaults
-from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_experiment
+from resnet_scaling.scaling.exponents import FitSettings, fit_experiment
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
 from resnet_scaling.io import write_npz
-from resnet_scaling.regimes.phase_diagram import (
+from resnet_scaling.phase_diagram.study import (
     anchor_dataset,
     anchor_experiments,
     anchor_slopes,

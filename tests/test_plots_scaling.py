@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 import scaling_problems as sp
-from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, exponents_of, fit_all
+from resnet_scaling.scaling.exponents import FitSettings, exponents_of, fit_all
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
 from resnet_scaling.plots import scaling as figures
 from resnet_scaling.scaling.statistics import experiment_statistics
 from resnet_scaling.scaling.weights import decompose, paths_table

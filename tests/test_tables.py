@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_all
+from resnet_scaling.scaling.exponents import FitSettings, fit_all
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
 from resnet_scaling.io import read_npz, write_npz
 from resnet_scaling.scaling.statistics import experiment_statistics
 from resnet_scaling.scaling.tables import (

@@ -216,7 +216,7 @@ def test_output_file_round_trip(tmp_path):
     assert {"torch", "numpy", "git_commit"} <= set(meta["versions"])
 
 
-#: Every training option added for the regimes study, in the combinations the study uses.
+#: Every training option added for the training-side phase diagram, in the combinations the study uses.
 NEW_OPTIONS = {
     "smooth-fixed-sgd": dict(init_depth_profile="smooth", delta="fixed", alpha=1.0, optimizer="sgd", lr=0.05,
                              lr_depth_exponent=1.0),

@@ -1,4 +1,5 @@
-"""The scorecard: reference values with provenance, verdicts, and the rendered report."""
+"""The verdict stage: reference values with provenance (verdict.references), verdicts (verdict.score),
+and the rendered scorecard with its table helpers (verdict.render)."""
 
 from html.parser import HTMLParser
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 import pandas as pd
 
-from resnet_scaling.scaling.scorecard import REFERENCES, render_html, render_markdown, score, training_outcome
+from resnet_scaling.verdict.references import REFERENCES
+from resnet_scaling.verdict.render import html_table, markdown_table, render_html, render_markdown
+from resnet_scaling.verdict.score import score, training_outcome
 
 
 def _tables():
@@ -346,3 +349,10 @@ def test_a_reference_inside_a_very_wide_interval_is_undetermined_not_consistent(
     exponents.loc[exponents.quantity == "M_abs", ["ci_low", "ci_high"]] = [-0.43, 0.82]
     row = score(exponents, regimes).set_index("reference").loc["relu-multi-mnist-beta"]
     assert not row["agree"] and row["verdict"].startswith("undetermined: the interval is wider than 0.5")
+
+
+def test_table_helpers_escape_what_would_break_the_table():
+    rows = [["a", "b|c"], ["<x>", "1 | 2"]]
+    assert markdown_table(rows) == "| a | b\\|c |\n|---|---|\n| <x> | 1 \\| 2 |"
+    assert html_table(rows) == ("<table><thead><tr><th>a</th><th>b|c</th></tr></thead>"
+                                "<tbody><tr><td>&lt;x&gt;</td><td>1 | 2</td></tr></tbody></table>")

@@ -122,7 +122,7 @@ def check_config(config: dict) -> None:
         check_experiment(exp, where)
         if exp.get("block", "one-matrix") != "one-matrix":
             raise ConfigError(
-                f"{where}.block: {exp['block']!r} networks are trained by the regimes study only "
+                f"{where}.block: {exp['block']!r} networks are trained by the training-side phase diagram only "
                 "(the scaling stage reads the one-matrix block h + δ σ(A h + b))"
             )
         n_train, batch = datasets[exp["dataset"]]["n_train"], exp.get("batch_size", 32)

@@ -344,9 +344,10 @@ def fixed_outputs():
         *SCALING_OUTPUTS,
         *LIMITS_OUTPUTS,
         *FBSDE_OUTPUTS,
+        *VERDICT_OUTPUTS,
         *INIT_LIMITS_OUTPUTS,
         *NOTEBOOK_OUTPUTS,
-        *(REGIMES_OUTPUTS if config["regimes"]["enabled"] else []),
+        *(PHASE_DIAGRAM_OUTPUTS if config["regimes"]["enabled"] else []),
     ]
 
 
@@ -396,64 +397,64 @@ def rerun_incomplete_after_checkpoint():
     dag.forcefiles.update(marked)
 
 
-# -- the training-side phase diagram (workflow/rules/regimes.smk) ---------------------------
+# -- the training-side phase diagram (workflow/rules/phase_diagram.smk) ---------------------
 
 
-def regimes_cells():
+def phase_diagram_cells():
     """Name -> labels and experiment config of every cell of the phase diagram (checked here)."""
     from resnet_scaling.scaling.exponents import FitSettings
-    from resnet_scaling.regimes.phase_diagram import cells, check_spec
+    from resnet_scaling.phase_diagram.study import cells, check_spec
 
     check_spec(config["regimes"], FitSettings.from_config(config["scaling"]))
     return cells(config["regimes"])
 
 
-def regimes_anchor_experiments():
+def phase_diagram_anchor_experiments():
     """Name -> experiment config of the Marion et al. anchor, one per setting and initialisation profile."""
-    from resnet_scaling.regimes.phase_diagram import anchor_experiments
+    from resnet_scaling.phase_diagram.study import anchor_experiments
 
     return anchor_experiments(config["regimes"])
 
 
-def regimes_anchor_labels():
+def phase_diagram_anchor_labels():
     """Name -> setting and profile of every anchor experiment."""
-    from resnet_scaling.regimes.phase_diagram import anchor_labels
+    from resnet_scaling.phase_diagram.study import anchor_labels
 
     return anchor_labels(config["regimes"])
 
 
-def regimes_experiment(wildcards):
+def phase_diagram_experiment(wildcards):
     """The experiment config of a cell or an anchor experiment."""
-    if wildcards.cell in REGIMES_ANCHORS:
-        return REGIMES_ANCHORS[wildcards.cell]
-    return REGIMES_CELLS[wildcards.cell]["experiment"]
+    if wildcards.cell in PHASE_DIAGRAM_ANCHORS:
+        return PHASE_DIAGRAM_ANCHORS[wildcards.cell]
+    return PHASE_DIAGRAM_CELLS[wildcards.cell]["experiment"]
 
 
-def regimes_dataset(wildcards):
+def phase_diagram_dataset(wildcards):
     """The dataset spec a cell (or the anchor) trains on."""
-    from resnet_scaling.regimes.phase_diagram import anchor_dataset
+    from resnet_scaling.phase_diagram.study import anchor_dataset
 
-    if wildcards.cell in REGIMES_ANCHORS:
+    if wildcards.cell in PHASE_DIAGRAM_ANCHORS:
         return anchor_dataset(config["regimes"], wildcards.cell)
     return config["regimes"]["dataset"]
 
 
-def _regimes_layer_floats(wildcards):
-    exp, data = regimes_experiment(wildcards), regimes_dataset(wildcards)
+def _phase_diagram_layer_floats(wildcards):
+    exp, data = phase_diagram_experiment(wildcards), phase_diagram_dataset(wildcards)
     width = max(data.get("dim", 10), exp.get("hidden_width") or 0)
     depth = max(exp["depths"])
     batch = min(exp.get("batch_size", 32), data["n_train"])
     return 3 * (depth + 1) * exp["seeds"] * batch * width
 
 
-def regimes_train_mem_mb(wildcards, attempt):
+def phase_diagram_train_mem_mb(wildcards, attempt):
     """The deepest network's trajectories and work tensors dominate."""
-    return int(1000 + _regimes_layer_floats(wildcards) * 8 / 1e6 * attempt)
+    return int(1000 + _phase_diagram_layer_floats(wildcards) * 8 / 1e6 * attempt)
 
 
-def regimes_train_runtime(wildcards, attempt):
+def phase_diagram_train_runtime(wildcards, attempt):
     """Minutes; a generous linear model in the summed depths, doubled on every retry."""
-    exp = regimes_experiment(wildcards)
+    exp = phase_diagram_experiment(wildcards)
     return int(10 + exp.get("max_epochs", 200) * sum(exp["depths"]) / 400 * attempt)
 
 

@@ -6,10 +6,10 @@
 # `phase_diagram` (or regimes.enabled: true). Settings: the `regimes` section of the config,
 # with the fits of the `scaling` section.
 
-REGIMES = config["regimes"]
-REGIMES_CELLS = regimes_cells()
-REGIMES_ANCHORS = regimes_anchor_experiments()
-REGIMES_OUTPUTS = [
+PHASE_DIAGRAM = config["regimes"]
+PHASE_DIAGRAM_CELLS = phase_diagram_cells()
+PHASE_DIAGRAM_ANCHORS = phase_diagram_anchor_experiments()
+PHASE_DIAGRAM_OUTPUTS = [
     "results/regimes/phase_diagram.csv",
     "results/regimes/exponents.csv",
     "results/regimes/anchor_statistics.csv",
@@ -24,10 +24,10 @@ REGIMES_OUTPUTS = [
 
 localrules:
     phase_diagram,
-    regimes_figures,
+    phase_diagram_figures,
 
 
-rule regimes_train:
+rule phase_diagram_train:
     output:
         directory("results/regimes/train/{cell}"),
     log:
@@ -35,29 +35,29 @@ rule regimes_train:
     benchmark:
         "benchmarks/output/regimes/train/{cell}.tsv"
     wildcard_constraints:
-        cell="|".join(list(REGIMES_CELLS) + list(REGIMES_ANCHORS)),
+        cell="|".join(list(PHASE_DIAGRAM_CELLS) + list(PHASE_DIAGRAM_ANCHORS)),
     conda:
         "../../envs/train.yaml"
     threads: 1
     resources:
-        mem_mb=regimes_train_mem_mb,
-        runtime=regimes_train_runtime,
+        mem_mb=phase_diagram_train_mem_mb,
+        runtime=phase_diagram_train_runtime,
         gpu=0,
     params:
-        experiment=regimes_experiment,
-        dataset=regimes_dataset,
+        experiment=phase_diagram_experiment,
+        dataset=phase_diagram_dataset,
         checkpoints="results/checkpoints/regimes/{cell}",
         seed=config["seed"],
         device=config.get("device", "auto"),
         dtype=config.get("dtype", "float32"),
         engine=config["engine"],
     script:
-        "../scripts/regimes_train.py"
+        "../scripts/phase_diagram_train.py"
 
 
-rule regimes_classify:
+rule phase_diagram_classify:
     input:
-        expand("results/regimes/train/{cell}", cell=REGIMES_CELLS),
+        expand("results/regimes/train/{cell}", cell=PHASE_DIAGRAM_CELLS),
     output:
         regimes=ensure("results/regimes/phase_diagram.csv", non_empty=True),
         exponents="results/regimes/exponents.csv",
@@ -72,19 +72,19 @@ rule regimes_classify:
         mem_mb=3000,
         runtime=20,
     params:
-        cells=REGIMES_CELLS,
+        cells=PHASE_DIAGRAM_CELLS,
         fit=config["scaling"]["fit"],
         bootstrap=config["scaling"]["bootstrap"],
-        include_status=REGIMES["include_status"],
+        include_status=PHASE_DIAGRAM["include_status"],
         regime=config["scaling"]["regime"],
         detrend_window=config["scaling"]["detrend_window"],
     script:
-        "../scripts/regimes_classify.py"
+        "../scripts/phase_diagram_classify.py"
 
 
-rule regimes_anchor:
+rule phase_diagram_anchor:
     input:
-        expand("results/regimes/train/{cell}", cell=REGIMES_ANCHORS),
+        expand("results/regimes/train/{cell}", cell=PHASE_DIAGRAM_ANCHORS),
     output:
         statistics="results/regimes/anchor_statistics.csv",
         slopes=ensure("results/regimes/anchor_slopes.csv", non_empty=True),
@@ -97,15 +97,15 @@ rule regimes_anchor:
         mem_mb=3000,
         runtime=10,
     params:
-        anchors=regimes_anchor_labels(),
+        anchors=phase_diagram_anchor_labels(),
         fit=config["scaling"]["fit"],
         bootstrap=config["scaling"]["bootstrap"],
-        include_status=REGIMES["include_status"],
+        include_status=PHASE_DIAGRAM["include_status"],
     script:
-        "../scripts/regimes_anchor.py"
+        "../scripts/phase_diagram_anchor.py"
 
 
-rule regimes_figures:
+rule phase_diagram_figures:
     input:
         regimes="results/regimes/phase_diagram.csv",
         anchor="results/regimes/anchor_statistics.csv",
@@ -132,9 +132,9 @@ rule regimes_figures:
         mem_mb=2000,
         runtime=10,
     script:
-        "../scripts/regimes_figures.py"
+        "../scripts/phase_diagram_figures.py"
 
 
 rule phase_diagram:
     input:
-        REGIMES_OUTPUTS,
+        PHASE_DIAGRAM_OUTPUTS,

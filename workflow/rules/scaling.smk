@@ -1,7 +1,7 @@
 # Scaling stage (docs/maths.md §3): from the layer sequences of every trained network (read
 # from its training output, the initial weights left unread), take their statistics, fit
-# exponents with seed-bootstrap intervals, classify the regime of each experiment, compare
-# with the references, and draw the scaling figures.
+# exponents with seed-bootstrap intervals, classify the regime of each experiment, and draw
+# the scaling figures (the references are compared in the verdict stage, verdict.smk).
 # Settings: the `scaling` section of the config; schema validation (common.smk) fills in
 # every default from workflow/schemas/config.schema.yaml.
 
@@ -26,8 +26,6 @@ SCALING_LABELS = {
 SCALING_OUTPUTS = [
     "results/exponents.csv",
     "results/regimes.csv",
-    "results/scorecard.md",
-    "results/scorecard.html",
     *[
         f"figures/scaling_{name}.{ext}"
         for name in ("max_norm", "hypothesis", "loss", "summary")
@@ -38,7 +36,6 @@ SCALING_OUTPUTS = [
 
 # Light rules (a table or a figure in seconds) run on the submit host of a cluster.
 localrules:
-    scaling_scorecard,
     scaling_figures,
 
 
@@ -211,43 +208,6 @@ rule scaling_robustness:
         },
     script:
         "../scripts/scaling_robustness.py"
-
-
-rule scaling_scorecard:
-    input:
-        exponents="results/exponents.csv",
-        regimes="results/regimes.csv",
-        robustness="results/scaling_robustness.csv",
-        pathwise="results/limits/pathwise_verdicts.csv",
-        training=expand("results/scaling/{exp}/training.csv", exp=EXPERIMENTS),
-        data=sorted(set(dataset_file(exp) for exp in EXPERIMENTS)),
-    output:
-        markdown="results/scorecard.md",
-        html=report(
-            "results/scorecard.html",
-            caption="../report/scaling_scorecard.rst",
-            category="Scaling",
-            subcategory="Scorecard",
-        ),
-    log:
-        "logs/scaling/scorecard.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    params:
-        rounding=SCALING["scorecard"]["rounding"],
-        non_affine_threshold=SCALING["scorecard"]["non_affine_threshold"],
-        regime=SCALING["regime"],
-        experiments=EXPERIMENTS,
-        include_status=SCALING_INCLUDE,
-        networks=[networks_of(exp) for exp in EXPERIMENTS],
-        datasets={exp: dataset_file(exp) for exp in EXPERIMENTS},
-        epsilons={exp: experiment(exp)["epsilon"] for exp in EXPERIMENTS},
-    script:
-        "../scripts/scaling_scorecard.py"
 
 
 # -- figures of the whole stage: one function each in src/resnet_scaling/plots/scaling.py,

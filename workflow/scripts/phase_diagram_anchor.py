@@ -11,7 +11,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.regimes.phase_diagram import anchor_slopes, anchor_statistics  # noqa: E402
+from resnet_scaling.phase_diagram.study import anchor_slopes, anchor_statistics  # noqa: E402
 
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}

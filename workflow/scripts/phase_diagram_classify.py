@@ -9,9 +9,10 @@ from resnet_scaling.io import job_log
 sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds  # noqa: E402
+from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
+from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.regimes.phase_diagram import phase_diagram  # noqa: E402
+from resnet_scaling.phase_diagram.study import phase_diagram  # noqa: E402
 
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}

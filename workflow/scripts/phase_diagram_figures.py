@@ -8,7 +8,7 @@ from resnet_scaling.io import job_log
 sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.plots.regimes import anchor_figure, phase_diagram_figure  # noqa: E402
+from resnet_scaling.plots.phase_diagram import anchor_figure, phase_diagram_figure  # noqa: E402
 from resnet_scaling.scaling.tables import read_csv_checked  # noqa: E402
 
 regimes = read_csv_checked(snakemake.input.regimes, ["cell", "activation", "regime", "exponent", "increment_ratio_slope"])

@@ -12,7 +12,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import torch  # noqa: E402
 
 from resnet_scaling.training.data import make_dataset  # noqa: E402
-from resnet_scaling.regimes.phase_diagram import train_cell  # noqa: E402
+from resnet_scaling.phase_diagram.study import train_cell  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 exp = snakemake.params.experiment

@@ -8,7 +8,8 @@ from resnet_scaling.io import job_log
 sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-from resnet_scaling.scaling.exponents import FitSettings, RegimeThresholds, fit_all  # noqa: E402
+from resnet_scaling.scaling.exponents import FitSettings, fit_all  # noqa: E402
+from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
 from resnet_scaling.scaling.tables import read_statistics  # noqa: E402
 

@@ -12,7 +12,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 import pandas as pd  # noqa: E402
 
 from resnet_scaling.scaling import tables  # noqa: E402
-from resnet_scaling.scaling.exponents import RegimeThresholds  # noqa: E402
+from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
 from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
 

@@ -1,6 +1,6 @@
-"""Snakemake adapter: our exponents and regimes beside the reference values (Markdown and HTML),
-how the training of every experiment ended against the affine floor of its data, and the pathwise
-limit test of the same networks beside each regime."""
+"""Snakemake adapter of the verdict stage: our exponents and regimes beside the reference values
+(Markdown and HTML), how the training of every experiment ended against the affine floor of its
+data, and the pathwise limit test of the same networks beside each regime."""
 
 import logging
 import sys
@@ -12,12 +12,14 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 import pandas as pd  # noqa: E402
 
-from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
-from resnet_scaling.scaling.exponents import RegimeThresholds, primary_rows  # noqa: E402
 from resnet_scaling.io import write_text  # noqa: E402
-from resnet_scaling.scaling.scorecard import render_html, render_markdown, score, training_outcome  # noqa: E402
 from resnet_scaling.limits.writers import read_pathwise_verdicts  # noqa: E402
+from resnet_scaling.scaling.exponents import primary_rows  # noqa: E402
+from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
 from resnet_scaling.scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
+from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
+from resnet_scaling.verdict.render import render_html, render_markdown  # noqa: E402
+from resnet_scaling.verdict.score import score, training_outcome  # noqa: E402
 
 params = snakemake.params
 exponents = read_exponents(snakemake.input.exponents, params.experiments)

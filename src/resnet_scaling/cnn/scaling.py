@@ -16,10 +16,13 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from ..scaling.exponents import FitSettings, RegimeThresholds, fit_experiment
-from ..scaling.scorecard import CONV_REFERENCES, _markdown_table, score
+from ..scaling.exponents import FitSettings, fit_experiment
+from ..scaling.regime_rule import RegimeThresholds
 from ..scaling.statistics import NORM_STATISTICS
-from ..scaling.tables import _fail, check_networks, read_csv_checked
+from ..scaling.tables import check_networks, corrupt_input, read_csv_checked
+from ..verdict.references import CONV_REFERENCES
+from ..verdict.render import markdown_table
+from ..verdict.score import score
 from .extract import NORMS, ROLES, quantity_name
 
 #: The status of a network that ran its schedule; the only one that enters the fits.
@@ -41,7 +44,7 @@ def read_conv_statistics(path: str | os.PathLike, networks: Mapping | None = Non
     want = {(quantity_name(q, n), s) for q in ROLES for n in NORMS for s in NORM_STATISTICS}
     read = table.drop_duplicates(["depth", "seed"])
     if set(zip(table["quantity"], table["statistic"])) != want or len(table) != len(read) * len(want):
-        raise _fail(path, f"is incomplete: {len(table)} rows where {len(read)} networks x {len(want)} "
+        raise corrupt_input(path, f"is incomplete: {len(table)} rows where {len(read)} networks x {len(want)} "
                           "statistics were expected")
     check_networks(path, table, networks)
     return table
@@ -98,10 +101,10 @@ def scorecard_markdown(exponents: pd.DataFrame, regimes: pd.DataFrame, rounding:
         "conv2 as δ_k, operator norms by the FFT method. An exponent row agrees when the reading lies in our "
         f"95 % seed-bootstrap interval widened by {rounding:g} (the readings have one decimal).",
         "",
-        _markdown_table(rows),
+        markdown_table(rows),
         "",
         "## Regimes (docs/maths.md §3)",
         "",
-        _markdown_table(regime_rows),
+        markdown_table(regime_rows),
         "",
     ])

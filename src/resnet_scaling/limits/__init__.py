@@ -11,7 +11,7 @@ comparisons).
 - :mod:`.synthetic`: synthetic weight paths with known limits;
 - :mod:`.convergence`: the convergence study and its predicted rates;
 - :mod:`.coefficients`: kernel estimates of drift and covariance of trained weights;
-- :mod:`.regime`: which limit an experiment gets; :mod:`.pathwise`: limits driven by the
+- :mod:`.choice`: which limit an experiment gets; :mod:`.pathwise`: limits driven by the
   network's own weights; :mod:`.trained`: the fits of trained networks;
 - :mod:`.note`, :mod:`.writers`: the note and the rule outputs.
 
@@ -34,7 +34,7 @@ from .convergence import (
 from .network import network_states, unit_inputs
 from .note import limits_note
 from .pathwise import block_edges, pathwise_limit
-from .regime import LIMITS, choose_limit, estimate_beta, fit_depths, normalise_regime, read_beta, read_population, read_regime
+from .choice import LIMITS, choose_limit, estimate_beta, fit_depths, normalise_regime, read_beta, read_population, read_regime
 from .synthetic import (
     CASES,
     SYNTHETIC_DEFAULTS,

@@ -1,5 +1,5 @@
-"""Which limit to fit to a trained experiment: its regime and β from the scaling stage
-(docs/maths.md §3, §4)."""
+"""The choice of the limit to fit to a trained experiment (:func:`choose_limit`), made from the
+regime and β the scaling stage found for it (docs/maths.md §3, §4)."""
 
 from __future__ import annotations
 
@@ -51,12 +51,12 @@ def choose_limit(regime: str, activation: str, delta_type: str, beta: float, bet
 def read_regime(regimes_csv, experiment: str) -> str:
     """The regime the scaling stage found for an experiment's primary population (``regimes.csv``:
     experiment, regime)."""
-    from ..scaling.tables import _fail, read_regimes
+    from ..scaling.tables import corrupt_input, read_regimes
 
     table = primary_rows(read_regimes(regimes_csv))
     row = table[table["experiment"] == experiment]
     if row.empty:
-        raise _fail(regimes_csv, f"has no regime for experiment {experiment!r}")
+        raise corrupt_input(regimes_csv, f"has no regime for experiment {experiment!r}")
     return normalise_regime(row["regime"].iloc[0])
 
 

@@ -24,7 +24,7 @@ from ..training.activations import get_activation
 from .coefficients import KernelWeightPathLaw, coefficient_agreement, estimate_coefficients
 from .network import network_states
 from .pathwise import pathwise_limit
-from .regime import choose_limit, estimate_beta, normalise_regime
+from .choice import choose_limit, estimate_beta, normalise_regime
 
 
 @dataclass

@@ -8,10 +8,10 @@ from typing import Sequence
 import pandas as pd
 
 from ..io import write_csv, write_json, write_text
-from ..scaling.tables import _fail, read_csv_checked, read_json, read_table
+from ..scaling.tables import corrupt_input, read_csv_checked, read_json, read_table
 from .convergence import convergence_fits, convergence_table
 from .note import limits_note
-from .regime import read_beta, read_population, read_regime
+from .choice import read_beta, read_population, read_regime
 from .trained import fit_trained
 
 
@@ -75,9 +75,9 @@ def read_pathwise_verdicts(path) -> pd.DataFrame:
                              not_null=("experiment", "population", "direction", "verdict"))
     unknown = sorted(set(table["verdict"]) - set(VERDICTS))
     if unknown:
-        raise _fail(path, f"has the unknown verdicts {unknown}")
+        raise corrupt_input(path, f"has the unknown verdicts {unknown}")
     if table.duplicated(["experiment", "population", "direction"]).any():
-        raise _fail(path, "has an experiment, population and direction twice")
+        raise corrupt_input(path, "has an experiment, population and direction twice")
     return table
 
 
@@ -107,7 +107,7 @@ def read_summary(path) -> pd.DataFrame:
     columns every row has must be filled."""
     table = read_csv_checked(path, SUMMARY_COLUMNS, not_null=SUMMARY_COLUMNS)
     if table["experiment"].duplicated().any():
-        raise _fail(path, "has an experiment twice")
+        raise corrupt_input(path, "has an experiment twice")
     return table
 
 
@@ -121,7 +121,7 @@ def write_signatures(train_paths: Sequence, dataset_path, cfg: dict, out_csv, *,
     data, _ = read_npz(dataset_path)
     for key in ("x_test", "y_test"):
         if key not in data:
-            raise _fail(dataset_path, f"has no array {key!r}")
+            raise corrupt_input(dataset_path, f"has no array {key!r}")
     n = int(cfg["n_inputs"])
     table = experiment_signatures(train_paths, data["x_test"][:n], data["y_test"][:n], cfg["blocks"],
                                   experiment=experiment, progress=True)

@@ -4,8 +4,8 @@ SDE or neither regime (docs/maths.md §8).
 A *cell* is one choice of activation × initialisation along depth × residual scale ×
 optimiser. Each cell is an experiment of the usual kind (the trainer of
 :mod:`..training.train`), trained at every depth of the study, then classified by the
-statistics of :mod:`..scaling.statistics`, the exponents and the regime rule of
-:mod:`..scaling.exponents` — the code path of the scaling stage.
+statistics of :mod:`..scaling.statistics`, the exponents of :mod:`..scaling.exponents` and the
+regime rule of :mod:`..scaling.regime_rule` — the code path of the scaling stage.
 
 The anchor (:func:`anchor_statistics`, :func:`anchor_slopes`) repeats the setting of Marion et al.
 (2024, Fig. 1) — the two-matrix block ``h + V σ(W h)/L`` with GELU, V₀ = 0 and one Gaussian W₀
@@ -28,7 +28,8 @@ import pandas as pd
 
 from ..config import MIN_FIT_DEPTHS, ConfigError, check_experiment, load_schema, schema_error
 from ..io import stable_seed
-from ..scaling.exponents import FitSettings, RegimeThresholds, SeedGrid, fit_experiment, fit_grid
+from ..scaling.exponents import FitSettings, SeedGrid, fit_experiment, fit_grid
+from ..scaling.regime_rule import RegimeThresholds
 from ..scaling.statistics import experiment_statistics, sequence_statistics
 from ..scaling.weights import TrainedWeights, effective_weights, from_training
 

@@ -16,7 +16,8 @@ from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 import pandas as pd
 import seaborn as sns
 
-from ..scaling.exponents import ROUGH_ODE, RegimeThresholds, primary_rows
+from ..scaling.exponents import primary_rows
+from ..scaling.regime_rule import ROUGH_ODE, RegimeThresholds
 from ..scaling.statistics import expected_slope
 from ..scaling.weights import INCLUDE_STATUS, primary_quantity
 from . import log_ticks, save_figure

@@ -1,4 +1,4 @@
-"""Scaling exponents with uncertainty, and the regime of an experiment (docs/maths.md §3).
+"""Scaling exponents with uncertainty, one verdict per population (docs/maths.md §3).
 
 Exponent = −(OLS slope of log statistic on log L) over the depths of a fit window, every
 (depth, seed) network one point. Uncertainty, besides the OLS standard error, comes from a
@@ -14,17 +14,8 @@ weights (1000 replications each; checked in ``tests/test_exponents.py``).
 
 The same resampled seeds serve every statistic of an experiment, so each bootstrap draw is
 a joint draw of all slopes: the regime rule applied draw by draw says how often the data
-support the regime found on the point estimates (``support``).
-
-Regime rule on the effective weights M = δA (thresholds in :class:`RegimeThresholds`):
-- ODE: increment-ratio slope ≤ −0.5 and exponent of M ≈ 1;
-- SDE: increment-ratio slope ≈ 0, exponent of M ≈ 1/2, quadratic-variation slope ≈ 0;
-- ODE (rough weights): increment-ratio slope ≈ 0, exponent of M ≈ 1, quadratic-variation
-  slope ≈ −1 (the layer noise averages out: the mean-field ODE of docs/maths.md §4(e));
-- neither otherwise;
-and ``undetermined`` when one of the three slopes cannot be fitted (too few depths), and
-``no usable networks`` when every network of the experiment was excluded (diverged, out of
-epochs, non-finite): its row says why, and the other experiments are fitted as usual.
+support the regime found on the point estimates (``support``). The rule itself, with its
+thresholds, is :mod:`.regime_rule`.
 
 One verdict per population (:func:`fit_populations`): where the networks the original rule
 admits (``include_status``: converged and stopped on the plateau) split into those of the
@@ -45,11 +36,7 @@ from scipy import stats as sps
 
 from ..config import section_settings
 from ..io import stable_seed
-
-#: The regime of an experiment none of whose networks may enter a fit.
-NO_USABLE_NETWORKS = "no usable networks"
-#: The regime of a population with too few depths for the regime rule's fits.
-NOT_EVALUATED = "not evaluated"
+from .regime_rule import NO_USABLE_NETWORKS, NOT_EVALUATED, RegimeThresholds, depth_gap_cut, regime_of
 
 #: Columns that describe an experiment and are carried from the statistics table.
 LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta", "shuffle")
@@ -57,36 +44,7 @@ LABEL_COLUMNS = ("experiment", "dataset", "dataset_kind", "activation", "delta",
 
 #: The schema's defaults of the ``scaling`` section: the dataclasses below take theirs from it.
 _SCALING_DEFAULTS = section_settings("scaling", {})
-_REGIME, _FIT, _BOOTSTRAP, _POPULATION = (_SCALING_DEFAULTS[key] for key in ("regime", "fit", "bootstrap", "population"))
-
-
-@dataclass(frozen=True)
-class RegimeThresholds:
-    """Thresholds of the regime rule (docs/maths.md §3); ``quantity`` and ``exponent_statistic`` say
-    which exponent is compared with 1 (ODE) and 1/2 (SDE). Defaults: the schema's ``scaling.regime``."""
-
-    quantity: str = _REGIME["quantity"]
-    exponent_statistic: str = _REGIME["exponent_statistic"]
-    ode_increment_ratio_max: float = _REGIME["ode_increment_ratio_max"]
-    ode_exponent: float = _REGIME["ode_exponent"]
-    ode_exponent_tol: float = _REGIME["ode_exponent_tol"]
-    sde_increment_ratio_tol: float = _REGIME["sde_increment_ratio_tol"]
-    sde_exponent: float = _REGIME["sde_exponent"]
-    sde_exponent_tol: float = _REGIME["sde_exponent_tol"]
-    sde_quadratic_variation_tol: float = _REGIME["sde_quadratic_variation_tol"]
-    rough_quadratic_variation: float = _REGIME["rough_quadratic_variation"]
-    rough_quadratic_variation_tol: float = _REGIME["rough_quadratic_variation_tol"]
-    max_ci_width: float = _REGIME["max_ci_width"]
-    sensitivity: float = _REGIME["sensitivity"]
-    max_depth_gap: float = _REGIME["max_depth_gap"]
-
-    @classmethod
-    def from_config(cls, cfg: dict | None) -> "RegimeThresholds":
-        cfg = dict(cfg or {})
-        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown keys in scaling.regime: {unknown}")
-        return cls(**cfg)
+_FIT, _BOOTSTRAP, _POPULATION = (_SCALING_DEFAULTS[key] for key in ("fit", "bootstrap", "population"))
 
 
 @dataclass(frozen=True)
@@ -321,30 +279,6 @@ def _welch_dof(x: np.ndarray, logy: np.ndarray, present: np.ndarray, count: np.n
     return float(a.sum() ** 2 / denominator) if denominator > 0 else float((n[multi] - 1).sum())
 
 
-#: Weights of size 1/L whose increments are as large as the weights: the mean-field ODE of
-#: docs/maths.md §4(e).
-ROUGH_ODE = "ODE (rough weights)"
-
-
-def classify(increment_ratio_slope, exponent, quadratic_variation_slope, th: RegimeThresholds) -> np.ndarray:
-    """The regime rule of docs/maths.md §3, elementwise: 'ODE', 'SDE', 'ODE (rough weights)' or 'neither'."""
-    r = np.asarray(increment_ratio_slope, dtype=float)
-    e = np.asarray(exponent, dtype=float)
-    q = np.asarray(quadratic_variation_slope, dtype=float)
-    ode = (r <= th.ode_increment_ratio_max) & (np.abs(e - th.ode_exponent) <= th.ode_exponent_tol)
-    sde = (
-        (np.abs(r) <= th.sde_increment_ratio_tol)
-        & (np.abs(e - th.sde_exponent) <= th.sde_exponent_tol)
-        & (np.abs(q) <= th.sde_quadratic_variation_tol)
-    )
-    rough = (
-        (np.abs(r) <= th.sde_increment_ratio_tol)
-        & (np.abs(e - th.ode_exponent) <= th.ode_exponent_tol)
-        & (np.abs(q - th.rough_quadratic_variation) <= th.rough_quadratic_variation_tol)
-    )
-    return np.where(ode, "ODE", np.where(sde, "SDE", np.where(rough, ROUGH_ODE, "neither")))
-
-
 def usable(networks: pd.DataFrame, include) -> pd.Series:
     """Mask of the networks (rows with status, finite) that may enter a fit."""
     return networks["finite"].astype(bool) & networks["status"].isin(include)
@@ -392,93 +326,6 @@ def fit_experiment(
     regime = {**labels, **regime, "n_usable": n_usable, "n_excluded": n_excluded, "excluded": excluded,
               "note": note}
     return table, regime
-
-
-def regime_of(fits: dict, th: RegimeThresholds) -> dict:
-    """The regime from the point estimates, with the evidence and its bootstrap support."""
-    need = {
-        "exponent": (th.quantity, th.exponent_statistic),
-        "increment_ratio": (th.quantity, "increment_ratio"),
-        "quadratic_variation": (th.quantity, "quadratic_variation"),
-    }
-    missing = [f"{q}/{s}" for q, s in need.values() if (q, s) not in fits]
-    if missing:
-        raise ValueError(f"the regime rule needs the statistics {missing}")
-    e, r, q = (fits[need[k]] for k in ("exponent", "increment_ratio", "quadratic_variation"))
-    why, sensitivity = "", ""
-    if not all(np.isfinite([e.slope, r.slope, q.slope])):
-        regime, support = "undetermined", np.nan
-    else:
-        regime = classify(r.slope, -e.slope, q.slope, th).item()
-        per_draw = classify(r.draws, -e.draws, q.draws, th)
-        valid = np.isfinite(r.draws) & np.isfinite(e.draws) & np.isfinite(q.draws)
-        support = float((per_draw[valid] == regime).mean()) if valid.any() else np.nan
-        sensitivity = threshold_sensitivity(r.slope, -e.slope, q.slope, th)
-        wide = [name for name, f in (("exponent", e), ("increment-ratio", r), ("quadratic-variation", q))
-                if not f.slope_ci_high - f.slope_ci_low <= th.max_ci_width]
-        if wide:
-            why = (f"the point estimates read {regime}, but the {', '.join(wide)} interval"
-                   f"{'s are' if len(wide) > 1 else ' is'} wider than {th.max_ci_width:g}")
-            regime = "undetermined"
-    return {
-        "regime": regime,
-        "support": support,
-        "undetermined_because": why,
-        "sensitivity": sensitivity,
-        "quantity": th.quantity,
-        "exponent_statistic": th.exponent_statistic,
-        "exponent": -e.slope,
-        "exponent_ci_low": -e.slope_ci_high,
-        "exponent_ci_high": -e.slope_ci_low,
-        "increment_ratio_slope": r.slope,
-        "increment_ratio_ci_low": r.slope_ci_low,
-        "increment_ratio_ci_high": r.slope_ci_high,
-        "quadratic_variation_slope": q.slope,
-        "quadratic_variation_ci_low": q.slope_ci_low,
-        "quadratic_variation_ci_high": q.slope_ci_high,
-        "n_depths": e.n_depths,
-        "n_seeds": e.n_seeds,
-        "rule": rule_text(th),
-    }
-
-
-#: The edges and tolerances of the rule that :func:`threshold_sensitivity` moves.
-MOVABLE_THRESHOLDS = ("ode_increment_ratio_max", "ode_exponent_tol", "sde_increment_ratio_tol", "sde_exponent_tol",
-                      "sde_quadratic_variation_tol", "rough_quadratic_variation_tol")
-
-
-def threshold_sensitivity(increment_ratio_slope: float, exponent: float, quadratic_variation_slope: float,
-                          th: RegimeThresholds) -> str:
-    """The regime of the point estimates when each threshold moves by ± ``th.sensitivity`` in turn:
-    'robust …' or the list of the moves that flip it."""
-    base = classify(increment_ratio_slope, exponent, quadratic_variation_slope, th).item()
-    flips = []
-    for name in MOVABLE_THRESHOLDS:
-        for sign in (-1, 1):
-            value = getattr(th, name) + sign * th.sensitivity
-            if name.endswith("_tol") and value < 0:
-                continue
-            other = classify(increment_ratio_slope, exponent, quadratic_variation_slope,
-                             replace(th, **{name: value})).item()
-            if other != base:
-                flips.append(f"{other} with {name} {value:g}")
-    if not flips:
-        return f"robust to ±{th.sensitivity:g} on every threshold"
-    return "flips: " + "; ".join(flips)
-
-
-def rule_text(th: RegimeThresholds) -> str:
-    """The thresholds of the rule in words, for the evidence column of ``regimes.csv``."""
-    e = f"exponent of {th.quantity} ({th.exponent_statistic})"
-    return (
-        f"ODE: increment-ratio slope <= {th.ode_increment_ratio_max:g} and |{e} - {th.ode_exponent:g}| "
-        f"<= {th.ode_exponent_tol:g}; SDE: |increment-ratio slope| <= {th.sde_increment_ratio_tol:g}, "
-        f"|{e} - {th.sde_exponent:g}| <= {th.sde_exponent_tol:g}, |quadratic-variation slope| <= "
-        f"{th.sde_quadratic_variation_tol:g}; ODE (rough weights): |increment-ratio slope| <= "
-        f"{th.sde_increment_ratio_tol:g}, |{e} - {th.ode_exponent:g}| <= {th.ode_exponent_tol:g}, "
-        f"|quadratic-variation slope - ({th.rough_quadratic_variation:g})| <= {th.rough_quadratic_variation_tol:g}; "
-        "neither otherwise"
-    )
 
 
 def exponents_of(exponents: pd.DataFrame, experiment: str, statistic: str = "rms_norm") -> dict[str, float]:
@@ -582,20 +429,6 @@ def fit_populations(
         regimes.append({**regime, **extra, "population_depths": n_depths})
     order = sorted(range(len(regimes)), key=lambda i: not regimes[i]["primary"])
     return pd.concat([frames[i] for i in order], ignore_index=True), [regimes[i] for i in order]
-
-
-def depth_gap_cut(depths, max_gap: float, min_depths: int, label: str = "") -> tuple[int | None, str]:
-    """Where a population's depths have a gap wider than the factor ``max_gap`` with fewer than
-    ``min_depths`` depths beyond it: the last depth before the first such gap, and a note saying so
-    (a verdict is not carried by a few depths across a gap); (None, '') otherwise."""
-    d = np.unique(np.asarray(depths, dtype=int))
-    for i in range(1, len(d)):
-        ratio = d[i] / d[i - 1]
-        if ratio > max_gap and len(d) - i < min_depths:
-            beyond = len(d) - i
-            return int(d[i - 1]), (f"fits stop at L = {d[i - 1]}: beyond a gap to L = {d[i]} (x{ratio:.1f}) only "
-                                   f"{beyond} depth{'s' * (beyond != 1)} hold {label + ' ' if label else ''}networks")
-    return None, ""
 
 
 def primary_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import stable_seed
-from .exponents import FitSettings, RegimeThresholds, SeedGrid, fit_grid, population_label, population_masks, usable
+from .exponents import FitSettings, SeedGrid, fit_grid, population_label, population_masks, usable
+from .regime_rule import RegimeThresholds
 from .weights import primary_quantity
 
 #: Network sets of the inclusion analysis, from the strictest.

@@ -25,7 +25,9 @@ class CorruptInputError(ValueError):
     """A result file that cannot be used; the message names it and how to recover."""
 
 
-def _fail(path, problem: str) -> CorruptInputError:
+def corrupt_input(path, problem: str) -> CorruptInputError:
+    """The error to raise for a result file with ``problem``: one sentence naming the file, what
+    is wrong and that deleting it makes the workflow rebuild it."""
     return CorruptInputError(f"{path}: {problem}; delete {path} and rerun the workflow to rebuild it")
 
 
@@ -43,19 +45,19 @@ def read_csv_checked(
     except FileNotFoundError:
         raise CorruptInputError(f"{path}: missing; rerun the workflow to build it") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"not a readable CSV table ({str(exc).splitlines()[0]})") from None
+        raise corrupt_input(path, f"not a readable CSV table ({str(exc).splitlines()[0]})") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise _fail(path, f"lacks the columns {missing}")
+        raise corrupt_input(path, f"lacks the columns {missing}")
     if table.empty and not allow_empty:
-        raise _fail(path, "has no rows")
+        raise corrupt_input(path, "has no rows")
     for column in not_null:
         if table[column].isna().any():
-            raise _fail(path, f"has {int(table[column].isna().sum())} row(s) without a value in {column!r} (truncated?)")
+            raise corrupt_input(path, f"has {int(table[column].isna().sum())} row(s) without a value in {column!r} (truncated?)")
     for column in finite:
         values = pd.to_numeric(table[column], errors="coerce")
         if not np.isfinite(values).all():
-            raise _fail(path, f"has non-finite or non-numeric values in {column!r}")
+            raise corrupt_input(path, f"has non-finite or non-numeric values in {column!r}")
     return table
 
 
@@ -67,7 +69,7 @@ def read_table(path: str | os.PathLike, *, allow_empty: bool = False) -> pd.Data
         filled_before = table.iloc[:-1].notna().all()
         cut = [c for c in table.columns if filled_before[c] and pd.isna(table[c].iloc[-1])]
         if cut:
-            raise _fail(path, f"has its last line cut (no value in {cut[:3]})")
+            raise corrupt_input(path, f"has its last line cut (no value in {cut[:3]})")
     return table
 
 
@@ -81,7 +83,7 @@ def read_json(path: str | os.PathLike):
     except FileNotFoundError:
         raise CorruptInputError(f"{path}: missing; rerun the workflow to build it") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"is not valid JSON ({exc})") from None
+        raise corrupt_input(path, f"is not valid JSON ({exc})") from None
 
 
 def expected_pairs(delta_type: str) -> set[tuple[str, str]]:
@@ -98,7 +100,7 @@ def check_networks(path, table: pd.DataFrame, networks: Mapping | None) -> None:
     name = str(networks["experiment"])
     others = sorted(set(table["experiment"].astype(str)) - {name})
     if others:
-        raise _fail(path, f"holds rows of experiment(s) {others}, where only {name!r} belongs")
+        raise corrupt_input(path, f"holds rows of experiment(s) {others}, where only {name!r} belongs")
     want = {(int(d), s) for d in networks["depths"] for s in range(int(networks["seeds"]))}
     have = set(zip(table["depth"].astype(int), table["seed"].astype(int)))
     missing, extra = sorted(want - have), sorted(have - want)
@@ -106,7 +108,7 @@ def check_networks(path, table: pd.DataFrame, networks: Mapping | None) -> None:
         depths = sorted({int(d) for d in networks["depths"]})
         which = (f"lacks {len(missing)} of them (first: depth {missing[0][0]}, seed {missing[0][1]})" if missing
                  else f"holds {len(extra)} network(s) it should not (first: depth {extra[0][0]}, seed {extra[0][1]})")
-        raise _fail(path, f"does not hold the networks the config trains for {name!r} ({len(depths)} depths "
+        raise corrupt_input(path, f"does not hold the networks the config trains for {name!r} ({len(depths)} depths "
                           f"{depths[0]}..{depths[-1]} x {int(networks['seeds'])} seeds): it {which}")
 
 
@@ -122,7 +124,7 @@ def read_statistics(path: str | os.PathLike, networks: Mapping | None = None) ->
     networks_read = table.drop_duplicates(["depth", "seed"])
     have = set(zip(table["quantity"], table["statistic"]))
     if have != want or len(table) != len(networks_read) * len(want):
-        raise _fail(path, f"is incomplete: {len(table)} rows where {len(networks_read)} networks x {len(want)} "
+        raise corrupt_input(path, f"is incomplete: {len(table)} rows where {len(networks_read)} networks x {len(want)} "
                           "statistics were expected")
     check_networks(path, table, networks)
     return table
@@ -134,7 +136,7 @@ def read_training(path: str | os.PathLike, networks: Mapping | None = None) -> p
     table = read_csv_checked(path, ("experiment", "depth", "seed", "status"), finite=("depth", "seed"),
                              not_null=("experiment", "status"))
     if table.duplicated(["experiment", "depth", "seed"]).any():
-        raise _fail(path, "has the same (experiment, depth, seed) twice")
+        raise corrupt_input(path, "has the same (experiment, depth, seed) twice")
     check_networks(path, table, networks)
     return table
 
@@ -155,12 +157,12 @@ def read_exponents(path: str | os.PathLike, experiments: Sequence[str] | None = 
         want = expected_pairs(str(part["delta"].iloc[0]))
         have = list(zip(part["quantity"], part["statistic"]))
         if set(have) != want or len(have) != len(want):
-            raise _fail(path, f"is incomplete: experiment {exp!r} has {len(have)} of its {len(want)} rows")
+            raise corrupt_input(path, f"is incomplete: experiment {exp!r} has {len(have)} of its {len(want)} rows")
         fitted = part["n_depths"] >= 2
         if "evaluated" in part:  # a population with too few depths has no numbers
             fitted &= _flag(part["evaluated"])
         if not np.isfinite(part.loc[fitted, "exponent"]).all():
-            raise _fail(path, f"has a fitted exponent of experiment {exp!r} that is not a finite number")
+            raise corrupt_input(path, f"has a fitted exponent of experiment {exp!r} that is not a finite number")
     _check_primary(path, table)
     return table
 
@@ -178,7 +180,7 @@ def _check_primary(path, table: pd.DataFrame) -> None:
     count = primary.drop_duplicates(["experiment", "population"]).groupby("experiment").size()
     bad = sorted(set(table["experiment"]) - set(count[count == 1].index))
     if bad:
-        raise _fail(path, f"has not exactly one primary population for the experiments {bad}")
+        raise corrupt_input(path, f"has not exactly one primary population for the experiments {bad}")
 
 
 REGIME_COLUMNS = ("experiment", "regime", "exponent", "increment_ratio_slope", "quadratic_variation_slope",
@@ -192,10 +194,10 @@ def read_regimes(path: str | os.PathLike, experiments: Sequence[str] | None = No
     table = read_csv_checked(path, REGIME_COLUMNS, finite=("n_depths", "n_seeds", "n_usable", "n_excluded"),
                              not_null=("experiment", "regime"))
     if table.duplicated([c for c in ("experiment", "population") if c in table]).any():
-        raise _fail(path, "has an experiment (population) twice")
+        raise corrupt_input(path, "has an experiment (population) twice")
     unknown = sorted(set(table["regime"]) - set(REGIMES))
     if unknown:
-        raise _fail(path, f"has the unknown regimes {unknown}")
+        raise corrupt_input(path, f"has the unknown regimes {unknown}")
     _check_experiments(path, table, experiments)
     _check_primary(path, table)
     return table
@@ -207,7 +209,7 @@ def read_primary_population(path: str | os.PathLike, experiment: str) -> tuple[s
     rows = primary_rows(read_regimes(path))
     rows = rows[rows["experiment"] == experiment]
     if rows.empty:
-        raise _fail(path, f"has no regime for experiment {experiment!r}")
+        raise corrupt_input(path, f"has no regime for experiment {experiment!r}")
     if "population" not in rows or not isinstance(rows["population"].iloc[0], str):
         return None
     return population_statuses(rows["population"].iloc[0])
@@ -219,10 +221,10 @@ def _check_experiments(path, table: pd.DataFrame, experiments: Sequence[str] | N
         return
     missing = sorted(set(experiments) - set(table["experiment"]))
     if missing:
-        raise _fail(path, f"has no rows for the experiments {missing}")
+        raise corrupt_input(path, f"has no rows for the experiments {missing}")
     extra = sorted(set(table["experiment"]) - set(experiments))
     if extra:
-        raise _fail(path, f"has rows for the experiments {extra}, which the config does not run")
+        raise corrupt_input(path, f"has rows for the experiments {extra}, which the config does not run")
 
 
 ROBUSTNESS_COLUMNS = ("experiment", "quantity", "statistic", "analysis", "variant", "exponent", "ci_low", "ci_high",
@@ -234,5 +236,5 @@ def read_robustness(path: str | os.PathLike) -> pd.DataFrame:
     table = read_csv_checked(path, ROBUSTNESS_COLUMNS, finite=("n_depths", "n_networks"),
                              not_null=("experiment", "quantity", "statistic", "analysis", "variant"), allow_empty=True)
     if not set(table["analysis"]) <= {"window", "inclusion", "steps"}:
-        raise _fail(path, f"has unknown analyses {sorted(set(table['analysis']) - {'window', 'inclusion', 'steps'})}")
+        raise corrupt_input(path, f"has unknown analyses {sorted(set(table['analysis']) - {'window', 'inclusion', 'steps'})}")
     return table
