@@ -21,7 +21,7 @@ CONFIGS ?= config/config.yaml
 RUN_DIR ?= $(shell $(VENV)/bin/python -m resnet_scaling.runs $(CONFIGS))
 GALLERY ?= figures
 
-.PHONY: run test test-all phase-diagram gallery
+.PHONY: run test test-all phase-diagram transfer gallery
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ gallery: $(VENV)/.installed
 # The opt-in training-side phase diagram (README: "Which training choices give which regime").
 phase-diagram: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake phase_diagram --cores $(CORES) --configfile config/config.yaml
+
+# The opt-in learning-rate transfer study (docs/maths.md §9), in the run folder of its overlay.
+transfer: $(VENV)/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake transfer --cores $(CORES) --configfile config/config.yaml config/overlays/transfer.yaml
 
 # The fast tier leaves out the tests marked slow (pyproject.toml) and the real-Slurm test.
 test: $(VENV)/.installed

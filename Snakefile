@@ -27,6 +27,7 @@ include: "workflow/rules/verdict.smk"
 include: "workflow/rules/init_limits.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/cifar.smk"
+include: "workflow/rules/transfer.smk"
 include: "workflow/rules/phase_diagram.smk"
 
 
@@ -36,6 +37,7 @@ rule all:
         fixed_outputs(),
         checkpoint_outputs,
         CIFAR_OUTPUTS if CONV_EXPERIMENTS else [],
+        TRANSFER_OUTPUTS if config["transfer"]["enabled"] else [],
 
 
 # Every rule that runs a script or a notebook reruns when the code it runs changes.

@@ -12,7 +12,8 @@ from workflow_utils import ROOT
 PACKAGE = ROOT / "src" / "resnet_scaling"
 # Rule file of each stage → its folder in the package.
 STAGES = {"train": "training", "scaling": "scaling", "limits": "limits", "fbsde": "fbsde",
-          "init_limits": "init_limits", "phase_diagram": "phase_diagram", "cifar": "cnn", "verdict": "verdict"}
+          "init_limits": "init_limits", "phase_diagram": "phase_diagram", "cifar": "cnn", "verdict": "verdict",
+          "transfer": "transfer"}
 #: The folders that may import the verdict stage: itself, the convolutional stage (whose own
 #: scorecard scores with it) and the tools outside the DAG; every other stage comes before it.
 AFTER_VERDICT = {"verdict", "cnn", "analyse", "cli", "gallery", "findings"}
