@@ -7,6 +7,8 @@ from resnet_scaling.io import job_log
 
 sys.stderr = job_log(snakemake.log[0], "a")
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+# one line per run here, not the trainer's line per epoch (about 30,000 of them a cell)
+logging.getLogger("resnet_scaling.training").setLevel(logging.WARNING)
 
 import torch  # noqa: E402
 

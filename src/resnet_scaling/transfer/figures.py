@@ -57,7 +57,7 @@ def loss_lr_figure(runs: pd.DataFrame, transfer: pd.DataFrame, path, n_seeds: in
                 ax.plot(d["lr_base"], d["loss"], marker="o", ms=2.5, lw=1.2, color=palette[depth], label=f"L = {depth}")
                 bad = d[d["diverged"]]
                 ax.plot(bad["lr_base"], np.full(len(bad), 0.97), ls="none", marker="x", ms=4, color=palette[depth],
-                        transform=ax.get_xaxis_transform(), clip_on=False)
+                        transform=ax.get_xaxis_transform())
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             hit = transfer[(transfer["dataset"] == dataset) & (transfer["block"] == block)
@@ -69,9 +69,9 @@ def loss_lr_figure(runs: pd.DataFrame, transfer: pd.DataFrame, path, n_seeds: in
             ax.set_xlabel("base learning rate" if i == len(facets) - 1 else "")
             ax.set_ylabel(f"final training loss\n(geom. mean, {n_seeds} seeds)" if j == 0 else "")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(depths), bbox_to_anchor=(0.5, 1.0 + 0.02 / len(facets)),
-               title="depth (× on the top edge: a seed diverged there, no loss drawn)")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title_fontsize=8,
+               title="depth\n(× on a panel's top edge:\na seed diverged at that\nrate, no loss drawn)")
     save_figure(fig, path)
 
 
