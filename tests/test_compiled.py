@@ -226,3 +226,34 @@ def test_float32_training_agrees_with_the_per_layer_engine(options):
     assert list(ours.status) == list(reference.status) and np.array_equal(ours.epochs, reference.epochs)
     for key in ("epoch_loss", "train_loss", "test_loss"):
         np.testing.assert_allclose(ours.histories[key], reference.histories[key], rtol=1e-5, equal_nan=True)
+
+
+def test_engine_compiled_fails_instead_of_falling_back(monkeypatch):
+    import pytest
+
+    from resnet_scaling.training import compiled
+    from resnet_scaling.training.resnet import ResNetEnsemble
+
+    net = ResNetEnsemble.initialise(8, 3, [0, 1], delta_type="shared", init="xavier-depth", init_sd=0.01,
+                                    activation="gelu")
+    with pytest.raises(RuntimeError, match="engine: compiled was asked for, but the compiled engine cannot run "
+                                           r"\(activation 'gelu'\)"):
+        net.select_engine("compiled")
+    monkeypatch.setitem(compiled._state, "lib", None)
+    monkeypatch.setitem(compiled._state, "reason", "no C++ compiler found")
+    tanh = ResNetEnsemble.initialise(8, 3, [0, 1], delta_type="shared", init="xavier-depth", init_sd=0.01,
+                                     activation="tanh")
+    with pytest.raises(RuntimeError, match="unavailable here: no C\\+\\+ compiler found"):
+        tanh.select_engine("compiled")
+    assert tanh.select_engine("auto") == "per-layer"
+
+
+def test_training_outputs_record_the_engine_its_instruction_set_and_compiler():
+    from resnet_scaling.training import compiled
+
+    if compiled.library() is None:
+        import pytest
+
+        pytest.skip(f"no compiled engine here: {compiled.unavailable_reason()}")
+    info = compiled.build_info()
+    assert info["instruction_set"] in ("avx2", "base") and info["compiler"]

@@ -44,7 +44,7 @@ SOURCES = (CSRC / "fc_engine.cpp", CSRC / "fc_kernels.h")
 #: the AVX2 kernels are selected at run time instead (csrc/fc_engine.cpp).
 CFLAGS = ("-O3", "-ffp-contract=fast", "-Wno-psabi")
 ACTIVATION_CODES = {"tanh": 0, "relu": 1}
-ENGINES = ("auto", "per-layer")
+ENGINES = ("auto", "compiled", "per-layer")
 #: The record of the built library, beside it: its file name, size and sha256.
 RECORD = "library.json"
 
@@ -184,6 +184,29 @@ def instruction_set() -> str | None:
     """``avx2`` or ``base``: the kernels the library runs on this CPU (None without a library)."""
     lib = library()
     return None if lib is None else ("avx2" if lib.rs_fc_instruction_set() else "base")
+
+
+def build_info() -> dict:
+    """What the compiled engine runs on, for the training outputs' metadata: the kernels'
+    instruction set and the first line of the C++ compiler's ``--version`` (``$CXX`` or ``c++``,
+    as torch's extension builder uses)."""
+    import os
+    import subprocess
+
+    if "compiler" not in _state:
+        compiler = os.environ.get("CXX", "c++")
+        try:
+            out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+            _state["compiler"] = out.splitlines()[0].strip() if out else compiler
+        except (OSError, subprocess.SubprocessError):
+            _state["compiler"] = f"{compiler} (no version)"
+    return {"instruction_set": instruction_set(), "compiler": _state["compiler"]}
+
+
+def unavailable_reason() -> str | None:
+    """Why the compiled engine could not be built or loaded in this process (None if it loads)."""
+    library()
+    return _state.get("reason")
 
 
 def unsupported(params: dict[str, torch.Tensor], activation: str) -> str | None:

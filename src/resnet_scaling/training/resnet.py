@@ -108,12 +108,21 @@ class ResNetEnsemble:
 
         ``auto``: the compiled loop over layers (:mod:`.compiled`) where it applies — the
         one-matrix block, tanh or ReLU, on the CPU — and builds, else the per-layer engine.
+        ``compiled``: the compiled loop or an error saying why it cannot run (no fallback).
         ``per-layer``: this module's batched per-layer operations. The explicit adjoint
         (:meth:`trajectory`, :meth:`adjoint`) and the differentiable pass are per-layer either way.
         """
         if engine not in compiled.ENGINES:
             raise ValueError(f"unknown engine {engine!r}; expected one of {compiled.ENGINES}")
         self._compiled = None
+        if engine == "compiled":
+            reason = compiled.unsupported(self.params, self.activation.name)
+            if reason is None and compiled.library() is None:
+                reason = f"it is unavailable here: {compiled.unavailable_reason()}"
+            if reason is not None:
+                raise RuntimeError(f"engine: compiled was asked for, but the compiled engine cannot run ({reason}); "
+                                   "set engine: auto to train with the per-layer engine instead")
+            self._compiled = compiled.library()
         if engine == "auto":
             reason = compiled.unsupported(self.params, self.activation.name)
             if reason is None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import experiment_defaults, with_schema_defaults
 from ..io import stable_seed, write_npz
-from . import checkpoint
+from . import checkpoint, compiled
 from .checkpoint import Checkpointing
 from .resnet import ResNetEnsemble, resolve_device
 
@@ -434,6 +434,7 @@ def _result(job: _Job, net: ResNetEnsemble, state: dict, initial: dict, engine_u
             "device": str(job.dev),
             "dtype": dtype,
             "engine": engine_used,
+            "engine_build": compiled.build_info() if engine_used == "compiled" else {},
             "wall_time_s": state["wall_time_s"],
             "stop_reason": list(state["reason"]),
             "initial_loss": state["initial_loss"].tolist(),
