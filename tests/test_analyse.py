@@ -93,7 +93,9 @@ def write_stacked(folder: Path, beta: float, alpha: float, layout: str) -> None:
 def test_smooth_stacked_npz_recovers_known_exponents_and_ode(tmp_path, layout):
     beta, alpha = 0.3, 0.7
     write_stacked(tmp_path / "runs", beta, alpha, layout)
-    m = example_map("stacked_npz.yaml", layout=layout, analysis=FAST)
+    # 3 seeds whose δ = c_s L^{-α} differ in c_s: a quadratic-variation interval about 0.7 wide,
+    # which the default max_ci_width (0.5) would call undetermined
+    m = example_map("stacked_npz.yaml", layout=layout, analysis={**FAST, "regime": {"max_ci_width": 1.0}})
     exponents, regimes = analyse([str(tmp_path / "runs" / "run_L*_seed*.npz")], m, tmp_path / "out")
     # A shared δ = c_s L^{-α} stored in float32: its max norm is exactly that, so the slope is −α
     assert row(exponents, "delta", "max_norm")["exponent"] == pytest.approx(alpha, abs=1e-6)
@@ -488,7 +490,8 @@ def test_cli_main_writes_the_report_and_prints_the_regime(tmp_path, capsys):
     assert main(["analyse", str(tmp_path / "runs" / "*.npz"), "--map", str(map_path), "--out",
                  str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"^stacked: ODE \(support \d+%\); exponent of M \(rms_norm\) (0\.9|1\.0)\d\d \[", printed, re.M)
+    assert re.search(r"^stacked \[converged networks: 15 converged; primary verdict\]: [\w ()]+ \(support \d+%\); "
+                     r"exponent of M \(rms_norm\) (0\.9|1\.0)\d\d \[", printed, re.M)
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| stacked |" in report and "figures/scaling_max_norm.png" in report
 
@@ -506,7 +509,7 @@ def test_installed_entry_point_runs(tmp_path):
     entry = Path(sys.executable).parent / "resnet-scaling"
     command = [str(entry)] if entry.exists() else [sys.executable, "-m", "resnet_scaling.cli"]
     help_text = subprocess.run([*command, "analyse", "--help"], capture_output=True, text=True, timeout=120)
-    assert help_text.returncode == 0 and "example:" in help_text.stdout and "--map" in help_text.stdout
+    assert help_text.returncode == 0 and "example (" in help_text.stdout and "--map" in help_text.stdout
     proc = subprocess.run([*command, "analyse", str(tmp_path / "missing.pt"), "--map",
                            str(MAPS / "mlp_modulelist.yaml"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
@@ -649,3 +652,317 @@ def test_the_l_of_a_torchvision_stage_is_said(tmp_path, capsys):
     assert (networks["blocks"] == networks["depth"] - 1).all()
     text = (MAPS / "torchvision_resnet.yaml").read_text()
     assert "n - 1 blocks" in text and "L = n" in text
+
+
+# -- each network once, and every glob ends ---------------------------------------------------
+
+
+def test_files_reached_through_two_paths_count_once(tmp_path):
+    """The same files through a symlinked folder, a hard link and a second glob: the seeds of each
+    depth are the 3 files written, not 6, and the fit is the one of the files read once."""
+    beta = 0.3
+    write_stacked(tmp_path / "runs", beta, 0.7, "row")
+    (tmp_path / "alias").symlink_to(tmp_path / "runs", target_is_directory=True)
+    os.link(tmp_path / "runs" / "run_L8_seed0.npz", tmp_path / "run_L8_seed0_link.npz")
+    m = example_map("stacked_npz.yaml", files=r"run_L(?P<depth>\d+)_seed\d+(_link)?\.npz$", analysis=FAST)
+    once, _ = analyse([str(tmp_path / "runs" / "*.npz")], m, tmp_path / "once")
+    twice, _ = analyse([str(tmp_path / "runs" / "*.npz"), str(tmp_path / "alias" / "*.npz"),
+                        str(tmp_path / "**" / "*.npz")], m, tmp_path / "twice")
+    for exponents in (once, twice):
+        fit = row(exponents, "A", "rms_norm")
+        assert (fit["n_depths"], fit["n_seeds"]) == (len(DEPTHS), len(SEEDS))
+        assert fit["exponent"] == pytest.approx(beta, abs=0.01)
+    for column in ("exponent", "ci_low", "ci_high"):
+        assert row(twice, "M", "rms_norm")[column] == row(once, "M", "rms_norm")[column]
+    assert len(pd.read_csv(tmp_path / "twice" / "networks.csv")) == len(DEPTHS) * len(SEEDS)
+
+
+def test_a_glob_over_a_symlink_loop_ends_and_a_file_limit_stops_it(tmp_path, monkeypatch):
+    import resnet_scaling.analyse.networks as networks
+
+    write_stacked(tmp_path / "runs", 0.3, 0.7, "row")
+    (tmp_path / "runs" / "loop").symlink_to(tmp_path / "runs", target_is_directory=True)
+    (tmp_path / "runs" / "again").symlink_to(tmp_path / "runs", target_is_directory=True)
+    (tmp_path / "runs" / "up").symlink_to(tmp_path, target_is_directory=True)
+    files = networks.expand_inputs([str(tmp_path / "**" / "*.npz")])
+    assert len(files) == len(DEPTHS) * len(SEEDS)
+    assert len({f.name for f in files}) == len(files)
+    monkeypatch.setattr(networks, "MAX_FILES", 10)
+    with pytest.raises(AnalyseError, match=r"\*\*/\*\.npz: matches more than 10 files"):
+        networks.expand_inputs([str(tmp_path / "**" / "*.npz")])
+    assert networks.glob_files(str(tmp_path / "runs" / "run_L8_*.npz")) == [
+        str(tmp_path / "runs" / f"run_L8_seed{s}.npz") for s in SEEDS]
+
+
+@pytest.mark.parametrize("case", ["zero header", "header beyond the file", "data beyond the file",
+                                  "bytes after the data"])
+def test_a_safetensors_header_is_checked_before_the_data_is_read(tmp_path, case):
+    """A 2 GB file (sparse: no disk used) is refused from its first bytes, without reading it."""
+    import tracemalloc
+
+    big = 2 * 1024**3
+    header = json.dumps({"A": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as fh:
+        if case == "header beyond the file":
+            fh.write(struct.pack("<Q", 4 * big))
+        elif case == "data beyond the file":
+            wide = json.dumps({"A": {"dtype": "F32", "shape": [big], "data_offsets": [0, 4 * big]}}).encode()
+            fh.write(struct.pack("<Q", len(wide)) + wide)
+        elif case == "bytes after the data":
+            fh.write(struct.pack("<Q", len(header)) + header + bytes(16))
+        fh.truncate(big if case != "data beyond the file" else 1024)
+    expected = {"zero header": "is not a .safetensors file (its header is not JSON",
+                "header beyond the file": "is truncated or not a .safetensors file",
+                "data beyond the file": "is truncated (its tensors need",
+                "bytes after the data": "bytes after the last tensor"}[case]
+    tracemalloc.start()
+    try:
+        with pytest.raises(AnalyseError) as info:
+            read_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value).startswith(f"{path}: ") and expected in str(info.value)
+    assert peak < 10 * 1024**2
+
+
+def test_all_zero_and_constant_networks_are_named_and_left_out(tmp_path, capsys):
+    """Seed 1 at L = 16 all zero, seed 2 at L = 32 tied (one block repeated): each is named in one
+    sentence and left out; the fit uses the others, which still give β, with 2 networks at those depths."""
+    beta = 0.3
+    write_stacked(tmp_path, beta, 0.7, "row")
+    with np.load(tmp_path / "run_L16_seed1.npz") as data:
+        np.savez(tmp_path / "run_L16_seed1.npz", A=np.zeros_like(data["A"]), b=data["b"], delta=data["delta"])
+    with np.load(tmp_path / "run_L32_seed2.npz") as data:
+        A, b = np.repeat(data["A"][:1], 32, axis=0), np.repeat(data["b"][:1], 32, axis=0)
+        np.savez(tmp_path / "run_L32_seed2.npz", A=A, b=b, delta=data["delta"])
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text((MAPS / "stacked_npz.yaml").read_text() + "analysis: {bootstrap: {resamples: 200}}\n")
+    assert main(["analyse", str(tmp_path / "run_*.npz"), "--map", str(map_path), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'run_L16_seed1.npz'}: every weight of the mapped blocks is zero" in err
+    assert f"{tmp_path / 'run_L32_seed2.npz'}: every block has the same weights (a constant network" in err
+    exponents = pd.read_csv(tmp_path / "out" / "exponents.csv")
+    fit = row(exponents, "A", "rms_norm")
+    assert fit["exponent"] == pytest.approx(beta, abs=0.01)
+    assert (fit["n_excluded"], fit["excluded"]) == (2, "all-zero:1; constant:1")
+    networks = pd.read_csv(tmp_path / "out" / "networks.csv").set_index(["depth", "seed"])
+    assert networks.loc[(16, 1), "status"] == "all-zero" and networks.loc[(32, 2), "status"] == "constant"
+    statistics = pd.read_csv(tmp_path / "out" / "statistics.csv")
+    used = statistics[statistics["status"] == "converged"].drop_duplicates(["depth", "seed"]).groupby("depth").size()
+    assert used.to_dict() == {8: 3, 16: 2, 32: 2, 64: 3, 128: 3}
+    assert "Few networks per depth" in err and "L = 16: 2, L = 32: 2" in err
+
+
+# -- what the analysis cannot know --------------------------------------------------------
+
+
+class ScaledBlock(nn.Module):
+    """h + tanh(linear(h)) / L: the multiplier lives in forward(), in no tensor."""
+
+    def __init__(self, d: int, depth: int):
+        super().__init__()
+        self.linear = nn.Linear(d, d)
+        self.depth = depth
+
+    def forward(self, h):
+        return h + torch.tanh(self.linear(h)) / self.depth
+
+
+def scaled_networks(folder: Path, depths=DEPTHS, d: int = 5) -> None:
+    """Smooth weights of exponent 0 (A_k = f(k/L)) in blocks that divide by L in forward()."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for L in depths:
+        for s in SEEDS:
+            blocks = nn.ModuleList(ScaledBlock(d, L) for _ in range(L))
+            A, b = smooth(L, 0.0, d, s)
+            with torch.no_grad():
+                for k, block in enumerate(blocks):
+                    block.linear.weight.copy_(torch.tensor(A[k]))
+                    block.linear.bias.copy_(torch.tensor(b[k]))
+            torch.save(blocks.state_dict(), folder / f"net_L{L}_seed{s}.pt")
+
+
+SCALED_MAP = {"name": "scaled", "files": r"net_L(?P<depth>\d+)_seed(?P<seed>\d+)\.pt$", "analysis": FAST,
+              "tensors": {"A": r"(?P<block>\d+)\.linear\.weight", "b": r"(?P<block>\d+)\.linear\.bias"}}
+
+
+@pytest.mark.parametrize("scale, known", [("1/L", 1.0), ("1/sqrt(L)", 0.5), (0.1, 0.0), (None, 0.0)])
+def test_a_branch_scale_in_the_forward_pass_enters_m(tmp_path, scale, known):
+    """M_k = A_k/L for A_k = f(k/L): exponent 1 exactly; L^{-1/2}: 1/2; a constant leaves it 0."""
+    scaled_networks(tmp_path / "in")
+    raw = {**SCALED_MAP, **({"branch_scale": scale} if scale is not None else {})}
+    exponents, regimes = analyse([str(tmp_path / "in" / "*.pt")], parse_map(raw, "scaled.yaml"), tmp_path / "out")
+    fit = row(exponents, "M", "rms_norm")
+    assert fit["exponent"] == pytest.approx(known, abs=0.01)
+    assert fit["ci_low"] - 0.01 <= known <= fit["ci_high"] + 0.01
+    assert row(exponents, "A", "rms_norm")["exponent"] == pytest.approx(0.0, abs=0.01)
+    assert "delta" not in set(exponents["quantity"])  # known, not trained: no quantity of its own
+    assert regimes.iloc[0]["delta"] == ("none" if scale is None else "fixed")
+
+
+def test_a_branch_scale_multiplies_a_mapped_delta():
+    m = parse_map({"tensors": {"A": "A", "delta": "delta"}, "branch_scale": "1 / sqrt(L)"}, "my.yaml")
+    assert m.scale(16) == pytest.approx(0.25) and m.branch_scale == "1/sqrt(L)"
+
+
+@pytest.mark.parametrize("value", ["1/L^2", "L", "exp(-L)", 0, True, ".nan"])
+def test_a_branch_scale_that_cannot_be_read_is_refused_naming_the_key(value):
+    with pytest.raises(AnalyseError, match=r"^my\.yaml: branch_scale: .*accepted forms: 1/L, 1/sqrt\(L\), or a number"):
+        parse_map({"tensors": {"A": "A"}, "branch_scale": value}, "my.yaml")
+
+
+class TwoMatrixBlock(nn.Module):
+    """h + V σ(W h + b) / L with W = fc1 (m, d), V = fc2 (d, m)."""
+
+    def __init__(self, d: int, m: int, depth: int):
+        super().__init__()
+        self.fc1 = nn.Linear(d, m)
+        self.fc2 = nn.Linear(m, d, bias=False)
+        self.depth = depth
+
+    def forward(self, h):
+        return h + self.fc2(torch.tanh(self.fc1(h))) / self.depth
+
+
+TWO_MATRIX_MAP = {"name": "two", "files": r"two_L(?P<depth>\d+)_seed(?P<seed>\d+)\.pt$", "branch_scale": "1/L",
+                  "analysis": FAST, "tensors": {"W": r"(?P<block>\d+)\.fc1\.weight",
+                                                "V": r"(?P<block>\d+)\.fc2\.weight",
+                                                "b": r"(?P<block>\d+)\.fc1\.bias"}}
+
+
+def test_two_matrix_blocks_are_analysed_through_the_pair_v_w(tmp_path):
+    """W_k = L^{-0.2} f(k/L), V_k = L^{-0.6} g(k/L): W and V have exponents 0.2 and 0.6; the
+    analysis's A is Z_k = (V_k, W_k), ‖Z_k‖² = ‖V_k‖² + ‖W_k‖², and M = Z/L."""
+    d, width = 3, 5
+    for L in DEPTHS:
+        for s in SEEDS:
+            blocks = nn.ModuleList(TwoMatrixBlock(d, width, L) for _ in range(L))
+            W, b = smooth(L, 0.2, width, s)
+            V, _ = smooth(L, 0.6, width, s + 50)
+            with torch.no_grad():
+                for k, block in enumerate(blocks):
+                    block.fc1.weight.copy_(torch.tensor(W[k][:, :d]))
+                    block.fc1.bias.copy_(torch.tensor(b[k]))
+                    block.fc2.weight.copy_(torch.tensor(V[k][:d, :]))
+            assert blocks[0](torch.randn(2, d)).shape == (2, d)
+            torch.save(blocks.state_dict(), tmp_path / f"two_L{L}_seed{s}.pt")
+    exponents, regimes = analyse([str(tmp_path / "two_*.pt")], parse_map(TWO_MATRIX_MAP, "two.yaml"), tmp_path / "out")
+    assert row(exponents, "W", "rms_norm")["exponent"] == pytest.approx(0.2, abs=0.015)
+    assert row(exponents, "V", "rms_norm")["exponent"] == pytest.approx(0.6, abs=0.015)
+    state = torch.load(tmp_path / "two_L8_seed1.pt", weights_only=True)
+    Z = [math.sqrt(float(state[f"{k}.fc1.weight"].double().square().sum()
+                         + state[f"{k}.fc2.weight"].double().square().sum())) for k in range(8)]
+    statistics = pd.read_csv(tmp_path / "out" / "statistics.csv")
+    one = statistics.query("depth == 8 and seed == 1 and statistic == 'max_norm'").set_index("quantity")["value"]
+    assert one["A"] == pytest.approx(max(Z), rel=1e-12) and one["M"] == pytest.approx(max(Z) / 8, rel=1e-12)
+    m_fit = row(exponents, "M", "rms_norm")
+    assert 1.2 - 0.02 <= m_fit["exponent"] <= 1.6 + 0.02  # between 1 + 0.2 and 1 + 0.6: a sum of both
+    assert "pair Z_k = (V_k, W_k)" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("tensors, message", [
+    ({"W": "W"}, r"tensors\.V: missing; the two-matrix block"),
+    ({"A": "A", "W": "W", "V": "V"}, r"tensors\.A: given with tensors\.W/V"),
+])
+def test_two_matrix_maps_are_checked(tensors, message):
+    with pytest.raises(AnalyseError, match=r"^my\.yaml: " + message):
+        parse_map({"tensors": tensors}, "my.yaml")
+    with pytest.raises(AnalyseError, match=r"^my\.yaml: norm: operator is not defined for the pair"):
+        parse_map({"tensors": {"W": "W", "V": "V"}, "norm": "operator"}, "my.yaml")
+
+
+def test_two_matrix_blocks_of_shapes_that_do_not_fit_are_refused(tmp_path):
+    np.savez(tmp_path / "two_L4_seed0.npz", W=np.ones((4, 5, 3)), V=np.ones((4, 5, 3)))
+    m = parse_map({"tensors": {"W": "W", "V": "V"}}, "my.yaml")
+    with pytest.raises(AnalyseError, match=r"two_L4_seed0\.npz: tensors\.V \('V'\): blocks of shape \(5, 3\) do not "
+                                           r"fit W's \(5, 3\): h \+ V σ\(W h \+ b\) needs V of shape \(3, 5\)"):
+        read_network(tmp_path / "two_L4_seed0.npz", m)
+
+
+def init_networks(folder: Path, init, depths=(4, 8, 16, 32), d: int = 16) -> None:
+    """mlp_L{L}_seed0.pt state_dicts of MLPResNet(d, L) whose weights are ``init(weight, L, k)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for L in depths:
+        torch.manual_seed(L)
+        model = MLPResNet(d, L)
+        with torch.no_grad():
+            for k, block in enumerate(model.blocks):
+                init(block.linear.weight, L, k)
+        torch.save(model.state_dict(), folder / f"mlp_L{L}_seed0.pt")
+
+
+def test_untrained_looking_weights_thin_fits_and_a_missing_status_are_warned(tmp_path, capsys):
+    """PyTorch's default init left as it is, at 4 depths with one network each: three warnings
+    (no status, one network per depth, untrained weights), on stderr and in the report."""
+    init_networks(tmp_path / "in", lambda w, L, k: None)
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text((MAPS / "mlp_modulelist.yaml").read_text() + "analysis: {bootstrap: {resamples: 50}}\n")
+    assert main(["analyse", str(tmp_path / "in" / "*.pt"), "--map", str(map_path), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("resnet-scaling analyse: warning: ")]
+    assert len(warnings) == 3, err
+    assert "No training status: the map has no `status`, so all 4 networks are assumed converged" in warnings[0]
+    assert ("Weights that look untrained: 4 of the 4 networks of experiment 'mlp_resnet'" in warnings[1]
+            and "PyTorch's default init U(±1/√fan_in) of nn.Linear/nn.Conv2d at fan-in 16" in warnings[1])
+    assert "fewer than 3 networks at 4 of its 4 depths" in warnings[2]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Warnings" in report and "Weights that look untrained" in report
+    assert (tmp_path / "out" / "warnings.txt").read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize("init, law", [
+    (lambda w, L, k: nn.init.xavier_normal_(w), "Xavier/Glorot normal"),
+    (lambda w, L, k: nn.init.kaiming_normal_(w), "He/Kaiming normal"),
+    (lambda w, L, k: w.add_(0.1 * torch.randn_like(w)), None),  # moved away from the law: as if trained
+    (lambda w, L, k: w.copy_(torch.tensor(smooth(L, 0.0, 16, 0)[0][k] / 4)), None),  # smooth in depth
+])
+def test_weights_close_to_an_initialisation_law_are_recognised(tmp_path, init, law):
+    from resnet_scaling.analyse.networks import untrained
+
+    init_networks(tmp_path, init, depths=(8,))
+    found = untrained(read_network(tmp_path / "mlp_L8_seed0.pt", example_map("mlp_modulelist.yaml")))[0]
+    assert (found is None) if law is None else (found is not None and found.startswith(law)), found
+
+
+def test_each_verdict_names_its_population(tmp_path, capsys):
+    """Converged and plateau-stopped networks are two populations: each printed line says which."""
+    from resnet_scaling.io import write_npz
+
+    for L in DEPTHS:
+        A, b = (np.stack(x) for x in zip(*(smooth(L, 0.3, 4, s) for s in range(4))))
+        delta = np.array([[shared_delta(L, 0.7, s)] * L for s in range(4)])
+        write_npz(tmp_path / "results" / "train" / "toy" / f"depth_{L}.npz",
+                  metadata={"experiment": "toy", "depth": L, "config": {"delta": "shared", "activation": "tanh"}},
+                  A=A, b=b, delta=delta, seeds=np.arange(4),
+                  status=np.array(["converged", "converged", "stopped", "stopped"]))
+    raw = yaml.safe_load((MAPS / "workflow_outputs.yaml").read_text())
+    raw["analysis"] = {**FAST, "include_status": ["converged", "stopped"], "fit": {"min_depth": 8}}
+    map_path = tmp_path / "map.yaml"
+    map_path.write_text(yaml.safe_dump(raw))
+    assert main(["analyse", str(tmp_path / "results" / "train" / "*" / "depth_*.npz"), "--map", str(map_path),
+                 "--out", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("toy ")]
+    assert [line.split("]")[0] for line in lines] == [
+        "toy [converged networks: 10 converged; primary verdict",
+        "toy [converged+stopped networks: 10 converged, 10 stopped; secondary verdict"]
+    assert "5 depths x 2 seeds" in lines[0] and "5 depths x 4 seeds" in lines[1]
+
+
+def test_the_example_script_trains_saves_and_analyses(tmp_path):
+    """examples/train_mlp_resnets.py end to end on tiny sizes: checkpoints where the README's
+    glob finds them, and the command's verdict, warnings and report."""
+    script = ROOT / "examples" / "train_mlp_resnets.py"
+    proc = subprocess.run([sys.executable, str(script), "--depths", "4", "8", "16", "--seeds", "2", "--steps", "20",
+                           "--samples", "32"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(p.name for p in (tmp_path / "checkpoints").glob("mlp_L*_seed*.pt"))
+    assert written == sorted(f"mlp_L{L}_seed{s}.pt" for L in (4, 8, 16) for s in range(2))
+    assert re.search(r"^mlp_resnet \[converged networks: 6 converged; primary verdict\]: ", proc.stdout, re.M)
+    assert "warning: No training status" in proc.stderr and "warning: Few depths" in proc.stderr
+    assert (tmp_path / "runs" / "analysis" / "report.html").stat().st_size > 0
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Analyse your own networks"):]
+    assert ".venv/bin/python examples/train_mlp_resnets.py" in section
+    assert "resnet-scaling analyse 'checkpoints/mlp_L*_seed*.pt' --map examples/maps/mlp_modulelist.yaml" in section

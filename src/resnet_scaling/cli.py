@@ -1,6 +1,8 @@
 """The ``resnet-scaling`` command: ``resnet-scaling analyse PATH_OR_GLOB... --map MAP.yaml --out DIR``.
 
 Bad input ends the command with one line naming the file and the key, and exit status 2.
+Warnings (what the input cannot support) go to stderr, one line each; each verdict is printed
+with the population it describes (which statuses, how many networks, primary or not).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import sys
 
 EXAMPLE = """\
-example:
+example (examples/train_mlp_resnets.py trains such networks into checkpoints/ and runs it):
   resnet-scaling analyse 'checkpoints/mlp_L*_seed*.pt' --map examples/maps/mlp_modulelist.yaml --out analysis/
 
 with the map examples/maps/mlp_modulelist.yaml:
@@ -23,6 +25,8 @@ with the map examples/maps/mlp_modulelist.yaml:
     delta: 'blocks\\.(?P<block>\\d+)\\.delta'
 
 One file per network (several files at one depth are its seeds), at three depths or more.
+Two-matrix blocks h + δ V σ(W h + b): map W and V instead of A. A multiplier that lives in
+forward() (h + tanh(linear(h))/L): branch_scale: 1/L (or 1/sqrt(L), or a number).
 Writes exponents.csv, regimes.csv, statistics.csv, networks.csv, figures/ and report.md/.html.
 """
 
@@ -58,6 +62,23 @@ def limit_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def verdict_line(r) -> str:
+    """One regime row in words, with the population it is the verdict of: which statuses, how
+    many networks of each, and whether it is the experiment's primary verdict."""
+    population = str(r.get("population", "") or "all")
+    members = ", ".join(f"{n} {s}" for s, n in (x.split(":") for x in str(r.get("members", "")).split("; ")
+                                                    if ":" in x))
+    role = "primary verdict" if str(r.get("primary", True)).lower() in ("true", "1") else "secondary verdict"
+    head = f"{r['experiment']} [{population} networks{': ' + members if members else ''}; {role}]"
+    support = f" (support {r['support']:.0%})" if r["support"] == r["support"] else ""
+    if r["exponent"] != r["exponent"]:
+        note = str(r.get("population_note", "") or r.get("note", "") or "")
+        return f"{head}: {r['regime']}{'; ' + note if note else ''}"
+    return (f"{head}: {r['regime']}{support}; exponent of {r['quantity']} ({r['exponent_statistic']}) "
+            f"{r['exponent']:.3f} [{r['exponent_ci_low']:.3f}, {r['exponent_ci_high']:.3f}]; "
+            f"{int(r['n_depths'])} depths x {int(r['n_seeds'])} seeds")
+
+
 def main(argv=None) -> int:
     """Run the command; returns the exit status."""
     top = parser()
@@ -73,11 +94,10 @@ def main(argv=None) -> int:
     except AnalyseError as exc:
         print(f"resnet-scaling analyse: error: {plain(str(exc))}", file=sys.stderr)
         return 2
+    for warning in regimes.attrs.get("warnings", []):
+        print(f"resnet-scaling analyse: warning: {warning}", file=sys.stderr)
     for _, r in regimes.iterrows():
-        support = f" (support {r['support']:.0%})" if r["support"] == r["support"] else ""
-        print(f"{r['experiment']}: {r['regime']}{support}; exponent of {r['quantity']} ({r['exponent_statistic']}) "
-              f"{r['exponent']:.3f} [{r['exponent_ci_low']:.3f}, {r['exponent_ci_high']:.3f}]; "
-              f"{int(r['n_depths'])} depths x {int(r['n_seeds'])} seeds")
+        print(verdict_line(r))
     print(regimes.attrs["depth_note"])
     print(f"tables, figures and report.html in {args.out}")
     return 0

@@ -4,16 +4,25 @@ No user code: every key is a value or a regular expression. A tensor is named ei
 regular expression with a named group ``block`` (one tensor per residual block, e.g.
 ``blocks\\.(?P<block>\\d+)\\.fc\\.weight``; the group is the block index) or by an exact name
 (one stacked array whose leading axis runs over the blocks, or a single scalar δ). The keys,
-their defaults and meaning are in :data:`MAP_SCHEMA`; ``analysis`` takes the keys of the
+their defaults and meaning are in :func:`map_schema`; ``analysis`` takes the keys of the
 workflow's ``scaling`` config section that the fits use (``fit``, ``bootstrap``, ``regime``,
 ``include_status``, ``detrend_window``), with one difference: by default every depth given
 enters the fits. A map is checked whole before any file is read, and every error is one
 sentence naming the map and the key.
+
+Two residual blocks (docs/maths.md §1): the one-matrix block ``h + δ σ(A h + b)`` maps ``A``;
+the two-matrix block ``h + δ V σ(W h + b)`` maps ``W`` and ``V`` instead, and is analysed, as
+the phase-diagram stage analyses it (:func:`resnet_scaling.phase_diagram.study.anchor_sequences`),
+through the pair Z_k = (V_k, W_k) side by side, which plays A_k (M_k = δ_k Z_k); V and W are
+reported on their own as well. ``branch_scale`` is a multiplier the forward pass applies and
+no tensor holds (``h + tanh(linear(h)) / L``): the δ_k of the analysis is the mapped δ_k (1
+when unmapped) times it, so that M_k = δ_k A_k is the block's effective weight.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +35,10 @@ from ..scaling.regime_rule import RegimeThresholds
 
 #: Roles of the mapped tensors, in the paper's notation h ← h + δ σ(A h + b) (docs/maths.md §1).
 ROLES = ("A", "b", "delta")
+#: Roles of the two-matrix block h ← h + δ V σ(W h + b), mapped instead of A.
+TWO_MATRIX_ROLES = ("W", "V")
+#: The forms of ``branch_scale`` besides a number: the multiplier as a function of the depth L.
+BRANCH_SCALES = {"1/L": lambda L: 1.0 / L, "1/sqrt(L)": lambda L: float(L) ** -0.5}
 #: Named groups a ``files`` pattern may have.
 FILE_GROUPS = ("experiment", "depth", "seed")
 #: The ``scaling`` config keys the fits use; the rest (decomposition, paths, ...) belong to other stages.
@@ -63,9 +76,14 @@ def map_schema() -> dict:
                        "description": "column: y = A x (nn.Linear (out, in), Conv2d (out, in, k, k)); "
                                       "row: y = x A (A stored (in, out), kernels (k, k, in, out))."},
             "tensors": {
-                "type": "object", "additionalProperties": False, "required": ["A"],
-                "properties": {role: name for role in ROLES},
+                "type": "object", "additionalProperties": False,
+                "properties": {role: name for role in (*ROLES, *TWO_MATRIX_ROLES)},
+                "description": "A (one-matrix block h + δ σ(A h + b)), or W and V (two-matrix block "
+                               "h + δ V σ(W h + b)); b and delta optional.",
             },
+            "branch_scale": {"description": "A multiplier of the residual branch that lives in the forward pass, "
+                                            "not in a tensor: 1/L, 1/sqrt(L) or a number. The analysis's δ_k is "
+                                            "the mapped δ_k (1 when unmapped) times it."},
             "delta_kind": {"enum": ["shared", "per_block"],
                            "description": "How δ is parametrised (default: shared if one value, else per_block)."},
             "seed_axis": {"type": "boolean", "default": False,
@@ -120,6 +138,20 @@ class Map:
     stride: int
     labels: dict
     analysis: dict
+    branch_scale: str | float | None = None
+
+    @property
+    def two_matrix(self) -> bool:
+        """Whether the blocks are h + δ V σ(W h + b) (W and V mapped instead of A)."""
+        return "W" in self.tensors
+
+    def scale(self, depth: int) -> float:
+        """The ``branch_scale`` multiplier of a network of depth L (1 without one)."""
+        if self.branch_scale is None:
+            return 1.0
+        if isinstance(self.branch_scale, str):
+            return BRANCH_SCALES[self.branch_scale](depth)
+        return float(self.branch_scale)
 
     @property
     def settings(self) -> FitSettings:
@@ -148,6 +180,23 @@ def tensor_rule(role: str, text: str, source: str) -> TensorRule:
     return TensorRule(role, text, _compile(text, f"{source}: tensors.{role}"))
 
 
+def parse_branch_scale(value, source: str) -> str | float:
+    """``1/L``, ``1/sqrt(L)`` (spaces ignored) or a finite non-zero number; anything else is refused."""
+    accepted = "accepted forms: 1/L, 1/sqrt(L), or a number such as 0.1"
+    if isinstance(value, str):
+        text = re.sub(r"\s+", "", value)
+        if text in BRANCH_SCALES:
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise AnalyseError(f"{source}: branch_scale: {value!r} is not a multiplier the analysis can read; "
+                               f"{accepted}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+        raise AnalyseError(f"{source}: branch_scale: {value!r} is not a finite non-zero multiplier; {accepted}")
+    return float(value)
+
+
 def parse_map(raw, source: str = "map") -> Map:
     """Validate a map given as a dict (as read from YAML) and fill in its defaults."""
     if not isinstance(raw, dict):
@@ -171,7 +220,23 @@ def parse_map(raw, source: str = "map") -> Map:
         raise AnalyseError(f"{source}: seeds: an array of seeds needs seed_axis: true")
     if "delta_kind" in cfg and "delta" not in cfg["tensors"]:
         raise AnalyseError(f"{source}: delta_kind: given but tensors.delta is not mapped (δ = 1)")
-    tensors = {role: tensor_rule(role, text, source) for role, text in cfg["tensors"].items()}
+    given = cfg["tensors"]
+    if "A" not in given and not {"W", "V"} & set(given):
+        raise AnalyseError(f"{source}: tensors: the required key `A` is missing (or `W` and `V` for a two-matrix "
+                           "block h + δ V σ(W h + b))")
+    if {"W", "V"} & set(given):
+        if "A" in given:
+            raise AnalyseError(f"{source}: tensors.A: given with tensors.W/V; map A for the one-matrix block "
+                               "h + δ σ(A h + b), or W and V for the two-matrix block h + δ V σ(W h + b)")
+        missing = [r for r in TWO_MATRIX_ROLES if r not in given]
+        if missing:
+            raise AnalyseError(f"{source}: tensors.{missing[0]}: missing; the two-matrix block h + δ V σ(W h + b) "
+                               "needs both W and V")
+        if cfg["norm"] == "operator":
+            raise AnalyseError(f"{source}: norm: operator is not defined for the pair Z_k = (V_k, W_k) of a "
+                               "two-matrix block; use frobenius")
+    branch_scale = parse_branch_scale(cfg["branch_scale"], source) if "branch_scale" in cfg else None
+    tensors = {role: tensor_rule(role, text, source) for role, text in given.items()}
     analysis = cfg["analysis"]
     try:
         FitSettings.from_config(analysis), RegimeThresholds.from_config(analysis["regime"])
@@ -195,6 +260,7 @@ def parse_map(raw, source: str = "map") -> Map:
         stride=cfg["stride"],
         labels=dict(cfg.get("labels") or {}),
         analysis=analysis,
+        branch_scale=branch_scale,
     )
 
 

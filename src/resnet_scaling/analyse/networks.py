@@ -11,7 +11,11 @@ kernel (k, k, in, out) becomes (out, in, k, k).
 from __future__ import annotations
 
 import difflib
-import glob
+import fnmatch
+import hashlib
+import math
+import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +57,8 @@ class Network:
     status: np.ndarray  # (S,)
     seeds: np.ndarray | None  # None: numbered by file order within the depth
     labels: dict = field(default_factory=dict)
+    parts: dict = field(default_factory=dict)  # two-matrix block: W (S, L, m, d) and V (S, L, d, m)
+    warnings: list = field(default_factory=list)  # sentences about this file, each naming it
 
 
 def _is_numeric(x: np.ndarray) -> bool:
@@ -189,17 +195,74 @@ def _integer(text, what: str, path) -> int:
         raise AnalyseError(f"{path}: files: the {what} group matched {text!r}, not an integer") from None
 
 
+def _two_matrix(arrays: dict, m: Map, path) -> tuple[Sequence, dict]:
+    """Z_k = (V_k, W_k) side by side (the phase-diagram stage's quantity for this block,
+    :func:`resnet_scaling.phase_diagram.study.anchor_sequences`) as the sequence playing A,
+    and W (S, L, m, d), V (S, L, d, m) in the column convention."""
+    from ..phase_diagram.study import anchor_sequences
+
+    seqs = {}
+    for role in ("W", "V"):
+        rule = m.tensors[role]
+        seq = read_sequence(arrays, rule, path, m.seed_axis)
+        if seq.values.ndim < 3:
+            raise AnalyseError(f"{_where(path, rule)}: a stacked {role} needs a leading axis of blocks"
+                               f"{' after the seed axis' if m.seed_axis else ''}; got shape {seq.values.shape[1:]}")
+        seq.values = _to_column_layout(seq.values, m.layout, _where(path, rule))
+        seqs[role] = seq
+    W, V = seqs["W"], seqs["V"]
+    _check_blocks(m.tensors["V"], V, W, path)
+    w_shape, v_shape = W.values.shape[2:], V.values.shape[2:]
+    if v_shape[:2] != w_shape[1::-1] or v_shape[2:] != w_shape[2:]:
+        raise AnalyseError(f"{_where(path, m.tensors['V'])}: blocks of shape {v_shape} do not fit W's {w_shape}: "
+                           f"h + V σ(W h + b) needs V of shape {(w_shape[1], w_shape[0], *w_shape[2:])}")
+    Z = anchor_sequences({"V": V.values, "A": W.values})["Z"]
+    return Sequence(Z, W.keys, W.blocks), {"W": W, "V": V}
+
+
+def degenerate(A: np.ndarray, b: np.ndarray, delta: np.ndarray) -> list[str | None]:
+    """Per network (axis 0): ``"all-zero"`` when every effective weight δ_k A_k is zero,
+    ``"constant"`` when every block has the same A_k, b_k and δ_k (at least two blocks), else
+    None. Such a network has no scaling to measure: its norms (all-zero) or its increments
+    (constant) are 0, whose logarithm no fit can take."""
+    out: list[str | None] = []
+    for s in range(A.shape[0]):
+        if not np.any(A[s]) or not np.any(delta[s]):
+            out.append("all-zero")
+        elif A.shape[1] > 1 and all(np.array_equal(X[s], np.broadcast_to(X[s, :1], X[s].shape))
+                                    for X in (A, b, delta)):
+            out.append("constant")
+        else:
+            out.append(None)
+    return out
+
+
+DEGENERATE_TEXT = {
+    "all-zero": "every weight of the mapped blocks is zero (an all-zero network: no norm to fit)",
+    "constant": "every block has the same weights (a constant network: no increments to fit)",
+}
+
+
 def read_network(path, m: Map) -> Network:
-    """The mapped layer sequences of one file, checked and in the paper's convention."""
+    """The mapped layer sequences of one file, checked and in the paper's convention.
+
+    An all-zero or constant network (:func:`degenerate`) gets that as its status, which no fit
+    admits, and a sentence naming the file; the others' statistics are fitted as usual."""
     path = Path(path)
     groups = _file_groups(path, m)
     arrays, meta = read_checkpoint(path, m.format, m.container)
-    A = read_sequence(arrays, m.tensors["A"], path, m.seed_axis)
-    where_A = _where(path, m.tensors["A"])
-    if A.values.ndim < 3:
-        raise AnalyseError(f"{where_A}: a stacked A needs a leading axis of blocks"
-                           f"{' after the seed axis' if m.seed_axis else ''}; got shape {A.values.shape[1:]}")
-    A.values = _to_column_layout(A.values, m.layout, where_A)
+    parts: dict[str, Sequence] = {}
+    if m.two_matrix:
+        A, parts = _two_matrix(arrays, m, path)
+        rule_A = m.tensors["W"]
+    else:
+        rule_A = m.tensors["A"]
+        A = read_sequence(arrays, rule_A, path, m.seed_axis)
+        where_A = _where(path, rule_A)
+        if A.values.ndim < 3:
+            raise AnalyseError(f"{where_A}: a stacked A needs a leading axis of blocks"
+                               f"{' after the seed axis' if m.seed_axis else ''}; got shape {A.values.shape[1:]}")
+        A.values = _to_column_layout(A.values, m.layout, where_A)
     S, L = A.values.shape[:2]
     if "b" in m.tensors:
         bseq = read_sequence(arrays, m.tensors["b"], path, m.seed_axis)
@@ -250,11 +313,16 @@ def read_network(path, m: Map) -> Network:
         experiment = groups["experiment"]
     if "depth" in groups:
         depth = _integer(groups["depth"], "depth", path)
+    if m.branch_scale is not None:  # the forward pass's multiplier: δ_k of the analysis includes it
+        delta = delta * m.scale(depth)
+        if delta_type == "none":
+            delta_type = "fixed"  # known, not trained: δ is no quantity of its own
     labels = {"dataset": "", "activation": "", **labels, **m.labels, "delta": delta_type}
 
     included = np.isin(status, list(m.settings.include_status))
-    for values, seq, rule in ((A.values, A, m.tensors["A"]), (b, bseq, m.tensors.get("b")),
-                              (delta, dseq, m.tensors.get("delta"))):
+    checks = [(A.values, A, rule_A), (b, bseq, m.tensors.get("b")), (delta, dseq, m.tensors.get("delta"))]
+    checks += [(seq.values, seq, m.tensors[role]) for role, seq in parts.items()]
+    for values, seq, rule in checks:
         if seq is None:
             continue
         bad = ~np.isfinite(values.reshape(S, L, -1)).all(axis=2) & included[:, None]
@@ -263,22 +331,244 @@ def read_network(path, m: Map) -> Network:
             key = seq.keys[k] if seq.blocks is not None else seq.keys[0]
             seed_text = f", seed {s}" if S > 1 else ""
             raise AnalyseError(f"{path}: {key!r} ({rule.key}, block {k}{seed_text}) has non-finite weights")
-    return Network(str(path), experiment, depth, A.values, b, delta, delta_type, status, seeds, labels)
+
+    warnings = []
+    kinds = degenerate(A.values, b, delta)
+    for kind in ("all-zero", "constant"):
+        which = [s for s in range(S) if kinds[s] == kind]
+        if not which:
+            continue
+        status = status.copy()
+        status[which] = kind
+        named = (f"seed{'s' * (len(which) > 1)} {', '.join(str(seeds[s] if seeds is not None else s) for s in which)}"
+                 if S > 1 else "")
+        warnings.append(f"{path}: {named + ': ' if named else ''}{DEGENERATE_TEXT[kind]}; left out of the fits "
+                        f"(status {kind!r}).")
+    return Network(str(path), experiment, depth, A.values, b, delta, delta_type, status, seeds, labels,
+                   parts={role: seq.values for role, seq in parts.items()}, warnings=warnings)
+
+
+#: Initialisation laws that a network's weights are compared with (:func:`initialisation_law`):
+#: name, shape of the law (normal or uniform) and variance as a function of fan-in f and fan-out o.
+INIT_LAWS = (
+    ("PyTorch's default init U(±1/√fan_in) of nn.Linear/nn.Conv2d", "uniform", lambda f, o: 1 / (3 * f)),
+    ("Xavier/Glorot uniform U(±√(6/(fan_in + fan_out)))", "uniform", lambda f, o: 2 / (f + o)),
+    ("Xavier/Glorot normal N(0, 2/(fan_in + fan_out))", "normal", lambda f, o: 2 / (f + o)),
+    ("LeCun normal N(0, 1/fan_in)", "normal", lambda f, o: 1 / f),
+    ("He/Kaiming normal N(0, 2/fan_in)", "normal", lambda f, o: 2 / f),
+    ("He/Kaiming uniform U(±√(6/fan_in))", "uniform", lambda f, o: 2 / f),
+    ("this workflow's xavier init N(0, 1/fan_in²)", "normal", lambda f, o: 1 / f**2),
+    ("the standard normal N(0, 1)", "normal", lambda f, o: 1.0),
+)
+#: Fewer entries than this per network (all blocks together) cannot tell a law from training.
+UNTRAINED_MIN_ENTRIES = 500
+#: How many standard errors each test of :func:`initialisation_law` allows.
+UNTRAINED_Z = 4.0
+#: The criterion in words, for the warnings and the report.
+UNTRAINED_CRITERION = (
+    f"the entries of all its blocks together (at least {UNTRAINED_MIN_ENTRIES}) are consistent with i.i.d. "
+    "draws from a known initialisation law at their fan-in: mean 0, mean square equal to the law's "
+    "variance, the law's shape (every entry within the bound of a uniform law; the kurtosis 3 of a normal "
+    f"one) and no correlation between consecutive blocks, each within {UNTRAINED_Z:g} standard errors")
+
+
+def initialisation_law(X: np.ndarray) -> str | None:
+    """The name of the first law of :data:`INIT_LAWS` whose i.i.d. draws the weights X (L, out,
+    in[, k, k]) of one network are consistent with (:data:`UNTRAINED_CRITERION`), else None.
+
+    With n entries x and the law's variance v, the tests are |mean x| ≤ z √(v/n),
+    |mean x²/v − 1| ≤ z √(c/n) (c = Var x²/v² = 2 for a normal law, 4/5 for a uniform one),
+    max |x| ≤ √(3v) (uniform) or |mean x⁴/(mean x²)² − 3| ≤ z √(24/n) (normal), and the
+    correlation Σ_k ⟨X_k, X_{k+1}⟩ / (Σ_k ‖X_k‖² Σ_k ‖X_{k+1}‖²)^{1/2} of consecutive blocks
+    within z / √(n − n/L), with z = :data:`UNTRAINED_Z`. Trained weights leave a law in
+    their variance or shape, and weights smooth in depth are correlated between blocks.
+    """
+    x = X.reshape(-1)
+    n = x.size
+    if n < UNTRAINED_MIN_ENTRIES or X.ndim < 3 or not np.isfinite(x).all():
+        return None
+    fan_in, fan_out = int(np.prod(X.shape[2:])), int(X.shape[1] * np.prod(X.shape[3:]))
+    z = UNTRAINED_Z
+    m2 = float(np.mean(x * x))
+    if m2 == 0:
+        return None
+    m4 = float(np.mean(x**4))
+    if X.shape[0] > 1:
+        flat = X.reshape(X.shape[0], -1)
+        a, c = flat[:-1].reshape(-1), flat[1:].reshape(-1)
+        correlation = abs(float(a @ c)) / math.sqrt(float(a @ a) * float(c @ c))
+        if correlation > z / math.sqrt(a.size):
+            return None
+    for name, shape, variance in INIT_LAWS:
+        v = variance(fan_in, fan_out)
+        if abs(float(np.mean(x))) > z * math.sqrt(v / n):
+            continue
+        if abs(m2 / v - 1) > z * math.sqrt((2.0 if shape == "normal" else 0.8) / n):
+            continue
+        if shape == "uniform" and float(np.abs(x).max()) > math.sqrt(3 * v) * (1 + 1e-6):
+            continue
+        if shape == "normal" and abs(m4 / m2**2 - 3) > z * math.sqrt(24 / n):
+            continue
+        return f"{name} at fan-in {fan_in}"
+    return None
+
+
+def untrained(net: Network) -> list[str | None]:
+    """Per network of a file: why its weights look untrained (:func:`initialisation_law` of A, or
+    of both W and V for the two-matrix block), or None."""
+    out = []
+    for s in range(net.A.shape[0]):
+        if net.parts:
+            laws = {role: initialisation_law(X[s]) for role, X in net.parts.items()}
+            out.append("; ".join(f"{role}: {law}" for role, law in laws.items()) if all(laws.values()) else None)
+        else:
+            out.append(initialisation_law(net.A[s]))
+    return out
+
+
+#: The most files the inputs of one analysis may name or match (after duplicates are removed);
+#: past it the command stops and asks for narrower patterns.
+MAX_FILES = 10_000
+#: The most directories one glob pattern may search (each entered once, whatever path leads to it).
+MAX_DIRECTORIES = 100_000
+_MAGIC = re.compile(r"[*?[]")
+
+
+def _identity(path: str) -> tuple:
+    """What makes two paths the same file: the device and inode it lives at (one file reached
+    through a symlinked folder, a hard link or two patterns), or where a file system gives no
+    inode, the SHA-256 of its content."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.abspath(path))
+    if st.st_ino:
+        return ("inode", st.st_dev, st.st_ino)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return ("content", st.st_size, digest.hexdigest())
+
+
+def glob_files(pattern: str) -> list[str]:
+    """The files a glob pattern matches, as :func:`glob.glob` with ``recursive=True`` finds them
+    (``*``, ``?``, ``[...]`` within a name, ``**`` for any number of folders, names starting with
+    a dot only when the pattern's part does), sorted, except that each folder is searched once
+    for each part of the pattern whatever path leads to it: a symlink loop (a folder linking to
+    itself or to a parent) ends instead of recursing forever. Stops with an error past
+    :data:`MAX_FILES` files or :data:`MAX_DIRECTORIES` folders."""
+    absolute = pattern.startswith(os.sep)
+    parts = [p for p in pattern.split(os.sep) if p not in ("", ".")]
+    root_parts = []
+    while parts and len(parts) > 1 and not _MAGIC.search(parts[0]) and parts[0] != "**":
+        root_parts.append(parts.pop(0))
+    root = os.path.join(os.sep if absolute else "", *root_parts) if (absolute or root_parts) else ""
+    if not parts:
+        return [root] if os.path.isfile(root) else []
+    found: list[str] = []
+    seen: set[tuple] = set()
+    directories = 0
+
+    def listing(folder: str) -> list[os.DirEntry]:
+        nonlocal directories
+        directories += 1
+        if directories > MAX_DIRECTORIES:
+            raise AnalyseError(f"{pattern}: searches more than {MAX_DIRECTORIES} folders; name the checkpoints "
+                               "with a narrower pattern")
+        try:
+            with os.scandir(folder or ".") as entries:
+                return sorted(entries, key=lambda e: e.name)
+        except OSError:
+            return []
+
+    def is_dir(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_dir()  # follows symlinks, as glob does; loops end in visit()
+        except OSError:
+            return False
+
+    def visit(folder: str, i: int) -> None:
+        try:
+            st = os.stat(folder or ".")
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino, i) if st.st_ino else (os.path.realpath(folder or "."), i)
+        if key in seen:
+            return
+        seen.add(key)
+        part, last = parts[i], i == len(parts) - 1
+        if part == "**":
+            if last:  # 'x/**' matches the files at any depth below x
+                for entry in listing(folder):
+                    if not entry.name.startswith("."):
+                        if is_dir(entry):
+                            visit(os.path.join(folder, entry.name), i)
+                        else:
+                            add(os.path.join(folder, entry.name))
+                return
+            visit(folder, i + 1)
+            for entry in listing(folder):
+                if not entry.name.startswith(".") and is_dir(entry):
+                    visit(os.path.join(folder, entry.name), i)
+            return
+        if not _MAGIC.search(part):
+            path = os.path.join(folder, part)
+            if last:
+                if os.path.isfile(path):
+                    add(path)
+            elif os.path.isdir(path):
+                visit(path, i + 1)
+            return
+        for entry in listing(folder):
+            if entry.name.startswith(".") and not part.startswith("."):
+                continue
+            if not fnmatch.fnmatchcase(entry.name, part):
+                continue
+            if last:
+                if os.path.isfile(os.path.join(folder, entry.name)):
+                    add(os.path.join(folder, entry.name))
+            elif is_dir(entry):
+                visit(os.path.join(folder, entry.name), i + 1)
+
+    def add(path: str) -> None:
+        found.append(path)
+        if len(found) > MAX_FILES:
+            raise AnalyseError(f"{pattern}: matches more than {MAX_FILES} files (the most one analysis reads); "
+                               "name the checkpoints with a narrower pattern")
+
+    visit(root, 0)
+    return sorted(set(found))
 
 
 def expand_inputs(patterns) -> list[Path]:
-    """Files named or matched by glob patterns, in order, each once; a pattern matching nothing is an error."""
+    """Files named or matched by glob patterns (:func:`glob_files`), in order, each file once.
+
+    Two paths to one file (a symlinked folder, a hard link, two patterns matching the same
+    files) are one file, by its identity (:func:`_identity`), not by the text of the path: the
+    first path found stands for it. A pattern matching nothing is an error, as are more than
+    :data:`MAX_FILES` files in all."""
     out: list[Path] = []
+    identities: set[tuple] = set()
     for pattern in patterns:
         pattern = str(pattern)
-        if Path(pattern).is_file():
-            hits = [pattern]
-        else:
-            hits = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        hits = [pattern] if Path(pattern).is_file() else glob_files(pattern)
         if not hits:
             raise AnalyseError(f"{pattern}: no such file, and no file matches it as a glob pattern")
-        out += [Path(h) for h in hits if Path(h) not in out]
+        for hit in hits:
+            identity = _identity(hit)
+            if identity not in identities:
+                identities.add(identity)
+                out.append(Path(hit))
+        if len(out) > MAX_FILES:
+            raise AnalyseError(f"{pattern}: the inputs name more than {MAX_FILES} files (the most one analysis "
+                               "reads); analyse fewer at a time")
     return out
+
+
+def _role(name: str, m: Map) -> str:
+    """The map key of a role in messages: W/V stand for the A of a two-matrix block."""
+    return "W/V" if name == "A" and m.two_matrix else name
 
 
 def assemble(networks: list[Network], m: Map) -> dict[str, list[TrainedWeights]]:
@@ -293,7 +583,7 @@ def assemble(networks: list[Network], m: Map) -> dict[str, list[TrainedWeights]]
             for name in ("A", "b"):
                 if getattr(net, name).shape[1:] != getattr(first, name).shape[1:]:
                     raise AnalyseError(
-                        f"{net.path}: tensors.{name}: blocks of shape {getattr(net, name).shape[1:]} but "
+                        f"{net.path}: tensors.{_role(name, m)}: blocks of shape {getattr(net, name).shape[1:]} but "
                         f"{first.path} at the same depth {depth} has {getattr(first, name).shape[1:]}")
         explicit = [n.seeds is not None for n in nets]
         if any(explicit) and not all(explicit):
@@ -340,7 +630,7 @@ def _check_experiment(experiment: str, ws: list[TrainedWeights], nets: list[Netw
         if len(shapes) > 1:
             (s0, n0), (s1, n1) = list(shapes.items())[:2]
             raise AnalyseError(
-                f"{n1.path}: tensors.{name}: blocks of shape {s1} at depth {n1.depth}, but {n0.path} at depth "
+                f"{n1.path}: tensors.{_role(name, m)}: blocks of shape {s1} at depth {n1.depth}, but {n0.path} at depth "
                 f"{n0.depth} has {s0}: the networks of experiment {experiment!r} must have one block shape "
                 "(one width) at every depth")
     depths = sorted(w.depth for w in ws)

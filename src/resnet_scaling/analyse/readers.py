@@ -5,6 +5,9 @@ PyTorch ``state_dict``s saved with ``torch.save`` (read with ``weights_only=True
 pickled module is refused, never executed) and ``.safetensors`` (with the ``safetensors``
 package when it is installed, otherwise from the documented layout: an 8-byte little-endian
 header length, a JSON header of dtype, shape and byte offsets, then the raw little-endian data).
+A file's header is checked before anything large is read: a .safetensors header and the sizes
+it declares against the file's size (:func:`safetensors_header`), the first bytes of a PyTorch
+file against the zip and pickle signatures.
 """
 
 from __future__ import annotations
@@ -141,7 +144,63 @@ def _first_line(text: str) -> str:
     return (lines[0] if lines else "no message")[:200]
 
 
+#: The largest JSON header a .safetensors file may declare (the limit of the safetensors package).
+SAFETENSORS_MAX_HEADER = 100_000_000
+
+
+def safetensors_header(path) -> tuple[dict, int]:
+    """(tensor name → dtype, shape, data offsets; offset of the data) of a .safetensors file,
+    checked before any tensor is read: the 8-byte header length and the JSON header are read
+    alone, the header's length and the data it declares are compared with the file's size (the
+    layout leaves no byte undeclared), and every tensor's byte range with its dtype and shape."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise AnalyseError(f"{path}: is not a .safetensors file ({size} bytes, shorter than its header length)")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8 or n > SAFETENSORS_MAX_HEADER:
+            raise AnalyseError(f"{path}: is truncated or not a .safetensors file (its header would be {n} bytes; "
+                               f"the file holds {size})")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError):
+        raise AnalyseError(f"{path}: is not a .safetensors file (its header is not JSON: corrupt, or another "
+                           "format?)") from None
+    data_size = size - 8 - n
+    end = 0
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = (int(x) for x in spec["data_offsets"])
+            shape = [int(x) for x in spec["shape"]]
+            dtype = spec["dtype"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AnalyseError(f"{path}: cannot read as .safetensors (its header lacks the dtype, shape or data "
+                               f"offsets of {name!r}: {type(exc).__name__}: {exc})") from None
+        if dtype != "BF16" and dtype not in SAFETENSORS_DTYPES:
+            raise AnalyseError(f"{path}: tensor {name!r} has the dtype {dtype!r}, which the analysis cannot read")
+        itemsize = 2 if dtype == "BF16" else np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize
+        if not 0 <= start <= stop or stop - start != itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise AnalyseError(f"{path}: cannot read as .safetensors (tensor {name!r} of shape {shape} and dtype "
+                               f"{dtype} has the byte range {start}..{stop})")
+        end = max(end, stop)
+    if end > data_size:
+        raise AnalyseError(f"{path}: is truncated (its tensors need {end} bytes of data; the file holds "
+                           f"{data_size})")
+    if end < data_size:
+        raise AnalyseError(f"{path}: is not a .safetensors file as its header declares ({data_size - end} bytes "
+                           "after the last tensor: damaged, or another format?)")
+    return header, 8 + n
+
+
 def _read_safetensors(path: Path) -> dict:
+    safetensors_header(path)  # the header and the sizes it declares, before any data is read
     try:
         from safetensors.numpy import load_file
     except ImportError:
@@ -153,41 +212,21 @@ def _read_safetensors(path: Path) -> dict:
 
 
 def read_safetensors_layout(path) -> dict:
-    """A .safetensors file read from its documented byte layout (no package needed)."""
+    """A .safetensors file read from its documented byte layout (no package needed): the header
+    first (:func:`safetensors_header`), then each tensor's own bytes."""
     path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise AnalyseError(f"{path}: is not a .safetensors file ({len(data)} bytes, shorter than its header length)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise AnalyseError(f"{path}: is truncated or not a .safetensors file (its header would be {n} bytes; "
-                           f"the file holds {len(data)})")
-    try:
-        header = json.loads(data[8:8 + n])
-    except (ValueError, UnicodeDecodeError):
-        raise AnalyseError(f"{path}: is not a .safetensors file (its header is not JSON: corrupt, or another "
-                           "format?)") from None
-    body = memoryview(data)[8 + n:]
-    try:
-        ends = [int(spec["data_offsets"][1]) for name, spec in header.items() if name != "__metadata__"]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise AnalyseError(f"{path}: cannot read as .safetensors (its header lacks data offsets: "
-                           f"{type(exc).__name__}: {exc})") from None
-    if ends and max(ends) > len(body):
-        raise AnalyseError(f"{path}: is truncated (its tensors need {max(ends)} bytes of data; the file holds "
-                           f"{len(body)})")
-    try:
-        out = {}
+    header, offset = safetensors_header(path)
+    out = {}
+    with open(path, "rb") as fh:
         for name, spec in header.items():
             if name == "__metadata__":
                 continue
-            start, end = spec["data_offsets"]
-            raw = body[start:end]
+            start, end = (int(x) for x in spec["data_offsets"])
+            fh.seek(offset + start)
+            raw = fh.read(end - start)
             if spec["dtype"] == "BF16":  # the high half of a float32
                 array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
             else:
                 array = np.frombuffer(raw, SAFETENSORS_DTYPES[spec["dtype"]])
-            out[name] = array.reshape(spec["shape"]).copy()
-    except (struct.error, ValueError, KeyError, TypeError) as exc:
-        raise AnalyseError(f"{path}: cannot read as .safetensors ({type(exc).__name__}: {exc})") from None
+            out[name] = array.reshape([int(x) for x in spec["shape"]]).copy()
     return out
