@@ -630,8 +630,8 @@ def _check_experiment(experiment: str, ws: list[TrainedWeights], nets: list[Netw
         if len(shapes) > 1:
             (s0, n0), (s1, n1) = list(shapes.items())[:2]
             raise AnalyseError(
-                f"{n1.path}: tensors.{_role(name, m)}: blocks of shape {s1} at depth {n1.depth}, but {n0.path} at depth "
-                f"{n0.depth} has {s0}: the networks of experiment {experiment!r} must have one block shape "
+                f"{n1.path}: tensors.{_role(name, m)}: blocks of shape {s1} at depth {n1.depth}, but {n0.path} "
+                f"at depth {n0.depth} has {s0}: the networks of experiment {experiment!r} must have one block shape "
                 "(one width) at every depth")
     depths = sorted(w.depth for w in ws)
     if len(depths) < MIN_FIT_DEPTHS:
