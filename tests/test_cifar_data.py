@@ -9,7 +9,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from resnet_scaling.training import data, dataset_files, fetch
+from resnet_scaling import dataset_files
+from resnet_scaling.training import data, fetch
 
 
 def write_cifar_batch(path, n, seed):

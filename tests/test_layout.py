@@ -160,3 +160,21 @@ def test_no_function_is_longer_than_the_limit():
                     if n > MAX_FUNCTION_LINES:
                         long.append(f"{path.relative_to(PACKAGE).as_posix()}:{node.name} ({n} lines)")
     assert not long, f"functions longer than {MAX_FUNCTION_LINES} lines: {long}"
+
+
+#: The ground floor: modules every stage may import, which import no stage themselves.
+GROUND_FLOOR = {"resnet_scaling.config", "resnet_scaling.io", "resnet_scaling.dataset_files"}
+
+
+def test_config_stands_on_the_ground_floor():
+    graph = import_graph()
+    reached, todo = set(), ["resnet_scaling.config"]
+    while todo:
+        for target in graph[todo.pop()] - reached:
+            reached.add(target)
+            todo.append(target)
+    above = sorted(reached - GROUND_FLOOR - {"resnet_scaling"})
+    assert not above, "config imports modules above the ground floor: " + ", ".join(above)
+    for name in GROUND_FLOOR:
+        assert graph[name] <= GROUND_FLOOR | {"resnet_scaling"}, f"{name} imports {sorted(graph[name])}"
+

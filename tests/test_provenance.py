@@ -74,7 +74,7 @@ def test_the_script_itself_and_the_schema_defaults_count(tmp_path):
           "torch.set_num_threads(1)")
     assert _digests(work)["workflow/scripts/train.py"] != before["workflow/scripts/train.py"]
     work = copy_workflow(tmp_path / "wf2")
-    schema = work / "workflow/schemas/config.schema.yaml"
+    schema = work / "src/resnet_scaling/config.schema.yaml"
     _edit(schema, "description:", "description: reworded;")
     assert _digests(work) == before  # the library never reads the descriptions
     raw = yaml.safe_load(schema.read_text())

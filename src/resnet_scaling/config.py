@@ -5,15 +5,18 @@ Every error is one sentence naming the key and the value, raised before any job 
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import difflib
+import functools
 import math
 from pathlib import Path
 
-from .training.fetch import missing_source, url_problem
+from .dataset_files import missing_source, url_problem
 
-#: The JSON Schema of the config (defaults live there and only there).
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: The JSON Schema of the config (defaults live there and only there). It ships inside the
+#: package; the workflow validates its config against this same file (workflow/rules/common.smk).
+SCHEMA_PATH = Path(__file__).resolve().with_name("config.schema.yaml")
 #: Fewest depths a log-log fit against depth is allowed to rest on.
 MIN_FIT_DEPTHS = 3
 #: Width of the random feature map that embeds image datasets (docs/maths.md §2).
@@ -152,11 +155,17 @@ def check_config(config: dict) -> None:
 # -- schema errors in one or two lines ----------------------------------------------------
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    """The config schema as a dict."""
+@functools.lru_cache(maxsize=8)
+def _read_schema(path: Path) -> dict:
     import yaml
 
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The config schema as a dict: read once per file, on first use (never at import time),
+    and handed out as a copy, so that defaults filled into a config share nothing with it."""
+    return copy.deepcopy(_read_schema(Path(path).resolve()))
 
 
 def _key_path(parts) -> str:
@@ -241,12 +250,27 @@ def load_configfiles(paths) -> dict:
     """Config files merged in order as Snakemake merges ``--configfile`` files, validated and
     with every schema default filled in."""
     import yaml
-    from snakemake.utils import update_config
 
     config: dict = {}
     for path in paths:
-        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+        merge_config(config, yaml.safe_load(Path(path).read_text()) or {})
     return with_schema_defaults(config)
+
+
+def merge_config(config: dict, overwrite: dict) -> dict:
+    """Merge ``overwrite`` into ``config`` in place, mapping by mapping, as Snakemake merges
+    its config files (``snakemake.utils.update_config``): a later file's value replaces an
+    earlier one, except that two mappings merge key by key."""
+
+    def merge(into, values):
+        for key, value in values.items():
+            if not isinstance(into, collections.abc.Mapping):
+                into = {}
+            into[key] = merge(into.get(key, {}), value) if isinstance(value, collections.abc.Mapping) else value
+        return into
+
+    merge(config, overwrite)
+    return config
 
 
 def section_schema(section: str, schema: dict | None = None) -> dict:

@@ -176,11 +176,17 @@ def data_files(modules: list[Path]) -> list[Path]:
     """The files other than Python that the ``modules`` name in their code: an entry of a
     module's folder (a file, or a subfolder that is not a package, with all its files) whose
     name is in the module's code, such as ``"csrc"`` in ``training/compiled.py``, the C++ of
-    the compiled engine built on first use: code that runs without being imported."""
+    the compiled engine built on first use: code that runs without being imported. The config
+    schema beside ``config.py`` is not one of them: it enters without its descriptions
+    (:func:`_schema_digest`)."""
+    from .config import SCHEMA_PATH
+
     found: set[Path] = set()
     for module in modules:
         for name in _parsed(module)[2]:
             entry = module.parent / name
+            if entry.resolve() == SCHEMA_PATH:
+                continue
             if entry.is_file():
                 found.add(entry)
             elif not (entry / "__init__.py").exists():

@@ -26,6 +26,7 @@ os.environ.update(
 )
 
 from resnet_scaling.config import (  # noqa: E402
+    SCHEMA_PATH,
     ConfigError,
     conv_experiment_defaults,
     analysis_selections,
@@ -43,7 +44,7 @@ from resnet_scaling.runs import (  # noqa: E402
     resolve_data_paths,
     run_directory,
 )
-from resnet_scaling.training.fetch import (  # noqa: E402
+from resnet_scaling.dataset_files import (  # noqa: E402
     DOWNLOADABLE,
     dataset_folder,
     download_names,
@@ -64,7 +65,9 @@ from resnet_scaling.training.resources import (
 _schema_problem = schema_error(config)
 if _schema_problem:
     raise ConfigError(_schema_problem)
-validate(config, schema="../schemas/config.schema.yaml")
+# The schema ships inside the package (src/resnet_scaling/config.schema.yaml): the workflow
+# validates against the very file whose defaults the library fills in.
+validate(config, schema=str(SCHEMA_PATH))
 
 # Every config writes in its own folder (src/resnet_scaling/runs.py): a run started in the
 # repository goes to runs/<config names>-<digest>/, one given --directory stays there. Jobs that

@@ -3,7 +3,7 @@
 # limits, then the trained networks (and the same networks at initialisation) compared with
 # the limit systems of their kernel-smoothed weights, against depth.
 # Settings: the `fbsde` section of the config; schema validation (common.smk) fills in
-# every default from workflow/schemas/config.schema.yaml.
+# every default from src/resnet_scaling/config.schema.yaml.
 
 FBSDE = config["fbsde"]
 

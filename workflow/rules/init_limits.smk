@@ -4,7 +4,7 @@
 # diagram with fGn weights, and the doubly infinite kernel ODE. Each part writes tidy CSVs
 # under results/init/; figures read only those; the note compares everything with theory.
 # Settings: the `init_limits` section of the config; schema validation (common.smk) fills
-# in every default from workflow/schemas/config.schema.yaml.
+# in every default from src/resnet_scaling/config.schema.yaml.
 
 INIT = config["init_limits"]
 INIT_FIGURES = [

@@ -2,7 +2,7 @@
 # then the limit ODE/SDE fitted to each experiment's deepest trained networks, pathwise
 # and generatively, with a note on how close each fitted limit is.
 # Settings: the `limits` section of the config; schema validation (common.smk) fills in
-# every default from workflow/schemas/config.schema.yaml.
+# every default from src/resnet_scaling/config.schema.yaml.
 
 LIMITS = config["limits"]
 LIMITS_FIT = LIMITS["fit"]

@@ -3,7 +3,7 @@
 # exponents with seed-bootstrap intervals, classify the regime of each experiment, and draw
 # the scaling figures (the references are compared in the verdict stage, verdict.smk).
 # Settings: the `scaling` section of the config; schema validation (common.smk) fills in
-# every default from workflow/schemas/config.schema.yaml.
+# every default from src/resnet_scaling/config.schema.yaml.
 
 SCALING = config["scaling"]
 SCALING_INCLUDE = SCALING["include_status"]

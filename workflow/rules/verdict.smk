@@ -3,7 +3,7 @@
 # of every experiment ended against the affine floor of its data, in one scorecard.
 # It reads every earlier stage; no earlier stage reads it.
 # Settings: `scaling.scorecard` and `scaling.regime` of the config; schema validation
-# (common.smk) fills in every default from workflow/schemas/config.schema.yaml.
+# (common.smk) fills in every default from src/resnet_scaling/config.schema.yaml.
 
 VERDICT_SETTINGS = config["scaling"]["scorecard"]
 VERDICT_OUTPUTS = [

@@ -40,13 +40,9 @@ STD = (0.2023, 0.1994, 0.2010)
 PAD = 4
 
 
-#: Every optional key of a convolutional experiment with its default, read from the schema.
-CONV_DEFAULTS = conv_experiment_defaults()
-
-
 def with_defaults(cfg: dict) -> dict:
-    """The experiment's config with every optional key filled in."""
-    return {**CONV_DEFAULTS, **cfg}
+    """The experiment's config with every optional key filled in, the defaults read from the schema."""
+    return {**conv_experiment_defaults(), **cfg}
 
 
 def cosine_lr(lr: float, epoch: int, epochs: int) -> float:

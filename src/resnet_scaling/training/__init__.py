@@ -5,8 +5,8 @@ CIFAR-10, the files in a dataset's ``path``). Outputs: ``results/data/{dataset}.
 per (experiment, depth), ``results/train/{exp}/depth_{depth}.npz`` with all seeds' initial
 and trained weights (the per-layer table beside it is :func:`..scaling.weights.extract`).
 
-- :mod:`.data`: the datasets of docs/maths.md §2; :mod:`.fetch` their downloads;
-  :mod:`.dataset_files` the file names and folders both of them use;
+- :mod:`.data`: the datasets of docs/maths.md §2; :mod:`.fetch` their downloads
+  (the file names and folders both of them use are :mod:`resnet_scaling.dataset_files`);
 - :mod:`.activations`: σ with the derivatives the limits need (§1, §4);
 - :mod:`.resnet`: the batched ensemble of networks and its discrete adjoint (§1, §5);
 - :mod:`.compiled`: the compiled loop over layers of its one-matrix block (``csrc/``), built

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ..config import FEATURE_DIM
+from ..dataset_files import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, cifar_folder
 from ..io import read_npz, stable_seed
-from .dataset_files import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, cifar_folder
 from .fetch import fetch_dataset
 
 Dataset = dict[str, np.ndarray]

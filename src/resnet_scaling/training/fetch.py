@@ -1,5 +1,5 @@
-"""Fetching the MNIST and CIFAR-10 archives named in the config, with checksum verification,
-and the files a dataset is read from.
+"""Fetching the MNIST and CIFAR-10 archives named in the config, with checksum verification
+(the files a dataset is read from are listed by :mod:`resnet_scaling.dataset_files`).
 
 Only called when a dataset asks for it (``download: true``) and its files are not in its
 ``path`` yet; in the workflow by a download rule that runs on the submitting host (a local
@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 import tarfile
 import urllib.request
 from pathlib import Path
 
+from ..dataset_files import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, archive_name, cifar_folder
 from ..io import atomic_path
-from .dataset_files import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, IDX_FILES, cifar_folder
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +60,6 @@ def download(entry: dict, destination: str | Path) -> Path:
                 out.write(chunk)
         verify_checksum(tmp, entry, destination)
     return destination
-
-
-def _archive_name(entry: dict) -> str:
-    return entry["url"].rstrip("/").rsplit("/", 1)[-1]
 
 
 def _unpack_cifar(archive: Path, folder: Path) -> None:
@@ -108,65 +103,13 @@ def fetch_dataset(spec: dict) -> None:
         raise ValueError(f"dataset folder {folder} is incomplete and the config gives no urls to download from")
     folder.mkdir(parents=True, exist_ok=True)
     for entry in entries:
-        archive = folder / _archive_name(entry)
+        archive = folder / archive_name(entry)
         if archive.exists():
             verify_checksum(archive, entry)
         else:
             download(entry, archive)
         if spec["kind"] == "cifar10":
             _unpack_cifar(archive, folder)
-
-
-DOWNLOADABLE = ("mnist", "cifar10")
-
-
-def dataset_folder(spec: dict) -> str:
-    """The dataset's ``path``, normalised (the download rule matches its outputs on it)."""
-    return os.path.normpath(spec["path"])
-
-
-def download_names(kind: str) -> tuple[str, ...]:
-    """The files a download leaves in the dataset's folder: the four gzipped IDX files of
-    MNIST, or the unpacked CIFAR-10 batches."""
-    if kind == "mnist":
-        return tuple(f"{stem}.gz" for stem in IDX_FILES.values())
-    return (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
-
-
-def source_files(spec: dict) -> list[str]:
-    """The files the data job reads for one ``datasets:`` entry (none for generated data).
-
-    They are the data rule's inputs, so that a file replaced in place makes the dataset and
-    everything trained on it stale. A file that is in the folder is taken as it is (raw or
-    ``.gz`` IDX, the flat or the nested CIFAR-10 batches); one that is not is the file a
-    download leaves there.
-    """
-    kind = spec["kind"]
-    if kind not in DOWNLOADABLE:
-        return []
-    folder = Path(dataset_folder(spec))
-    if kind == "mnist":
-        return [str(folder / stem if (folder / stem).exists() else folder / f"{stem}.gz") for stem in IDX_FILES.values()]
-    inner = cifar_folder(folder)
-    return [str(inner / name) for name in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)]
-
-
-def missing_source(spec: dict) -> str | None:
-    """The name of the first file of :func:`source_files` that is not there, or None."""
-    missing = next((Path(path).name for path in source_files(spec) if not Path(path).exists()), None)
-    if missing and spec["kind"] == "mnist":
-        return f"{missing.removesuffix('.gz')} (raw or .gz)"
-    return missing
-
-
-def url_problem(spec: dict) -> str | None:
-    """Why the ``urls`` of a downloading MNIST entry cannot give its four IDX files, or None:
-    each file is one archive named after it (as the official ones are)."""
-    if spec["kind"] != "mnist":
-        return None
-    names = {_archive_name(entry) for entry in spec.get("urls") or []}
-    missing = [name for name in download_names("mnist") if name not in names]
-    return f"no archive named {missing[0]}" if missing else None
 
 
 if __name__ == "__main__":

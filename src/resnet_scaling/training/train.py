@@ -38,17 +38,15 @@ RUNNING, CONVERGED, STOPPED, DIVERGED, MAX_EPOCHS = 0, 1, 2, 3, 4
 STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STOPPED: "stopped", DIVERGED: "diverged",
                 MAX_EPOCHS: "max_epochs"}
 
-#: Every optional key of an experiment with its default, read from the config schema (the
-#: one place defaults live), so that a trainer called outside the workflow behaves the same.
-EXPERIMENT_DEFAULTS = experiment_defaults()
-
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
 
 def with_defaults(exp_cfg: dict) -> dict:
-    """The experiment's config with every optional key filled in."""
-    return {**EXPERIMENT_DEFAULTS, **exp_cfg}
+    """The experiment's config with every optional key filled in: each default is read from the
+    config schema (the one place defaults live), so that a trainer called outside the workflow
+    behaves the same."""
+    return {**experiment_defaults(), **exp_cfg}
 
 
 # -- optimisers ---------------------------------------------------------------------
