@@ -1,4 +1,4 @@
-# The two commands of the README. Both bootstrap .venv on a fresh machine.
+# The two commands of the README (make run, make test). Both bootstrap .venv on a fresh machine.
 #   make run   - the whole workflow on the embedded default config (config/config.yaml),
 #                written under runs/config-<digest>/ (every config has its own folder under runs/:
 #                python -m resnet_scaling.runs CONFIGFILES... prints it)
@@ -35,11 +35,11 @@ run: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(VENV)/bin/snakemake --cores 1 --configfile config/config.yaml --report report.html
 
-# The committed default gallery changes only here, on purpose (README: "Where a run writes").
+# The committed default gallery changes only here, on purpose (docs/running.md: "Where a run writes").
 gallery: $(VENV)/.installed
 	$(VENV)/bin/python -m resnet_scaling.gallery $(RUN_DIR) $(GALLERY) $(GALLERY_ARGS)
 
-# The opt-in training-side phase diagram (README: "Which training choices give which regime").
+# The opt-in training-side phase diagram (docs/results.md: "Which training choices give which regime").
 phase-diagram: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake phase_diagram --cores $(CORES) --configfile config/config.yaml
 

@@ -13,7 +13,7 @@
 #      on CUDA against the CPU;
 #   6. throughput on the GPU: the FC engine's step beside the launch-bound cost model's
 #      prediction (ATen operations per step × the measured time of one such operation), and
-#      the conv engine's images/s with its achieved FLOP rate beside the 60 TFLOP/s the README's
+#      the conv engine's images/s with its achieved FLOP rate beside the 60 TFLOP/s docs/costs.md's
 #      estimate assumes.
 # Without CUDA it runs part 1 and stops there, saying so.
 #
@@ -228,7 +228,7 @@ for width in (16, 64):
         torch.cuda.synchronize()
         rate = len(data["x_train"]) / (time.perf_counter() - start)
         print(f"   conv depth 8, width {width}, {'bfloat16' if amp else 'float32 '}: {rate:8.0f} images/s, "
-              f"{rate * flops_per_image / 1e12:6.2f} TFLOP/s achieved (the README's estimate assumes 60)", flush=True)
+              f"{rate * flops_per_image / 1e12:6.2f} TFLOP/s achieved (docs/costs.md's estimate assumes 60)", flush=True)
 
 print(f"\n{len(failures)} check(s) failed{': ' + ', '.join(failures) if failures else ''}; "
       f"{time.perf_counter() - started:.0f} s")

@@ -294,11 +294,10 @@ def test_seed_axis_files_with_metadata_and_a_diverged_seed(tmp_path):
         analyse([str(tmp_path / "results" / "train" / "*" / "depth_*.npz")], m, tmp_path / "out2")
 
 
-def test_the_readme_example_map_is_valid():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Analyse your own networks"):]
+def test_the_documented_example_map_is_valid():
+    section = (ROOT / "docs" / "analyse.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
-    m = parse_map(yaml.safe_load(block), "README.md")
+    m = parse_map(yaml.safe_load(block), "docs/analyse.md")
     assert m.tensors["A"].pattern.fullmatch("blocks.12.linear.weight")["block"] == "12"
     assert m.files.search("runs/mlp_L64_seed3.pt").groupdict() == {"depth": "64", "seed": "3"}
 
@@ -951,7 +950,7 @@ def test_each_verdict_names_its_population(tmp_path, capsys):
 
 
 def test_the_example_script_trains_saves_and_analyses(tmp_path):
-    """examples/train_mlp_resnets.py end to end on tiny sizes: checkpoints where the README's
+    """examples/train_mlp_resnets.py end to end on tiny sizes: checkpoints where the documented
     glob finds them, and the command's verdict, warnings and report."""
     script = ROOT / "examples" / "train_mlp_resnets.py"
     proc = subprocess.run([sys.executable, str(script), "--depths", "4", "8", "16", "--seeds", "2", "--steps", "20",
@@ -962,7 +961,7 @@ def test_the_example_script_trains_saves_and_analyses(tmp_path):
     assert re.search(r"^mlp_resnet \[converged networks: 6 converged; primary verdict\]: ", proc.stdout, re.M)
     assert "warning: No training status" in proc.stderr and "warning: Few depths" in proc.stderr
     assert (tmp_path / "runs" / "analysis" / "report.html").stat().st_size > 0
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Analyse your own networks"):]
-    assert ".venv/bin/python examples/train_mlp_resnets.py" in section
-    assert "resnet-scaling analyse 'checkpoints/mlp_L*_seed*.pt' --map examples/maps/mlp_modulelist.yaml" in section
+    for doc in ("README.md", "docs/analyse.md"):
+        section = (ROOT / doc).read_text()
+        assert ".venv/bin/python examples/train_mlp_resnets.py" in section, doc
+        assert "resnet-scaling analyse 'checkpoints/mlp_L*_seed*.pt' --map examples/maps/mlp_modulelist.yaml" in section, doc

@@ -1,5 +1,5 @@
 """The plateau of ReLU networks with a per-layer δ: the floor of networks whose blocks only add,
-and the signs of δ_k (docs: README, the stalled ReLU band)."""
+and the signs of δ_k (docs/results.md, the stalled ReLU band)."""
 
 import numpy as np
 import pytest

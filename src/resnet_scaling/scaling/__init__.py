@@ -14,7 +14,7 @@ its figures are drawn by :mod:`..plots.scaling`.
 - :mod:`.regime_rule`: the regime rule with its thresholds, and how firm a verdict is (§3);
 - :mod:`.outputs`: the non-affine share of each network's output on the test inputs (§2);
 - :mod:`.plateau`: why ReLU networks with a per-layer δ stall on the plateau (the probe of the
-  README's stalled band, run by hand: ``python -m resnet_scaling.scaling.plateau``);
+  stalled band of docs/results.md, run by hand: ``python -m resnet_scaling.scaling.plateau``);
 - :mod:`.robustness`: how much an exponent depends on the choices behind it;
 - :mod:`.tables`: checked readers of the tables every later stage builds on.
 """

@@ -1,4 +1,4 @@
-"""Why ReLU networks with a per-layer δ stop on a plateau (README: the stalled ReLU band).
+"""Why ReLU networks with a per-layer δ stop on a plateau (docs/results.md: the stalled ReLU band).
 
 A ReLU block adds δ_k relu(A_k h + b_k): a vector whose every coordinate has the sign of δ_k.
 When every δ_k of a network is positive, every block only adds, so h_L − x ≥ 0 in every
@@ -18,7 +18,7 @@ the gradients of all δ_k point the same way. A δ_k drawn with a standard devia
 :func:`probe` trains a few depths of an experiment under variants of its config for a few
 epochs and reports, per network, its status and loss, the share of negative δ_k at
 initialisation and at the end, whether its blocks only add on the test inputs, and the loss
-history: the measurements of the README. ``python -m resnet_scaling.scaling.plateau --help``.
+history: the measurements of docs/results.md. ``python -m resnet_scaling.scaling.plateau --help``.
 """
 
 from __future__ import annotations

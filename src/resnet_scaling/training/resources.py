@@ -55,7 +55,7 @@ DEFAULT_TRAIN_MINUTES = MAX_TRAIN_MINUTES
 #: Fully connected networks on the compiled engine (one thread, float32, the one-matrix
 #: block, Adam, batch 32, S networks at once): CPU µs per (layer × network × optimiser step),
 #: keyed by (width d, activation). The upper ends of the ranges benchmarks/paper_grid.py
-#: measured at L = 100…9100 on the 2-core development machine under a load of 4–5 (README,
+#: measured at L = 100…9100 on the 2-core development machine under a load of 4–5 (docs/costs.md,
 #: Benchmarks: 2.9–3.7 and 1.8–2.7 µs at d = 10 for tanh and ReLU, 10–11 and 7.5–9.2 at d = 25).
 FC_MEASURED_BATCH = 32
 FC_STEP_US = {(10, "tanh"): 3.7, (10, "relu"): 2.7, (25, "tanh"): 11.0, (25, "relu"): 9.2}
@@ -70,7 +70,7 @@ FC_EVAL_US = {(10, "tanh"): 0.04, (10, "relu"): 0.015, (25, "tanh"): 0.09, (25, 
 #: quarters): seconds per (block × epoch) on 50,000 training images and 10,000 test images at
 #: width 64, one network. CPU: measured, benchmarks/conv_train_throughput.py trains 24.9
 #: images/s at depth 8 on one thread, 5.0 ms per block and image, plus the test pass (a
-#: third of a training image each). GPU: no measurement here; the FLOP count of the README
+#: third of a training image each). GPU: no measurement here; the FLOP count of docs/costs.md
 #: (24 TFLOP per block and epoch) at a sustained 60 TFLOP/s is 0.4 s, taken as 0.5 s.
 CONV_BLOCK_EPOCH_S = {"cpu": 270.0, "gpu": 0.5}
 
