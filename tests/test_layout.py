@@ -178,3 +178,14 @@ def test_config_stands_on_the_ground_floor():
     for name in GROUND_FLOOR:
         assert graph[name] <= GROUND_FLOOR | {"resnet_scaling"}, f"{name} imports {sorted(graph[name])}"
 
+
+
+def test_no_module_of_the_package_imports_snakemake():
+    allowed = {"snakemake_adapter.py"}
+    offenders = sorted({path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+                       if path.name not in allowed
+                       for node in ast.walk(ast.parse(path.read_text()))
+                       if (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "snakemake" for a in node.names))
+                       or (isinstance(node, ast.ImportFrom) and not node.level
+                           and (node.module or "").split(".")[0] == "snakemake")})
+    assert not offenders, f"modules importing snakemake (only the adapter may): {offenders}"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resnet_scaling.runs import (RunDirectoryError, check_run_directory, describe_run, resolve_data_paths,
-                                 run_directory, run_name)
+from resnet_scaling.runs import (RUN_DIR_ENV, RunDirectoryError, check_run_directory, chosen_run_directory, describe_run,
+                                 resolve_data_paths, run_directory, run_name)
 from resnet_scaling.runs import main as runs_main
 from workflow_utils import ROOT, copy_workflow, snakemake_bin
 
@@ -66,6 +66,24 @@ def test_the_command_line_prints_the_folder_the_workflow_uses(tmp_path, capsys):
     assert runs_main([str(ROOT / "config" / "config.yaml")]) == 0
     assert capsys.readouterr().out.strip() == str(run_directory([ROOT / "config" / "config.yaml"], None, ROOT)
                                                    .relative_to(ROOT))
+
+
+def test_the_run_folder_follows_the_run_its_job_belongs_to(tmp_path):
+    root, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    config = root / "smoke.yaml"
+    config.write_text("seed: 1\n")
+    args = dict(configfiles=[config], overrides=None, root=root)
+    started_here = chosen_run_directory(**args, main=True, directory_given=False, cwd=root, environ={})
+    assert started_here == run_directory([config], None, root)
+    assert chosen_run_directory(**args, main=True, directory_given=True, cwd=root, environ={}) == root.resolve()
+    assert chosen_run_directory(**args, main=True, directory_given=False, cwd=elsewhere, environ={}) == elsewhere
+    job = dict(main=False, directory_given=False, cwd=root, environ={RUN_DIR_ENV: str(started_here)})
+    assert chosen_run_directory(**args, **job) == started_here
+    # the main process never takes the folder of an earlier run from its environment
+    assert chosen_run_directory(**args, main=True, directory_given=False, cwd=elsewhere,
+                                environ={RUN_DIR_ENV: str(started_here)}) == elsewhere
 
 
 def test_a_run_in_the_repository_or_a_gallery_is_refused(tmp_path):

@@ -39,15 +39,14 @@ def _digest(text: str) -> str:
 def merged_config(configfiles: Sequence[str | Path], overrides: Sequence[str] | None = None) -> dict:
     """The config Snakemake makes of ``--configfile FILES --config OVERRIDES``: each file merged
     into the one before it key by key, then the ``KEY=VALUE`` values (Snakemake's own parsers)."""
-    from snakemake.cli import parse_config
-    from snakemake.common.configfile import load_configfile
-    from snakemake.utils import update_config
+    from .config import merge_config
+    from .snakemake_adapter import load_configfile, parse_config_values
 
     config: dict = {}
     for file in configfiles:
-        update_config(config, load_configfile(str(file)))
+        merge_config(config, load_configfile(file))
     if overrides:
-        update_config(config, parse_config(list(overrides)))
+        merge_config(config, parse_config_values(overrides))
     return config
 
 
@@ -72,6 +71,18 @@ def run_directory(configfiles: Sequence[str | Path], overrides: Sequence[str] | 
                   config: dict | None = None) -> Path:
     """``root/runs/<run_name>``: where a run started in ``root`` writes."""
     return Path(root).resolve() / RUNS / run_name(configfiles, overrides, config)
+
+
+def chosen_run_directory(configfiles: Sequence[str | Path], overrides: Sequence[str] | None, root: str | Path, *,
+                         main: bool, directory_given: bool, cwd: str | Path, environ: dict) -> Path:
+    """The folder a Snakemake process of the workflow writes to: a job Snakemake started
+    (``main`` false) follows its run (:data:`RUN_DIR_ENV`); a run started in the repository
+    ``root`` without ``--directory`` goes to :func:`run_directory`; any other stays in ``cwd``."""
+    if not main and RUN_DIR_ENV in environ:
+        return Path(environ[RUN_DIR_ENV]).resolve()
+    if not directory_given and Path(cwd).resolve() == Path(root).resolve():
+        return run_directory(configfiles, overrides, root)
+    return Path(cwd).resolve()
 
 
 def check_run_directory(run_dir: str | Path, root: str | Path) -> None:

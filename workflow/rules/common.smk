@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from snakemake.exceptions import IncompleteFilesException
 from snakemake.utils import validate
 
 SRC = str(Path(workflow.basedir) / "src")
@@ -40,9 +39,14 @@ from resnet_scaling.provenance import canonical_config, code_digest  # noqa: E40
 from resnet_scaling.runs import (  # noqa: E402
     RUN_DIR_ENV,
     check_run_directory,
+    chosen_run_directory,
     describe_run,
     resolve_data_paths,
-    run_directory,
+)
+from resnet_scaling.snakemake_adapter import (  # noqa: E402
+    attach_params,
+    invocation,
+    rerun_incomplete,
 )
 from resnet_scaling.dataset_files import (  # noqa: E402
     DOWNLOADABLE,
@@ -73,15 +77,19 @@ validate(config, schema=str(SCHEMA_PATH))
 # repository goes to runs/<config names>-<digest>/, one given --directory stays there. Jobs that
 # Snakemake starts itself (cluster jobs) begin where the run began and follow it there.
 ROOT = Path(workflow.basedir).resolve()
-_CONFIGFILES = workflow.overwrite_configfiles or workflow.configfiles
-_CONFIG_VALUES = workflow.config_settings.config_args
-_MAIN = workflow.exec_mode.name == "DEFAULT"
-if not _MAIN and RUN_DIR_ENV in os.environ:
-    RUN_DIR = Path(os.environ[RUN_DIR_ENV]).resolve()
-elif workflow.overwrite_workdir is None and Path.cwd().resolve() == ROOT:
-    RUN_DIR = run_directory(_CONFIGFILES, _CONFIG_VALUES, ROOT)
-else:
-    RUN_DIR = Path.cwd().resolve()
+_INVOCATION = invocation(workflow)
+_CONFIGFILES = _INVOCATION.configfiles
+_CONFIG_VALUES = _INVOCATION.config_values
+_MAIN = _INVOCATION.main
+RUN_DIR = chosen_run_directory(
+    _CONFIGFILES,
+    _CONFIG_VALUES,
+    ROOT,
+    main=_MAIN,
+    directory_given=_INVOCATION.directory_given,
+    cwd=Path.cwd(),
+    environ=os.environ,
+)
 if _MAIN:
     # never the repository itself nor a committed gallery (figures/…): one sentence, no job run
     check_run_directory(RUN_DIR, ROOT)
@@ -116,11 +124,7 @@ def attach_code_digests():
     params trigger reruns what a change in src/ makes stale (README, "When a result is
     rerun"). Called once all rules are defined.
     """
-    for step in workflow.rules:
-        source = step.script or step.notebook
-        if source:
-            path = step.basedir.join(source).get_path_or_uri(secret_free=True)
-            step.set_params(code=code_digest(path))
+    attach_params(workflow, "code", code_digest)
 
 
 def experiment(exp):
@@ -375,29 +379,11 @@ STARTED = time.time()
 def rerun_incomplete_after_checkpoint():
     """Snakemake checks the incomplete markers (outputs of killed jobs) of the jobs it plans
     before the scaling checkpoint, not of those it plans after it. Those are checked here
-    as Snakemake checks the others: with rerun-incomplete (profiles/default) they rerun,
-    otherwise they are refused, naming the files. Markers of this invocation's own jobs
-    are younger than STARTED and left alone. The two calls are those of Snakemake's
-    persistence backends (file and database)."""
-    dag, persistence = workflow.dag, workflow.persistence
-    if dag is None or dag.ignore_incomplete:
-        return
-    present = [
-        os.path.join(folder, name)
-        for top in ("results", "figures")
-        for folder, _, names in os.walk(top)
-        for name in names
-    ]
-    marked = sorted(
-        f
-        for f in persistence._filter_incomplete_keys(present)
-        if (persistence._get_recorded_starttime(f) or STARTED) < STARTED
-    )
-    if not marked:
-        return
-    if not workflow.dag_settings.force_incomplete:
-        raise IncompleteFilesException(marked)
-    dag.forcefiles.update(marked)
+    as Snakemake checks the others (snakemake_adapter.rerun_incomplete): with
+    rerun-incomplete (profiles/default) they rerun, otherwise they are refused, naming the
+    files. Markers of this invocation's own jobs are younger than STARTED and left alone.
+    """
+    rerun_incomplete(workflow, STARTED, ("results", "figures"))
 
 
 # -- the training-side phase diagram (workflow/rules/phase_diagram.smk) ---------------------
