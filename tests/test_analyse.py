@@ -677,19 +677,19 @@ def test_files_reached_through_two_paths_count_once(tmp_path):
 
 
 def test_a_glob_over_a_symlink_loop_ends_and_a_file_limit_stops_it(tmp_path, monkeypatch):
-    import resnet_scaling.analyse.networks as networks
+    import resnet_scaling.analyse.files as discovery
 
     write_stacked(tmp_path / "runs", 0.3, 0.7, "row")
     (tmp_path / "runs" / "loop").symlink_to(tmp_path / "runs", target_is_directory=True)
     (tmp_path / "runs" / "again").symlink_to(tmp_path / "runs", target_is_directory=True)
     (tmp_path / "runs" / "up").symlink_to(tmp_path, target_is_directory=True)
-    files = networks.expand_inputs([str(tmp_path / "**" / "*.npz")])
+    files = discovery.expand_inputs([str(tmp_path / "**" / "*.npz")])
     assert len(files) == len(DEPTHS) * len(SEEDS)
     assert len({f.name for f in files}) == len(files)
-    monkeypatch.setattr(networks, "MAX_FILES", 10)
+    monkeypatch.setattr(discovery, "MAX_FILES", 10)
     with pytest.raises(AnalyseError, match=r"\*\*/\*\.npz: matches more than 10 files"):
-        networks.expand_inputs([str(tmp_path / "**" / "*.npz")])
-    assert networks.glob_files(str(tmp_path / "runs" / "run_L8_*.npz")) == [
+        discovery.expand_inputs([str(tmp_path / "**" / "*.npz")])
+    assert discovery.glob_files(str(tmp_path / "runs" / "run_L8_*.npz")) == [
         str(tmp_path / "runs" / f"run_L8_seed{s}.npz") for s in SEEDS]
 
 

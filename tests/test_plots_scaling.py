@@ -7,6 +7,7 @@ import pytest
 import scaling_problems as sp
 from resnet_scaling.scaling.exponents import FitSettings, exponents_of, fit_all
 from resnet_scaling.scaling.regime_rule import RegimeThresholds
+from resnet_scaling.plots import regimes as regime_figures
 from resnet_scaling.plots import scaling as figures
 from resnet_scaling.scaling.statistics import experiment_statistics
 from resnet_scaling.scaling.weights import decompose, paths_table
@@ -40,7 +41,7 @@ def test_all_scaling_figures(tables, tmp_path):
     figures.max_norm_figure(stats, exponents, tmp_path / "max_norm.png")
     figures.hypothesis_figure(stats, exponents, tmp_path / "hypothesis.png")
     figures.loss_figure(training, {"smooth": 1e-3, "brownian": 1e-3}, tmp_path / "loss.png")
-    figures.summary_figure(regimes, RegimeThresholds(), tmp_path / "summary.png")
+    regime_figures.summary_figure(regimes, RegimeThresholds(), tmp_path / "summary.png")
     betas = exponents_of(exponents, "brownian")
     figures.paths_figure(paths_table(nets["brownian"], betas, n_depths=2), tmp_path / "paths.png")
     rng = np.random.default_rng(0)

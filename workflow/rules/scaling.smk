@@ -210,8 +210,9 @@ rule scaling_robustness:
         "../scripts/scaling_robustness.py"
 
 
-# -- figures of the whole stage: one function each in src/resnet_scaling/plots/scaling.py,
-# drawn by one job (the per-experiment figures are drawn by the rules that write their tables)
+# -- figures of the whole stage: one function each in src/resnet_scaling/plots/scaling.py and
+# plots/regimes.py, drawn by one job (the per-experiment figures are drawn by the rules that write
+# their tables)
 
 
 rule scaling_figures:

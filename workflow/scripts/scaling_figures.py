@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 from resnet_scaling.scaling import tables  # noqa: E402
 from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
+from resnet_scaling.plots import regimes as regime_figures  # noqa: E402
 from resnet_scaling.plots import scaling as figures  # noqa: E402
 from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
 
@@ -30,6 +31,6 @@ figures.max_norm_figure(statistics, exponents, out.max_norm_png, params.include_
 figures.hypothesis_figure(statistics, exponents, out.hypothesis_png, params.include_status)
 floors = {exp: dataset_affine_floor(path) for exp, path in params.datasets.items()}  # docs/maths.md §2
 figures.loss_figure(read(inp.training, tables.read_training), params.epsilons, out.loss_png, floors)
-figures.summary_figure(tables.read_regimes(inp.regimes, params.experiments), RegimeThresholds.from_config(params.regime),
-                       out.summary_png)
+regime_figures.summary_figure(tables.read_regimes(inp.regimes, params.experiments),
+                             RegimeThresholds.from_config(params.regime), out.summary_png)
 logging.info("wrote %s", list(out))

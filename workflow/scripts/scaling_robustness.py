@@ -11,7 +11,7 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
 from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
 from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.plots.scaling import robustness_figure  # noqa: E402
+from resnet_scaling.plots.regimes import robustness_figure  # noqa: E402
 from resnet_scaling.scaling.robustness import robustness_table  # noqa: E402
 from resnet_scaling.scaling.tables import read_statistics, read_training  # noqa: E402
 

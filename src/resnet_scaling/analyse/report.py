@@ -2,9 +2,9 @@
 
 Statistics (:func:`resnet_scaling.scaling.statistics.experiment_statistics`), exponents with
 seed-bootstrap intervals and the regime rule (:func:`resnet_scaling.scaling.exponents.fit_all`), the
-figures (:mod:`resnet_scaling.plots.scaling`) and the summary table of the scorecard
-(:func:`resnet_scaling.verdict.render.summary_table`) are the ones the workflow runs
-(docs/maths.md §3). Outputs in ``out``: ``networks.csv`` (one row per network read),
+figures (:mod:`resnet_scaling.plots.scaling`, :mod:`resnet_scaling.plots.regimes`) and the summary
+table of the scorecard (:func:`resnet_scaling.verdict.render.summary_table`) are the ones the
+workflow runs (docs/maths.md §3). Outputs in ``out``: ``networks.csv`` (one row per network read),
 ``statistics.csv``, ``exponents.csv``, ``regimes.csv`` (tidy, the workflow's columns),
 ``warnings.txt`` (what the input cannot support, one sentence a line), ``figures/`` and
 ``report.md`` / ``report.html``.
@@ -22,13 +22,15 @@ import numpy as np
 import pandas as pd
 
 from ..io import write_csv, write_text
+from ..plots import regimes as regime_figures
 from ..plots import scaling as figures
 from ..scaling.exponents import fit_all, population_statuses
 from ..verdict.render import html_table, markdown_table, summary_table
 from ..scaling.statistics import experiment_statistics
 from .maps import AnalyseError, Map, load_map
-from .networks import (BIAS_QUANTITIES, UNTRAINED_CRITERION, Network, assemble, expand_inputs, layer_norm_function,
-                       read_network, untrained)
+from .checks import UNTRAINED_CRITERION
+from .files import expand_inputs
+from .networks import BIAS_QUANTITIES, Network, assemble, layer_norm_function, read_network, untrained
 
 #: Figures of the report, each drawn by the workflow's plotting function of the same name.
 FIGURES = {
@@ -80,7 +82,7 @@ def analyse(paths, map_spec, out) -> tuple[pd.DataFrame, pd.DataFrame]:
     include = m.settings.include_status
     figures.max_norm_figure(statistics, exponents, out / "figures" / "scaling_max_norm.png", include)
     figures.hypothesis_figure(statistics, exponents, out / "figures" / "scaling_hypothesis.png", include)
-    figures.summary_figure(regimes, m.thresholds, out / "figures" / "scaling_summary.png")
+    regime_figures.summary_figure(regimes, m.thresholds, out / "figures" / "scaling_summary.png")
     write_text(out / "report.md", render_markdown(m, networks, exponents, regimes, warnings))
     write_text(out / "report.html", render_html(m, networks, exponents, regimes, warnings))
     regimes.attrs["depth_note"] = depth_note(networks)
@@ -107,7 +109,7 @@ def _files(paths: list[str], shown: int = 3) -> str:
 def input_warnings(networks: list[Network], m: Map) -> list[str]:
     """Sentences on what the files cannot support: all-zero or constant networks (each naming its
     file), networks without a training status, and networks whose weights look untrained
-    (:func:`resnet_scaling.analyse.networks.initialisation_law`)."""
+    (:func:`resnet_scaling.analyse.checks.initialisation_law`)."""
     out = [w for n in networks for w in n.warnings]
     n_networks = sum(n.A.shape[0] for n in networks)
     if m.status is None:

@@ -20,34 +20,29 @@ def _slope_fit(x, y) -> dict:
     return dict(slope=fit.slope, ci_low=fit.ci_low, ci_high=fit.ci_high, points=fit.n)
 
 
-def summarise(
-    diffusion_w1: pd.DataFrame,
-    gbm_moments: pd.DataFrame,
-    correlation: pd.DataFrame,
-    relative_change: pd.DataFrame,
-    critical: pd.DataFrame,
-    kernel_errors: pd.DataFrame,
-    kernel_paths: pd.DataFrame,
-    slope_tolerance: float = 0.15,
-) -> dict:
-    """Every comparison with theory as numbers (the source of the note and of the report).
-
-    A fitted slope agrees when it lies within ``slope_tolerance`` of the theory (docs/maths.md §7);
-    an estimate with an interval agrees when the interval contains the theory.
-    """
-    out: dict = {"slope_tolerance": slope_tolerance}
+def _diffusion_rows(diffusion_w1: pd.DataFrame, slope_tolerance: float) -> list[dict]:
+    """The slope of W1 against depth per activation and quantity, against the weak order."""
     rows = []
     for (act, quantity), g in diffusion_w1.groupby(["activation", "quantity"], sort=False):
         fit = _slope_fit(g.depth, g.w1)
         rows.append(dict(activation=act, quantity=quantity, theory=-WEAK_ORDER, **fit,
                          agrees=abs(fit["slope"] + WEAK_ORDER) <= slope_tolerance))
-    out["diffusion_w1_slopes"] = rows
-    out["gbm"] = [
+    return rows
+
+
+def _gbm_rows(gbm_moments: pd.DataFrame) -> list[dict]:
+    """Each Monte Carlo moment of the geometric Brownian motion against the exact one."""
+    return [
         dict(depth=int(r.depth), statistic=r.statistic, estimate=r.estimate, stderr=r.stderr,
              exact=r.exact, z_exact=r.z_exact, corrected_limit=r.corrected_limit,
              z_corrected=r.z_corrected, agrees=abs(r.z_exact) <= 3.0)
         for r in gbm_moments.itertuples()
     ]
+
+
+def _correlation_rows(correlation: pd.DataFrame) -> list[dict]:
+    """Per network kind and activation: how often the theory lies inside the interval, and the
+    deepest network's correlation."""
     rows = []
     for (kind, act), g in correlation.groupby(["kind", "activation"], sort=False):
         g = g.sort_values("depth")
@@ -60,7 +55,12 @@ def summarise(
             ci_low=float(last.ci_low), ci_high=float(last.ci_high), theory=float(last.theory),
             theory_limit=float(last.theory_limit), agrees=bool(np.abs(z).max() <= 3.0),
         ))
-    out["correlation"] = rows
+    return rows
+
+
+def _relative_change_rows(relative_change: pd.DataFrame) -> list[dict]:
+    """i.i.d. weights against the exact mean square, then smooth weights against the ODE limit
+    (or, without one, whether they grow)."""
     rows = []
     iid = relative_change[relative_change.weights == "iid"]
     for (quantity, beta), g in iid.groupby(["quantity", "beta"]):
@@ -85,28 +85,66 @@ def summarise(
         else:
             entry["agrees"] = bool(entry["exploded"] > 0 or entry["growth_slope"] > 0)  # no finite limit
         rows.append(entry)
-    out["relative_change"] = rows
-    out["phase_diagram"] = [
+    return rows
+
+
+def _phase_diagram_rows(critical: pd.DataFrame, slope_tolerance: float) -> list[dict]:
+    """The estimated critical β per Hurst index against max(H, 1/2)."""
+    return [
         dict(hurst=float(r.hurst), beta_critical=float(r.beta_critical), ci_low=float(r.ci_low),
              ci_high=float(r.ci_high), theory=float(r.theory),
              difference=float(r.beta_critical - r.theory),
              agrees=bool(abs(r.beta_critical - r.theory) <= slope_tolerance))
         for r in critical.itertuples()
     ]
+
+
+def _kernel_width_rows(kernel_errors: pd.DataFrame, slope_tolerance: float) -> list[dict]:
+    """The slope in the width of each kernel entry's error against the kernel ODE."""
     rows = []
     errs = kernel_errors[kernel_errors.reference == "ode"]
     for entry, g in errs.groupby("entry"):
         fit = _slope_fit(g.width, g.rms_error)
         rows.append(dict(entry=entry, theory=-0.5, **fit, agrees=abs(fit["slope"] + 0.5) <= slope_tolerance))
-    out["kernel_width_slopes"] = rows
+    return rows
+
+
+def _kernel_paths_check(kernel_paths: pd.DataFrame) -> dict:
+    """At the largest width: how often the kernel ODE lies inside the empirical kernel's
+    interval, and how far the numerical ODE is from the ReLU closed form."""
     top = kernel_paths[kernel_paths.width == kernel_paths.width.max()]
     covered = (top.ode >= top.ci_low) & (top.ode <= top.ci_high)
     diag = top[top.closed_form.notna()]
-    out["kernel_paths"] = dict(
+    return dict(
         width=int(top.width.iloc[0]), points=len(top), covered=int(covered.sum()),
         max_ode_closed_form_gap=float((diag.ode - diag.closed_form).abs().max()) if len(diag) else math.nan,
         agrees=bool(covered.mean() >= 0.85),
     )
+
+
+def summarise(
+    diffusion_w1: pd.DataFrame,
+    gbm_moments: pd.DataFrame,
+    correlation: pd.DataFrame,
+    relative_change: pd.DataFrame,
+    critical: pd.DataFrame,
+    kernel_errors: pd.DataFrame,
+    kernel_paths: pd.DataFrame,
+    slope_tolerance: float = 0.15,
+) -> dict:
+    """Every comparison with theory as numbers (the source of the note and of the report).
+
+    A fitted slope agrees when it lies within ``slope_tolerance`` of the theory (docs/maths.md §7);
+    an estimate with an interval agrees when the interval contains the theory.
+    """
+    out: dict = {"slope_tolerance": slope_tolerance}
+    out["diffusion_w1_slopes"] = _diffusion_rows(diffusion_w1, slope_tolerance)
+    out["gbm"] = _gbm_rows(gbm_moments)
+    out["correlation"] = _correlation_rows(correlation)
+    out["relative_change"] = _relative_change_rows(relative_change)
+    out["phase_diagram"] = _phase_diagram_rows(critical, slope_tolerance)
+    out["kernel_width_slopes"] = _kernel_width_rows(kernel_errors, slope_tolerance)
+    out["kernel_paths"] = _kernel_paths_check(kernel_paths)
     flags = [r["agrees"] for key in ("diffusion_w1_slopes", "gbm", "correlation", "relative_change",
                                       "phase_diagram", "kernel_width_slopes") for r in out[key]]
     flags.append(out["kernel_paths"]["agrees"])

@@ -5,7 +5,7 @@ stage's (:mod:`resnet_scaling.verdict`).
 Inputs: the training outputs ``results/train/{exp}/depth_{depth}.npz``. Outputs:
 ``results/scaling/{exp}/`` (statistics, training outcome, paths, decomposition),
 ``results/exponents.csv``, ``results/regimes.csv`` and ``results/scaling_robustness.csv``;
-its figures are drawn by :mod:`..plots.scaling`.
+its figures are drawn by :mod:`..plots.scaling` and :mod:`..plots.regimes`.
 
 - :mod:`.weights`: the layer sequences and weight paths of trained networks (§1, §3);
 - :mod:`.statistics`: per-network statistics whose log-log slopes are the exponents (§3);
