@@ -21,6 +21,9 @@ import pandas as pd
 
 from ..scaling.exponents import loglog_fit
 
+#: Depths with an interior η* that a slope of log η* needs (two points fit any line).
+MIN_SLOPE_DEPTHS = 3
+
 
 def curve(losses: np.ndarray) -> np.ndarray:
     """Mean over seeds (axis 1) of log loss; +inf where any seed diverged (a NaN or non-positive loss)."""
@@ -110,7 +113,7 @@ def transfer_fit(tables: dict[int, np.ndarray], x, *, resamples: int = 1000, see
     if table["at_edge"].any():
         note = ("η* at an edge of the grid (outside it) at L = "
                 + ", ".join(str(d) for d, e in zip(depths, table["at_edge"]) if e) + ": left out of the slope")
-    if usable.sum() >= 2:
+    if usable.sum() >= MIN_SLOPE_DEPTHS:
         fit = loglog_fit(np.asarray(depths, float)[usable], table["eta_star"].to_numpy()[usable], level)
         slopes = _ols_slopes(lx[usable], boot[:, usable] * np.log(2.0))
         finite = slopes[np.isfinite(slopes)]
