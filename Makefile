@@ -21,7 +21,7 @@ CONFIGS ?= config/config.yaml
 RUN_DIR ?= $(shell $(VENV)/bin/python -m resnet_scaling.runs $(CONFIGS))
 GALLERY ?= figures
 
-.PHONY: run test test-all phase-diagram transfer gallery
+.PHONY: transfer-gallery run test test-all phase-diagram transfer gallery
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ phase-diagram: $(VENV)/.installed
 # The opt-in learning-rate transfer study (docs/maths.md §9), in the run folder of its overlay.
 transfer: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/snakemake transfer --cores $(CORES) --configfile config/config.yaml config/overlays/transfer.yaml
+
+# The committed transfer gallery from that run (add GALLERY_ARGS=--replace after a code change).
+transfer-gallery: $(VENV)/.installed
+	$(VENV)/bin/python -m resnet_scaling.gallery $$($(VENV)/bin/python -m resnet_scaling.runs config/config.yaml config/overlays/transfer.yaml) figures/transfer --target transfer $(GALLERY_ARGS)
 
 # The fast tier leaves out the tests marked slow (pyproject.toml) and the real-Slurm test.
 test: $(VENV)/.installed

@@ -253,3 +253,18 @@ def test_several_invocations_each_get_their_cost_line(tmp_path):
     with pytest.raises(ValueError, match="2 time reports but 1 labels"):  # before anything is written
         export_gallery(run, tmp_path / "h", [tmp_path / "train.txt", tmp_path / "analysis.txt"], ["Training"])
     assert not (tmp_path / "h").exists()
+
+
+def test_an_opt_in_study_is_exported_by_its_own_target(tmp_path, capsys):
+    run = _fake_run(tmp_path / "study")
+    record = json.loads((run / RUN_RECORD).read_text())
+    record["targets"] = {"transfer": record["targets"]["all"]}
+    (run / RUN_RECORD).write_text(json.dumps(record))
+    (run / "results" / "transfer").mkdir(parents=True)
+    (run / "results" / "transfer" / "transfer.csv").write_text("parametrisation,slope\ncompletep,0.1\n")
+    (run / "results" / "transfer" / "cost.txt").write_text("cost: 1 CPU-minute\n")
+    dest = tmp_path / "transfer"
+    assert main([str(run), str(dest)]) == 1
+    assert "built the final target 'all'" in capsys.readouterr().err
+    assert main([str(run), str(dest), "--target", "transfer"]) == 0
+    assert (dest / "transfer.csv").read_text().startswith("parametrisation") and (dest / "cost.txt").exists()

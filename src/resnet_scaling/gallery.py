@@ -138,6 +138,9 @@ def _write_content(run_dir: Path, folder: Path, figures: list[Path], cost: pd.Da
         target = f"fbsde_slopes_{source.parent.name}.csv"
         shutil.copy2(source, folder / target)
         names.append(target)
+    for source in sorted((run_dir / "results" / "transfer").glob("*.[ct][sx][vt]")):  # the transfer study's tables
+        shutil.copy2(source, folder / source.name)
+        names.append(source.name)
     training = sorted((run_dir / "results" / "scaling").glob("*/training.csv"))
     if training:  # per network: status, epochs, why it stopped, final losses
         write_csv(folder / "training.csv", pd.concat([read_training(p) for p in training], ignore_index=True))
@@ -148,7 +151,7 @@ def _write_content(run_dir: Path, folder: Path, figures: list[Path], cost: pd.Da
 
 
 def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence[str | Path] = (),
-                   time_labels: Sequence[str] = (), replace: bool = False) -> list[Path]:
+                   time_labels: Sequence[str] = (), replace: bool = False, target: str = "all") -> list[Path]:
     """Replace the gallery ``dest`` by the run's figures, small tables, cost and pedigree;
     returns the files written.
 
@@ -157,9 +160,10 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence
     Raises :class:`~resnet_scaling.pedigree.Refused` (one sentence, nothing written) for an
     incomplete run, one made by more than one code version, or one of another config or other
     code than the gallery's record, unless ``replace``. The gallery is built beside ``dest`` and
-    renamed onto it; its subfolders (other galleries) are kept."""
+    renamed onto it; its subfolders (other galleries) are kept. ``target``: the final target the run
+    built (``all``, or an opt-in study such as ``transfer``)."""
     run_dir, dest = Path(run_dir), Path(dest)
-    pedigree = check_run(run_dir)
+    pedigree = check_run(run_dir, target)
     figures = sorted((run_dir / "figures").glob("*.p[dn][fg]"))
     if not figures:
         raise Refused(f"{run_dir / 'figures'}: no figures; is {run_dir} a finished run?")
@@ -214,9 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-label", action="append", default=[], help="what each time report covers")
     parser.add_argument("--replace", action="store_true",
                         help="the run replaces the gallery whole, though another config or other code made it")
+    parser.add_argument("--target", default="all",
+                        help="the final target the run built: all (default) or an opt-in study such as transfer")
     args = parser.parse_args(argv)
     try:
-        written = export_gallery(args.run_dir, args.dest, args.time_report, args.time_label, args.replace)
+        written = export_gallery(args.run_dir, args.dest, args.time_report, args.time_label, args.replace,
+                                 args.target)
     except (Refused, ValueError, FileNotFoundError) as exc:
         print(f"gallery: {exc}", file=sys.stderr)
         return 1

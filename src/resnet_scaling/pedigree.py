@@ -177,7 +177,7 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
 
-def check_run(run_dir: str | Path) -> dict:
+def check_run(run_dir: str | Path, target: str = FINAL_TARGET) -> dict:
     """The pedigree of a complete run of one config and one code version, or :class:`Refused`
     with one sentence: the run recorded no finished final target, a file that target lists is
     missing or was left by an unfinished job, or its outputs were made by more than one code
@@ -191,10 +191,10 @@ def check_run(run_dir: str | Path) -> dict:
     if not record.get("finished"):
         raise Refused(f"{run_dir} is incomplete: its last invocation (started {record.get('started')}) has not "
                       "finished; it was killed, failed or is still running")
-    expected = record.get("targets", {}).get(FINAL_TARGET)
+    expected = record.get("targets", {}).get(target)
     if expected is None:
         raise Refused(f"{run_dir} is incomplete: no invocation of its config built the final target "
-                      f"'{FINAL_TARGET}' to the end")
+                      f"'{target}' to the end")
     missing = [f for f in expected if not (run_dir / f).exists()]
     if missing:
         raise Refused(f"{run_dir} is incomplete: {len(missing)} of the {len(expected)} files of its final target "
