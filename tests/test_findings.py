@@ -81,3 +81,20 @@ def test_the_readme_findings_agree_with_the_committed_galleries():
             assert (ROOT / gallery / "findings.md").read_text() == findings.findings_markdown(gallery)
     finally:
         os.chdir(cwd)
+
+
+def test_transfer_findings_quote_transfer_csv(tmp_path):
+    g = tmp_path / "transfer"
+    g.mkdir()
+    pd.DataFrame([
+        {"parametrisation": "completep", "block": "one-matrix", "dataset": "nonlinear", "slope": 0.15, "ci_low": 0.13,
+         "ci_high": 0.18, "n_depths": 7, "note": "", "transfer": "does not transfer", "regime": "neither",
+         "pathwise": "ODE"},
+        {"parametrisation": "completep", "block": "two-matrix", "dataset": "nonlinear", "slope": 0.07, "ci_low": 0.04,
+         "ci_high": 0.12, "n_depths": 7, "note": "", "transfer": "transfers",
+         "regime": "not evaluated: one-matrix only", "pathwise": ""}]).to_csv(g / "transfer.csv", index=False)
+    rows = findings.findings_rows(g)
+    assert rows[0]["measured"] == "slope of log η* +0.15 [+0.13, +0.18] over 7 depths"
+    assert rows[0]["verdict"] == "does not transfer; at η*: regime neither, pathwise ODE"
+    assert rows[1]["verdict"] == "transfers"
+    assert "| completep (two-matrix, nonlinear) | transfers |" in findings.readme_block([g])

@@ -70,9 +70,29 @@ def _non_affine(training: pd.DataFrame | None, experiment: str, population: str)
     return median, float(fit.slope), float(fit.ci_low), float(fit.ci_high)
 
 
+def transfer_rows(transfer: pd.DataFrame) -> list[dict]:
+    """The findings of the learning-rate transfer study (docs/maths.md §9), one row per
+    parametrisation, block and dataset: the slope of log η* on log L, and at η* the regime of the
+    weights and the pathwise limit."""
+    rows = []
+    for r in transfer.itertuples():
+        measured = f"slope of log η* {r.slope:+.2f} {_interval(r.ci_low, r.ci_high)} over {int(r.n_depths)} depths"
+        if isinstance(r.note, str) and r.note:
+            measured += f" ({r.note})"
+        at_optimum = "" if str(r.regime).startswith("not evaluated") else (
+            f"; at η*: regime {r.regime}, pathwise {r.pathwise}")
+        rows.append({"experiment": f"{r.parametrisation} ({r.block}, {r.dataset})", "population": "all",
+                     "claim": "the optimal learning rate transfers across depth", "measured": measured,
+                     "verdict": f"{r.transfer}{at_optimum}", "figure": "transfer_eta_star.png"})
+    return rows
+
+
 def findings_rows(gallery: str | Path) -> list[dict]:
     """The findings of one gallery, one dict per (experiment, claim)."""
     gallery = Path(gallery)
+    transfer = _read(gallery, "transfer.csv")
+    if transfer is not None:
+        return transfer_rows(transfer)
     regimes, exponents = _read(gallery, "regimes.csv"), _read(gallery, "exponents.csv")
     if regimes is None or exponents is None:
         raise FileNotFoundError(f"{gallery}: no regimes.csv or exponents.csv; export the gallery first")
@@ -166,6 +186,10 @@ def readme_block(galleries: list[str | Path]) -> str:
     for gallery in galleries:
         gallery = Path(gallery)
         rows = findings_rows(gallery)
+        if (gallery / "transfer.csv").exists():
+            lines += [f"| [{gallery.as_posix()}]({gallery.as_posix()}/findings.md) | {r['experiment']} | "
+                      f"{r['verdict']} | | {r['measured']} |" for r in rows]
+            continue
         for exp in dict.fromkeys(r["experiment"] for r in rows):
             mine = {r["claim"]: r for r in rows if r["experiment"] == exp}
             regime = mine.get("regime of the trained weights (docs/maths.md §3)", {}).get("verdict", "")

@@ -178,7 +178,7 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence
     try:
         os.chmod(staging, 0o777 & ~_umask())
         names = _write_content(run_dir, staging, figures, cost, cost_text)
-        if all((staging / name).exists() for name in ("regimes.csv", "exponents.csv")):  # a run with experiments
+        if (staging / "transfer.csv").exists() or all((staging / name).exists() for name in ("regimes.csv", "exponents.csv")):
             write_text(staging / FINDINGS, findings_markdown(staging, title=Path(dest).as_posix()))
             names = names + [FINDINGS]
         record = {**pedigree, "files": sorted(names + [GALLERY_RECORD])}
