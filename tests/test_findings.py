@@ -18,7 +18,7 @@ def _gallery(tmp_path: Path) -> Path:
         "regime": "ODE", "exponent": 0.97, "exponent_ci_low": 0.95, "exponent_ci_high": 0.99,
         "increment_ratio_slope": -1.1, "quadratic_variation_slope": -3.2, "n_depths": 7,
         "sensitivity": "flips: neither with ode_exponent_tol 0.15"}]).to_csv(g / "regimes.csv", index=False)
-    pd.DataFrame([{"experiment": "tanh_x", "quantity": "A", "statistic": "rms_norm", "population": "converged",
+    pd.DataFrame([{"experiment": "tanh_x", "quantity": "A", "statistic": "max_norm", "population": "converged",
                    "exponent": 0.45, "ci_low": 0.43, "ci_high": 0.47}]).to_csv(g / "exponents.csv", index=False)
     pd.DataFrame([
         {"experiment": "tanh_x", "population": "converged", "primary": True, "direction": d, "verdict": "ODE",
@@ -38,7 +38,7 @@ def test_findings_quote_the_tables(tmp_path):
     regime = rows["regime of the trained weights (docs/maths.md §3)"]
     assert regime["measured"].startswith("exponent of M 0.97 [+0.95, +0.99]")
     assert regime["verdict"] == "ODE (flips: neither with ode_exponent_tol 0.15)"
-    assert rows["β, exponent of A (RMS)"]["measured"] == "0.45 [+0.43, +0.47]"
+    assert rows["β, exponent of A (max norm, as the papers)"]["measured"] == "0.45 [+0.43, +0.47]"
     limit = rows["limit of the hidden state, pathwise (§4)"]
     assert limit["verdict"] == "ODE" and limit["measured"].startswith("QV slope -0.98 [-1.02, -0.94]")
     share = rows["non-affine share of the output"]

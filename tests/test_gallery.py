@@ -261,10 +261,14 @@ def test_an_opt_in_study_is_exported_by_its_own_target(tmp_path, capsys):
     record["targets"] = {"transfer": record["targets"]["all"]}
     (run / RUN_RECORD).write_text(json.dumps(record))
     (run / "results" / "transfer").mkdir(parents=True)
-    (run / "results" / "transfer" / "transfer.csv").write_text("parametrisation,slope\ncompletep,0.1\n")
+    (run / "results" / "transfer" / "transfer.csv").write_text(
+        "parametrisation,block,dataset,slope,ci_low,ci_high,n_depths,note,transfer,regime,pathwise\n"
+        "completep,one-matrix,nonlinear,0.1,0.0,0.2,7,,transfers,ODE,ODE\n")
     (run / "results" / "transfer" / "cost.txt").write_text("cost: 1 CPU-minute\n")
     dest = tmp_path / "transfer"
     assert main([str(run), str(dest)]) == 1
     assert "built the final target 'all'" in capsys.readouterr().err
     assert main([str(run), str(dest), "--target", "transfer"]) == 0
     assert (dest / "transfer.csv").read_text().startswith("parametrisation") and (dest / "cost.txt").exists()
+    assert "| completep (one-matrix, nonlinear) | all | the optimal learning rate transfers across depth |" in (
+        dest / "findings.md").read_text()

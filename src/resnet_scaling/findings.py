@@ -45,7 +45,7 @@ def _interval(low, high) -> str:
 def _beta_row(exponents: pd.DataFrame, experiment: str, population: str, delta: str) -> pd.Series | None:
     quantity = "M_abs" if delta == "multi" else "A"
     hit = exponents[(exponents["experiment"] == experiment) & (exponents["quantity"] == quantity)
-                    & (exponents["statistic"] == "rms_norm")]
+                    & (exponents["statistic"] == "max_norm")]
     if "population" in hit:
         hit = hit[hit["population"] == population]
     return None if hit.empty else hit.iloc[0]
@@ -114,7 +114,7 @@ def findings_rows(gallery: str | Path) -> list[dict]:
                      "figure": f"scaling_summary.png"})
         beta = _beta_row(exponents, exp, pop, str(reg.delta))
         if beta is not None and math.isfinite(beta.exponent):
-            rows.append({**base, "claim": f"β, exponent of {'|δ|A' if reg.delta == 'multi' else 'A'} (RMS)",
+            rows.append({**base, "claim": f"β, exponent of {'|δ|A' if reg.delta == 'multi' else 'A'} (max norm, as the papers)",
                          "measured": f"{beta.exponent:.2f} {_interval(beta.ci_low, beta.ci_high)}",
                          "verdict": "", "figure": "scaling_exponents.png"})
         if verdicts is not None:
@@ -175,8 +175,8 @@ def findings_markdown(gallery: str | Path, title: str | None = None) -> str:
         record = json.loads(prov.read_text())
         commit = record.get("commit") or record.get("code", {}).get("commit", "")
         configs = record.get("configfiles") or record.get("config", {}).get("files", "")
-        head += [f"Made by commit `{str(commit)[:12]}` from {configs}.", ""]
-    return "\n".join(head) + _markdown(findings_rows(gallery))
+        head += [f"Made by commit `{str(commit)[:12]}` from {', '.join(configs) if isinstance(configs, list) else configs}.", ""]
+    return "\n".join(head) + "\n" + _markdown(findings_rows(gallery))
 
 
 def readme_block(galleries: list[str | Path]) -> str:

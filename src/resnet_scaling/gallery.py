@@ -178,11 +178,12 @@ def export_gallery(run_dir: str | Path, dest: str | Path, time_reports: Sequence
     try:
         os.chmod(staging, 0o777 & ~_umask())
         names = _write_content(run_dir, staging, figures, cost, cost_text)
-        if (staging / "transfer.csv").exists() or all((staging / name).exists() for name in ("regimes.csv", "exponents.csv")):
-            write_text(staging / FINDINGS, findings_markdown(staging, title=Path(dest).as_posix()))
-            names = names + [FINDINGS]
-        record = {**pedigree, "files": sorted(names + [GALLERY_RECORD])}
+        findings = (staging / "transfer.csv").exists() or all((staging / name).exists()
+                                                               for name in ("regimes.csv", "exponents.csv"))
+        record = {**pedigree, "files": sorted(names + [GALLERY_RECORD] + [FINDINGS] * findings)}
         write_text(staging / GALLERY_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
+        if findings:  # read from the tables just written, with the record's provenance
+            write_text(staging / FINDINGS, findings_markdown(staging, title=Path(dest).as_posix()))
         for folder in kept:
             shutil.copytree(folder, staging / folder.name, symlinks=True, copy_function=_link_or_copy)
         _swap(staging, dest)
