@@ -89,12 +89,15 @@ def test_the_run_folder_follows_the_run_its_job_belongs_to(tmp_path):
 def test_a_run_in_the_repository_or_a_gallery_is_refused(tmp_path):
     root = tmp_path / "repo"
     (root / "figures" / "paper").mkdir(parents=True)
+    (root / "figures" / "provenance.json").write_text("{}")  # a committed gallery
     for folder in (root, root / "figures", root / "figures" / "paper", root / "figures" / "mnist"):
         with pytest.raises(RunDirectoryError, match=f"refusing to run in {re.escape(str(folder))}: .*--directory"):
             check_run_directory(folder, root)
     check_run_directory(root / "runs" / "smoke-0123abcd", root)
     check_run_directory(tmp_path / "elsewhere", root)
     check_run_directory(tmp_path / "copy", tmp_path / "copy")  # a bare copy of the workflow: no git, no galleries
+    (tmp_path / "copy" / "figures").mkdir(parents=True)  # a run's own figures in a bare copy
+    check_run_directory(tmp_path / "copy", tmp_path / "copy")
 
 
 @pytest.mark.parametrize("where", [".", "figures/paper"])
@@ -104,6 +107,7 @@ def test_snakemake_refuses_the_repository_and_the_galleries_before_any_job(tmp_p
     work = copy_workflow(tmp_path / "checkout")
     (work / "figures" / "paper").mkdir(parents=True)
     (work / "figures" / "paper" / "table.csv").write_text("a,b\n1,2\n")
+    (work / "figures" / "provenance.json").write_text("{}\n")  # committed galleries, as in a checkout
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     before = _digests(work)
     proc = subprocess.run([snakemake_bin(), "-n", "--directory", str(work / where), "--configfile", "config/smoke.yaml"],

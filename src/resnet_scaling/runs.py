@@ -85,12 +85,20 @@ def chosen_run_directory(configfiles: Sequence[str | Path], overrides: Sequence[
     return Path(cwd).resolve()
 
 
+#: The record a committed gallery holds (:data:`resnet_scaling.pedigree.GALLERY_RECORD`).
+GALLERY_RECORD = "provenance.json"
+
+
 def check_run_directory(run_dir: str | Path, root: str | Path) -> None:
     """Refuse a run folder that is the repository itself or a committed gallery (``figures/``
     and every folder below it): a run there would overwrite committed files."""
     run_dir, root = Path(run_dir).resolve(), Path(root).resolve()
     galleries = root / GALLERIES
-    if run_dir == root and ((root / ".git").exists() or galleries.is_dir()):
+    # a checkout (git) or a copy holding committed galleries; a bare copy of the workflow whose
+    # figures/ are only a run's outputs (no gallery record) is a run folder like any other
+    if not ((root / ".git").exists() or (galleries / GALLERY_RECORD).exists()):
+        return
+    if run_dir == root:
         raise RunDirectoryError(
             f"refusing to run in {run_dir}: it is the repository itself, whose committed files a run would "
             f"overwrite; leave out --directory (the run then writes to {RUNS}/<config>-<digest>/) or name a "
