@@ -182,7 +182,7 @@ def findings_markdown(gallery: str | Path, title: str | None = None) -> str:
 
 def readme_block(galleries: list[str | Path]) -> str:
     """The README's short table: the limit and regime verdicts of every gallery's experiments."""
-    lines = [README_BEGIN, "", "| gallery | experiment | regime of the weights | limit, pathwise | measured |",
+    lines = [README_BEGIN, "", "| gallery | experiment | regime of the weights (transfer: does η* transfer) | limit, pathwise | measured |",
              "|---|---|---|---|---|"]
     for gallery in galleries:
         gallery = Path(gallery)
