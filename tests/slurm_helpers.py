@@ -139,7 +139,7 @@ UP_TO_CHECKPOINT = {"all", "data", "train", "scaling_statistics", "scaling_expon
 #: opt-in training-side phase diagram (regimes.enabled is false).
 NOT_IN_SMOKE = {"notebook_paper_scale", "cifar_train", "cifar_extract", "cifar_statistics", "cifar_exponents",
                 "cifar_figure", "phase_diagram_train", "phase_diagram_classify", "phase_diagram_anchor", "phase_diagram_figures",
-                "phase_diagram"}
+                "phase_diagram", "transfer_train", "transfer_analyse", "transfer_figures", "transfer"}
 
 
 def rules_after_checkpoint() -> list[str]:
