@@ -40,7 +40,7 @@ def test_reduced_cifar_workflow_runs_and_resumes(tmp_path):
 
     proc = run_snakemake(work, "--cores", "1", *CONFIG)
     assert proc.returncode == 0, proc.stderr[-6000:]
-    assert "resumed from" in (work / "logs/cifar/train/cifar_resnet/depth_8.log").read_text()
+    assert "resuming from" in (work / "logs/cifar/train/cifar_resnet/depth_8.log").read_text()
     assert not ckpt.exists()
     resumed, _ = read_npz(work / "results/cifar/train/cifar_resnet/depth_8.npz")
     uninterrupted = train_conv("cifar_resnet", exp, 8, data, base_seed=cfg["seed"], device="cpu", progress=False)

@@ -160,7 +160,9 @@ def test_a_diverged_experiment_leaves_the_others_analysed(tmp_path):
     bad = regimes.loc["relu_multi_synthetic"]
     assert bad["regime"] == "no usable networks" and bad["n_usable"] == 0
     assert "diverged:8" in bad["note"]
-    assert regimes.loc["tanh_shared_synthetic", "regime"] in ("ODE", "SDE", "neither")
+    # the other experiment is analysed: it gets a verdict of the rule (on the smoke sizes its
+    # intervals may be too wide for more than "undetermined")
+    assert regimes.loc["tanh_shared_synthetic", "regime"] in ("ODE", "SDE", "neither", "undetermined")
     training = pd.read_csv(work / "results" / "scaling" / "relu_multi_synthetic" / "training.csv")
     assert set(training["status"]) == {"diverged"} and training["stop_reason"].str.len().min() > 0
     figures = {p.name for p in (work / "figures").glob("*.png")}
