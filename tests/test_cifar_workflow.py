@@ -53,7 +53,7 @@ def test_reduced_cifar_workflow_runs_and_resumes(tmp_path):
     max_norm = exponents[(exponents["statistic"] == "max_norm") & exponents["quantity"].isin(["A", "delta"])]
     assert len(max_norm) == 2 and max_norm["exponent"].notna().all()
     assert (max_norm["n_depths"] == 3).all() and (max_norm["n_seeds"] == 2).all()
-    assert regimes["regime"].iloc[0] in ("ODE", "SDE", "ODE (rough weights)", "neither")
+    assert regimes["regime"].iloc[0] in ("ODE", "SDE", "ODE (rough weights)", "neither", "undetermined")  # 3 depths x 2 seeds: wide intervals
     scorecard = (work / "results/cifar/scorecard.md").read_text()
     assert "figure-reading" in scorecard and "figs/cifar-delta-scaling-max_norm.png" in scorecard
     for name in ("max_norm", "hypothesis"):
