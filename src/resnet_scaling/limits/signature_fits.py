@@ -20,7 +20,7 @@ and what it becomes when the thresholds move by ``sensitivity``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -57,17 +57,24 @@ VERDICT_COLUMNS = ["experiment", "population", "primary", "direction", "verdict"
                    "coarsening_ci_low", "coarsening_ci_high", "n_depths", "n_networks", "sensitivity"]
 
 
+def _schema_default(key: str):
+    """A field whose default is the schema's ``limits.pathwise.<key>`` (defaults live only there)."""
+    from ..config import section_settings
+
+    return field(default_factory=lambda: section_settings("limits.pathwise")[key])
+
+
 @dataclass(frozen=True)
 class SignatureRule:
-    """Thresholds of the pathwise verdict (schema: ``limits.pathwise``)."""
+    """Thresholds of the pathwise verdict; every default is the schema's ``limits.pathwise``."""
 
-    flat_tol: float = 0.2
-    growth_tol: float = 0.2
-    max_ci_width: float = 0.6
-    min_depths: int = 4
-    min_networks: int = 6
-    verdict_blocks: int = 8
-    sensitivity: float = 0.1
+    flat_tol: float = _schema_default("flat_tol")
+    growth_tol: float = _schema_default("growth_tol")
+    max_ci_width: float = _schema_default("max_ci_width")
+    min_depths: int = _schema_default("min_depths")
+    min_networks: int = _schema_default("min_networks")
+    verdict_blocks: int = _schema_default("verdict_blocks")
+    sensitivity: float = _schema_default("sensitivity")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SignatureRule":
@@ -149,7 +156,7 @@ def _coarsening_row(slopes: pd.DataFrame, quantity: str, rule: SignatureRule) ->
     if fits.empty:
         return None
     exact = fits[fits["n_blocks"] == rule.verdict_blocks]
-    return (exact if len(exact) else fits.sort_values("n_blocks")).iloc[-1 if exact.empty else 0]
+    return exact.iloc[0] if len(exact) else fits.sort_values("n_blocks").iloc[-1]
 
 
 def _decide(qv: pd.Series, coarse: pd.Series, flat_tol: float, growth_tol: float, max_width: float) -> tuple[str, str]:
