@@ -70,8 +70,8 @@ def test_the_cpp_of_the_compiled_engine_counts_where_the_engine_is_imported(tmp_
 def test_the_script_itself_and_the_schema_defaults_count(tmp_path):
     work = copy_workflow(tmp_path / "wf")
     before = _digests(work)
-    _edit(work / "workflow/scripts/train.py", "torch.set_num_threads(snakemake.threads)",
-          "torch.set_num_threads(1)")
+    _edit(work / "workflow/scripts/train.py", 'start_job(snakemake, log_mode="a")',
+          'start_job(snakemake, log_mode="w")')
     assert _digests(work)["workflow/scripts/train.py"] != before["workflow/scripts/train.py"]
     work = copy_workflow(tmp_path / "wf2")
     schema = work / "src/resnet_scaling/config.schema.yaml"

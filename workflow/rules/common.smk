@@ -54,7 +54,7 @@ from resnet_scaling.dataset_files import (  # noqa: E402
     download_names,
     source_files,
 )
-from resnet_scaling.training.resources import (
+from resnet_scaling.training.resources import (  # noqa: E402
     DEFAULT_TRAIN_MINUTES,
     conv_epoch_seconds,
     fbsde_trained_mem_mb,
@@ -63,7 +63,7 @@ from resnet_scaling.training.resources import (
     limits_fit_mem_mb,
     train_runtime_minutes,
     wants_gpu,
-)  # noqa: E402
+)
 
 # One sentence naming the key before Snakemake's own validation (which prints the schema).
 _schema_problem = schema_error(config)

@@ -1,16 +1,12 @@
 """Snakemake adapter: exponents, regimes and the scorecard of the convolutional experiments."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.cnn.scaling import fit_all, read_conv_statistics, scorecard_markdown
+from resnet_scaling.io import write_csv, write_text
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.cnn.scaling import fit_all, read_conv_statistics, scorecard_markdown  # noqa: E402
-from resnet_scaling.io import write_csv, write_text  # noqa: E402
-
+start_job(snakemake)
 cfg = snakemake.params.scaling
 tables = [read_conv_statistics(p, n) for p, n in zip(snakemake.input, snakemake.params.networks, strict=True)]
 exponents, regimes = fit_all(tables, cfg, snakemake.params.experiments)

@@ -1,19 +1,12 @@
 """Snakemake adapter: operator and Frobenius norms of the conv1 (A) and conv2 (δ) kernels of every block."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.cnn.extract import extract
+from resnet_scaling.io import write_csv
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.cnn.extract import extract  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 layers, training = extract(snakemake.input[0])
 write_csv(snakemake.output.layers, layers)
 write_csv(snakemake.output.training, training)

@@ -1,19 +1,13 @@
 """Snakemake adapter: a figure of the convolutional experiments (max norm, or the hypothesis statistics)."""
 
-import logging
-import sys
+import pandas as pd
 
-from resnet_scaling.io import job_log
+from resnet_scaling.cnn.scaling import read_conv_statistics
+from resnet_scaling.plots.cifar import FIGURES, scaling_figure
+from resnet_scaling.scaling.tables import read_table
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import pandas as pd  # noqa: E402
-
-from resnet_scaling.cnn.scaling import read_conv_statistics  # noqa: E402
-from resnet_scaling.plots.cifar import FIGURES, scaling_figure  # noqa: E402
-from resnet_scaling.scaling.tables import read_table  # noqa: E402
-
+start_job(snakemake)
 statistics = pd.concat([read_conv_statistics(p, n) for p, n in
                         zip(snakemake.input.statistics, snakemake.params.networks, strict=True)], ignore_index=True)
 scaling_figure(statistics, read_table(snakemake.input.exponents), snakemake.output.pdf,

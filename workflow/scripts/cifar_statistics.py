@@ -1,20 +1,16 @@
 """Snakemake adapter: the statistics of docs/maths.md §3 of every kernel sequence, depth and seed of one experiment."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+import pandas as pd
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+from resnet_scaling.cnn.extract import statistics_table
+from resnet_scaling.cnn.scaling import labels
+from resnet_scaling.io import write_csv
+from resnet_scaling.scaling.tables import read_csv_checked
+from resnet_scaling.job import start_job
 
-import pandas as pd  # noqa: E402
-
-from resnet_scaling.cnn.extract import statistics_table  # noqa: E402
-from resnet_scaling.cnn.scaling import labels  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.scaling.tables import read_csv_checked  # noqa: E402
-
+start_job(snakemake)
 layers = pd.concat(
     [read_csv_checked(path, ("experiment", "depth", "seed", "quantity", "norm", "k", "value"), finite=("depth", "k"))
      for path in snakemake.input.layers],

@@ -1,20 +1,13 @@
 """Snakemake adapter: train all seeds of one convolutional (experiment, depth), resuming from a checkpoint."""
 
 import logging
-import sys
 from pathlib import Path
 
-from resnet_scaling.io import job_log
+from resnet_scaling.cnn.train import save_conv_result, train_conv
+from resnet_scaling.io import read_npz
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.cnn.train import save_conv_result, train_conv  # noqa: E402
-from resnet_scaling.io import read_npz  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake, log_mode="a")
 data, _ = read_npz(snakemake.input[0])
 result = train_conv(
     snakemake.wildcards.cexp,

@@ -2,20 +2,13 @@
 and its figures."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.fbsde import write_adjoint_convergence
+from resnet_scaling.plots import fbsde as figures
+from resnet_scaling.plots import png_outputs
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.fbsde import write_adjoint_convergence  # noqa: E402
-from resnet_scaling.plots import fbsde as figures  # noqa: E402
-from resnet_scaling.plots import png_outputs  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 out = snakemake.output
 cfg = snakemake.params.cfg
 res = write_adjoint_convergence(cfg, dict(out.items()))

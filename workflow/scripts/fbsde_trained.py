@@ -2,20 +2,13 @@
 limit systems of their kernel-smoothed weights (docs/maths.md §5), and their figures."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.fbsde import write_trained
+from resnet_scaling.plots import fbsde as figures
+from resnet_scaling.plots import png_outputs
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.fbsde import write_trained  # noqa: E402
-from resnet_scaling.plots import fbsde as figures  # noqa: E402
-from resnet_scaling.plots import png_outputs  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 out = snakemake.output
 res = write_trained(list(snakemake.input.train), snakemake.input.dataset, snakemake.params.cfg, dict(out.items()))
 logging.info("slopes against depth (median over seeds):\n%s", res["slopes"].to_string(index=False))

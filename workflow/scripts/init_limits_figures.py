@@ -1,16 +1,12 @@
 """Snakemake adapter: every init_limits figure from its tidy tables (one plotting function each)."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.plots import init as figures
+from resnet_scaling.scaling.tables import read_table
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.plots import init as figures  # noqa: E402
-from resnet_scaling.scaling.tables import read_table  # noqa: E402
-
+start_job(snakemake)
 t = {name: read_table(path) for name, path in snakemake.input.items()}
 out = snakemake.output
 figures.law_convergence_figure(t["w1"], t["quantiles"], "state", out.diffusion_law)

@@ -1,19 +1,12 @@
 """Snakemake adapter: the d = 1 identity network against geometric Brownian motion (docs/maths.md §6)."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.init_limits import gbm_tables
+from resnet_scaling.io import write_csv
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.init_limits import gbm_tables  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 moments, density = gbm_tables(snakemake.params.cfg, snakemake.params.seed, progress=True)
 write_csv(snakemake.output.moments, moments)
 write_csv(snakemake.output.density, density)

@@ -1,17 +1,13 @@
 """Snakemake adapter: the note of the init_limits stage, every comparison with theory in numbers."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.init_limits import note_markdown, summarise
+from resnet_scaling.io import write_json, write_text
+from resnet_scaling.scaling.tables import read_table
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.init_limits import note_markdown, summarise  # noqa: E402
-from resnet_scaling.io import write_json, write_text  # noqa: E402
-from resnet_scaling.scaling.tables import read_table  # noqa: E402
-
+start_job(snakemake)
 inp = snakemake.input
 summary = summarise(
     read_table(inp.w1), read_table(inp.gbm), read_table(inp.correlation),

@@ -2,20 +2,13 @@
 figure of the study."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.limits import write_limit_convergence
+from resnet_scaling.plots import limits as figures
+from resnet_scaling.scaling.tables import read_table
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.limits import write_limit_convergence  # noqa: E402
-from resnet_scaling.plots import limits as figures  # noqa: E402
-from resnet_scaling.scaling.tables import read_table  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 out = snakemake.output
 table, fits = write_limit_convergence(snakemake.params.cfg, out.table, out.fits)
 logging.info("slopes:\n%s", fits.to_string(index=False))

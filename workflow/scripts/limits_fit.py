@@ -2,20 +2,13 @@
 and draw the figures of the fit."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.limits import write_fit
+from resnet_scaling.plots import limits as figures
+from resnet_scaling.plots import png_outputs
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.limits import write_fit  # noqa: E402
-from resnet_scaling.plots import limits as figures  # noqa: E402
-from resnet_scaling.plots import png_outputs  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 out = snakemake.output
 summary = write_fit(
     list(snakemake.input.train),

@@ -1,15 +1,11 @@
 """Snakemake adapter: the note on how close each fitted limit is to its trained networks."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.limits import write_note
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.limits import write_note  # noqa: E402
-
+start_job(snakemake)
 note = write_note(
     list(snakemake.input.summaries),
     snakemake.input.fits,

@@ -2,16 +2,12 @@
 and their figure (docs/maths.md §4, judging a trained network's limit)."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.limits.writers import write_pathwise
+from resnet_scaling.plots import limits as figures
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.limits.writers import write_pathwise  # noqa: E402
-from resnet_scaling.plots import limits as figures  # noqa: E402
-
+start_job(snakemake)
 out = snakemake.output
 params = snakemake.params
 verdicts = write_pathwise(list(snakemake.input.signatures), snakemake.input.regimes, params.cfg, params.bootstrap,

@@ -1,18 +1,14 @@
 """Snakemake adapter: the largest increment of the anchor's trained weights against depth, and its slope."""
 
 import logging
-import sys
 from pathlib import Path
 
-from resnet_scaling.io import job_log
+from resnet_scaling.scaling.exponents import FitSettings
+from resnet_scaling.io import write_csv
+from resnet_scaling.phase_diagram.study import anchor_slopes, anchor_statistics
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.phase_diagram.study import anchor_slopes, anchor_statistics  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
 )

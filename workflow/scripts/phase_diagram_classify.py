@@ -1,19 +1,15 @@
 """Snakemake adapter: the regime of every cell of the phase diagram, by the scaling stage's rule."""
 
 import logging
-import sys
 from pathlib import Path
 
-from resnet_scaling.io import job_log
+from resnet_scaling.scaling.exponents import FitSettings
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
+from resnet_scaling.io import write_csv
+from resnet_scaling.phase_diagram.study import phase_diagram
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
-from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.phase_diagram.study import phase_diagram  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status}
 )

@@ -1,16 +1,10 @@
 """Snakemake adapter: the training-side phase diagram and the anchor figure."""
 
-import logging
-import sys
+from resnet_scaling.plots.phase_diagram import anchor_figure, phase_diagram_figure
+from resnet_scaling.scaling.tables import read_csv_checked
+from resnet_scaling.job import start_job
 
-from resnet_scaling.io import job_log
-
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.plots.phase_diagram import anchor_figure, phase_diagram_figure  # noqa: E402
-from resnet_scaling.scaling.tables import read_csv_checked  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 regimes = read_csv_checked(snakemake.input.regimes, ["cell", "activation", "regime", "exponent", "increment_ratio_slope"])
 anchor = read_csv_checked(snakemake.input.anchor, ["experiment", "stage", "depth", "weights", "statistic", "value"])
 slopes = read_csv_checked(snakemake.input.slopes, ["experiment", "stage", "weights", "statistic", "slope"])

@@ -1,20 +1,13 @@
 """Snakemake adapter: train every depth of one cell of the phase diagram (or of the anchor)."""
 
 import logging
-import sys
 from pathlib import Path
 
-from resnet_scaling.io import job_log
+from resnet_scaling.training.data import make_dataset
+from resnet_scaling.phase_diagram.study import train_cell
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.training.data import make_dataset  # noqa: E402
-from resnet_scaling.phase_diagram.study import train_cell  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake, log_mode="a")
 exp = snakemake.params.experiment
 folder, checkpoints = Path(snakemake.output[0]), Path(snakemake.params.checkpoints)
 folder.mkdir(parents=True, exist_ok=True)

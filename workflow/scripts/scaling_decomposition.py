@@ -2,22 +2,15 @@
 training loss of the trend-only (denoised) weights; the tables and their figure."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.scaling.exponents import exponents_of
+from resnet_scaling.io import read_npz, write_csv
+from resnet_scaling.plots import scaling as figures
+from resnet_scaling.scaling.tables import read_exponents, read_primary_population, read_table
+from resnet_scaling.scaling.weights import decompose, load_training
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.scaling.exponents import exponents_of  # noqa: E402
-from resnet_scaling.io import read_npz, write_csv  # noqa: E402
-from resnet_scaling.plots import scaling as figures  # noqa: E402
-from resnet_scaling.scaling.tables import read_exponents, read_primary_population, read_table  # noqa: E402
-from resnet_scaling.scaling.weights import decompose, load_training  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake, log_mode="a")
 p = snakemake.params
 # the networks of the primary verdict (converged where the networks split), as the exponents used
 population = read_primary_population(snakemake.input.regimes, snakemake.wildcards.exp) or p.include_status

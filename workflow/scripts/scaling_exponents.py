@@ -1,18 +1,14 @@
 """Snakemake adapter: exponents with seed-bootstrap intervals and the regime of every experiment."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.scaling.exponents import FitSettings, fit_all
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
+from resnet_scaling.io import write_csv
+from resnet_scaling.scaling.tables import read_statistics
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.scaling.exponents import FitSettings, fit_all  # noqa: E402
-from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.scaling.tables import read_statistics  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status,
      "population": snakemake.params.population}

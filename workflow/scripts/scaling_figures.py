@@ -2,27 +2,21 @@
 loss, regime summary), from the stage's tables."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+import pandas as pd
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+from resnet_scaling.scaling import tables
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
+from resnet_scaling.plots import regimes as regime_figures
+from resnet_scaling.plots import scaling as figures
+from resnet_scaling.training.data import dataset_affine_floor
+from resnet_scaling.job import start_job
 
-import pandas as pd  # noqa: E402
-
-from resnet_scaling.scaling import tables  # noqa: E402
-from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
-from resnet_scaling.plots import regimes as regime_figures  # noqa: E402
-from resnet_scaling.plots import scaling as figures  # noqa: E402
-from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
-
-
+start_job(snakemake, log_mode="a")
 def read(paths, reader):
     """One table from the experiments' files, each checked by ``reader`` against the networks
     the config trains."""
     return pd.concat([reader(p, n) for p, n in zip(paths, params.networks, strict=True)], ignore_index=True)
-
 
 inp, params, out = snakemake.input, snakemake.params, snakemake.output
 statistics = read(inp.statistics, tables.read_statistics)

@@ -1,20 +1,16 @@
 """Snakemake adapter: exponents by depth window, inclusion rule, norm and optimiser steps."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+from resnet_scaling.scaling.exponents import FitSettings
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
+from resnet_scaling.io import write_csv
+from resnet_scaling.plots.regimes import robustness_figure
+from resnet_scaling.scaling.robustness import robustness_table
+from resnet_scaling.scaling.tables import read_statistics, read_training
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-from resnet_scaling.scaling.exponents import FitSettings  # noqa: E402
-from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
-from resnet_scaling.io import write_csv  # noqa: E402
-from resnet_scaling.plots.regimes import robustness_figure  # noqa: E402
-from resnet_scaling.scaling.robustness import robustness_table  # noqa: E402
-from resnet_scaling.scaling.tables import read_statistics, read_training  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 settings = FitSettings.from_config(
     {"fit": snakemake.params.fit, "bootstrap": snakemake.params.bootstrap, "include_status": snakemake.params.include_status,
      "population": snakemake.params.population}

@@ -4,17 +4,14 @@ network its training outcome and the non-affine share of its output on the test 
 import logging
 import sys
 
-from resnet_scaling.io import job_log
+from tqdm import tqdm
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+from resnet_scaling.io import read_npz, write_csv
+from resnet_scaling.scaling.statistics import experiment_statistics
+from resnet_scaling.scaling.weights import load_training
+from resnet_scaling.job import start_job
 
-from tqdm import tqdm  # noqa: E402
-
-from resnet_scaling.io import read_npz, write_csv  # noqa: E402
-from resnet_scaling.scaling.statistics import experiment_statistics  # noqa: E402
-from resnet_scaling.scaling.weights import load_training  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 data, _ = read_npz(snakemake.input.dataset)
 stats, training = experiment_statistics(
     (load_training(path) for path in tqdm(snakemake.input.train, desc=snakemake.wildcards.exp, file=sys.stderr)),

@@ -3,21 +3,14 @@ then write the per-layer table of their layer sequences (the weights stay in the
 output only)."""
 
 import logging
-import sys
 from pathlib import Path
 
-from resnet_scaling.io import job_log
+from resnet_scaling.io import read_npz
+from resnet_scaling.training.train import save_result, train_ensemble
+from resnet_scaling.scaling.weights import extract
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.io import read_npz  # noqa: E402
-from resnet_scaling.training.train import save_result, train_ensemble  # noqa: E402
-from resnet_scaling.scaling.weights import extract  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake, log_mode="a")
 data, _ = read_npz(snakemake.input[0])
 result = train_ensemble(
     snakemake.wildcards.exp,

@@ -1,21 +1,14 @@
 """Snakemake adapter: the tables of the transfer study from its trained cells."""
 
 import logging
-import sys
 from pathlib import Path
 
-from resnet_scaling.io import job_log
+from resnet_scaling.io import read_npz, write_csv, write_text
+from resnet_scaling.transfer.analysis import analyse, cost_line
+from resnet_scaling.transfer.study import Cell
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import torch  # noqa: E402
-
-from resnet_scaling.io import read_npz, write_csv, write_text  # noqa: E402
-from resnet_scaling.transfer.analysis import analyse, cost_line  # noqa: E402
-from resnet_scaling.transfer.study import Cell  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)
+start_job(snakemake)
 cells = {name: Cell.from_dict(spec) for name, spec in snakemake.params.cells.items()}
 folders = {Path(folder).name: folder for folder in snakemake.input.cells}
 data = {Path(path).stem: read_npz(path)[0] for path in snakemake.input.data}

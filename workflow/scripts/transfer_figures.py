@@ -1,17 +1,11 @@
 """Snakemake adapter: the figures of the transfer study."""
 
-import logging
-import sys
+import pandas as pd
 
-from resnet_scaling.io import job_log
+from resnet_scaling.transfer.figures import coord_check_figure, eta_star_figure, loss_lr_figure
+from resnet_scaling.job import start_job
 
-sys.stderr = job_log(snakemake.log[0], "w")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-
-import pandas as pd  # noqa: E402
-
-from resnet_scaling.transfer.figures import coord_check_figure, eta_star_figure, loss_lr_figure  # noqa: E402
-
+start_job(snakemake)
 tables = {name: pd.read_csv(path) for name, path in snakemake.input.items()}
 out = snakemake.output
 loss_lr_figure(tables["runs"], tables["transfer"], out.transfer_loss_lr_png, snakemake.params.seeds)

@@ -3,24 +3,20 @@
 data, and the pathwise limit test of the same networks beside each regime."""
 
 import logging
-import sys
 
-from resnet_scaling.io import job_log
+import pandas as pd
 
-sys.stderr = job_log(snakemake.log[0], "a")
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+from resnet_scaling.io import write_text
+from resnet_scaling.limits.writers import read_pathwise_verdicts
+from resnet_scaling.scaling.exponents import primary_rows
+from resnet_scaling.scaling.regime_rule import RegimeThresholds
+from resnet_scaling.scaling.tables import read_exponents, read_regimes, read_robustness, read_training
+from resnet_scaling.training.data import dataset_affine_floor
+from resnet_scaling.verdict.render import render_html, render_markdown
+from resnet_scaling.verdict.score import score, training_outcome
+from resnet_scaling.job import start_job
 
-import pandas as pd  # noqa: E402
-
-from resnet_scaling.io import write_text  # noqa: E402
-from resnet_scaling.limits.writers import read_pathwise_verdicts  # noqa: E402
-from resnet_scaling.scaling.exponents import primary_rows  # noqa: E402
-from resnet_scaling.scaling.regime_rule import RegimeThresholds  # noqa: E402
-from resnet_scaling.scaling.tables import read_exponents, read_regimes, read_robustness, read_training  # noqa: E402
-from resnet_scaling.training.data import dataset_affine_floor  # noqa: E402
-from resnet_scaling.verdict.render import render_html, render_markdown  # noqa: E402
-from resnet_scaling.verdict.score import score, training_outcome  # noqa: E402
-
+start_job(snakemake, log_mode="a")
 params = snakemake.params
 exponents = read_exponents(snakemake.input.exponents, params.experiments)
 regimes = read_regimes(snakemake.input.regimes, params.experiments)
