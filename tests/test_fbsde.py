@@ -255,6 +255,27 @@ def test_trained_networks_against_their_limit_system(standin):
     assert table["value"].notna().all()
 
 
+def test_a_few_networks_at_a_time_give_the_numbers_of_all_at_once(standin, monkeypatch):
+    """The comparison's memory is bounded by chunks of networks; every network's numbers and the
+    table's row order stay those of one call on all networks."""
+    from resnet_scaling.fbsde import trained as trained_module
+    from resnet_scaling.scaling.weights import from_training
+
+    root, _ = standin
+    arrays, meta = read_npz(root / "depth_64.npz")
+    arrays = {**{k: np.concatenate([v] * 3) for k, v in arrays.items() if k in ("A", "b", "delta", "status", "epochs")},
+              **{k: v for k, v in arrays.items() if k not in ("A", "b", "delta", "status", "epochs", "seeds")},
+              "seeds": np.arange(6)}
+    w = from_training({k: v for k, v in arrays.items() if not k.endswith("_init") and "loss" not in k}, meta)
+    x, y = _inputs(6, 4)
+    whole = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05)
+    monkeypatch.setattr(trained_module, "CHUNK_ELEMENTS", 64 * 4 * 6 * 2)  # two networks a chunk
+    assert trained_module._networks_per_chunk(w, 6) == 2
+    chunked = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05)
+    pd.testing.assert_frame_equal(chunked.table, whole.table)
+    assert chunked.weights.shape[0] == 1
+
+
 @pytest.mark.slow
 def test_figures_are_written(standin, tmp_path):
     _, out = standin

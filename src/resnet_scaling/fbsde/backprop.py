@@ -80,7 +80,7 @@ def network_backprop(A, b, delta, activation: str, x, target, loss_scale: float 
     """
     A = np.asarray(A, dtype=np.float64)
     P, L = A.shape[:2]
-    delta = np.broadcast_to(np.asarray(delta, dtype=np.float64), (P, L))
+    delta = np.array(np.broadcast_to(np.asarray(delta, dtype=np.float64), (P, L)))
     net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
     traj = net.trajectory(as_tensor(x))
     y = as_tensor(target)

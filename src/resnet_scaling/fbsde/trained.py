@@ -70,12 +70,12 @@ def trained_limit(
 @dataclass
 class TrainedComparison:
     """One (experiment, depth, state) compared with its limits: a tidy table and, for figures,
-    the network and limit backprops of the included seeds."""
+    the network and limit backprops of the first networks (those of the first chunk)."""
 
     table: pd.DataFrame
     network: NetworkBackprop
     limits: dict[str, LimitBackprop]
-    weights: np.ndarray  # M_k of the included seeds, (S', L, d, d)
+    weights: np.ndarray  # M_k of the first included seed, (1, L, d, d)
 
 
 def compare_trained(
@@ -96,26 +96,46 @@ def compare_trained(
     training MSE). Networks that diverged or have non-finite weights are left out; None when
     none is left. ``state`` labels the rows (``trained`` or ``init``).
     """
-    keep = included(w)
-    if not keep.any():
+    keep = np.flatnonzero(included(w))
+    if not len(keep):
         return None
-    A, b, delta = w.A[keep], w.b[keep], w.delta[keep]
-    net = network_backprop(A, b, delta, w.activation, x, y)
-    M, _ = effective_weights(A, b, delta)
     labels = {"experiment": w.experiment, "dataset": w.dataset, "activation": w.activation, "delta": w.delta_type, "depth": w.depth}
-    seeds = w.seeds[keep]
-    frames = []
+    frames, first = [], None
+    # a few networks at a time: the states, adjoints and tabulated coefficients of every network
+    # at once take GBs at L = 9100 (d = 25); each network's numbers do not depend on the others
+    for chunk in np.array_split(keep, -(-len(keep) // _networks_per_chunk(w, len(x)))):
+        A, b, delta = w.A[chunk], w.b[chunk], w.delta[chunk]
+        net = network_backprop(A, b, delta, w.activation, x, y)
+        M, _ = effective_weights(A, b, delta)
+        seeds = w.seeds[chunk]
 
-    def rows(limit: str, values: dict[str, np.ndarray]) -> None:
-        for quantity, v in values.items():
-            frames.append(pd.DataFrame({**labels, "seed": seeds, "state": state, "limit": limit, "quantity": quantity, "value": v}))
+        def rows(limit: str, values: dict[str, np.ndarray]) -> None:
+            for quantity, v in values.items():
+                frames.append(pd.DataFrame({**labels, "seed": seeds, "state": state, "limit": limit, "quantity": quantity, "value": v}))
 
-    rows("network", {"weight_roughness": roughness(M), "gradient_roughness": roughness(net.grad_M.transpose(0, 1))})
-    lims = {}
-    for kind in kinds:
-        lims[kind] = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
-        rows(kind, compare(net, lims[kind]))
-    return TrainedComparison(pd.concat(frames, ignore_index=True), net, lims, M)
+        rows("network", {"weight_roughness": roughness(M), "gradient_roughness": roughness(net.grad_M.transpose(0, 1))})
+        lims = {}
+        for kind in kinds:
+            lims[kind] = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
+            rows(kind, compare(net, lims[kind]))
+        if first is None:
+            first = (net, lims, M[:1])
+        del net, lims, M
+    table = pd.concat(frames, ignore_index=True)
+    # rows in the order of one call on all networks: per (limit, quantity), the seeds in order
+    order = {name: i for i, name in enumerate(dict.fromkeys(zip(table["limit"], table["quantity"])))}
+    table = table.iloc[np.lexsort((table.index, [order[k] for k in zip(table["limit"], table["quantity"])]))]
+    return TrainedComparison(table.reset_index(drop=True), *first)
+
+
+#: Layers × networks × max(d, inputs) × d held at once by :func:`compare_trained` (about 65 MB
+#: of float64 per array; a comparison holds a few dozen such arrays).
+CHUNK_ELEMENTS = 2**23
+
+
+def _networks_per_chunk(w: TrainedWeights, n_inputs: int) -> int:
+    S, L, d = w.A.shape[0], w.A.shape[1], w.A.shape[-1]
+    return max(1, min(S, CHUNK_ELEMENTS // max(1, L * d * max(d, n_inputs))))
 
 
 def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:

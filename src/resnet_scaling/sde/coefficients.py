@@ -20,13 +20,36 @@ class Tabulated:
         self.values = as_tensor(values)
         if self.values.shape[0] != self.ts.shape[0]:
             raise ValueError("Tabulated needs one value per grid time")
+        self._times = self.ts.tolist()
+        # a solver asks mostly for the grid times themselves: found by arithmetic on a uniform grid
+        steps = np.diff(self._times) if len(self._times) > 1 else np.ones(1)
+        self._uniform_step = float(steps[0]) if len(steps) and np.allclose(steps, steps[0], rtol=1e-12, atol=0) else None
+
+    def _interval(self, t: float) -> int:
+        """The index j of the grid interval [ts[j], ts[j+1]] that holds t (clamped)."""
+        times = self._times
+        if self._uniform_step is not None and self._uniform_step > 0:
+            j = int((t - times[0]) // self._uniform_step)
+            if j + 1 < len(times) and times[j + 1] <= t:  # rounding in the division
+                j += 1
+            elif j >= 0 and times[j] > t:
+                j -= 1
+        else:
+            j = int(torch.searchsorted(self.ts, torch.tensor([t], dtype=DTYPE), right=True)[0]) - 1
+        return min(max(j, 0), len(times) - 2)
 
     def __call__(self, t: float) -> torch.Tensor:
-        ts = self.ts
-        j = int(torch.searchsorted(ts, torch.tensor([t], dtype=DTYPE), right=True)[0]) - 1
-        j = min(max(j, 0), len(ts) - 2)
-        w = (t - float(ts[j])) / float(ts[j + 1] - ts[j])
+        t = float(t)
+        times = self._times
+        if len(times) == 1:
+            return self.values[0]
+        j = self._interval(t)
+        w = (t - times[j]) / (times[j + 1] - times[j])
         w = min(max(w, 0.0), 1.0)
+        if w == 0.0:
+            return self.values[j]
+        if w == 1.0:
+            return self.values[j + 1]
         return self.values[j] * (1 - w) + self.values[j + 1] * w
 
 
