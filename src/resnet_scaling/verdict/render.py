@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
 
 import pandas as pd
 
@@ -206,11 +205,10 @@ def _sections(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFra
 def render_markdown(scores: pd.DataFrame, exponents: pd.DataFrame, regimes: pd.DataFrame,
                     include_status: tuple = (), robustness: pd.DataFrame | None = None,
                     outcome: pd.DataFrame | None = None,
-                    non_affine_threshold: float = NON_AFFINE_THRESHOLD, notes: Sequence[str] = ()) -> str:
-    """The scorecard in Markdown; ``notes`` (paragraphs) say how its rows were made where that
-    is not the workflow's run of one config (a gallery with carried experiments)."""
+                    non_affine_threshold: float = NON_AFFINE_THRESHOLD) -> str:
+    """The scorecard in Markdown."""
     rule = str(regimes["rule"].iloc[0]) if len(regimes) else ""
-    parts = ["## How these rows were made\n\n" + "\n\n".join(notes) + "\n"] if notes else []
+    parts = []
     for heading, text, rows in _sections(scores, exponents, regimes, rule, include_status, robustness, outcome,
                                                non_affine_threshold):
         parts.append(f"## {heading}\n\n{text}\n")
