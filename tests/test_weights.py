@@ -14,12 +14,10 @@ from resnet_scaling.training.resnet import ResNetEnsemble
 from resnet_scaling.scaling.weights import (
     TrainedWeights,
     block_means,
-    cell_index,
     decompose,
     effective_weights,
     extract,
     from_training,
-    included,
     layer_norms,
     layer_table,
     load_training,
@@ -246,38 +244,6 @@ def test_decompose_trend_only_networks(delta_type, activation, pair):
     np.testing.assert_allclose(decomposition["weight"], decomposition["trend"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(decomposition["noise"], 0.0, atol=1e-10)
     assert len(losses) == 4 and (decomposition.groupby("quantity")["entry"].nunique() == 2).all()
-
-
-def test_decompose_reads_training_outputs_one_at_a_time_with_the_same_numbers(tmp_path):
-    """Given files, the decomposition holds one depth at a time and gives the tables it gives
-    for the networks in memory; the trend is the mean over every pooled (depth, seed)."""
-    paths = []
-    for L in (64, 16, 32):  # out of order: the depths are sorted
-        paths.append(tmp_path / "exp" / f"depth_{L}.npz")
-        paths[-1].parent.mkdir(exist_ok=True)
-        sp.write_training_output(paths[-1], "brownian", L, seeds=3, dim=3,
-                                 status=["converged", "diverged", "stopped"])
-    rng = np.random.default_rng(1)
-    data = (rng.normal(size=(10, 3)), rng.normal(size=(10, 3)))
-    betas = {"A": 0.5, "b": 0.5}
-    from_files = decompose([str(p) for p in paths], betas, data, n_cells=8, show_depths=2, n_entries=2)
-    in_memory = decompose([load_training(p) for p in paths], betas, data, n_cells=8, show_depths=2, n_entries=2)
-    for got, want in zip(from_files, in_memory):
-        pd.testing.assert_frame_equal(got, want)
-    decomposition, losses = from_files
-    assert list(losses["depth"].unique()) == [16, 32, 64] and set(losses["status"]) == {"converged", "stopped"}
-    assert set(decomposition["depth"]) == {32, 64}
-    # the trend: block means of L^β A over the included seeds of every depth, averaged
-    nets = [load_training(p) for p in paths]
-    pooled = np.concatenate([block_means(w.depth ** 0.5 * w.A[included(w)], 8) for w in nets])
-    deepest = decomposition[(decomposition["depth"] == 64) & (decomposition["quantity"] == "A")]
-    k = deepest["k"].to_numpy()
-    entry = deepest["entry"].iloc[0]
-    row = deepest[deepest["entry"] == entry]
-    index = tuple(int(i) for i in entry.strip("()").split(","))
-    np.testing.assert_allclose(row["trend"], pooled.mean(axis=0)[(cell_index(64, 8)[row["k"].to_numpy()], *index)],
-                               rtol=1e-12)
-    assert len(k)
 
 
 def test_decompose_needs_deep_enough_networks():
