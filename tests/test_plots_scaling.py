@@ -10,7 +10,8 @@ from resnet_scaling.scaling.regime_rule import RegimeThresholds
 from resnet_scaling.plots import regimes as regime_figures
 from resnet_scaling.plots import scaling as figures
 from resnet_scaling.scaling.statistics import experiment_statistics
-from resnet_scaling.scaling.weights import decompose, paths_table
+from resnet_scaling.scaling.decomposition import decompose
+from resnet_scaling.scaling.weights import paths_table
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from resnet_scaling.training.resnet import ResNetEnsemble
 from resnet_scaling.scaling.weights import (
     TrainedWeights,
     block_means,
-    decompose,
     effective_weights,
     extract,
     from_training,
@@ -210,45 +209,6 @@ def test_relu_rebuild_from_absolute_delta_is_the_same_network():
     Mabs, mabs = effective_weights(A, b, np.abs(delta))
     np.testing.assert_allclose(_network_loss(Mabs, mabs, np.sign(delta), "relu", x, y),
                                _network_loss(A, b, delta, "relu", x, y), rtol=1e-12)
-
-
-def _trend_only_networks(delta_type: str, activation: str, depths=(16, 32), n_cells=8, seeds=2, beta=0.5):
-    """Networks whose decomposed pair is exactly L^{-β}(Ā, b̄) on the cells: (A, b) for shared δ;
-    (|δ|A, |δ|b) for per-layer δ of random signs and sizes."""
-    rng = np.random.default_rng(4)
-    Abar, bbar = rng.normal(size=(n_cells, 3, 3)), rng.normal(size=(n_cells, 3))
-    nets = []
-    for L in depths:
-        cells = (np.arange(L) * n_cells) // L
-        A = np.broadcast_to(L**-beta * Abar[cells], (seeds, L, 3, 3)).copy()
-        b = np.broadcast_to(L**-beta * bbar[cells], (seeds, L, 3)).copy()
-        if delta_type == "multi":
-            delta = rng.choice([-1.0, 1.0], size=(seeds, L)) * rng.uniform(0.5, 2.0, size=(seeds, L)) / L
-            A, b = A / np.abs(delta)[..., None, None], b / np.abs(delta)[..., None]
-        else:
-            delta = np.full((seeds, L), 1.0 / L)
-        nets.append(TrainedWeights(A, b, delta, np.arange(seeds), np.array(["converged"] * seeds), "e", L,
-                                   delta_type, activation))
-    return nets
-
-
-@pytest.mark.parametrize("delta_type,activation,pair", [("shared", "tanh", ("A", "b")), ("multi", "relu", ("M_abs", "m_abs"))])
-def test_decompose_trend_only_networks(delta_type, activation, pair):
-    nets = _trend_only_networks(delta_type, activation)
-    rng = np.random.default_rng(0)
-    data = (rng.normal(size=(20, 3)), rng.normal(size=(20, 3)))
-    betas = {q: 0.5 for q in pair}
-    decomposition, losses = decompose(nets, betas, data, n_cells=8, show_depths=1, n_entries=2)
-    np.testing.assert_allclose(losses["loss_denoised"], losses["loss_trained"], rtol=1e-10)
-    assert set(decomposition["quantity"]) == set(pair) and set(decomposition["depth"]) == {32}
-    np.testing.assert_allclose(decomposition["weight"], decomposition["trend"], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(decomposition["noise"], 0.0, atol=1e-10)
-    assert len(losses) == 4 and (decomposition.groupby("quantity")["entry"].nunique() == 2).all()
-
-
-def test_decompose_needs_deep_enough_networks():
-    with pytest.raises(ValueError, match="cells"):
-        decompose([sp.network("smooth", 16)], {"A": 0.3, "b": 0.3}, (None, None), n_cells=32)
 
 
 def test_paths_table():

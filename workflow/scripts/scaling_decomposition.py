@@ -7,7 +7,7 @@ from resnet_scaling.scaling.exponents import exponents_of
 from resnet_scaling.io import read_npz, write_csv
 from resnet_scaling.plots import scaling as figures
 from resnet_scaling.scaling.tables import read_exponents, read_primary_population, read_table
-from resnet_scaling.scaling.weights import decompose, load_training
+from resnet_scaling.scaling.decomposition import decompose
 from resnet_scaling.job import start_job
 
 start_job(snakemake, log_mode="a")
@@ -16,7 +16,7 @@ p = snakemake.params
 population = read_primary_population(snakemake.input.regimes, snakemake.wildcards.exp) or p.include_status
 data, _ = read_npz(snakemake.input.dataset)
 decomposition, losses = decompose(
-    [load_training(path) for path in snakemake.input.train],
+    list(snakemake.input.train),
     exponents_of(read_exponents(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
     (data["x_train"], data["y_train"]),
     n_cells=p.n_cells,
