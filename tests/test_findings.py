@@ -98,3 +98,15 @@ def test_transfer_findings_quote_transfer_csv(tmp_path):
     assert rows[0]["verdict"] == "does not transfer; at η*: regime neither, pathwise ODE"
     assert rows[1]["verdict"] == "transfers"
     assert "| completep (two-matrix, nonlinear) | transfers |" in findings.readme_block([g])
+
+
+def test_a_bar_inside_a_cell_does_not_split_it():
+    """``|δ|A`` (the ReLU / per-layer δ exponent's quantity) stays one cell: six columns a row."""
+    import re
+
+    rows = [{"experiment": "relu_multi", "population": "converged", "claim": "β, exponent of |δ|A",
+             "measured": "0.5", "verdict": "", "figure": "f.png"}]
+    table = findings._markdown(rows)
+    for line in table.splitlines():
+        assert len(re.findall(r"(?<!\\)\|", line)) == 7, line
+    assert "exponent of \\|δ\\|A" in table

@@ -152,12 +152,18 @@ def findings_rows(gallery: str | Path) -> list[dict]:
     return rows
 
 
+def _cell(value) -> str:
+    """A Markdown table cell: a ``|`` inside (``|δ|A``) is escaped, or it would split the cell."""
+    return str(value).replace("|", "\\|")
+
+
 def _markdown(rows: list[dict], link: str = "") -> str:
     lines = ["| experiment | population | claim | measured (95 % interval) | verdict | figure |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         fig = f"[{r['figure']}]({link}{r['figure']})" if r["figure"] else ""
-        lines.append(f"| {r['experiment']} | {r['population']} | {r['claim']} | {r['measured']} | {r['verdict']} | {fig} |")
+        cells = [r["experiment"], r["population"], r["claim"], r["measured"], r["verdict"]]
+        lines.append("| " + " | ".join(map(_cell, cells)) + f" | {fig} |")
     return "\n".join(lines) + "\n"
 
 
@@ -188,15 +194,15 @@ def readme_block(galleries: list[str | Path]) -> str:
         gallery = Path(gallery)
         rows = findings_rows(gallery)
         if (gallery / "transfer.csv").exists():
-            lines += [f"| [{gallery.as_posix()}]({gallery.as_posix()}/findings.md) | {r['experiment']} | "
-                      f"{r['verdict']} | | {r['measured']} |" for r in rows]
+            lines += [f"| [{gallery.as_posix()}]({gallery.as_posix()}/findings.md) | {_cell(r['experiment'])} | "
+                      f"{_cell(r['verdict'])} | | {_cell(r['measured'])} |" for r in rows]
             continue
         for exp in dict.fromkeys(r["experiment"] for r in rows):
             mine = {r["claim"]: r for r in rows if r["experiment"] == exp}
             regime = mine.get("regime of the trained weights (docs/maths.md §3)", {}).get("verdict", "")
             limit = mine.get("limit of the hidden state, pathwise (§4)", {})
-            lines.append(f"| [{gallery.as_posix()}]({gallery.as_posix()}/findings.md) | {exp} | {regime} | "
-                         f"{limit.get('verdict', '')} | {limit.get('measured', '')} |")
+            lines.append(f"| [{gallery.as_posix()}]({gallery.as_posix()}/findings.md) | {_cell(exp)} | {_cell(regime)} | "
+                         f"{_cell(limit.get('verdict', ''))} | {_cell(limit.get('measured', ''))} |")
     return "\n".join(lines + ["", README_END])
 
 
