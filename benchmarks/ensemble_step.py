@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from resnet_scaling.training.resnet import ResNetEnsemble
-from resnet_scaling.training.train import EnsembleOptimizer
+from resnet_scaling.training.optimizer import EnsembleOptimizer
 
 
 def adam_training_step(net: ResNetEnsemble, seeds: int, batch: int, dim: int,

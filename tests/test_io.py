@@ -1,11 +1,12 @@
 """Writes on a full disk: one sentence that says so and names the file being written, nothing
-half-written, and a job's last words reach its stderr when its log cannot be written."""
+half-written, gzipped tables whose bytes do not depend on when they were written, and a job's last words reach its stderr when its log cannot be written."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,15 @@ def test_a_job_whose_log_cannot_be_written_tells_its_stderr(tmp_path):
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "cannot write the log /dev/full (No space left on device)" in proc.stderr
     assert proc.stderr.rstrip().endswith(f"DiskFullError: {_message(Path('results/train/e/depth_8.npz'))}")
+
+
+def test_a_gzipped_table_has_the_same_bytes_whenever_it_is_written(tmp_path):
+    """The gzip header carries no time stamp and no temporary name: the bytes depend on the table only."""
+    frame = pd.DataFrame({"depth": [4, 8], "value": [0.25, 0.125]})
+    write_csv(tmp_path / "a.csv.gz", frame)
+    time.sleep(1.1)  # gzip stamps whole seconds
+    write_csv(tmp_path / "a_again.csv.gz", frame)
+    first, second = (tmp_path / "a.csv.gz").read_bytes(), (tmp_path / "a_again.csv.gz").read_bytes()
+    assert first == second
+    assert first[4:8] == b"\0\0\0\0"  # MTIME
+    assert pd.read_csv(tmp_path / "a.csv.gz").equals(frame)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from resnet_scaling.runs import (RUN_DIR_ENV, RunDirectoryError, check_run_directory, chosen_run_directory, describe_run,
-                                 resolve_data_paths, run_directory, run_name)
+                                 resolve_data_paths, run_directory, run_name, script_environment)
 from resnet_scaling.runs import main as runs_main
 from workflow_utils import ROOT, copy_workflow, snakemake_bin
 
@@ -203,3 +203,11 @@ def test_two_configs_in_one_checkout_touch_neither_each_other_nor_the_galleries(
     assert _git(work, "status", "--porcelain", "--untracked-files=all") == ""
     again = run("config/smoke.yaml", "-n", *targets)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_jobs_find_the_package_and_the_tools_beside_the_interpreter_first():
+    env = script_environment("/repo/src", "/venv/bin/python", {"PYTHONPATH": "/mine", "PATH": "/usr/bin"})
+    assert env == {"PYTHONPATH": os.pathsep.join(["/repo/src", "/mine"]),
+                   "PATH": os.pathsep.join(["/venv/bin", "/usr/bin"])}
+    bare = script_environment("/repo/src", "/venv/bin/python", {})
+    assert bare == {"PYTHONPATH": "/repo/src", "PATH": "/venv/bin"}

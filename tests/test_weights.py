@@ -1,4 +1,4 @@
-"""Layer sequences read from training outputs, weight paths and the trend/noise decomposition (docs/maths.md §1, §3)."""
+"""Layer sequences read from training outputs, and weight paths (docs/maths.md §1)."""
 
 import struct
 import zipfile
@@ -13,19 +13,15 @@ from resnet_scaling.io import read_npz, write_npz
 from resnet_scaling.training.resnet import ResNetEnsemble
 from resnet_scaling.scaling.weights import (
     TrainedWeights,
-    block_means,
     effective_weights,
     extract,
     from_training,
     layer_norms,
     layer_table,
     load_training,
-    noise_path,
     paths_table,
     quantity_sequences,
-    trend,
     weight_path,
-    _network_loss,
 )
 
 
@@ -168,47 +164,6 @@ def test_quantities_per_delta_type():
     assert list(q) == ["A", "b", "delta", "M", "m", "M_abs", "m_abs"]
     np.testing.assert_allclose(q["M_abs"], -q["M"])
     assert layer_table(w)["quantity"].nunique() == 7
-
-
-@pytest.mark.parametrize("L", [40, 43])
-def test_trend_of_trend_only_weights_is_exact(L):
-    """X_k = L^{-β} Ā_{⌊nk/L⌋} for piecewise-constant Ā: the trend is Ā, denoising changes
-    nothing and the noise path is zero (also when L is not a multiple of the cells)."""
-    n, beta = 8, 0.4
-    Abar = np.random.default_rng(3).normal(size=(n, 2, 2))
-    X = np.broadcast_to(L**-beta * Abar[(np.arange(L) * n) // L], (3, L, 2, 2)).copy()
-    other = np.broadcast_to(80**-beta * Abar[(np.arange(80) * n) // 80], (2, 80, 2, 2)).copy()
-    est = trend([X, other], beta, n)
-    np.testing.assert_allclose(est, Abar, rtol=1e-12)
-    from resnet_scaling.scaling.weights import denoise
-
-    np.testing.assert_allclose(denoise(X, est, beta), X, rtol=1e-12)
-    np.testing.assert_allclose(noise_path(X, denoise(X, est, beta), beta), 0.0, atol=1e-12)
-    np.testing.assert_allclose(block_means(X, n)[0], L**-beta * Abar, rtol=1e-12)
-
-
-def test_noise_path_of_iid_residuals_has_unit_variance():
-    """X_k = L^{-β}(Ā + ξ_k), ξ i.i.d. N(0, 1): the rescaled noise path at t = 1 is
-    L^{-1/2} Σ_k ξ_k minus the pooled trend's share; with N networks pooled its variance
-    is 1 − 1/N."""
-    L, n, beta, N = 256, 16, 0.5, 8
-    rng = np.random.default_rng(7)
-    X = L**-beta * (1.0 + rng.normal(size=(N, L, 10, 10)))
-    from resnet_scaling.scaling.weights import denoise
-
-    bar = denoise(X, trend([X], beta, n), beta)
-    end = noise_path(X, bar, beta)[:, -1]
-    assert end.var() == pytest.approx(1 - 1 / N, rel=0.12)
-
-
-def test_relu_rebuild_from_absolute_delta_is_the_same_network():
-    """δ relu(Ah + b) = sign(δ) relu(|δ|Ah + |δ|b): the pair the decomposition rebuilds from."""
-    rng = np.random.default_rng(2)
-    A, b, delta = rng.normal(size=(2, 9, 3, 3)), rng.normal(size=(2, 9, 3)), rng.normal(size=(2, 9))
-    x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 3))
-    Mabs, mabs = effective_weights(A, b, np.abs(delta))
-    np.testing.assert_allclose(_network_loss(Mabs, mabs, np.sign(delta), "relu", x, y),
-                               _network_loss(A, b, delta, "relu", x, y), rtol=1e-12)
 
 
 def test_paths_table():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import json
 import os
@@ -133,10 +134,15 @@ def _json_default(obj: Any) -> Any:
 
 def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV atomically, without the index (gzip-compressed when the
-    name ends in ``.gz``)."""
-    compression = "gzip" if str(path).endswith(".gz") else None
+    name ends in ``.gz``). The gzip header records neither a time nor the temporary file's
+    name, so the same table gives the same bytes whenever it is written."""
     with atomic_path(path, suffix=".csv.tmp") as tmp:
-        frame.to_csv(tmp, index=False, compression=compression)
+        if not str(path).endswith(".gz"):
+            frame.to_csv(tmp, index=False)
+            return
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed, \
+                io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+            frame.to_csv(text, index=False)
 
 
 def write_npz(path: str | os.PathLike, metadata: dict | None = None, **arrays: np.ndarray) -> None:

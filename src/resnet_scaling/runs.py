@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 #: The folder, inside the repository, that holds one folder per run.
 RUNS = "runs"
@@ -30,6 +31,21 @@ GALLERIES = "figures"
 
 class RunDirectoryError(ValueError):
     """A folder a run must not write to; the message names it and what to do."""
+
+
+def script_environment(src: str | Path, interpreter: str | Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``PYTHONPATH`` and ``PATH`` the workflow's jobs run with.
+
+    Scripts run in their own Python processes (locally or inside cluster jobs): the package's
+    ``src`` folder leads ``PYTHONPATH``, so they import it without an install. The folder of
+    the ``interpreter`` running Snakemake leads ``PATH``, so the tools beside it (jupyter for
+    the notebook rules) are found even when snakemake is called by its full path from outside
+    an activated environment. What the caller had in either variable follows.
+    """
+    def leading(first: str, variable: str) -> str:
+        return os.pathsep.join(p for p in (first, environ.get(variable)) if p)
+
+    return {"PYTHONPATH": leading(str(src), "PYTHONPATH"), "PATH": leading(str(Path(interpreter).parent), "PATH")}
 
 
 def _digest(text: str) -> str:

@@ -12,17 +12,11 @@ from snakemake.utils import validate
 
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-# Scripts run in their own Python processes (locally or inside cluster jobs): let them
-# import the package without an install. This sets the variable rather than reading it, so
-# there is nothing for an `envvars:` directive to assert.
-# The tools beside this interpreter (jupyter for the notebook rules) are found even when
-# snakemake is called by its full path from outside an activated environment.
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
-    PATH=os.pathsep.join(
-        p for p in (str(Path(sys.executable).parent), os.environ.get("PATH")) if p
-    ),
-)
+
+from resnet_scaling.runs import script_environment  # noqa: E402
+
+# Set rather than read, so there is nothing for an `envvars:` directive to assert.
+os.environ.update(script_environment(SRC, sys.executable, os.environ))
 
 from resnet_scaling.config import (  # noqa: E402
     SCHEMA_PATH,

@@ -19,17 +19,67 @@ import pandas as pd
 from .weights import (
     INCLUDE_STATUS,
     TrainedWeights,
-    _entry_labels,
-    _network_loss,
-    block_means,
-    decomposition_pair,
-    denoise,
+    entry_labels,
     included,
     load_training,
-    noise_path,
     quantity_sequences,
     top_entries,
+    weight_path,
 )
+
+
+def cell_index(depth: int, n_cells: int) -> np.ndarray:
+    """Cell j = ⌊n k / L⌋ of every layer k on a grid of ``n_cells`` cells of [0, 1]."""
+    return (np.arange(depth) * n_cells) // depth
+
+
+def block_means(X: np.ndarray, n_cells: int) -> np.ndarray:
+    """Mean of X (S, L, ...) over the layers of each grid cell: (S, n_cells, ...); needs L ≥ n_cells."""
+    L = X.shape[1]
+    if L < n_cells:
+        raise ValueError(f"depth {L} is smaller than the {n_cells} cells of the trend grid")
+    onehot = np.zeros((L, n_cells))
+    onehot[np.arange(L), cell_index(L, n_cells)] = 1.0
+    onehot /= onehot.sum(axis=0, keepdims=True)
+    return np.einsum("slx,lj->sjx", X.reshape(X.shape[0], L, -1), onehot).reshape(
+        X.shape[0], n_cells, *X.shape[2:]
+    )
+
+
+def denoise(X: np.ndarray, trend_cells: np.ndarray, beta: float) -> np.ndarray:
+    """Trend-only weights X̄_k = L^{-β} Ā_{⌊n k/L⌋} for every seed, same shape as X (S, L, ...)."""
+    L = X.shape[1]
+    return np.broadcast_to(L ** -beta * trend_cells[cell_index(L, len(trend_cells))], X.shape).copy()
+
+
+def noise_path(X: np.ndarray, denoised: np.ndarray, beta: float) -> np.ndarray:
+    """Rescaled path of the residual, L^{β−1/2} Σ_{j<k} (X_j − X̄_j), k = 0..L: O(1) and
+    Brownian-like when the residuals are i.i.d. of size L^{-β}."""
+    L = X.shape[1]
+    return L ** (beta - 0.5) * weight_path(X - denoised)
+
+
+def decomposition_pair(w: TrainedWeights) -> tuple[str, str, np.ndarray]:
+    """Which sequences are decomposed, and the δ that rebuilds the network from them.
+
+    ReLU is positively homogeneous: δ relu(A h + b) = sign(δ) relu(|δ|A h + |δ|b), so for
+    per-layer δ the pair (|δ|A, |δ|b) with δ' = sign δ is the same network. Otherwise (A, b)
+    with the trained δ.
+    """
+    if w.delta_type == "multi" and w.activation == "relu":
+        return "M_abs", "m_abs", np.sign(w.delta)
+    return "A", "b", w.delta
+
+
+def network_loss(A, b, delta, activation: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-seed training MSE of the networks with these weights (δ given layer by layer)."""
+    import torch
+
+    from ..training.resnet import ResNetEnsemble
+
+    net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
+    with torch.no_grad():
+        return net.loss(torch.as_tensor(x), torch.as_tensor(y)).numpy()
 
 
 def decompose(
@@ -90,8 +140,8 @@ def decompose(
         bars = {q: denoise(seqs[q][k], trends[q], betas[q]) for q in (qa, qb)}
         loss_rows.append(pd.DataFrame({
             "experiment": w.experiment, "depth": w.depth, "seed": w.seeds[k], "status": w.status[k],
-            "loss_trained": _network_loss(seqs[qa][k], seqs[qb][k], delta[k], w.activation, x, y),
-            "loss_denoised": _network_loss(bars[qa], bars[qb], delta[k], w.activation, x, y),
+            "loss_trained": network_loss(seqs[qa][k], seqs[qb][k], delta[k], w.activation, x, y),
+            "loss_denoised": network_loss(bars[qa], bars[qb], delta[k], w.activation, x, y),
         }))
         if i in shown:
             frames += _decomposition_rows(w, seqs, k, (qa, qb), trends, betas, n_entries)
@@ -113,7 +163,7 @@ def _decomposition_rows(w: TrainedWeights, seqs: dict, k: np.ndarray, pair: tupl
         get = lambda a: a.reshape(L, -1)[:, flat].ravel()
         frames.append(pd.DataFrame({
             "experiment": w.experiment, "depth": L, "seed": w.seeds[seed], "quantity": q,
-            "beta": betas[q], "entry": np.tile(_entry_labels(X.shape[2:], flat), L),
+            "beta": betas[q], "entry": np.tile(entry_labels(X.shape[2:], flat), L),
             "k": np.repeat(np.arange(L), len(flat)), "t": np.repeat(np.arange(L) / L, len(flat)),
             "weight": L ** betas[q] * get(X[0]), "trend": L ** betas[q] * get(bar[0]),
             "noise": get(noise),

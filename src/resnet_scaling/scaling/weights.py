@@ -273,62 +273,7 @@ def select_seeds(w: TrainedWeights, mask) -> TrainedWeights:
     )
 
 
-def cell_index(depth: int, n_cells: int) -> np.ndarray:
-    """Cell j = ⌊n k / L⌋ of every layer k on a grid of ``n_cells`` cells of [0, 1]."""
-    return (np.arange(depth) * n_cells) // depth
-
-
-def block_means(X: np.ndarray, n_cells: int) -> np.ndarray:
-    """Mean of X (S, L, ...) over the layers of each grid cell: (S, n_cells, ...); needs L ≥ n_cells."""
-    L = X.shape[1]
-    if L < n_cells:
-        raise ValueError(f"depth {L} is smaller than the {n_cells} cells of the trend grid")
-    onehot = np.zeros((L, n_cells))
-    onehot[np.arange(L), cell_index(L, n_cells)] = 1.0
-    onehot /= onehot.sum(axis=0, keepdims=True)
-    return np.einsum("slx,lj->sjx", X.reshape(X.shape[0], L, -1), onehot).reshape(
-        X.shape[0], n_cells, *X.shape[2:]
-    )
-
-
-def trend(sequences: list[np.ndarray], beta: float, n_cells: int) -> np.ndarray:
-    """Depth-averaged trend Ā on ``n_cells`` cells from sequences X (S_L, L, ...) of several depths.
-
-    Ā_j is the mean over depths and seeds of the block means of L^β X_k: the finite
-    difference on the grid of the depth-averaged rescaled cumulative sum L^{β−1} W_L(t)
-    (docs/references.md, the trend/noise decomposition). If X_k ≈ L^{-β} Ā(k/L) + noise, Ā is
-    the common limit of all depths.
-    """
-    blocks = [block_means(X.shape[1] ** beta * X, n_cells) for X in sequences]
-    return np.concatenate(blocks, axis=0).mean(axis=0)
-
-
-def denoise(X: np.ndarray, trend_cells: np.ndarray, beta: float) -> np.ndarray:
-    """Trend-only weights X̄_k = L^{-β} Ā_{⌊n k/L⌋} for every seed, same shape as X (S, L, ...)."""
-    L = X.shape[1]
-    return np.broadcast_to(L ** -beta * trend_cells[cell_index(L, len(trend_cells))], X.shape).copy()
-
-
-def noise_path(X: np.ndarray, denoised: np.ndarray, beta: float) -> np.ndarray:
-    """Rescaled path of the residual, L^{β−1/2} Σ_{j<k} (X_j − X̄_j), k = 0..L: O(1) and
-    Brownian-like when the residuals are i.i.d. of size L^{-β}."""
-    L = X.shape[1]
-    return L ** (beta - 0.5) * weight_path(X - denoised)
-
-
-def decomposition_pair(w: TrainedWeights) -> tuple[str, str, np.ndarray]:
-    """Which sequences are decomposed, and the δ that rebuilds the network from them.
-
-    ReLU is positively homogeneous: δ relu(A h + b) = sign(δ) relu(|δ|A h + |δ|b), so for
-    per-layer δ the pair (|δ|A, |δ|b) with δ' = sign δ is the same network. Otherwise (A, b)
-    with the trained δ.
-    """
-    if w.delta_type == "multi" and w.activation == "relu":
-        return "M_abs", "m_abs", np.sign(w.delta)
-    return "A", "b", w.delta
-
-
-def _entry_labels(shape: tuple[int, ...], flat: np.ndarray) -> list[str]:
+def entry_labels(shape: tuple[int, ...], flat: np.ndarray) -> list[str]:
     return [str(tuple(int(i) for i in np.unravel_index(f, shape))) for f in flat]
 
 
@@ -336,79 +281,6 @@ def top_entries(X: np.ndarray, n: int) -> np.ndarray:
     """Flat indices of the ``n`` entries of X (L, ...) that vary most along depth (std over k)."""
     spread = X.reshape(X.shape[0], -1).std(axis=0)
     return np.argsort(-spread, kind="stable")[:n]
-
-
-def _network_loss(A, b, delta, activation: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-seed training MSE of the networks with these weights (δ given layer by layer)."""
-    import torch
-
-    from ..training.resnet import ResNetEnsemble
-
-    net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
-    with torch.no_grad():
-        return net.loss(torch.as_tensor(x), torch.as_tensor(y)).numpy()
-
-
-def decompose(
-    networks: list[TrainedWeights],
-    betas: dict[str, float],
-    data: tuple[np.ndarray, np.ndarray],
-    n_cells: int,
-    show_depths: int = 2,
-    n_entries: int = 3,
-    include_status=INCLUDE_STATUS,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Trend/noise decomposition of one experiment's deep networks and the loss of denoised weights.
-
-    ``networks``: all depths ≥ n_cells to pool the trend over; ``betas``: exponent of each
-    decomposed quantity; ``data``: the training inputs and targets. Returns the tidy
-    decomposition of a few entries for the ``show_depths`` deepest depths (first included
-    seed) and, per (depth, seed), the training loss with the trained and with the trend-only
-    weights.
-    """
-    networks = sorted((w for w in networks if w.depth >= n_cells), key=lambda w: w.depth)
-    if not networks:
-        raise ValueError(f"no network is as deep as the {n_cells} cells of the trend grid")
-    qa, qb, _ = decomposition_pair(networks[0])
-    # only the two decomposed sequences are kept: at the paper scale all of them take many GB
-    seqs = [{q: full[q] for q in (qa, qb)} for full in map(quantity_sequences, networks)]
-    keep = selection(networks, include_status)
-    trends = {}
-    for q in (qa, qb):
-        pool = [s[q][k] for s, k in zip(seqs, keep) if k.any()]
-        if not pool:
-            raise ValueError("no network with finite weights to estimate the trend from")
-        trends[q] = trend(pool, betas[q], n_cells)
-    x, y = data
-    loss_rows = []
-    for w, s, k in zip(networks, seqs, keep):
-        if not k.any():
-            continue
-        _, _, delta = decomposition_pair(w)
-        bars = {q: denoise(s[q][k], trends[q], betas[q]) for q in (qa, qb)}
-        loss_rows.append(pd.DataFrame({
-            "experiment": w.experiment, "depth": w.depth, "seed": w.seeds[k], "status": w.status[k],
-            "loss_trained": _network_loss(s[qa][k], s[qb][k], delta[k], w.activation, x, y),
-            "loss_denoised": _network_loss(bars[qa], bars[qb], delta[k], w.activation, x, y),
-        }))
-    shown = [(w, s, k) for w, s, k in zip(networks, seqs, keep) if k.any()][-show_depths:]
-    frames = []
-    for w, s, k in shown:
-        seed, L = int(np.flatnonzero(k)[0]), w.depth
-        for q in (qa, qb):
-            X = s[q][seed : seed + 1]
-            bar = denoise(X, trends[q], betas[q])
-            noise = noise_path(X, bar, betas[q])[0, 1:]  # the path after layer k, k = 0..L−1
-            flat = top_entries(trends[q], n_entries)
-            get = lambda a: a.reshape(L, -1)[:, flat].ravel()
-            frames.append(pd.DataFrame({
-                "experiment": w.experiment, "depth": L, "seed": w.seeds[seed], "quantity": q,
-                "beta": betas[q], "entry": np.tile(_entry_labels(X.shape[2:], flat), L),
-                "k": np.repeat(np.arange(L), len(flat)), "t": np.repeat(np.arange(L) / L, len(flat)),
-                "weight": L ** betas[q] * get(X[0]), "trend": L ** betas[q] * get(bar[0]),
-                "noise": get(noise),
-            }))
-    return pd.concat(frames, ignore_index=True), pd.concat(loss_rows, ignore_index=True)
 
 
 def paths_table(
@@ -436,7 +308,7 @@ def paths_table(
     L = deepest.depth
     X = seqs[X_name][seed]
     flat = top_entries(L ** betas[X_name] * X, n_entries)
-    labels = _entry_labels(X.shape[1:], flat)
+    labels = entry_labels(X.shape[1:], flat)
     base = {"experiment": deepest.experiment}
     frames = [
         pd.DataFrame({**base, "series": "entry", "quantity": X_name, "beta": betas[X_name], "depth": L,
@@ -447,7 +319,7 @@ def paths_table(
                       "value": L ** betas["M"] * layer_norms(seqs["M"][seed : seed + 1])[0]}),
     ]
     flat_m = top_entries(seqs["M"][seed], n_entries)
-    labels_m = _entry_labels(seqs["M"].shape[2:], flat_m)
+    labels_m = entry_labels(seqs["M"].shape[2:], flat_m)
     for w, mask in usable[-n_depths:]:
         s = int(np.flatnonzero(mask)[0])
         W = weight_path(quantity_sequences(w)["M"][s : s + 1])[0]
