@@ -3,7 +3,7 @@
 #                written under runs/config-<digest>/ (every config has its own folder under runs/:
 #                python -m resnet_scaling.runs CONFIGFILES... prints it)
 #   make test  - the fast tier: unit and property tests, one smoke run of the DAG and the dry runs
-#                of the profiles (about 10 minutes on 2 cores)
+#                of the profiles (about 5 minutes on 2 cores)
 #   make test-all - every test, the slow workflow tests and the real-Slurm one included (what CI
 #                runs: about 45 minutes on 2 cores)
 #   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8), same folder
