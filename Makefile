@@ -5,7 +5,7 @@
 #   make test  - the fast tier: unit and property tests, one smoke run of the DAG and the dry runs
 #                of the profiles (about 5 minutes on 2 cores)
 #   make test-all - every test, the slow workflow tests and the real-Slurm one included (what CI
-#                runs: about 45 minutes on 2 cores)
+#                runs: about 25 minutes on 2 cores)
 #   make phase-diagram - the opt-in training-side phase diagram (docs/maths.md §8), same folder
 #   make gallery - copy the default run's figures and small tables into the committed figures/
 #                (CONFIGS="config/paper.yaml config/overlays/fc_cpu.yaml" GALLERY=figures/paper for
