@@ -13,11 +13,6 @@ from snakemake.utils import validate
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 
-from resnet_scaling.runs import script_environment  # noqa: E402
-
-# Set rather than read, so there is nothing for an `envvars:` directive to assert.
-os.environ.update(script_environment(SRC, sys.executable, os.environ))
-
 from resnet_scaling.config import (  # noqa: E402
     SCHEMA_PATH,
     ConfigError,
@@ -36,6 +31,7 @@ from resnet_scaling.runs import (  # noqa: E402
     chosen_run_directory,
     describe_run,
     resolve_data_paths,
+    script_environment,
 )
 from resnet_scaling.snakemake_adapter import (  # noqa: E402
     attach_params,
@@ -58,6 +54,10 @@ from resnet_scaling.training.resources import (  # noqa: E402
     train_runtime_minutes,
     wants_gpu,
 )
+
+# The jobs' PYTHONPATH and PATH: set rather than read, so there is nothing for an `envvars:`
+# directive to assert.
+os.environ.update(script_environment(SRC, sys.executable, os.environ))
 
 # One sentence naming the key before Snakemake's own validation (which prints the schema).
 _schema_problem = schema_error(config)

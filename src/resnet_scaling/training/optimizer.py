@@ -29,7 +29,7 @@ class EnsembleOptimizer:
     """Adam or SGD (with momentum) over the stacked parameters, one multi-tensor kernel per step.
 
     The update is torch.optim's own kernels called directly — Adam is ``torch.optim.Adam(fused=True)``,
-    SGD is ``torch.optim.SGD(foreach=True)``, bitwise (tests/test_train.py checks both) — because
+    SGD is ``torch.optim.SGD(foreach=True)``, bitwise (tests/test_optimizer.py checks both) — because
     constructing a ``torch.optim`` optimizer imports TorchDynamo, about a second of CPU in every
     training job, more than a shallow network's whole training.
 
