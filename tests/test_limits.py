@@ -42,6 +42,19 @@ def test_network_states_equal_resnet_trajectory(act):
     torch.testing.assert_close(h, net.trajectory(x).h, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_network_outputs_are_the_last_state_and_the_engine_output(act):
+    """The streamed outputs (no states held) equal the last state and the engine's forward pass,
+    for inputs shared by the networks and for inputs per network."""
+    wp = lm.synthetic_weight_paths("generic", 12, 3, 4, 1)
+    net = ResNetEnsemble.from_numpy(wp.A.numpy(), wp.b.numpy(), wp.delta.numpy(), "multi", act)
+    for x in (lm.unit_inputs(5, 4, 1), torch.randn(3, 5, 4, dtype=torch.float64)):
+        out = lm.network_outputs(wp.A, wp.b, wp.delta, act, x)
+        assert out.shape == (3, 5, 4)
+        torch.testing.assert_close(out, lm.network_states(wp.A, wp.b, wp.delta, act, x)[-1], rtol=0, atol=0)
+        torch.testing.assert_close(out, net.forward(x), rtol=1e-12, atol=1e-13)
+
+
 def test_synthetic_weights_are_deterministic_and_nested():
     a = lm.synthetic_weight_paths("diffusive", 16, 4, 3, 7, n_fine=256)
     b = lm.synthetic_weight_paths("diffusive", 32, 4, 3, 7, n_fine=256)
@@ -369,6 +382,46 @@ def test_kernel_estimates_recover_known_coefficients():
     torch.testing.assert_close(C, wp.law.row_cov(0.0), atol=0.06 * trace / 3, rtol=0)
 
 
+def test_interpolation_weights_are_the_tabulated_coefficient():
+    """W @ values is the linearly interpolated (clamped) coefficient at every time, grid points included."""
+    from resnet_scaling.limits.coefficients import interpolation_weights
+    from resnet_scaling.sde.coefficients import Tabulated
+
+    ts = torch.linspace(0, 1, 11, dtype=torch.float64)
+    values = torch.randn(11, 2, 3, dtype=torch.float64)
+    times = torch.cat([torch.rand(50, dtype=torch.float64), ts])
+    W = interpolation_weights(ts, times)
+    torch.testing.assert_close(torch.einsum("kt,tij->kij", W, values), torch.stack([Tabulated(ts, values)(float(t)) for t in times]),
+                               rtol=1e-14, atol=1e-14)
+    outside = interpolation_weights(ts, torch.tensor([-0.1, 1.2], dtype=torch.float64))  # clamped to the ends
+    torch.testing.assert_close(torch.einsum("kt,tij->kij", outside, values), values[[0, -1]], rtol=0, atol=0)
+
+
+def test_kernel_estimates_are_their_definitions_at_any_layer_chunk(monkeypatch):
+    """A layer chunk at a time, the estimates are the defining sums: Ā = Σ_k K(t, k) L M_k and
+    the residuals √L (M_k − Ā(t_k)/L) with Ā interpolated at the layer centres t_k = (k + ½)/L."""
+    from resnet_scaling.limits import coefficients
+    from resnet_scaling.sde.coefficients import Tabulated
+    from resnet_scaling.sde.smoothing import kernel_matrix, layer_centres
+
+    L = 50
+    wp = lm.synthetic_weight_paths("diffusive", L, 2, 3, 0, n_fine=200)
+    delta = 0.5 + torch.rand(2, L, dtype=torch.float64)
+    est = lm.estimate_coefficients(wp.A, wp.b, delta, 0.1, 10)
+    monkeypatch.setattr(coefficients, "LAYER_CHUNK", 7)
+    chunked = lm.estimate_coefficients(wp.A, wp.b, delta, 0.1, 10)
+    for name in ("A_bar", "b_bar", "A_mean", "b_mean", "delta_bar", "cov_trace", "residuals", "row_cov"):
+        torch.testing.assert_close(getattr(chunked, name), getattr(est, name), rtol=1e-12, atol=1e-14)
+    K = kernel_matrix(est.ts, L, 0.1)
+    M = delta[..., None, None] * wp.A
+    torch.testing.assert_close(est.A_bar, torch.einsum("tk,skij->stij", K, L * M), rtol=1e-12, atol=1e-14)
+    drift = Tabulated(est.ts, est.A_bar.transpose(0, 1))
+    at_centres = torch.stack([drift(float(c)) for c in layer_centres(L)], 1)
+    torch.testing.assert_close(est.residuals[..., :3], math.sqrt(L) * (M - at_centres / L), rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(est.cov_trace, torch.einsum("tk,sk->st", K, est.residuals.pow(2).sum((-1, -2))),
+                               rtol=1e-12, atol=1e-14)
+
+
 def test_fit_ode_standin(tmp_path, dataset):
     """Weights of the linear-ODE case (tanh, β = ½, shared δ): the fitted linear ODE is close,
     and the pathwise error with the network's own weights (N = L) falls with depth."""
@@ -407,6 +460,34 @@ def test_fit_sde_standin(tmp_path, dataset):
     # the seeds are draws of one law: pooled, the fresh noise reproduces their spread
     assert 0.6 < gen.loc[(512, "limit_pooled"), "spread_ratio"] < 1.6
     assert out["summary"]["variant"] == "limit_pooled"
+
+
+@pytest.mark.parametrize("case, activation, delta_type, regime", [
+    ("linear_ode", "tanh", "shared", "ODE"), ("diffusive", "softplus0", "none", "SDE")])
+def test_pathwise_comparison_does_not_depend_on_how_the_inputs_are_chunked(tmp_path, dataset, monkeypatch, case,
+                                                                          activation, delta_type, regime):
+    """The pathwise comparison holds the hidden states of a few inputs at a time (memory bounded
+    at any depth); each input's paths are its own, so the tables equal those of one chunk."""
+    from resnet_scaling.limits import trained
+
+    wp = lm.synthetic_weight_paths(case, 64, 3, 3, 0, **({"beta": 0.5} if case == "linear_ode" else {"n_fine": 256}))
+    paths = [_standin(tmp_path, case, wp, activation, delta_type, 3)]
+    whole = lm.fit_trained(paths, dataset, regime, FIT_CFG, beta=0.5, experiment=case)
+    monkeypatch.setattr(trained, "PATHWISE_CHUNK_ELEMENTS", 65 * 3 * 3 * 3)  # 3 inputs a chunk, 8 inputs
+    chunked = lm.fit_trained(paths, dataset, regime, FIT_CFG, beta=0.5, experiment=case)
+    assert len(whole["pathwise"]) == 3 * len(set(whole["pathwise"].n_steps)) * len(set(whole["pathwise"].form))
+    for name in ("pathwise", "trajectories", "generative"):
+        pd.testing.assert_frame_equal(chunked[name], whole[name], rtol=1e-12, atol=0)
+
+
+def test_beta_estimated_from_the_depths_read_one_at_a_time(tmp_path, dataset):
+    """Without β from the scaling stage, β is the slope of the RMS layer norm of A in L: the
+    linear-ODE stand-ins were made with β = 0.5."""
+    paths = [_standin(tmp_path, "beta", lm.synthetic_weight_paths("linear_ode", L, 2, 3, 0, beta=0.5), "tanh", "shared", 3)
+             for L in (64, 256)]
+    out = lm.fit_trained(paths, dataset, "ODE", FIT_CFG, experiment="beta")
+    assert abs(out["summary"]["beta"] - 0.5) < 0.05
+    assert out["summary"]["limit"] == "linear_ode"
 
 
 @pytest.mark.slow

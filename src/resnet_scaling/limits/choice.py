@@ -93,10 +93,8 @@ def read_beta(exponents_csv, experiment: str, statistic: str = "rms_norm") -> fl
     return float(row["exponent"].iloc[0]) if len(row) else float("nan")
 
 
-def estimate_beta(weights: Sequence) -> float:
-    """β from the RMS layer norm of A across the given depths (−OLS slope in log L); NaN for one depth."""
-    if len(weights) < 2:
+def estimate_beta(depths: Sequence[int], rms_layer_norms: Sequence[float]) -> float:
+    """β from the RMS layer norm of A across depths (−OLS slope in log L); NaN for one depth."""
+    if len(depths) < 2:
         return float("nan")
-    L = np.array([w.depth for w in weights], float)
-    rms = np.array([np.sqrt(np.mean(np.sum(w.A[np.asarray(w.finite, bool)] ** 2, axis=(-1, -2)))) for w in weights])
-    return float(-loglog_fit(L, rms).slope)
+    return float(-loglog_fit(np.asarray(depths, float), np.asarray(rms_layer_norms, float)).slope)

@@ -25,7 +25,8 @@ class CoefficientEstimate:
     ``delta_bar`` (S, T): smoothed ``L δ_k``; ``A_mean``, ``b_mean``: smoothed A_k, b_k;
     ``cov_trace`` (S, T): trace of the local covariance, smoothed ``L |ΔW_k − Ā/L|²``;
     ``row_cov`` (S, T, d, d+1, d+1) or None: the blocks C_i of the Itô term (§4(c)).
-    ``residuals`` (S, L, d, d+1): ``√L (ΔW_k − Ā(t_k)/L)`` rows (ΔW^A | ΔW^b), for sampling.
+    ``residuals`` (S, L, d, d+1): ``√L (ΔW_k − Ā(t_k)/L)`` rows (ΔW^A | ΔW^b), for sampling
+    (None in an estimate kept only for its drift and covariance trace).
     """
 
     ts: torch.Tensor
@@ -37,28 +38,52 @@ class CoefficientEstimate:
     A_mean: torch.Tensor
     b_mean: torch.Tensor
     cov_trace: torch.Tensor
-    residuals: torch.Tensor
+    residuals: torch.Tensor | None
     row_cov: torch.Tensor | None = None
+
+
+#: Layers taken at a time by :func:`estimate_coefficients` (at L = 9100, 8 networks of width 25,
+#: about 40 MB per temporary instead of one of the size of A for every intermediate).
+LAYER_CHUNK = 1024
+
+
+def interpolation_weights(ts, times) -> torch.Tensor:
+    """Weights (K, T) of linear interpolation on the grid ``ts`` (T,) at ``times`` (K,), clamped
+    to the grid: ``W @ values`` equals :class:`~resnet_scaling.sde.coefficients.Tabulated` at each time."""
+    grid, times = as_tensor(ts).numpy(), as_tensor(times).numpy()
+    j = np.clip(np.searchsorted(grid, times, side="right") - 1, 0, len(grid) - 2)
+    w = np.clip((times - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
+    W = np.zeros((len(times), len(grid)))
+    W[np.arange(len(times)), j] = 1 - w
+    W[np.arange(len(times)), j + 1] += w
+    return torch.as_tensor(W, dtype=DTYPE)
 
 
 def estimate_coefficients(A, b, delta, bandwidth: float, n_grid: int = 40, *, with_row_cov: bool = True) -> CoefficientEstimate:
     """Kernel-smoothed drift ``Ā(t)``, ``b̄(t)`` and local covariance of the weight paths of
-    S trained networks: ``A`` (S, L, d, d), ``b`` (S, L, d), ``delta`` (S, L)."""
+    S trained networks: ``A`` (S, L, d, d), ``b`` (S, L, d), ``delta`` (S, L). Beside the
+    inputs only the residuals (one array of the size of A) are held, the rest a chunk of
+    :data:`LAYER_CHUNK` layers at a time."""
     A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
     S, L, d = A.shape[:3]
     ts = torch.linspace(0.0, 1.0, n_grid + 1, dtype=DTYPE)
     K = kernel_matrix(ts, L, bandwidth)  # (T, L)
-    M = delta[..., None, None] * A
+    chunks = [(k, min(k + LAYER_CHUNK, L)) for k in range(0, L, LAYER_CHUNK)]
+
+    def M(k0: int, k1: int) -> torch.Tensor:  # effective weights δ_k A_k of the layers k0..k1-1
+        return delta[:, k0:k1, None, None] * A[:, k0:k1]
+
     m = delta[..., None] * b
-    A_bar = torch.einsum("tk,skij->stij", K, L * M)
+    A_bar = L * sum(torch.einsum("tk,skij->stij", K[:, k0:k1], M(k0, k1)) for k0, k1 in chunks)
+    A_mean = sum(torch.einsum("tk,skij->stij", K[:, k0:k1], A[:, k0:k1]) for k0, k1 in chunks)
     b_bar = torch.einsum("tk,ski->sti", K, L * m)
     # drift at the layer centres (linear interpolation of the grid), then centred increments
-    centres = layer_centres(L)
-    Ak = Tabulated(ts, A_bar.transpose(0, 1))
-    bk = Tabulated(ts, b_bar.transpose(0, 1))
-    A_at = torch.stack([Ak(float(c)) for c in centres], 1)  # (S, L, d, d)
-    b_at = torch.stack([bk(float(c)) for c in centres], 1)
-    R = math.sqrt(L) * torch.cat([M - A_at / L, (m - b_at / L).unsqueeze(-1)], dim=-1)  # (S, L, d, d+1)
+    W = interpolation_weights(ts, layer_centres(L))  # (L, T)
+    R = torch.empty((S, L, d, d + 1), dtype=DTYPE)  # rows (ΔW^A | ΔW^b)
+    for k0, k1 in chunks:
+        R[:, k0:k1, :, :d] = M(k0, k1) - torch.einsum("kt,stij->skij", W[k0:k1], A_bar) / L
+    R[..., d] = m - torch.einsum("kt,sti->ski", W, b_bar) / L
+    R.mul_(math.sqrt(L))
     row_cov = torch.einsum("tk,skia,skib->stiab", K, R, R) if with_row_cov else None
     return CoefficientEstimate(
         ts=ts,
@@ -67,9 +92,9 @@ def estimate_coefficients(A, b, delta, bandwidth: float, n_grid: int = 40, *, wi
         A_bar=A_bar,
         b_bar=b_bar,
         delta_bar=torch.einsum("tk,sk->st", K, L * delta),
-        A_mean=torch.einsum("tk,skij->stij", K, A),
+        A_mean=A_mean,
         b_mean=torch.einsum("tk,ski->sti", K, b),
-        cov_trace=torch.einsum("tk,sk->st", K, R.pow(2).sum((-1, -2))),
+        cov_trace=torch.einsum("tk,sk->st", K, torch.linalg.vector_norm(R, dim=(-1, -2)).square()),
         residuals=R,
         row_cov=row_cov,
     )
@@ -96,9 +121,9 @@ class KernelWeightPathLaw(WeightPathLaw):
         self._b = Tabulated(est.ts, b_bar.mean(0))
         R = est.residuals[seeds]  # (n, L, d, d+1), centred on each network's own drift
         if len(seeds) > 1:  # re-centre on the common drift: R + (Ā_s − Ā)(t_k)/√L
-            own = Tabulated(est.ts, torch.cat([A_bar, b_bar.unsqueeze(-1)], -1).transpose(0, 1))
-            common = Tabulated(est.ts, torch.cat([A_bar.mean(0), b_bar.mean(0).unsqueeze(-1)], -1))
-            shift = torch.stack([own(float(c)) - common(float(c)) for c in self.centres], 1)  # (n, L, d, d+1)
+            own = torch.cat([A_bar, b_bar.unsqueeze(-1)], -1)  # (n, T, d, d+1)
+            W = interpolation_weights(est.ts, self.centres)  # (L, T)
+            shift = torch.einsum("kt,ntij->nkij", W, own - own.mean(0))  # (n, L, d, d+1)
             R = R + shift / math.sqrt(L)
         self.n = len(seeds)
         self.R = R.transpose(0, 1).reshape(L * self.n, *R.shape[2:])  # layer-major (L·n, d, d+1)

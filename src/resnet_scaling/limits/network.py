@@ -1,7 +1,8 @@
 """The discrete network of docs/maths.md §1 on weights given as arrays: inputs and hidden states.
 
-``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``; the states are the engine's forward
-pass (:meth:`resnet_scaling.training.resnet.ResNetEnsemble.trajectory`).
+``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``, in float64, written independently of
+the training engine (:class:`resnet_scaling.training.resnet.ResNetEnsemble`), which the tests
+compare it with.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 import torch
 
 from ..io import stable_seed
-from ..sde.tensors import DTYPE, as_activation, as_tensor, generator
+from ..sde.tensors import DTYPE, as_activation, as_tensor, generator, path_inputs
 from ..training.activations import Activation
-from ..training.resnet import ResNetEnsemble
 
 
 def unit_inputs(n: int, dim: int, seed: int) -> torch.Tensor:
@@ -24,11 +24,31 @@ def network_states(A, b, delta, activation: str | Activation, x) -> torch.Tensor
     """Hidden states h_0..h_L of P networks on N inputs each, (L+1, P, N, d), float64.
 
     ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` scalar, (L,) or (P, L); ``x`` (N, d) or
-    (P, N, d).
+    (P, N, d). Only the states are held, not the pre-activations: at L = 9100 every extra
+    array of this shape is GBs.
     """
+    return _propagate(A, b, delta, activation, x, keep_states=True)
+
+
+def network_outputs(A, b, delta, activation: str | Activation, x) -> torch.Tensor:
+    """The outputs h_L of :func:`network_states`, (P, N, d), in memory independent of L."""
+    return _propagate(A, b, delta, activation, x, keep_states=False)
+
+
+def _propagate(A, b, delta, activation: str | Activation, x, *, keep_states: bool) -> torch.Tensor:
+    """``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` one layer at a time, all networks at once."""
     A, b = as_tensor(A), as_tensor(b)
-    P, L = A.shape[:2]
+    P, L, d = A.shape[:3]
     delta = as_tensor(delta)
     delta = delta.expand(P, L) if delta.dim() <= 1 else delta
-    net = ResNetEnsemble.from_numpy(A.numpy(), b.numpy(), delta.numpy(), "multi", as_activation(activation))
-    return net.trajectory(as_tensor(x)).h
+    act = as_activation(activation)
+    h = path_inputs(x, P, d).clone()
+    states = torch.empty((L + 1, *h.shape), dtype=DTYPE) if keep_states else None
+    if keep_states:
+        states[0] = h
+    for k in range(L):
+        z = torch.baddbmm(b[:, k, None, :], h, A[:, k].transpose(-1, -2))  # (P, N, d): A_k h + b_k
+        h = h + delta[:, k, None, None] * act(z)
+        if keep_states:
+            states[k + 1] = h
+    return states if keep_states else h

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -10,6 +12,7 @@ from ..sde.coefficients import PerStep, Tabulated
 from ..sde.ito import solve_ito_sde
 from ..sde.ode import solve_linear_ode, solve_neural_ode
 from ..sde.tensors import DTYPE, as_activation, as_tensor
+from ..training.activations import Activation
 from .coefficients import CoefficientEstimate
 
 
@@ -19,51 +22,84 @@ def block_edges(L: int, n_steps: int) -> np.ndarray:
 
 
 def _block_sums(X: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
-    """Sums of X (S, L, ...) over the layer blocks [e_n, e_{n+1}): (S, N, ...)."""
-    cs = torch.cat([torch.zeros_like(X[:, :1]), X.cumsum(1)], dim=1)
-    e = torch.as_tensor(edges)
-    return cs[:, e[1:]] - cs[:, e[:-1]]
+    """Sums of X (S, L, ...) over the layer blocks [e_n, e_{n+1}): (S, N, ...), in one pass
+    (exact for blocks of one layer, unlike differences of a cumulative sum)."""
+    S, L = X.shape[:2]
+    if len(edges) - 1 == L:
+        return X.clone()
+    block = torch.as_tensor(np.repeat(np.arange(len(edges) - 1), np.diff(edges)))  # block of each layer
+    sums = torch.zeros((S, len(edges) - 1, X[0, 0].numel()), dtype=X.dtype)
+    return sums.index_add_(1, block, X.reshape(S, L, -1)).view(S, len(edges) - 1, *X.shape[2:])
 
 
-def pathwise_limit(
-    limit: str, A, b, delta, activation: str, x, n_steps: int, est: CoefficientEstimate | None = None, form: str = "q_dt"
-) -> tuple[torch.Tensor, np.ndarray]:
+@dataclass
+class PathwiseCoefficients:
+    """The coefficients of a limit equation driven by the networks' own weights coarsened to
+    N blocks: built once per depth, then solved for any inputs (:meth:`solve`)."""
+
+    limit: str
+    activation: Activation
+    edges: np.ndarray
+    coefficients: dict
+
+    def solve(self, x) -> torch.Tensor:
+        """The states (N+1, S, n_inputs, d) at the block edges, for inputs x (n_inputs, d)."""
+        ts = torch.as_tensor(self.edges / self.edges[-1], dtype=DTYPE)
+        c, act = self.coefficients, self.activation
+        if self.limit == "linear_ode":
+            return solve_linear_ode(c["A"], c["b"], x, gain=act.slope_at_0, ts=ts)
+        if self.limit == "neural_ode":
+            return solve_neural_ode(c["A"], c["b"], x, act, delta=c["delta"], ts=ts)
+        return solve_ito_sde(c["dWA"], c["dWb"], x, act, True, row_cov=c["row_cov"],
+                             row_cov_per_step=c["row_cov"] is not None, ts=ts, delta=c["delta"])
+
+
+def pathwise_coefficients(
+    limit: str, A, b, delta, activation: str | Activation, n_steps: int, est: CoefficientEstimate | None = None,
+    form: str = "q_dt",
+) -> PathwiseCoefficients:
     """The limit equation driven by the network's own weights coarsened to ``n_steps`` blocks.
 
     ODE limits use the block means of ``L M_k`` (linear) or of ``L δ_k``, A_k, b_k (nonlinear)
     as coefficients constant on each block (RK4); the Itô SDE uses the block sums of M_k, m_k
     as increments with ``form`` ``q_dt`` (the Itô drift from the estimated covariance, the
-    limit) or ``realised`` (realised squares, the discrete scheme). Returns the states
-    (N+1, S, n_inputs, d) at the block edges and the edges.
+    limit) or ``realised`` (realised squares, the discrete scheme).
     """
     act = as_activation(activation)
     A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
     S, L, d = A.shape[:3]
     edges = block_edges(L, n_steps)
     ts = torch.as_tensor(edges / L, dtype=DTYPE)
-    widths = torch.as_tensor(np.diff(edges), dtype=DTYPE)  # layers per block
-    M = delta[..., None, None] * A
-    m = delta[..., None] * b
+    scale = torch.as_tensor(L / np.diff(edges), dtype=DTYPE)  # L / layers per block: block sum -> block mean of L X
     if limit == "linear_ode":
-        Ab = _block_sums(M, edges) / (widths.view(1, -1, 1, 1) / L)  # block means of L M_k
-        bb = _block_sums(m, edges) / (widths.view(1, -1, 1) / L)
-        H = solve_linear_ode(PerStep(Ab.transpose(0, 1)), PerStep(bb.transpose(0, 1)), x, gain=act.slope_at_0, ts=ts)
+        Ab = _block_sums(delta[..., None, None] * A, edges).mul_(scale.view(1, -1, 1, 1))  # block means of L M_k
+        bb = _block_sums(delta[..., None] * b, edges).mul_(scale.view(1, -1, 1))
+        coefficients = {"A": PerStep(Ab.transpose(0, 1)), "b": PerStep(bb.transpose(0, 1))}
     elif limit == "neural_ode":
-        db = _block_sums(delta, edges) / (widths.view(1, -1) / L)
-        Am = _block_sums(A, edges) / widths.view(1, -1, 1, 1)
-        bm = _block_sums(b, edges) / widths.view(1, -1, 1)
-        H = solve_neural_ode(PerStep(Am.transpose(0, 1)), PerStep(bm.transpose(0, 1)), x, act,
-                             delta=PerStep(db.transpose(0, 1)), ts=ts)
+        db = _block_sums(delta, edges).mul_(scale.view(1, -1))
+        Am = _block_sums(A, edges).mul_(scale.view(1, -1, 1, 1) / L)
+        bm = _block_sums(b, edges).mul_(scale.view(1, -1, 1) / L)
+        coefficients = {"A": PerStep(Am.transpose(0, 1)), "b": PerStep(bm.transpose(0, 1)),
+                        "delta": PerStep(db.transpose(0, 1))}
     elif limit == "ito_sde":
-        dWA, dWb = _block_sums(M, edges), _block_sums(m, edges)
-        d_const = delta.mean(1)
         C = None
         if form == "q_dt" and act.curvature_at_0 != 0.0:
             if est is None or est.row_cov is None:
                 raise ValueError("the q dt form needs a CoefficientEstimate with row_cov")
             tab = Tabulated(est.ts, est.row_cov.transpose(0, 1))  # (T, S, d, d+1, d+1)
             C = torch.stack([tab(float(t)) for t in ts[:-1]])  # (N, S, d, d+1, d+1)
-        H = solve_ito_sde(dWA, dWb, x, act, True, row_cov=C, row_cov_per_step=C is not None, ts=ts, delta=d_const)
+        coefficients = {"dWA": _block_sums(delta[..., None, None] * A, edges),
+                        "dWb": _block_sums(delta[..., None] * b, edges), "row_cov": C, "delta": delta.mean(1)}
     else:
         raise ValueError(f"no pathwise limit for {limit!r} (the moment-matched diffusion is compared in law only)")
-    return H, edges
+    return PathwiseCoefficients(limit, act, edges, coefficients)
+
+
+def pathwise_limit(
+    limit: str, A, b, delta, activation: str | Activation, x, n_steps: int, est: CoefficientEstimate | None = None,
+    form: str = "q_dt",
+) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`pathwise_coefficients` solved for the inputs ``x``: the states (N+1, S,
+    n_inputs, d) at the block edges, and the edges."""
+    coefficients = pathwise_coefficients(limit, A, b, delta, activation, n_steps, est, form)
+    return coefficients.solve(x), coefficients.edges

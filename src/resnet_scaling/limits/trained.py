@@ -5,7 +5,7 @@ the summary the note quotes."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -21,9 +21,9 @@ from ..sde.ode import solve_linear_ode, solve_neural_ode
 from ..sde.tensors import DTYPE, as_tensor
 from ..sde.tensors import progress as progress_bar
 from ..training.activations import get_activation
-from .coefficients import KernelWeightPathLaw, coefficient_agreement, estimate_coefficients
-from .network import network_states
-from .pathwise import pathwise_limit
+from .coefficients import CoefficientEstimate, KernelWeightPathLaw, coefficient_agreement, estimate_coefficients
+from .network import network_outputs, network_states
+from .pathwise import pathwise_coefficients
 from .choice import choose_limit, estimate_beta, normalise_regime
 
 
@@ -35,6 +35,7 @@ class TrainedFit:
     generative: list[dict]
     coefficients: list[dict]
     trajectories: list[dict]
+    estimate: CoefficientEstimate | None = None  # the kernel estimates, without their residuals
 
 
 def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,7 +66,7 @@ def fit_trained_depth(
     keep = np.asarray(w.finite, bool)
     if not keep.any():
         raise ValueError(f"{w.experiment} depth {w.depth}: no seed has finite weights")
-    A, b, delta = as_tensor(w.A[keep]), as_tensor(w.b[keep]), as_tensor(w.delta[keep])
+    A, b, delta = (as_tensor(a if keep.all() else a[keep]) for a in (w.A, w.b, w.delta))  # no copy of A when all are kept
     seeds = np.asarray(w.seeds)[keep]
     L = A.shape[1]
     x_all, y_all = as_tensor(x_test), as_tensor(y_test)
@@ -75,19 +76,18 @@ def fit_trained_depth(
     base = {**labels, "depth": L, "limit": limit}
     need_cov = limit == "ito_sde" and act.curvature_at_0 != 0.0
     est = estimate_coefficients(A, b, delta, float(cfg["bandwidth"]), int(cfg["n_grid"]), with_row_cov=need_cov)
-    h = network_states(A, b, delta, act, x)  # (L+1, S, n_in, d)
-    motion = (h - h[0]).norm(dim=-1).amax(0)  # (S, n_in): size of the hidden-state path
-
-    pw_rows, pathwise = _pathwise_rows(limit, A, b, delta, act, h, motion, x[:n_pw], est, cfg, seeds, base)
+    n_tr = min(int(cfg["n_trajectories"]), n_pw) if trajectory_depth else 0
+    pw_rows, pathwise = _pathwise_rows(limit, A, b, delta, act, x[:n_pw], est, cfg, seeds, base, n_figure=n_tr)
     n_gen = int(cfg["steps"])
     gen_seed = stable_seed("limits-generative", seed, labels.get("experiment", ""), L)
     variants, generative = _generative_variants(limit, A, b, delta, act, est, x, cfg, n_gen, gen_seed)
     traj_rows = []
-    if trajectory_depth:
-        n_tr = min(int(cfg["n_trajectories"]), n_pw)
-        traj_rows = _trajectory_rows(h, pathwise, generative, n_tr, n_gen, base)
-    return TrainedFit(pw_rows, _generative_rows(variants, h[-1], x, y, n_gen, base), _coefficient_rows(est, seeds, base),
-                      traj_rows)
+    if trajectory_depth:  # the figure's network: first seed, first inputs
+        h_figure = network_states(A[:1], b[:1], delta[:1], act, x[:n_tr])
+        traj_rows = _trajectory_rows(h_figure, pathwise, generative, n_tr, n_gen, base)
+    hL = network_outputs(A, b, delta, act, x)  # (S, n_in, d)
+    return TrainedFit(pw_rows, _generative_rows(variants, hL, x, y, n_gen, base), _coefficient_rows(est, seeds, base),
+                      traj_rows, replace(est, residuals=None, row_cov=None))
 
 
 def _coefficient_rows(est, seeds, base: dict) -> list[dict]:
@@ -105,34 +105,67 @@ def _coefficient_rows(est, seeds, base: dict) -> list[dict]:
     return coef_rows
 
 
-def _pathwise_rows(limit, A, b, delta, act, h, motion, x, est, cfg, seeds, base) -> tuple[list[dict], tuple | None]:
+#: Layers × networks × inputs × width of the hidden states the pathwise comparison holds at
+#: once (256 MB of float64): at L = 9100 with 8 networks of width 25, 18 inputs at a time.
+PATHWISE_CHUNK_ELEMENTS = 2**25
+
+
+def _pathwise_rows(limit, A, b, delta, act, x, est, cfg, seeds, base, *, n_figure: int = 0
+                   ) -> tuple[list[dict], tuple | None]:
     """(a) The limit driven by the networks' own weights coarsened to N steps, against the
-    networks' states ``h`` on the inputs ``x``; also the solution drawn in the figure."""
+    networks' states on the inputs ``x``, a few inputs at a time (each input's paths are its
+    own); also the solution drawn in the figure (first seed, ``n_figure`` first inputs)."""
     pw_rows = []
-    Hpw_traj = None
     if limit == "moment_matched":
-        return pw_rows, Hpw_traj
-    L, n_pw = h.shape[0] - 1, x.shape[0]
-    steps = sorted({int(n) for n in cfg["pathwise_steps"]} | {L})
+        return pw_rows, None
+    S, L, d = A.shape[:3]
+    steps = [n for n in sorted({int(n) for n in cfg["pathwise_steps"]} | {L}) if n <= L]
     forms = ["q_dt", "realised"] if limit == "ito_sde" and act.curvature_at_0 != 0.0 else ["ode" if "ode" in limit else "q_dt"]
     traj_n = max([n for n in steps if n <= min(L, 128)] or [min(steps)])  # the one drawn in the figure
+    per_chunk = max(n_figure, 1, PATHWISE_CHUNK_ELEMENTS // ((L + 1) * S * d))
+    # the coefficients once per depth (block sums over L layers), the solves per chunk of inputs
+    coefficients = {(n, form): pathwise_coefficients(limit, A, b, delta, act, n, est, "q_dt" if form == "ode" else form)
+                    for n in steps for form in forms}
+    counts = {n: len(coefficients[n, forms[0]].edges) - 1 for n in steps}
+    errors: dict[tuple, list] = {key: [] for key in coefficients}
+    motions, figure = [], None
+    for lo in range(0, x.shape[0], per_chunk):
+        xc = x[lo:lo + per_chunk]
+        h = network_states(A, b, delta, act, xc)  # (L+1, S, chunk, d)
+        motions.append(_max_gap(h, np.arange(L + 1), h[0]))  # size of the hidden-state path
+        for (n, form), coefficient in coefficients.items():
+            H = coefficient.solve(xc)
+            errors[n, form].append(_max_gap(h, coefficient.edges, H))
+            if lo == 0 and n == traj_n and form in ("ode", "q_dt"):
+                figure = (H[:, :1, :n_figure].clone(), coefficient.edges)
+            del H
+        del h
+    del coefficients
+    motion = torch.cat(motions, dim=1)  # (S, n_pw)
     for n in steps:
-        if n > L:
-            continue
         for form in forms:
-            H, edges = pathwise_limit(limit, A, b, delta, act, x, n, est, "q_dt" if form == "ode" else form)
-            err = (h[torch.as_tensor(edges), :, :n_pw] - H).norm(dim=-1).amax(0)  # (S, n_pw)
-            rel = err / motion[:, :n_pw].clamp_min(1e-300)
+            err = torch.cat(errors[n, form], dim=1)  # (S, n_pw): largest distance along the path
+            rel = err / motion.clamp_min(1e-300)
             for s in range(len(seeds)):
                 pw_rows.append({
-                    **base, "seed": int(seeds[s]), "n_steps": len(edges) - 1, "form": form,
-                    "measures": "taylor_remainder" if len(edges) - 1 == L else "coarsened",
+                    **base, "seed": int(seeds[s]), "n_steps": counts[n], "form": form,
+                    "measures": "taylor_remainder" if counts[n] == L else "coarsened",
                     "error": float(err[s].pow(2).mean().sqrt()),
                     "relative_error": float(rel[s].pow(2).mean().sqrt()),
                 })
-            if n == traj_n and form in ("ode", "q_dt"):
-                Hpw_traj = (H, edges)
-    return pw_rows, Hpw_traj
+    return pw_rows, figure
+
+
+def _max_gap(h: torch.Tensor, edges: np.ndarray, H: torch.Tensor, layers: int = 512) -> torch.Tensor:
+    """max over j of |h[e_j] − H_j| per (network, input), (S, N): ``h`` (L+1, S, N, d), ``H``
+    (len(edges), S, N, d) or one state (S, N, d) for every j. A few hundred layers at a time,
+    so no temporary of the size of ``h`` is made."""
+    gap = None
+    for j in range(0, len(edges), layers):
+        other = H[j:j + layers] if H.dim() == h.dim() else H
+        part = (h[torch.as_tensor(edges[j:j + layers])] - other).norm(dim=-1).amax(0)
+        gap = part if gap is None else torch.maximum(gap, part)
+    return gap
 
 
 def _generative_variants(limit, A, b, delta, act, est, x, cfg, n_gen: int, gen_seed: int) -> tuple[dict, torch.Tensor]:
@@ -291,32 +324,47 @@ def fit_trained(
     from ..scaling.weights import load_training, select_seeds
 
     cfg = section_settings("limits.fit", cfg)
-    weights = sorted((load_training(p) for p in train_paths), key=lambda w: w.depth)
-    if not weights:
+    if not len(train_paths):
         raise ValueError(f"{experiment}: no training outputs given")
-    if statuses is not None:
-        weights = [select_seeds(w, np.isin(w.status, list(statuses))) for w in weights]
-        weights = [w for w in weights if len(w.seeds)]
-        if not weights:
-            raise ValueError(f"{experiment}: no network of status {'/'.join(statuses)} at the depths given")
-    w0 = weights[-1]
+
+    def population(path):
+        w = load_training(path)
+        return select_seeds(w, np.isin(w.status, list(statuses))) if statuses is not None else w
+
+    # one depth in memory at a time (at L = 9100 one depth's weights are GBs in float64): a first
+    # pass finds the depths that hold networks and, without β from the scaling stage, the RMS
+    # layer norms β is estimated from
+    depths, rms, w0 = {}, {}, None
+    for path in train_paths:
+        w = population(path)
+        if len(w.seeds):
+            depths[path] = w.depth
+            if not np.isfinite(beta):
+                rms[w.depth] = _rms_layer_norm(w)
+            if w0 is None or w.depth > w0.depth:  # the deepest: its labels, not its weights
+                w0 = select_seeds(w, np.zeros(len(w.seeds), bool))
+        del w
+    if w0 is None:
+        raise ValueError(f"{experiment}: no network of status {'/'.join(statuses or [])} at the depths given")
     data, _ = read_npz(dataset_path)
     for key in ("x_test", "y_test"):
         if key not in data:
             raise ValueError(f"{dataset_path}: no array {key!r}")
-    beta_used = beta if np.isfinite(beta) else estimate_beta(weights)
+    beta_used = beta if np.isfinite(beta) else estimate_beta(list(rms), list(rms.values()))
     limit = choose_limit(regime, w0.activation, w0.delta_type, beta_used, float(cfg["beta_min"]))
     labels = {"experiment": experiment or w0.experiment, "regime": normalise_regime(regime)}
+    deepest, networks_by_depth = w0.depth, {}
     tables: dict[str, list] = {"pathwise": [], "generative": [], "coefficients": [], "trajectories": []}
     ests = {}
-    for w in progress_bar(weights, progress, f"limits {labels['experiment']}"):
+    for path in progress_bar(sorted(depths, key=depths.get), progress, f"limits {labels['experiment']}"):
+        w = population(path)
         fit = fit_trained_depth(w, data["x_test"], data["y_test"], limit, cfg, labels=labels, seed=seed,
-                                trajectory_depth=w is w0)
+                                trajectory_depth=w.depth == deepest)
         for name in tables:
             tables[name] += getattr(fit, name)
-        keep = np.asarray(w.finite, bool)
-        ests[w.depth] = estimate_coefficients(w.A[keep], w.b[keep], w.delta[keep], float(cfg["bandwidth"]),
-                                              int(cfg["n_grid"]), with_row_cov=False)
+        ests[w.depth] = fit.estimate
+        networks_by_depth[int(w.depth)] = int(np.asarray(w.finite, bool).sum())
+        del w, fit
     out = {k: pd.DataFrame(v) for k, v in tables.items()}
     if out["pathwise"].empty:  # moment-matched: compared in law only; keep the header
         out["pathwise"] = pd.DataFrame(columns=PATHWISE_COLUMNS)
@@ -325,8 +373,14 @@ def fit_trained(
     out["agreement"] = agreement
     out["summary"] = summarise_fit(out, labels["experiment"], labels["regime"], limit, beta_used, w0)
     out["summary"]["population"] = "+".join(statuses) if statuses is not None else "all"
-    out["summary"]["networks_by_depth"] = {int(w.depth): int(np.asarray(w.finite).sum()) for w in weights}
+    out["summary"]["networks_by_depth"] = networks_by_depth
     return out
+
+
+def _rms_layer_norm(w) -> float:
+    """RMS over the finite networks and layers of the Frobenius norm of A_k (β's statistic)."""
+    A = w.A[np.asarray(w.finite, bool)]
+    return float(np.sqrt(np.mean(np.sum(np.square(A, dtype=np.float64), axis=(-1, -2))))) if len(A) else float("nan")
 
 
 def summarise_fit(tables: dict, experiment: str, regime: str, limit: str, beta: float, w) -> dict:
