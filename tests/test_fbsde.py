@@ -271,9 +271,11 @@ def test_a_few_networks_at_a_time_give_the_numbers_of_all_at_once(standin, monke
     whole = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05)
     monkeypatch.setattr(trained_module, "CHUNK_ELEMENTS", 64 * 4 * 6 * 2)  # two networks a chunk
     assert trained_module._networks_per_chunk(w, 6) == 2
-    chunked = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05)
+    chunked = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05,
+                                             figure=lambda net, lims, M: (net.grad_M.shape[1], M.shape[0]))
     pd.testing.assert_frame_equal(chunked.table, whole.table)
-    assert chunked.weights.shape[0] == 1
+    assert chunked.figure == (2, 1)  # drawn from the first chunk (two networks), of its first seed
+    assert whole.figure is None
 
 
 @pytest.mark.slow

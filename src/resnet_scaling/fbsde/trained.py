@@ -4,7 +4,7 @@ trained and at initialisation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,13 +69,11 @@ def trained_limit(
 
 @dataclass
 class TrainedComparison:
-    """One (experiment, depth, state) compared with its limits: a tidy table and, for figures,
-    the network and limit backprops of the first networks (those of the first chunk)."""
+    """One (experiment, depth, state) compared with its limits: a tidy table and what the
+    ``figure`` function of :func:`compare_trained` drew from the first chunk of networks."""
 
     table: pd.DataFrame
-    network: NetworkBackprop
-    limits: dict[str, LimitBackprop]
-    weights: np.ndarray  # M_k of the first included seed, (1, L, d, d)
+    figure: Any = None
 
 
 def compare_trained(
@@ -87,6 +85,7 @@ def compare_trained(
     kinds: Sequence[str] = TRAINED_LIMITS,
     bandwidth: float = 0.1,
     ref_factor: int = 1,
+    figure: Callable[[NetworkBackprop, dict[str, LimitBackprop], np.ndarray], Any] | None = None,
 ) -> TrainedComparison | None:
     """Adjoint and per-layer gradient errors of the networks of one training output against
     each limit system of :func:`trained_limit`, and the :func:`roughness` of their effective
@@ -94,7 +93,10 @@ def compare_trained(
 
     ``x``, ``y`` (N, d): inputs and targets; the loss is ½ Σ_n |h_L − y|² (proportional to the
     training MSE). Networks that diverged or have non-finite weights are left out; None when
-    none is left. ``state`` labels the rows (``trained`` or ``init``).
+    none is left. ``state`` labels the rows (``trained`` or ``init``). ``figure(network,
+    limits, M)``, given the backprops of the first chunk of networks and the weights M_k of
+    the first included seed (1, L, d, d), returns what a figure draws; it is called once, so
+    no chunk's backprops outlive it.
     """
     keep = np.flatnonzero(included(w))
     if not len(keep):
@@ -118,19 +120,20 @@ def compare_trained(
         for kind in kinds:
             lims[kind] = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
             rows(kind, compare(net, lims[kind]))
-        if first is None:
-            first = (net, lims, M[:1])
+        if figure is not None and first is None:
+            first = figure(net, lims, M[:1])
         del net, lims, M
     table = pd.concat(frames, ignore_index=True)
     # rows in the order of one call on all networks: per (limit, quantity), the seeds in order
     order = {name: i for i, name in enumerate(dict.fromkeys(zip(table["limit"], table["quantity"])))}
     table = table.iloc[np.lexsort((table.index, [order[k] for k in zip(table["limit"], table["quantity"])]))]
-    return TrainedComparison(table.reset_index(drop=True), *first)
+    return TrainedComparison(table.reset_index(drop=True), first)
 
 
-#: Layers × networks × max(d, inputs) × d held at once by :func:`compare_trained` (about 65 MB
-#: of float64 per array; a comparison holds a few dozen such arrays).
-CHUNK_ELEMENTS = 2**23
+#: Layers × networks × max(d, inputs) × d held at once by :func:`compare_trained` (about 130 MB
+#: of float64 per array; a comparison holds about a dozen such arrays: at L = 9100, d = 25, two
+#: networks at a time, 2.5 GB at the peak with the training output it reads).
+CHUNK_ELEMENTS = 2**24
 
 
 def _networks_per_chunk(w: TrainedWeights, n_inputs: int) -> int:
@@ -157,27 +160,35 @@ def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _states(arrays: dict, meta: dict) -> dict[str, TrainedWeights]:
-    """The trained networks and the same networks at initialisation (all finite ones kept)."""
-    out = {"trained": from_training(arrays, meta)}
-    if all(k in arrays for k in ("A_init", "b_init", "delta_init")):
-        S = arrays["A_init"].shape[0]
-        init = {**arrays, "A": arrays["A_init"], "b": arrays["b_init"], "delta": arrays["delta_init"], "status": np.full(S, "converged")}
-        out["init"] = from_training(init, meta)
-    return out
+def _states(arrays: dict, meta: dict) -> Iterator[tuple[str, TrainedWeights]]:
+    """The trained networks, then the same networks at initialisation (all finite ones kept),
+    one at a time: each is GBs of float64 at L = 9100; the raw arrays of the trained networks
+    are dropped from ``arrays`` once they are converted."""
+    has_init = all(k in arrays for k in ("A_init", "b_init", "delta_init"))
+    init = {k: arrays.pop(k) for k in ("A_init", "b_init", "delta_init")} if has_init else None
+    trained = from_training(arrays, meta)
+    for key in ("A", "b"):
+        del arrays[key]
+    yield "trained", trained
+    del trained
+    if init is not None:
+        S = init["A_init"].shape[0]
+        yield "init", from_training({**arrays, "A": init.pop("A_init"), "b": init.pop("b_init"),
+                                     "delta": init.pop("delta_init"), "status": np.full(S, "converged")}, meta)
 
 
-def _figure_data(res: TrainedComparison, state: str, kinds: Sequence[str], n_fig: int) -> tuple[list, dict]:
+def _figure_data(network: NetworkBackprop, limits: dict[str, LimitBackprop], weights: np.ndarray, state: str,
+                 kinds: Sequence[str], n_fig: int) -> tuple[list, dict]:
     """Adjoint path rows (network and limits, ``n_fig`` inputs) and the gradient field of the
     first included seed of one comparison: what the figures draw of the deepest network."""
-    L = res.network.depth
-    paths = [path_rows(res.network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}")]
-    for kind, lim in res.limits.items():
+    L = network.depth
+    paths = [path_rows(network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}")]
+    for kind, lim in limits.items():
         paths.append(path_rows(lim.p, np.arange(lim.n_steps + 1) / lim.n_steps, 1, n_fig, state=state, source=kind, label=f"limit {kind}"))
-    _, _, G, _ = res.limits[kinds[0]].on_layers(L)
+    _, _, G, _ = limits[kinds[0]].on_layers(L)
     field = {  # copies: a view would keep all seeds' arrays alive
-        f"{state}_weights": np.array(res.weights[0]),
-        f"{state}_network": res.network.grad_M[:, 0].numpy().copy(),
+        f"{state}_weights": np.array(weights[0]),
+        f"{state}_network": network.grad_M[:, 0].numpy().copy(),
         f"{state}_limit": G[:, 0].numpy().copy(),
     }
     return paths, field
@@ -201,16 +212,17 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
     # deepest network so far only its figure data are kept (its limit coefficients take GBs)
     for path in tqdm(train_paths, desc="fbsde trained", disable=not progress, mininterval=5.0):
         arrays, meta = read_npz(path)
-        for state, w in _states(arrays, meta).items():
-            res = compare_trained(
-                w, x, y, state=state, kinds=kinds, bandwidth=float(cfg.get("bandwidth", 0.1)), ref_factor=int(cfg.get("ref_factor", 1))
-            )
-            if res is None:
-                continue
-            tables.append(res.table)
+        for state, w in _states(arrays, meta):
+            figure = None
             if state not in deepest or w.depth > deepest[state][0]:
-                deepest[state] = (w.depth, *_figure_data(res, state, kinds, n_fig))
-            del res
+                figure = lambda net, lims, M, state=state: _figure_data(net, lims, M, state, kinds, n_fig)  # noqa: E731
+            res = compare_trained(w, x, y, state=state, kinds=kinds, bandwidth=float(cfg.get("bandwidth", 0.1)),
+                                  ref_factor=int(cfg.get("ref_factor", 1)), figure=figure)
+            if res is not None:
+                tables.append(res.table)
+                if res.figure is not None:
+                    deepest[state] = (w.depth, *res.figure)
+            del res, w  # before the next state is made
         del arrays
     if not tables:
         raise ValueError(f"no network with finite weights and an accepted status in {list(train_paths)}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 
 @dataclass(frozen=True)
 class Scheme:
@@ -27,8 +29,8 @@ class Scheme:
 def _axpy(y, a: float, k):
     """``y + a·k`` for tensors and, componentwise, for tuples of tensors."""
     if isinstance(y, tuple):
-        return tuple(yi + a * ki for yi, ki in zip(y, k))
-    return y + a * k
+        return tuple(torch.add(yi, ki, alpha=a) for yi, ki in zip(y, k))
+    return torch.add(y, k, alpha=a)
 
 
 def rk4_step(f: Callable, t0, dt: float, y, *, t_half=None, t1=None):
@@ -44,8 +46,14 @@ def rk4_step(f: Callable, t0, dt: float, y, *, t_half=None, t1=None):
     k3 = f(t_half, _axpy(y, dt / 2, k2))
     k4 = f(t1, _axpy(y, dt, k3))
     if isinstance(y, tuple):
-        return tuple(yi + dt / 6 * (a + 2 * b + 2 * c + e) for yi, a, b, c, e in zip(y, k1, k2, k3, k4))
-    return y + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return tuple(_rk4_combine(*parts, dt) for parts in zip(y, k1, k2, k3, k4))
+    return _rk4_combine(y, k1, k2, k3, k4, dt)
+
+
+def _rk4_combine(y, k1, k2, k3, k4, dt: float):
+    """``y + dt/6 (k1 + 2 k2 + 2 k3 + k4)`` in four tensor operations (a step's Python cost
+    is most of its time for the small states of a deep network)."""
+    return torch.add(y, torch.add(k1, k2, alpha=2.0).add_(k3, alpha=2.0).add_(k4), alpha=dt / 6)
 
 
 def euler_step(f: Callable, t0, dt: float, y, *, t_half=None, t1=None):
