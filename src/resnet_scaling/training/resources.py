@@ -14,18 +14,27 @@ from __future__ import annotations
 import math
 
 
+#: Elements of one chunk of the trained backward comparison
+#: (:data:`resnet_scaling.fbsde.trained.CHUNK_ELEMENTS`, checked equal by the tests).
+FBSDE_CHUNK_ELEMENTS = 2**24
+
+
 def fbsde_trained_mem_mb(seeds: int, max_depth: int, width: int, n_inputs: int) -> int:
-    """MB for the comparison of one experiment's networks with their backward limits
-    (one depth in memory at a time). Measured: 7375 MB at S = 8, L = 9100, d = 10 and
-    11279 MB at d = 25 (32 inputs); 1186 MB at most at S = 4, L = 1024."""
-    per_seed_layer = 3200 * n_inputs + 110 * width * width  # bytes
-    return int(1000 + seeds * max_depth * per_seed_layer / 1e6)
+    """MB for the comparison of one experiment's networks with their backward limits: one
+    depth's training output (trained and initial weights in float32, one state in float64)
+    and one chunk of networks at a time. Measured: 3032 MB at S = 8, L = 9100, d = 25 and
+    1579 MB at d = 10 (16 inputs); 1186 MB at most at S = 4, L = 1024."""
+    chunk = max(1, min(seeds, FBSDE_CHUNK_ELEMENTS // (max_depth * width * max(width, n_inputs))))
+    read = seeds * max_depth * width * width * 16  # bytes
+    per_network_layer = 120 * width * width + 400 * n_inputs  # bytes
+    return int(1200 + (read + chunk * max_depth * per_network_layer) / 1e6)
 
 
 def limits_fit_mem_mb(seeds: int, max_depth: int, width: int) -> int:
-    """MB for fitting one experiment's limit to its deepest networks. Measured: 3917 MB at
-    S = 8, L = 9100, d = 10 and 9235 MB at d = 25; 1181 MB at most at S = 4, L = 1024."""
-    per_seed_layer = 30e3 + 160 * width * width  # bytes
+    """MB for fitting one experiment's limit to its deepest networks, one depth at a time.
+    Measured: 2202 MB at S = 8, L = 9100, d = 25 and 1180 MB at d = 10; 1181 MB at most at
+    S = 4, L = 1024."""
+    per_seed_layer = 1500 + 30 * width * width  # bytes
     return int(1200 + seeds * max_depth * per_seed_layer / 1e6)
 
 
