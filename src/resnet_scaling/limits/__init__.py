@@ -33,7 +33,7 @@ from .convergence import (
 )
 from .network import network_outputs, network_states, unit_inputs
 from .note import limits_note
-from .pathwise import PathwiseCoefficients, block_edges, pathwise_coefficients, pathwise_limit
+from .pathwise import PathwiseCoefficients, block_edges, pathwise_coefficients
 from .choice import LIMITS, choose_limit, estimate_beta, fit_depths, normalise_regime, read_beta, read_population, read_regime
 from .synthetic import (
     CASES,
@@ -54,7 +54,7 @@ __all__ = [
     "block_sums", "choose_limit", "coefficient_agreement", "convergence_fits", "convergence_table",
     "diffusive_convergence", "diffusive_law", "estimate_beta", "estimate_coefficients", "fine_increment_chunks", "fit_depths",
     "fit_min_depth", "fit_trained", "fit_trained_depth", "generic_convergence", "limits_note", "network_outputs", "network_states",
-    "normalise_regime", "ode_convergence", "pathwise_coefficients", "pathwise_limit", "PathwiseCoefficients", "predicted_slope", "rate_linear_ode", "read_beta",
+    "normalise_regime", "ode_convergence", "pathwise_coefficients", "PathwiseCoefficients", "predicted_slope", "rate_linear_ode", "read_beta",
     "read_population", "read_regime", "read_summary", "summarise_fit", "synthetic_weight_paths", "unit_inputs", "write_fit", "write_limit_convergence",
     "write_note",
 ]

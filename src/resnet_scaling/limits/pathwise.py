@@ -93,13 +93,3 @@ def pathwise_coefficients(
     else:
         raise ValueError(f"no pathwise limit for {limit!r} (the moment-matched diffusion is compared in law only)")
     return PathwiseCoefficients(limit, act, edges, coefficients)
-
-
-def pathwise_limit(
-    limit: str, A, b, delta, activation: str | Activation, x, n_steps: int, est: CoefficientEstimate | None = None,
-    form: str = "q_dt",
-) -> tuple[torch.Tensor, np.ndarray]:
-    """:func:`pathwise_coefficients` solved for the inputs ``x``: the states (N+1, S,
-    n_inputs, d) at the block edges, and the edges."""
-    coefficients = pathwise_coefficients(limit, A, b, delta, activation, n_steps, est, form)
-    return coefficients.solve(x), coefficients.edges
