@@ -132,7 +132,7 @@ def compare_trained(
 
 #: Layers × networks × max(d, inputs) × d held at once by :func:`compare_trained` (about 130 MB
 #: of float64 per array; a comparison holds about a dozen such arrays: at L = 9100, d = 25, two
-#: networks at a time, 2.5 GB at the peak with the training output it reads).
+#: networks at a time, the paper run's rule peaked at 3.0 GB with the training output it reads).
 CHUNK_ELEMENTS = 2**24
 
 
