@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from resnet_scaling.runs import (RUN_DIR_ENV, RunDirectoryError, check_run_directory, chosen_run_directory, describe_run,
-                                 resolve_data_paths, run_directory, run_name, script_environment)
+                                 resolve_data_paths, run_directory, run_name, script_environment,
+                                 ALLOCATOR_ENVIRONMENT)
 from resnet_scaling.runs import main as runs_main
 from workflow_utils import ROOT, copy_workflow, snakemake_bin
 
@@ -206,8 +207,11 @@ def test_two_configs_in_one_checkout_touch_neither_each_other_nor_the_galleries(
 
 
 def test_jobs_find_the_package_and_the_tools_beside_the_interpreter_first():
-    env = script_environment("/repo/src", "/venv/bin/python", {"PYTHONPATH": "/mine", "PATH": "/usr/bin"})
+    env = script_environment("/repo/src", "/venv/bin/python",
+                             {"PYTHONPATH": "/mine", "PATH": "/usr/bin", "MALLOC_MMAP_THRESHOLD_": "1"})
     assert env == {"PYTHONPATH": os.pathsep.join(["/repo/src", "/mine"]),
-                   "PATH": os.pathsep.join(["/venv/bin", "/usr/bin"])}
+                   "PATH": os.pathsep.join(["/venv/bin", "/usr/bin"]),
+                   "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}  # the caller's threshold stays
     bare = script_environment("/repo/src", "/venv/bin/python", {})
-    assert bare == {"PYTHONPATH": "/repo/src", "PATH": "/venv/bin"}
+    assert bare == {"PYTHONPATH": "/repo/src", "PATH": "/venv/bin", **ALLOCATOR_ENVIRONMENT}
+    assert int(bare["MALLOC_MMAP_THRESHOLD_"]) == 64 * 2**20

@@ -83,12 +83,12 @@ def test_seeds_processed_in_chunks_give_the_same_rows():
     import resnet_scaling.limits.signatures as sig
 
     whole = pd.DataFrame(network_signatures(A, b, delta, "tanh", x, y, [2, 8], init))
-    old = sig.MAX_LAYER_NETWORKS
-    sig.MAX_LAYER_NETWORKS = 2 * L  # two networks at a time
+    old = sig.MAX_CHUNK_ELEMENTS
+    sig.MAX_CHUNK_ELEMENTS = 2 * L * len(x) * d  # two networks at a time
     try:
         chunked = pd.DataFrame(chunked_signatures(A, b, delta, "tanh", x, y, [2, 8], init))
     finally:
-        sig.MAX_LAYER_NETWORKS = old
+        sig.MAX_CHUNK_ELEMENTS = old
     key = ["i", "quantity", "n_blocks"]
     merged = whole.merge(chunked, on=key)
     assert len(merged) == len(whole) == len(chunked)

@@ -7,7 +7,8 @@ from resnet_scaling.scaling.exponents import exponents_of
 from resnet_scaling.io import write_csv
 from resnet_scaling.plots import scaling as figures
 from resnet_scaling.scaling.tables import read_exponents, read_primary_population, read_table
-from resnet_scaling.scaling.weights import load_training, paths_table
+from resnet_scaling.scaling.paths import drawn_networks
+from resnet_scaling.scaling.weights import paths_table
 from resnet_scaling.job import start_job
 
 start_job(snakemake, log_mode="a")
@@ -15,7 +16,7 @@ p = snakemake.params
 # the networks of the primary verdict (converged where the networks split), as the exponents used
 population = read_primary_population(snakemake.input.regimes, snakemake.wildcards.exp) or p.include_status
 table = paths_table(
-    [load_training(path) for path in snakemake.input.train],
+    drawn_networks(snakemake.input.train, population),
     exponents_of(read_exponents(snakemake.input.exponents), snakemake.wildcards.exp, p.exponent_statistic),
     n_entries=p.n_entries,
     n_depths=p.n_depths,

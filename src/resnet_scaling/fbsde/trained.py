@@ -60,10 +60,10 @@ def trained_limit(
         )
     if kind == "linear_ode":
         M, m = effective_weights(A, b, delta)
-        return ode_backprop(
-            kind, kernel_smooth(L * M, ts, bandwidth), kernel_smooth(L * m, ts, bandwidth), x, target, activation,
-            loss_scale=loss_scale,
-        )
+        M_half = kernel_smooth(M.mul_(L), ts, bandwidth)  # M is a fresh product: scaled in place
+        del M
+        return ode_backprop(kind, M_half, kernel_smooth(L * m, ts, bandwidth), x, target, activation,
+                            loss_scale=loss_scale)
     raise ValueError(f"unknown trained limit {kind!r}; expected one of {TRAINED_LIMITS}")
 
 
@@ -110,19 +110,26 @@ def compare_trained(
         net = network_backprop(A, b, delta, w.activation, x, y)
         M, _ = effective_weights(A, b, delta)
         seeds = w.seeds[chunk]
+        # the limits of every chunk but the figure's are compared and dropped one at a time
+        draw = figure is not None and first is None
+        M_first = M[:1].copy() if draw else None
 
         def rows(limit: str, values: dict[str, np.ndarray]) -> None:
             for quantity, v in values.items():
                 frames.append(pd.DataFrame({**labels, "seed": seeds, "state": state, "limit": limit, "quantity": quantity, "value": v}))
 
         rows("network", {"weight_roughness": roughness(M), "gradient_roughness": roughness(net.grad_M.transpose(0, 1))})
+        del M
         lims = {}
         for kind in kinds:
-            lims[kind] = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
-            rows(kind, compare(net, lims[kind]))
-        if figure is not None and first is None:
-            first = figure(net, lims, M[:1])
-        del net, lims, M
+            lim = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
+            rows(kind, compare(net, lim))
+            if draw:
+                lims[kind] = lim
+            del lim
+        if draw:
+            first = figure(net, lims, M_first)
+        del net, lims, M_first
     table = pd.concat(frames, ignore_index=True)
     # rows in the order of one call on all networks: per (limit, quantity), the seeds in order
     order = {name: i for i, name in enumerate(dict.fromkeys(zip(table["limit"], table["quantity"])))}
@@ -160,18 +167,22 @@ def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _states(arrays: dict, meta: dict) -> Iterator[tuple[str, TrainedWeights]]:
-    """The trained networks, then the same networks at initialisation (all finite ones kept),
-    one at a time: each is GBs of float64 at L = 9100; the raw arrays of the trained networks
-    are dropped from ``arrays`` once they are converted."""
-    has_init = all(k in arrays for k in ("A_init", "b_init", "delta_init"))
-    init = {k: arrays.pop(k) for k in ("A_init", "b_init", "delta_init")} if has_init else None
+#: The arrays of a training output that hold the networks at initialisation.
+INIT_KEYS = ("A_init", "b_init", "delta_init")
+
+
+def _states(path) -> Iterator[tuple[str, TrainedWeights]]:
+    """The trained networks of a training output, then the same networks at initialisation (all
+    finite ones kept), one at a time: each is GBs of float64 at L = 9100, so the initial weights
+    are read only once the trained ones are dropped."""
+    arrays, meta = read_npz(path, exclude=INIT_KEYS)
     trained = from_training(arrays, meta)
     for key in ("A", "b"):
         del arrays[key]
     yield "trained", trained
     del trained
-    if init is not None:
+    init, _ = read_npz(path, exclude=lambda key: key not in INIT_KEYS)
+    if all(k in init for k in INIT_KEYS):
         S = init["A_init"].shape[0]
         yield "init", from_training({**arrays, "A": init.pop("A_init"), "b": init.pop("b_init"),
                                      "delta": init.pop("delta_init"), "status": np.full(S, "converged")}, meta)
@@ -211,8 +222,7 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
     # one depth in memory at a time: at the paper scale all depths together take many GB; of the
     # deepest network so far only its figure data are kept (its limit coefficients take GBs)
     for path in tqdm(train_paths, desc="fbsde trained", disable=not progress, mininterval=5.0):
-        arrays, meta = read_npz(path)
-        for state, w in _states(arrays, meta):
+        for state, w in _states(path):
             figure = None
             if state not in deepest or w.depth > deepest[state][0]:
                 figure = lambda net, lims, M, state=state: _figure_data(net, lims, M, state, kinds, n_fig)  # noqa: E731
@@ -223,7 +233,6 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
                 if res.figure is not None:
                     deepest[state] = (w.depth, *res.figure)
             del res, w  # before the next state is made
-        del arrays
     if not tables:
         raise ValueError(f"no network with finite weights and an accepted status in {list(train_paths)}")
     table = pd.concat(tables, ignore_index=True)

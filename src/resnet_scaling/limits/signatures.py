@@ -41,8 +41,9 @@ UPDATE_NORM = "update_rms_norm"
 WEIGHT_NORM = "weight_rms_norm"
 QUANTITIES = (HIDDEN_QV, ADJOINT_QV, COARSENING, ADJOINT_COARSENING, INITIAL_QV, UPDATE_NORM, WEIGHT_NORM)
 
-#: Layers × networks held at once: a deep network is processed a few seeds at a time.
-MAX_LAYER_NETWORKS = 8192
+#: Layers × networks × inputs × width of one path held at once (64 MB of float64; a chunk holds
+#: about six such arrays): a deep network is processed a few seeds at a time, a shallow one whole.
+MAX_CHUNK_ELEMENTS = 2**23
 
 
 @dataclass
@@ -157,10 +158,11 @@ def network_signatures(
 def chunked_signatures(
     A, b, delta, activation: str | Activation, x, y, blocks: Sequence[int], initial: tuple | None = None
 ) -> list[dict]:
-    """:func:`network_signatures` a few networks at a time (at most :data:`MAX_LAYER_NETWORKS`
-    layers × networks), so the memory of one call depends on neither P nor the other depths."""
-    P, L = np.asarray(A).shape[:2]
-    step = max(1, MAX_LAYER_NETWORKS // max(L, 1))
+    """:func:`network_signatures` a few networks at a time (at most :data:`MAX_CHUNK_ELEMENTS`
+    layers × networks × inputs × width), so the memory of one call depends on neither P nor the
+    other depths."""
+    P, L, d = np.asarray(A).shape[:3]
+    step = max(1, MAX_CHUNK_ELEMENTS // max(1, L * len(x) * d))
     rows = []
     for start in range(0, P, step):
         sl = slice(start, min(P, start + step))
@@ -215,8 +217,10 @@ def experiment_signatures(train_paths: Sequence, x, y, blocks: Sequence[int], *,
         keep = np.flatnonzero(np.asarray(w.finite, bool))
         if not len(keep):
             continue
-        init = tuple(a[keep] for a in initial) if initial is not None else None
-        for r in chunked_signatures(w.A[keep], w.b[keep], w.delta[keep], w.activation, x, y, blocks, init):
+        # every network kept: the arrays themselves (an index would copy GBs at the paper's depths)
+        sel = slice(None) if len(keep) == len(w.seeds) else keep
+        init = tuple(a[sel] for a in initial) if initial is not None else None
+        for r in chunked_signatures(w.A[sel], w.b[sel], w.delta[sel], w.activation, x, y, blocks, init):
             i = keep[r.pop("i")]
             rows.append({"experiment": experiment, "depth": int(w.depth), "seed": int(w.seeds[i]),
                          "status": str(w.status[i]), **r})

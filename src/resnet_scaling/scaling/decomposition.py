@@ -78,6 +78,7 @@ def network_loss(A, b, delta, activation: str, x: np.ndarray, y: np.ndarray) -> 
     from ..training.resnet import ResNetEnsemble
 
     net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
+    net.select_engine("auto")  # the compiled loop over layers where it builds (docs/design.md)
     with torch.no_grad():
         return net.loss(torch.as_tensor(x), torch.as_tensor(y)).numpy()
 

@@ -47,6 +47,7 @@ def network_outputs(w, x: np.ndarray) -> np.ndarray:
     """h_L of every seed of a :class:`resnet_scaling.scaling.weights.TrainedWeights` on inputs x (N, d):
     (S, N, d), in float64."""
     net = ResNetEnsemble.from_numpy(w.A, w.b, w.delta, "multi", w.activation)
+    net.select_engine("auto")  # the compiled loop over layers where it builds (docs/design.md)
     with torch.no_grad():
         return net.forward(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
 

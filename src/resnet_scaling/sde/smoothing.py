@@ -105,7 +105,6 @@ def _running_sum_windows(flat, a, lo, hi, r: float) -> torch.Tensor:
     order = torch.argsort(a, stable=True)
     sorted_a = a[order].contiguous()
     reach = max(2.0 * r, 16.0)  # a chunk: the times within this many layers of its first
-    zero = torch.zeros(1, flat.shape[1], dtype=DTYPE)
     start = 0
     while start < len(order):
         stop = int(torch.searchsorted(sorted_a, float(sorted_a[start]) + reach, right=True))
@@ -116,13 +115,19 @@ def _running_sum_windows(flat, a, lo, hi, r: float) -> torch.Tensor:
         block = flat[k0:k1]
         i0, i1 = lo[rows] - k0, hi[rows] - k0
         e = (a[rows] - origin).unsqueeze(1)
-        s0, s1, s2 = (_window_sums(block * v.pow(power), i0, i1, zero) for power in range(3))
-        total[rows] = s0 - (s2 - 2 * e * s1 + e * e * s0) / (r * r)
+        s0 = _window_sums(block, i0, i1)
+        weighted = block * v
+        s1 = _window_sums(weighted, i0, i1)
+        s2 = _window_sums(weighted.mul_(v), i0, i1)
+        # Σ (1 − ((k − a)/r)²) X_k = S₀ − (S₂ − 2e S₁ + e² S₀)/r²
+        total[rows] = s0 - s2.addcmul_(e, s1, value=-2.0).addcmul_(e * e, s0).div_(r * r)
         start = stop
     return total
 
 
-def _window_sums(values: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+def _window_sums(values: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor) -> torch.Tensor:
     """Sums of ``values[i0:i1]`` for each pair (i0, i1), from one running sum: (rows, F)."""
-    running = torch.cat([zero, torch.cumsum(values, 0)])
-    return running[i1] - running[i0]
+    running = torch.empty(values.shape[0] + 1, values.shape[1], dtype=values.dtype)
+    running[0] = 0.0
+    torch.cumsum(values, 0, out=running[1:])
+    return running[i1].sub_(running[i0])
