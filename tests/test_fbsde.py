@@ -269,7 +269,7 @@ def test_a_few_networks_at_a_time_give_the_numbers_of_all_at_once(standin, monke
     w = from_training({k: v for k, v in arrays.items() if not k.endswith("_init") and "loss" not in k}, meta)
     x, y = _inputs(6, 4)
     whole = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05)
-    monkeypatch.setattr(trained_module, "CHUNK_ELEMENTS", 64 * 4 * 6 * 2)  # two networks a chunk
+    monkeypatch.setattr(trained_module, "CHUNK_ELEMENTS", (2 * 64 + 1) * 4 * 6 * 2)  # two networks a chunk
     assert trained_module._networks_per_chunk(w, 6) == 2
     chunked = trained_module.compare_trained(w, x, y, state="trained", bandwidth=0.05,
                                              figure=lambda net, lims, M: (net.grad_M.shape[1], M.shape[0]))

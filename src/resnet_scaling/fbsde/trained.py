@@ -137,15 +137,17 @@ def compare_trained(
     return TrainedComparison(table.reset_index(drop=True), first)
 
 
-#: Layers × networks × max(d, inputs) × d held at once by :func:`compare_trained` (about 130 MB
-#: of float64 per array; a comparison holds about a dozen such arrays: at L = 9100, d = 25, two
-#: networks at a time, the paper run's rule peaked at 3.0 GB with the training output it reads).
+#: Half-grid times (2L + 1) × networks × max(d, inputs) × d held at once by
+#: :func:`compare_trained` (128 MB of float64 per array; a comparison holds about a dozen such
+#: arrays: the limits' coefficients on the half grid, states, adjoints and pre-activations). At
+#: L = 9100, d = 25 that is one network at a time: with two, the paper run's comparison of all
+#: 44 depths of one experiment peaked at 3.3–3.5 GB, with one at 2.5–2.7 GB.
 CHUNK_ELEMENTS = 2**24
 
 
 def _networks_per_chunk(w: TrainedWeights, n_inputs: int) -> int:
     S, L, d = w.A.shape[0], w.A.shape[1], w.A.shape[-1]
-    return max(1, min(S, CHUNK_ELEMENTS // max(1, L * d * max(d, n_inputs))))
+    return max(1, min(S, CHUNK_ELEMENTS // max(1, (2 * L + 1) * d * max(d, n_inputs))))
 
 
 def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:
@@ -190,12 +192,15 @@ def _states(path) -> Iterator[tuple[str, TrainedWeights]]:
 
 def _figure_data(network: NetworkBackprop, limits: dict[str, LimitBackprop], weights: np.ndarray, state: str,
                  kinds: Sequence[str], n_fig: int) -> tuple[list, dict]:
-    """Adjoint path rows (network and limits, ``n_fig`` inputs) and the gradient field of the
-    first included seed of one comparison: what the figures draw of the deepest network."""
+    """Adjoint paths (network and limits, ``n_fig`` inputs) and the gradient field of the first
+    included seed of one comparison: what the figures draw of the deepest network. The paths
+    are kept as arrays, (source, label, adjoint (T, 1, n_fig, d), times), and made rows by
+    :func:`_path_frames` only for the deepest depth (as rows they take hundreds of MB)."""
     L = network.depth
-    paths = [path_rows(network.p, np.arange(L + 1) / L, 1, n_fig, state=state, source="network", label=f"network, L = {L}")]
+    first = lambda p: p[:, :1, :n_fig].clone()  # noqa: E731  (a copy: a view would keep every seed's adjoint)
+    paths = [("network", f"network, L = {L}", first(network.p), np.arange(L + 1) / L)]
     for kind, lim in limits.items():
-        paths.append(path_rows(lim.p, np.arange(lim.n_steps + 1) / lim.n_steps, 1, n_fig, state=state, source=kind, label=f"limit {kind}"))
+        paths.append((kind, f"limit {kind}", first(lim.p), np.arange(lim.n_steps + 1) / lim.n_steps))
     _, _, G, _ = limits[kinds[0]].on_layers(L)
     field = {  # copies: a view would keep all seeds' arrays alive
         f"{state}_weights": np.array(weights[0]),
@@ -203,6 +208,12 @@ def _figure_data(network: NetworkBackprop, limits: dict[str, LimitBackprop], wei
         f"{state}_limit": G[:, 0].numpy().copy(),
     }
     return paths, field
+
+
+def _path_frames(state: str, paths: list, n_fig: int) -> list[pd.DataFrame]:
+    """The tidy rows of the adjoint paths kept by :func:`_figure_data`."""
+    return [path_rows(values, ts, 1, n_fig, state=state, source=source, label=label)
+            for source, label, values, ts in paths]
 
 
 def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, progress: bool = False) -> dict:
@@ -238,7 +249,7 @@ def trained_study(train_paths: Sequence[str], dataset_path: str, cfg: dict, *, p
     table = pd.concat(tables, ignore_index=True)
     paths, field = [], {}
     for state, (_, state_paths, state_field) in deepest.items():
-        paths += state_paths
+        paths += _path_frames(state, state_paths, n_fig)
         field.update(state_field)
     paths = pd.concat(paths, ignore_index=True)
     # per input, the coordinate where the trained network's adjoint is largest
