@@ -36,8 +36,8 @@ class RunDirectoryError(ValueError):
 #: glibc's allocator settings for the jobs (docs/costs.md, "The allocator"): arrays up to 64 MiB
 #: come from the heap and free memory stays there up to 256 MiB, so the large temporaries of a
 #: deep network's analysis reuse pages instead of being mapped and faulted in anew each time
-#: (by default every array above 32 MiB is, and the trained backward comparison then runs 1.4×
-#: slower). The caller's own settings win.
+#: (by default every array above 32 MiB is; benchmarks/analysis_allocator.py measures the
+#: trained backward comparison 1.1–1.25× slower so). The caller's own settings win.
 ALLOCATOR_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(64 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
 
 
