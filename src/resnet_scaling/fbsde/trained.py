@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..io import read_npz
 from ..training.activations import get_activation
-from ..scaling.weights import TrainedWeights, effective_weights, from_training, included
+from ..scaling.weights import TrainedWeights, effective_weights, from_training, included, initial_weights
 from ..sde.smoothing import kernel_smooth
 from ..sde.tensors import as_tensor
 from .backprop import LimitBackprop, NetworkBackprop, network_backprop
@@ -169,22 +169,18 @@ def trained_slopes(table: pd.DataFrame, min_depth: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: The arrays of a training output that hold the networks at initialisation.
-INIT_KEYS = ("A_init", "b_init", "delta_init")
-
-
 def _states(path) -> Iterator[tuple[str, TrainedWeights]]:
     """The trained networks of a training output, then the same networks at initialisation (all
     finite ones kept), one at a time: each is GBs of float64 at L = 9100, so the initial weights
     are read only once the trained ones are dropped."""
-    arrays, meta = read_npz(path, exclude=INIT_KEYS)
+    arrays, meta = read_npz(path, exclude=initial_weights)
     trained = from_training(arrays, meta)
     for key in ("A", "b"):
         del arrays[key]
     yield "trained", trained
     del trained
-    init, _ = read_npz(path, exclude=lambda key: key not in INIT_KEYS)
-    if all(k in init for k in INIT_KEYS):
+    init, _ = read_npz(path, exclude=lambda key: not initial_weights(key))
+    if all(k in init for k in ("A_init", "b_init", "delta_init")):
         S = init["A_init"].shape[0]
         yield "init", from_training({**arrays, "A": init.pop("A_init"), "b": init.pop("b_init"),
                                      "delta": init.pop("delta_init"), "status": np.full(S, "converged")}, meta)
