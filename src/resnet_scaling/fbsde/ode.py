@@ -15,6 +15,7 @@ from ..sde.loop import integrate
 from ..sde.schemes import rk4_step
 from ..sde.tensors import DTYPE, as_activation, as_tensor, path_inputs
 from ..training.activations import Activation
+from . import compiled
 from .backprop import LimitBackprop
 
 
@@ -59,6 +60,7 @@ def ode_backprop(
     *,
     delta_half=None,
     loss_scale: float = 1.0,
+    engine: str = "auto",
 ) -> LimitBackprop:
     """Forward-backward solution of an ODE limit with coefficients tabulated on the half grid.
 
@@ -68,6 +70,10 @@ def ode_backprop(
     (2n+1, P) (neural ODE; default 1) at :func:`half_grid` times. Forward and backward are RK4
     on the n-step grid with the coefficients read off the half grid by index (no interpolation:
     every evaluation time of a step is a half-grid time).
+
+    ``engine``: ``compiled`` runs both RK4 loops in C++ (:mod:`.compiled`), ``python`` in torch
+    operations; ``auto`` (default) the compiled loops where they build and evaluate the activation
+    (tanh, ReLU; any for the linear ODE), else Python. The two agree to rounding.
     """
     act = as_activation(activation)
     A_half, b_half = as_tensor(A_half), as_tensor(b_half)
@@ -90,14 +96,22 @@ def ode_backprop(
     else:
         raise ValueError(f"unknown ODE kind {kind!r}; expected neural_ode or linear_ode")
 
+    lib = compiled.select(engine, act.name if kind == "neural_ode" else None)
     # forward RK4 on the n-step grid, its three evaluation times read off the half grid by index
     h0 = path_inputs(x, A_half.shape[1], A_half.shape[-1]).clone()
-    H = integrate(lambda k, h: rk4_step(field, 2 * k, 1.0 / n, h, t_half=2 * k + 1, t1=2 * k + 2), h0, n)
+    if lib is None:
+        H = integrate(lambda k, h: rk4_step(field, 2 * k, 1.0 / n, h, t_half=2 * k + 1, t1=2 * k + 2), h0, n)
+    elif kind == "linear_ode":
+        H = compiled.forward(lib, A_half, b_half, h0, activation=None, slope=g)
+    else:
+        H = compiled.forward(lib, A_half, b_half, h0, activation=act.name, scale=d_half)
     y = as_tensor(target)
     p1 = loss_scale * (H[-1] - y)
     if kind == "linear_ode":
         # J(t)ᵀ P = σ'(0) Āᵀ P does not depend on the state: one multiply per evaluation
         slope = g
+        if lib is not None:
+            return LimitBackprop(H, compiled.adjoint(lib, A_half, p1, slope=g), slope)
         Pt = solve_adjoint_ode(lambda j, p: torch.baddbmm(p, p, A_half[j], beta=0.0, alpha=g), p1, n)
         return LimitBackprop(H, Pt, slope)
     # the pre-activations at every half-grid time at once, at the midpoints from the Hermite
@@ -110,5 +124,8 @@ def ode_backprop(
     torch.mul(scale[0::2], slope, out=weight[0::2])
     torch.mul(scale[1::2], act.grad(_pre_activations(A_T[1::2], b_rows[1::2], H_mid)), out=weight[1::2])
     del H_mid
+    if lib is not None:
+        return LimitBackprop(H, compiled.adjoint(lib, A_half, p1, weight=weight), slope)
     Pt = solve_adjoint_ode(lambda j, p: torch.matmul(weight[j] * p, A_half[j]), p1, n)
     return LimitBackprop(H, Pt, slope)
+

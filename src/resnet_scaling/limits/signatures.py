@@ -28,7 +28,7 @@ import torch
 
 from ..sde.tensors import DTYPE, as_activation, as_tensor
 from ..training.activations import Activation
-from ..training.resnet import ResNetEnsemble
+from ..fbsde.backprop import network_backprop
 from .pathwise import block_edges
 
 #: Quantities measured on each network (rows of ``results/limits/pathwise.csv``).
@@ -59,14 +59,11 @@ def fine_paths(A, b, delta, activation: str | Activation, x, y) -> NetworkPaths:
 
     ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` (P, L) effective δ_k (paper convention, as on
     disk); ``x``, ``y`` (N, d). The adjoint is that of ``½ Σ_n |h_L^n − y^n|²``: ``p_L = h_L − y``,
-    ``p_k = p_{k+1} + δ_k A_kᵀ(σ'(z_k) ⊙ p_{k+1})`` (the engine's explicit adjoint, docs/maths.md §5).
+    ``p_k = p_{k+1} + δ_k A_kᵀ(σ'(z_k) ⊙ p_{k+1})`` (the engine's explicit adjoint, docs/maths.md §5,
+    in the compiled loops of :mod:`..fbsde.compiled` where they apply).
     """
-    A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
-    net = ResNetEnsemble.from_numpy(A.numpy(), b.numpy(), delta.numpy(), "multi", as_activation(activation))
-    traj = net.trajectory(as_tensor(x))
-    target = as_tensor(y).expand_as(traj.h[-1])
-    _, p = net.adjoint(traj, traj.h[-1] - target, keep_adjoint=True)
-    return NetworkPaths(traj.h, p)
+    net = network_backprop(A, b, delta, activation, x, y, gradients=False)
+    return NetworkPaths(net.h, net.p)
 
 
 def coarse_paths(A, b, delta, activation: str | Activation, x, y, n_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:

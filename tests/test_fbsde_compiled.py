@@ -1,0 +1,165 @@
+"""The compiled loops of the forward-backward paths (resnet_scaling.fbsde.compiled): the limit
+systems' RK4 loops against the Python loop, the network's adjoint against float64 autograd and
+the per-layer engine, the choice of engine, and a library that cannot be built or is damaged."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from resnet_scaling import fbsde, limits, sde
+from resnet_scaling.fbsde import compiled
+from resnet_scaling.fbsde.backprop import network_backprop
+from resnet_scaling.fbsde.ode import ode_backprop
+from resnet_scaling.limits.signatures import fine_paths
+
+pytestmark = pytest.mark.skipif(compiled.library() is None, reason="the compiled loops cannot be built here")
+
+# (steps or layers, networks, inputs, width): widths below, at and off a multiple of 4
+SHAPES = [(7, 3, 5, 3), (40, 2, 16, 25), (25, 1, 4, 8)]
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def _limit_coefficients(n, P, N, d, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    randn = lambda *shape: torch.randn(*shape, generator=gen, dtype=torch.float64)  # noqa: E731
+    A = randn(2 * n + 1, P, d, d) / d**0.5
+    b = randn(2 * n + 1, P, d)
+    delta = torch.rand(2 * n + 1, P, generator=gen, dtype=torch.float64) + 0.5
+    return A, b, delta, randn(N, d), randn(N, d)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind, activation", [("neural_ode", "tanh"), ("neural_ode", "relu"), ("linear_ode", "tanh"),
+                                              ("linear_ode", "softplus0")])
+def test_limit_loops_are_the_python_loops_to_rounding(shape, kind, activation):
+    """Same stages, same coefficient indices: states and adjoints agree to a few ulps."""
+    n, P, N, d = shape
+    A, b, delta, x, y = _limit_coefficients(n, P, N, d)
+    extra = {"delta_half": delta} if kind == "neural_ode" else {}
+    ref = ode_backprop(kind, A, b, x, y, activation, loss_scale=0.7, engine="python", **extra)
+    got = ode_backprop(kind, A, b, x, y, activation, loss_scale=0.7, engine="compiled", **extra)
+    assert _relative(got.h, ref.h) < 1e-14
+    assert _relative(got.p, ref.p) < 1e-14
+    if kind == "neural_ode":
+        torch.testing.assert_close(got.slope, ref.slope, rtol=1e-13, atol=1e-15)
+
+
+def test_compiled_neural_ode_adjoint_converges_at_order_four():
+    """P_0 of the compiled loops against autograd through the RK4 forward of the same grid: the
+    error falls by 2⁴ per halving of the step (docs/maths.md §5)."""
+    P, d, N = 2, 3, 2
+    gen = torch.Generator().manual_seed(4)
+    x, y = torch.randn(N, d, generator=gen, dtype=torch.float64), torch.randn(N, d, generator=gen, dtype=torch.float64)
+    wp = limits.synthetic_weight_paths("neural_ode", 16, P, d, 0)
+    errors = []
+    for n in (16, 32, 64):
+        ts = fbsde.half_grid(n)
+        lim = ode_backprop("neural_ode", wp.limit_A.on_grid(ts), wp.limit_b.on_grid(ts), x, y, "tanh", engine="compiled")
+        xx = x.expand(P, N, d).clone().requires_grad_(True)
+        H = sde.solve_neural_ode(wp.limit_A, wp.limit_b, xx, "tanh", n_steps=n)
+        (grad,) = torch.autograd.grad(0.5 * ((H[-1] - y) ** 2).sum(), [xx])
+        errors.append(float((grad - lim.p[0]).abs().max()))
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(orders - 4) < 0.6), orders
+
+
+def _network(P, L, N, d, seed=3):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(P, L, d, d)) * 0.4
+    b = rng.normal(size=(P, L, d)) * 0.3
+    delta = rng.normal(size=(P, L)) * 0.5
+    return A, b, delta, rng.normal(size=(N, d)), rng.normal(size=(N, d))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_network_adjoint_is_float64_autograd(activation):
+    """p_0 = ∂ℓ/∂x, δ_k ∂ℓ/∂M_k = ∂ℓ/∂A_k, δ_k ∂ℓ/∂m_k = ∂ℓ/∂b_k of ℓ = (c/2) Σ |h_L − y|²."""
+    P, L, N, d = 2, 6, 4, 5
+    A, b, delta, x, y = _network(P, L, N, d)
+    net = network_backprop(A, b, delta, activation, x, y, loss_scale=0.7, engine="compiled")
+    AA, bb = torch.tensor(A, requires_grad=True), torch.tensor(b, requires_grad=True)
+    xx = torch.tensor(x).expand(P, N, d).clone().requires_grad_(True)
+    sigma = torch.tanh if activation == "tanh" else torch.relu
+    h = xx
+    for k in range(L):
+        h = h + torch.tensor(delta)[:, k, None, None] * sigma(torch.matmul(h, AA[:, k].transpose(1, 2)) + bb[:, k, None, :])
+    gx, gA, gb = torch.autograd.grad(0.35 * ((h - torch.tensor(y)) ** 2).sum(), [xx, AA, bb])
+    torch.testing.assert_close(net.h[-1], h.detach(), rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(net.p[0], gx, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close((net.grad_M * net.delta[..., None, None]).transpose(0, 1), gA, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close((net.grad_m * net.delta[..., None]).transpose(0, 1), gb, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_network_paths_are_the_per_layer_engines_to_rounding(shape, activation):
+    L, P, N, d = shape
+    A, b, delta, x, y = _network(P, L, N, d, seed=L)
+    delta = delta / np.sqrt(L)
+    ref = network_backprop(A, b, delta, activation, x, y, loss_scale=0.3, engine="python")
+    got = network_backprop(A, b, delta, activation, x, y, loss_scale=0.3, engine="compiled")
+    for name in ("h", "p", "grad_M", "grad_m", "delta"):
+        assert _relative(getattr(got, name), getattr(ref, name)) < 1e-13, name
+    paths = fine_paths(A, b, delta, activation, x, y)
+    assert torch.equal(paths.h, got.h) and torch.equal(paths.p, network_backprop(A, b, delta, activation, x, y, loss_scale=1.0).p)
+    bare = network_backprop(A, b, delta, activation, x, y, gradients=False, engine="compiled")
+    assert bare.grad_M is None and torch.equal(bare.p, network_backprop(A, b, delta, activation, x, y, engine="compiled").p)
+
+
+def test_engine_choice():
+    A, b, delta, x, y = _limit_coefficients(4, 1, 2, 3)
+    with pytest.raises(RuntimeError, match="activation 'softplus0'"):
+        ode_backprop("neural_ode", A, b, x, y, "softplus0", delta_half=delta, engine="compiled")
+    with pytest.raises(ValueError, match="unknown engine 'gpu'"):
+        ode_backprop("linear_ode", A, b, x, y, "tanh", engine="gpu")
+    # auto: the Python loop for an activation the compiled loops do not evaluate, the same numbers as asked for
+    auto = ode_backprop("neural_ode", A, b, x, y, "softplus0", delta_half=delta)
+    assert torch.equal(auto.p, ode_backprop("neural_ode", A, b, x, y, "softplus0", delta_half=delta, engine="python").p)
+    assert compiled.library().rs_rk4_instruction_set() in (0, 1)
+
+
+def _console_notes(capfd) -> list[str]:
+    return list(dict.fromkeys(line for line in capfd.readouterr().err.splitlines() if "compiled RK4 loops" in line))
+
+
+@pytest.fixture
+def cache_copy(tmp_path, monkeypatch):
+    """A private copy of the built library's folder made the extension cache of a fresh process state."""
+    built = compiled.build_directory()
+    folder = tmp_path / "ext" / built.name
+    shutil.copytree(built, folder, ignore=shutil.ignore_patterns("*.lock", "lock"))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setattr(compiled, "_state", {})
+    return folder / f"{built.name}.so"
+
+
+def test_a_damaged_library_is_rebuilt_and_loads(cache_copy, capfd):
+    whole = cache_copy.read_bytes()
+    record = json.loads((cache_copy.parent / "library.json").read_text())
+    assert record == {"file": cache_copy.name, "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest()}
+    cache_copy.write_bytes(whole[:1000])
+    lib = compiled.library()
+    assert lib is not None and lib.rs_rk4_instruction_set() in (0, 1)
+    notes = _console_notes(capfd)
+    assert len(notes) == 1 and str(cache_copy) in notes[0] and "rebuilt and loads" in notes[0], notes
+
+
+def test_without_a_compiler_the_python_loop_solves_the_limits(cache_copy, capfd, monkeypatch, tmp_path):
+    """auto falls back with one line saying why; compiled is an error naming it; the numbers are the Python loop's."""
+    cache_copy.write_bytes(b"")
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    A, b, delta, x, y = _limit_coefficients(5, 2, 3, 4)
+    lim = ode_backprop("neural_ode", A, b, x, y, "tanh", delta_half=delta)
+    assert torch.equal(lim.p, ode_backprop("neural_ode", A, b, x, y, "tanh", delta_half=delta, engine="python").p)
+    notes = _console_notes(capfd)
+    assert len(notes) == 1 and "no-such-compiler" in notes[0] and "Python loop" in notes[0], notes
+    A, b, delta, x, y = _network(1, 3, 2, 3)
+    with pytest.raises(RuntimeError, match="no-such-compiler"):
+        network_backprop(A, b, delta, "tanh", x, y, engine="compiled")
