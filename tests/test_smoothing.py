@@ -49,14 +49,14 @@ def test_constants_stay_and_linear_sequences_stay_linear_inside():
 
 
 def test_wide_rows_are_summed_row_by_row_in_the_same_order(monkeypatch):
-    """Rows of at least ROW_LOOP_WIDTH entries (a 16 × 16 weight matrix and wider) are added one
-    at a time: the kernel matrix's answer, and the very bits of torch's cumsum."""
-    from resnet_scaling.sde import smoothing
+    """Rows of at least SLICE_LOOP_SIZE entries (a 16 × 16 weight matrix and wider) are added one
+    at a time: the kernel matrix's answer, and the very bits of a cumsum."""
+    from resnet_scaling import running_sums
 
-    L, F = 700, smoothing.ROW_LOOP_WIDTH + 44
+    L, F = 700, running_sums.SLICE_LOOP_SIZE + 44
     X = torch.randn(2, L, F, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     ts = torch.linspace(0.0, 1.0, 2 * L + 1, dtype=torch.float64)
     got = kernel_smooth(X, ts, 0.05)
     torch.testing.assert_close(got, _by_matrix(X, ts, 0.05), rtol=1e-11, atol=1e-11)
-    monkeypatch.setattr(smoothing, "ROW_LOOP_WIDTH", 10**9)  # every block through cumsum
+    monkeypatch.setattr(running_sums, "SLICE_LOOP_SIZE", 10**9)  # every block through cumsum
     assert torch.equal(got, kernel_smooth(X, ts, 0.05))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..running_sums import cumulative_sum
 from .weights import TrainedWeights, layer_norms, quantity_sequences, weight_path
 
 #: A norm of every layer of a sequence X (S, L, ...) → (S, L); Frobenius unless told otherwise.
@@ -85,7 +86,7 @@ def moving_average(W: np.ndarray, window: int) -> np.ndarray:
     """
     n = W.shape[1]
     prefix = np.zeros((W.shape[0], n + 1, *W.shape[2:]), dtype=W.dtype)
-    np.cumsum(W, axis=1, out=prefix[:, 1:])
+    cumulative_sum(W, 1, prefix[:, 1:])
     k = np.arange(n)
     h = np.minimum(np.minimum(k, n - 1 - k), window)
     total = np.empty(W.shape, dtype=np.result_type(W.dtype, np.float64))

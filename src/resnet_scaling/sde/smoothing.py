@@ -9,8 +9,9 @@ equal distance). A caller that wants every window to hold layers widens the band
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from ..running_sums import cumulative_sum
 
 from .tensors import DTYPE, as_tensor
 
@@ -130,16 +131,5 @@ def _window_sums(values: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor) -> to
     """Sums of ``values[i0:i1]`` for each pair (i0, i1), from one running sum: (rows, F)."""
     running = torch.empty(values.shape[0] + 1, values.shape[1], dtype=values.dtype)
     running[0] = 0.0
-    if values.shape[1] < ROW_LOOP_WIDTH:
-        torch.cumsum(values, 0, out=running[1:])
-    else:
-        # the same sums in the same order, a row at a time: torch's cumsum along the rows of a wide
-        # block walks it column by column, four times slower at 1,820 × 625 (the paper's d = 25)
-        total, rows = running.numpy(), values.contiguous().numpy()
-        for k in range(len(rows)):
-            np.add(total[k], rows[k], out=total[k + 1])
+    cumulative_sum(values.contiguous().numpy(), 0, running[1:].numpy())
     return running[i1].sub_(running[i0])
-
-
-#: Row width from which :func:`_window_sums` adds row by row instead of calling cumsum.
-ROW_LOOP_WIDTH = 256
