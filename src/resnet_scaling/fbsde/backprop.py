@@ -22,7 +22,7 @@ import torch
 
 from ..sde.tensors import as_activation, as_tensor, path_inputs
 from ..training.resnet import ResNetEnsemble
-from . import compiled
+from ..sde import compiled
 
 
 @dataclass
@@ -76,7 +76,7 @@ def network_backprop(A, b, delta, activation, x, target, loss_scale: float = 1.0
                      engine: str = "auto") -> NetworkBackprop:
     """Adjoint and per-layer gradients of P networks: the explicit discrete adjoint of
     :meth:`ResNetEnsemble.adjoint`, or the same recursion in the compiled loops
-    (:mod:`.compiled`; ``engine`` as there, ``auto`` by default; they agree to rounding).
+    (:mod:`..sde.compiled`; ``engine`` as there, ``auto`` by default; they agree to rounding).
 
     ``A`` (P, L, d, d), ``b`` (P, L, d) path-major (the convention on disk), ``delta`` (L,)
     or (P, L) the effective δ_k; ``x``, ``target`` (N, d) or (P, N, d). The loss is

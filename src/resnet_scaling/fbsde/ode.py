@@ -15,7 +15,7 @@ from ..sde.loop import integrate
 from ..sde.schemes import rk4_step
 from ..sde.tensors import DTYPE, as_activation, as_tensor, path_inputs
 from ..training.activations import Activation
-from . import compiled
+from ..sde import compiled
 from .backprop import LimitBackprop
 
 
@@ -71,7 +71,7 @@ def ode_backprop(
     on the n-step grid with the coefficients read off the half grid by index (no interpolation:
     every evaluation time of a step is a half-grid time).
 
-    ``engine``: ``compiled`` runs both RK4 loops in C++ (:mod:`.compiled`), ``python`` in torch
+    ``engine``: ``compiled`` runs both RK4 loops in C++ (:mod:`..sde.compiled`), ``python`` in torch
     operations; ``auto`` (default) the compiled loops where they build and evaluate the activation
     (tanh, ReLU; any for the linear ODE), else Python. The two agree to rounding.
     """

@@ -60,7 +60,7 @@ def fine_paths(A, b, delta, activation: str | Activation, x, y) -> NetworkPaths:
     ``A`` (P, L, d, d), ``b`` (P, L, d), ``delta`` (P, L) effective δ_k (paper convention, as on
     disk); ``x``, ``y`` (N, d). The adjoint is that of ``½ Σ_n |h_L^n − y^n|²``: ``p_L = h_L − y``,
     ``p_k = p_{k+1} + δ_k A_kᵀ(σ'(z_k) ⊙ p_{k+1})`` (the engine's explicit adjoint, docs/maths.md §5,
-    in the compiled loops of :mod:`..fbsde.compiled` where they apply).
+    in the compiled loops of :mod:`..sde.compiled` where they apply).
     """
     net = network_backprop(A, b, delta, activation, x, y, gradients=False)
     return NetworkPaths(net.h, net.p)

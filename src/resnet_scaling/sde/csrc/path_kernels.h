@@ -1,4 +1,4 @@
-// The RK4 loops of rk4_limits.cpp, included once per instruction set inside a namespace that
+// The loops of path_loops.cpp, included once per instruction set inside a namespace that
 // defines `vd` (4 doubles) and `vec_tanh(vd)`. Rows of states are padded to a multiple of 4
 // doubles with zeros (σ(0) = 0 for tanh and ReLU keeps the padding zero); every buffer is
 // 32-byte aligned.

@@ -1,7 +1,8 @@
-// RK4 loops of the ODE limit systems and their adjoints (docs/maths.md §5), and the forward and
-// adjoint paths of the networks themselves, one network at a time, in C++: at the paper's widths (d = 10, 25) and a few inputs per network, the Python
+// The loops over layers and steps of the analysis, one network at a time, in C++: RK4 loops of the
+// ODE limit systems and their adjoints (docs/maths.md §5), and the forward and adjoint paths of
+// the networks themselves: at the paper's widths (d = 10, 25) and a few inputs per network, the Python
 // loop's dispatch of about twenty small tensor operations per step costs several times their
-// arithmetic. Built on first use by resnet_scaling.fbsde.compiled; a plain C interface without
+// arithmetic. Built on first use by resnet_scaling.sde.compiled; a plain C interface without
 // torch's headers, linked against libtorch_cpu for SLEEF's tanh of doubles (the one torch.tanh uses).
 //
 // Shapes, row-major, float64: coefficients on the half grid A (2n+1, P, d, d), b (2n+1, P, d),
@@ -24,7 +25,7 @@ static inline vd vec_tanh(vd z) {
   for (int l = 0; l < 4; ++l) z[l] = std::tanh(z[l]);
   return z;
 }
-#include "rk4_kernels.h"
+#include "path_kernels.h"
 }  // namespace base
 
 #if RS_X86
@@ -34,7 +35,7 @@ extern "C" __m256d Sleef_tanhd4_u10avx2(__m256d);
 namespace avx2 {
 typedef double vd __attribute__((vector_size(32)));
 static inline vd vec_tanh(vd z) { return (vd)Sleef_tanhd4_u10avx2((__m256d)z); }
-#include "rk4_kernels.h"
+#include "path_kernels.h"
 }  // namespace avx2
 #pragma GCC pop_options
 #endif

@@ -1,4 +1,4 @@
-"""The compiled loops of the forward-backward paths (resnet_scaling.fbsde.compiled): the limit
+"""The compiled loops of the forward-backward paths (resnet_scaling.sde.compiled): the limit
 systems' RK4 loops against the Python loop, the network's adjoint against float64 autograd and
 the per-layer engine, the choice of engine, and a library that cannot be built or is damaged."""
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from resnet_scaling import fbsde, limits, sde
-from resnet_scaling.fbsde import compiled
+from resnet_scaling.sde import compiled
 from resnet_scaling.fbsde.backprop import network_backprop
 from resnet_scaling.fbsde.ode import ode_backprop
 from resnet_scaling.limits.signatures import fine_paths
@@ -126,7 +126,7 @@ def test_engine_choice():
 
 
 def _console_notes(capfd) -> list[str]:
-    return list(dict.fromkeys(line for line in capfd.readouterr().err.splitlines() if "compiled RK4 loops" in line))
+    return list(dict.fromkeys(line for line in capfd.readouterr().err.splitlines() if "compiled path loops" in line))
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_without_a_compiler_the_python_loop_solves_the_limits(cache_copy, capfd,
     lim = ode_backprop("neural_ode", A, b, x, y, "tanh", delta_half=delta)
     assert torch.equal(lim.p, ode_backprop("neural_ode", A, b, x, y, "tanh", delta_half=delta, engine="python").p)
     notes = _console_notes(capfd)
-    assert len(notes) == 1 and "no-such-compiler" in notes[0] and "Python loop" in notes[0], notes
+    assert len(notes) == 1 and "no-such-compiler" in notes[0] and "Python loops" in notes[0], notes
     A, b, delta, x, y = _network(1, 3, 2, 3)
     with pytest.raises(RuntimeError, match="no-such-compiler"):
         network_backprop(A, b, delta, "tanh", x, y, engine="compiled")

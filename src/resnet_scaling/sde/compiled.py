@@ -1,17 +1,20 @@
-"""The RK4 loops of the ODE limit systems and their adjoints in C++ (``csrc/rk4_limits.cpp``).
+"""The loops over layers and steps of the analysis in C++ (``csrc/path_loops.cpp``), float64.
 
-:func:`..fbsde.ode.ode_backprop` solves a limit on as many RK4 steps as the network has layers
-(9,100 at the paper's deepest), a few networks of width 25 and 16 inputs at a time: in Python
-each step issues about twenty tensor operations whose dispatch costs several times their
-arithmetic. Here one call runs every step of every network. The arithmetic is the Python
-loop's, step for step (same stages, same coefficient indices); the two agree to rounding
-(tests/test_fbsde_compiled.py).
+- the RK4 loops of the ODE limit systems and their adjoints (:func:`..fbsde.ode.ode_backprop`),
+  on as many steps as the network has layers (9,100 at the paper's deepest), a few networks of
+  width 25 and 16 inputs at a time: in Python each step issues about twenty tensor operations
+  whose dispatch costs several times their arithmetic;
+- the networks' forward pass keeping every state and their explicit adjoint
+  (:func:`..fbsde.backprop.network_backprop`, the pathwise signatures).
+
+One call runs every step of every network. The arithmetic is the Python loops', step for step
+(same stages, same coefficient indices); the two agree to rounding (tests/test_sde_compiled.py).
 
 Built on first use like the training engine (:mod:`..training.compiled`): torch's extension
 builder, a folder of torch's extension cache named by a hash of the sources and flags, a record
 of the library's size and sha256 checked before it is loaded, AVX2 + FMA kernels chosen at run
 time. Where it cannot be built or loaded, :func:`library` says why in one line and returns
-None, and the Python loop solves the limits instead.
+None, and the Python loops (torch operations, the training engine) run instead.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from ..training.checkpoint import console
 from ..training.compiled import _damage, _one_line, _record
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = (CSRC / "rk4_limits.cpp", CSRC / "rk4_kernels.h")
+SOURCES = (CSRC / "path_loops.cpp", CSRC / "path_kernels.h")
 CFLAGS = ("-O3", "-ffp-contract=fast", "-Wno-psabi", "-std=c++17")
 #: The activations the loops evaluate (the linear ODE needs none).
 ACTIVATION_CODES = {"tanh": 0, "relu": 1}
@@ -48,7 +51,7 @@ def build_directory() -> Path:
         digest.update(path.read_bytes())
     digest.update(repr((CFLAGS, torch.__version__)).encode())
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
-    return Path(root) / f"resnet_scaling_rk4_{digest.hexdigest()[:16]}"
+    return Path(root) / f"resnet_scaling_paths_{digest.hexdigest()[:16]}"
 
 
 def _build() -> ctypes.CDLL:
@@ -96,15 +99,15 @@ def library() -> ctypes.CDLL | None:
     if "lib" not in _state:
         try:
             _state["lib"], _state["reason"] = _build(), None
-        except Exception as exc:  # any failure of the toolchain means: the Python loop solves the limits
+        except Exception as exc:  # any failure of the toolchain means: the Python loops run
             _state["lib"], _state["reason"] = None, _one_line(exc)
         if _state.get("damage"):
             where, problem = _state["damage"]
             outcome = ("it was rebuilt and loads" if _state["lib"] is not None else
-                       f"it could not be rebuilt ({_state['reason']}); the limits are solved by the slower Python loop")
-            console(f"compiled RK4 loops: {where} failed its check ({problem}); {outcome}")
+                       f"it could not be rebuilt ({_state['reason']}); the slower Python loops run instead")
+            console(f"compiled path loops: {where} failed its check ({problem}); {outcome}")
         elif _state["lib"] is None:
-            console(f"compiled RK4 loops unavailable ({_state['reason']}); the limits are solved by the slower Python loop")
+            console(f"compiled path loops unavailable ({_state['reason']}); the slower Python loops run instead")
     return _state["lib"]
 
 
@@ -150,13 +153,13 @@ def forward(lib: ctypes.CDLL, A_half: torch.Tensor, b_half: torch.Tensor, h0: to
     T, P, d = A.shape[0], A.shape[1], A.shape[-1]
     N = h0.shape[1]
     if b.shape != (T, P, d) or h0.shape != (P, N, d) or (s is not None and s.shape != (T, P)) or T % 2 == 0:
-        raise ValueError(f"compiled RK4: shapes {tuple(b.shape)}, {tuple(h0.shape)} do not fit A {tuple(A.shape)}")
+        raise ValueError(f"compiled loops: shapes {tuple(b.shape)}, {tuple(h0.shape)} do not fit A {tuple(A.shape)}")
     n = (T - 1) // 2
     H = torch.empty((n + 1, P, N, d), dtype=torch.float64)
     code = LINEAR if activation is None else ACTIVATION_CODES[activation]
     if lib.rs_rk4_forward(n, P, N, d, code, float(slope), A.data_ptr(), b.data_ptr(), _address(s), h0.data_ptr(),
                           H.data_ptr()):
-        raise MemoryError(f"compiled RK4: no memory for the work rows of N = {N}, d = {d}")
+        raise MemoryError(f"compiled loops: no memory for the work rows of N = {N}, d = {d}")
     return H
 
 
@@ -169,11 +172,11 @@ def adjoint(lib: ctypes.CDLL, A_half: torch.Tensor, p1: torch.Tensor, *, weight:
     T, P, d = A.shape[0], A.shape[1], A.shape[-1]
     N = p1.shape[1]
     if p1.shape != (P, N, d) or (w is not None and w.shape != (T, P, N, d)) or T % 2 == 0:
-        raise ValueError(f"compiled RK4: shapes {tuple(p1.shape)} do not fit A {tuple(A.shape)}")
+        raise ValueError(f"compiled loops: shapes {tuple(p1.shape)} do not fit A {tuple(A.shape)}")
     n = (T - 1) // 2
     Pt = torch.empty((n + 1, P, N, d), dtype=torch.float64)
     if lib.rs_rk4_adjoint(n, P, N, d, float(slope), A.data_ptr(), _address(w), p1.data_ptr(), Pt.data_ptr()):
-        raise MemoryError(f"compiled RK4: no memory for the work rows of N = {N}, d = {d}")
+        raise MemoryError(f"compiled loops: no memory for the work rows of N = {N}, d = {d}")
     return Pt
 
 
