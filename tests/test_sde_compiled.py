@@ -163,3 +163,39 @@ def test_without_a_compiler_the_python_loop_solves_the_limits(cache_copy, capfd,
     A, b, delta, x, y = _network(1, 3, 2, 3)
     with pytest.raises(RuntimeError, match="no-such-compiler"):
         network_backprop(A, b, delta, "tanh", x, y, engine="compiled")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_network_states_and_outputs_are_the_torch_loops_to_rounding(activation, monkeypatch):
+    """limits.network on the compiled loops (states, or the outputs alone) against its torch loop."""
+    from resnet_scaling.limits import network
+
+    A, b, delta, x, _ = _network(3, 40, 6, 25, seed=9)
+    delta = delta[0] / 40  # one δ_k sequence shared by the networks
+    states, outputs = network.network_states(A, b, delta, activation, x), network.network_outputs(A, b, delta, activation, x)
+    assert torch.equal(states[-1], outputs)
+    monkeypatch.setattr(network, "ENGINE", "python")
+    ref = network.network_states(A, b, delta, activation, x)
+    assert _relative(states, ref) < 1e-14
+    assert _relative(outputs, network.network_outputs(A, b, delta, activation, x)) < 1e-14
+
+
+@pytest.mark.parametrize("kind", ["neural_ode", "linear_ode"])
+def test_half_grid_solver_is_the_coefficient_function_solver(kind):
+    """sde.ode.solve_on_half_grid with the coefficients tabulated at j/(2n) (compiled and torch
+    loops) against sde.ode's solvers evaluating the same smooth coefficient functions step by step."""
+    from resnet_scaling.sde.ode import half_grid, solve_linear_ode, solve_neural_ode, solve_on_half_grid
+
+    P, d, N, n = 2, 3, 4, 50
+    wp = limits.synthetic_weight_paths(kind, 16, P, d, 0, beta=0.5)
+    x = torch.randn(N, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    ts = half_grid(n)
+    A_half, b_half = wp.limit_A.on_grid(ts), wp.limit_b.on_grid(ts)
+    if kind == "neural_ode":
+        ref = solve_neural_ode(wp.limit_A, wp.limit_b, x, "tanh", n)
+    else:
+        ref = solve_linear_ode(wp.limit_A, wp.limit_b, x, n, gain=0.5)
+    activation = "tanh" if kind == "neural_ode" else "softplus0"  # σ'(0) = 1/2 for the linear ODE
+    for engine in ("compiled", "python"):
+        got = solve_on_half_grid(kind, A_half, b_half, x, activation, engine=engine)
+        assert _relative(got, ref) < 1e-13, engine

@@ -12,16 +12,12 @@ from typing import Callable
 import torch
 
 from ..sde.loop import integrate
+from ..sde.ode import half_grid, solve_on_half_grid  # noqa: F401  (half_grid: named by fbsde too)
 from ..sde.schemes import rk4_step
-from ..sde.tensors import DTYPE, as_activation, as_tensor, path_inputs
+from ..sde.tensors import DTYPE, as_activation, as_tensor
 from ..training.activations import Activation
 from ..sde import compiled
 from .backprop import LimitBackprop
-
-
-def half_grid(n_steps: int) -> torch.Tensor:
-    """Times j/(2n), j = 0..2n: the grid points and midpoints of n RK4 steps on [0, 1]."""
-    return torch.linspace(0.0, 1.0, 2 * n_steps + 1, dtype=DTYPE)
 
 
 def solve_adjoint_ode(vjp: Callable[[int, torch.Tensor], torch.Tensor], p1: torch.Tensor, n_steps: int) -> torch.Tensor:
@@ -78,33 +74,16 @@ def ode_backprop(
     act = as_activation(activation)
     A_half, b_half = as_tensor(A_half), as_tensor(b_half)
     n = (A_half.shape[0] - 1) // 2
-    # (P, N, d) states: A h + b as one batched multiply-add per evaluation
-    A_T, b_rows = A_half.transpose(-1, -2), b_half.unsqueeze(-2)
+    if kind not in ("neural_ode", "linear_ode"):
+        raise ValueError(f"unknown ODE kind {kind!r}; expected neural_ode or linear_ode")
+    lib = compiled.select(engine, act.name if kind == "neural_ode" else None)
+    H = solve_on_half_grid(kind, A_half, b_half, x, act, delta_half=delta_half, engine="python" if lib is None else "compiled")
     if kind == "neural_ode":
         d_half = torch.ones(A_half.shape[:2], dtype=DTYPE) if delta_half is None else as_tensor(delta_half)
         scale = d_half.view(*d_half.shape, 1, 1)  # (2n+1, P, 1, 1)
-
-        def field(j: int, h: torch.Tensor) -> torch.Tensor:
-            return scale[j] * act.fn(torch.baddbmm(b_rows[j], h, A_T[j]))
-
-    elif kind == "linear_ode":
+    else:
         g = act.slope_at_0
-
-        def field(j: int, h: torch.Tensor) -> torch.Tensor:
-            return torch.baddbmm(b_rows[j], h, A_T[j], beta=g, alpha=g)
-
-    else:
-        raise ValueError(f"unknown ODE kind {kind!r}; expected neural_ode or linear_ode")
-
-    lib = compiled.select(engine, act.name if kind == "neural_ode" else None)
-    # forward RK4 on the n-step grid, its three evaluation times read off the half grid by index
-    h0 = path_inputs(x, A_half.shape[1], A_half.shape[-1]).clone()
-    if lib is None:
-        H = integrate(lambda k, h: rk4_step(field, 2 * k, 1.0 / n, h, t_half=2 * k + 1, t1=2 * k + 2), h0, n)
-    elif kind == "linear_ode":
-        H = compiled.forward(lib, A_half, b_half, h0, activation=None, slope=g)
-    else:
-        H = compiled.forward(lib, A_half, b_half, h0, activation=act.name, scale=d_half)
+    A_T, b_rows = A_half.transpose(-1, -2), b_half.unsqueeze(-2)
     y = as_tensor(target)
     p1 = loss_scale * (H[-1] - y)
     if kind == "linear_ode":

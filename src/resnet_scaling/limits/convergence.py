@@ -15,7 +15,7 @@ from ..scaling.exponents import loglog_fit
 from ..sde.diffusions import MomentMatchedDiffusion, sample_diffusion
 from ..sde.ito import ITO_EULER_MARUYAMA, ito_step
 from ..sde.loop import iterate
-from ..sde.ode import solve_linear_ode, solve_neural_ode
+from ..sde.ode import half_grid, solve_on_half_grid
 from ..sde.schemes import EULER
 from ..sde.tensors import DTYPE, path_inputs
 from ..sde.tensors import progress as progress_bar
@@ -77,10 +77,9 @@ def ode_convergence(
     for L in progress_bar(sorted(depths), progress, f"{case} {activation} β={beta}"):
         wp = synthetic_weight_paths(case, L, n_paths, dim, seed, beta=beta)
         h = network_states(wp.A, wp.b, wp.delta, act, x)
-        if case == "neural_ode":
-            H = solve_neural_ode(wp.limit_A, wp.limit_b, x, act, L)
-        else:
-            H = solve_linear_ode(wp.limit_A, wp.limit_b, x, L, gain=act.slope_at_0)
+        # the limit's coefficients at every evaluation time of the L RK4 steps at once, then one loop
+        ts = half_grid(L)
+        H = solve_on_half_grid(case, wp.limit_A.on_grid(ts), wp.limit_b.on_grid(ts), x, act)
         rows.append(_error_row(case, activation, beta, L, _sup_errors(h, H), with_ito_term=np.nan, metric="sup_error"))
     return rows
 

@@ -2,7 +2,7 @@
 
 ``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)``, ``t = k/L``, in float64, written independently of
 the training engine (:class:`resnet_scaling.training.resnet.ResNetEnsemble`), which the tests
-compare it with.
+compare it with, in the compiled loops where they apply and in torch operations elsewhere.
 """
 
 from __future__ import annotations
@@ -10,8 +10,13 @@ from __future__ import annotations
 import torch
 
 from ..io import stable_seed
+from ..sde import compiled
 from ..sde.tensors import DTYPE, as_activation, as_tensor, generator, path_inputs
 from ..training.activations import Activation
+
+
+#: How :func:`_propagate` runs (:data:`..sde.compiled.ENGINES`); the tests set ``python``.
+ENGINE = "auto"
 
 
 def unit_inputs(n: int, dim: int, seed: int) -> torch.Tensor:
@@ -36,12 +41,18 @@ def network_outputs(A, b, delta, activation: str | Activation, x) -> torch.Tenso
 
 
 def _propagate(A, b, delta, activation: str | Activation, x, *, keep_states: bool) -> torch.Tensor:
-    """``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` one layer at a time, all networks at once."""
+    """``h_{k+1} = h_k + δ_k σ(A_k h_k + b_k)`` one layer at a time: all networks at once in
+    torch operations, or one network at a time in the compiled loops of :mod:`..sde.compiled`
+    where they build and apply (tanh, ReLU; the two agree to rounding)."""
     A, b = as_tensor(A), as_tensor(b)
     P, L, d = A.shape[:3]
     delta = as_tensor(delta)
     delta = delta.expand(P, L) if delta.dim() <= 1 else delta
     act = as_activation(activation)
+    lib = compiled.select(ENGINE, act.name)
+    if lib is not None:
+        loop = compiled.network_forward if keep_states else compiled.network_output
+        return loop(lib, A, b, delta, path_inputs(x, P, d), act.name)
     h = path_inputs(x, P, d).clone()
     states = torch.empty((L + 1, *h.shape), dtype=DTYPE) if keep_states else None
     if keep_states:

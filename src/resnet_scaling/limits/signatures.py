@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..sde.tensors import DTYPE, as_activation, as_tensor
+from ..sde.tensors import as_activation, as_tensor
 from ..training.activations import Activation
 from ..fbsde.backprop import network_backprop
 from .pathwise import block_edges
@@ -79,16 +79,25 @@ def coarse_paths(A, b, delta, activation: str | Activation, x, y, n_blocks: int)
     P, L = A.shape[:2]
     edges = block_edges(L, n_blocks)
     h = as_tensor(x).expand(P, *as_tensor(x).shape[-2:]).clone()
-    starts = []
+    # per block σ'(z) for the backward sweep: from the σ(z) of the forward where the activation
+    # gives its slope from its value (tanh, ReLU: no second product and σ), else from z again
+    starts, slopes = [], []
     for e0, e1 in zip(edges[:-1], edges[1:]):
         starts.append(h)
         z = torch.einsum("pbij,pnj->pbni", A[:, e0:e1], h) + b[:, e0:e1, None, :]
-        h = h + (delta[:, e0:e1, None, None] * act.fn(z)).sum(1)
+        s = act.fn(z)
+        if act.grad_from_value is not None:
+            slopes.append(torch.empty_like(s))
+            act.grad_from_value(s, slopes[-1])
+        h = h + (delta[:, e0:e1, None, None] * s).sum(1)
     p = h - as_tensor(y).expand_as(h)
     for n in range(len(edges) - 2, -1, -1):
         e0, e1 = edges[n], edges[n + 1]
-        z = torch.einsum("pbij,pnj->pbni", A[:, e0:e1], starts[n]) + b[:, e0:e1, None, :]
-        u = delta[:, e0:e1, None, None] * act.grad(z) * p[:, None]
+        if slopes:
+            slope = slopes.pop()
+        else:
+            slope = act.grad(torch.einsum("pbij,pnj->pbni", A[:, e0:e1], starts[n]) + b[:, e0:e1, None, :])
+        u = delta[:, e0:e1, None, None] * slope * p[:, None]
         p = p + torch.einsum("pbij,pbni->pnj", A[:, e0:e1], u)
     return h, p
 

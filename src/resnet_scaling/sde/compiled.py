@@ -4,8 +4,8 @@
   on as many steps as the network has layers (9,100 at the paper's deepest), a few networks of
   width 25 and 16 inputs at a time: in Python each step issues about twenty tensor operations
   whose dispatch costs several times their arithmetic;
-- the networks' forward pass keeping every state and their explicit adjoint
-  (:func:`..fbsde.backprop.network_backprop`, the pathwise signatures).
+- the networks' forward pass, keeping every state or the outputs alone (:mod:`..limits.network`),
+  and their explicit adjoint (:func:`..fbsde.backprop.network_backprop`, the pathwise signatures).
 
 One call runs every step of every network. The arithmetic is the Python loops', step for step
 (same stages, same coefficient indices); the two agree to rounding (tests/test_sde_compiled.py).
@@ -89,6 +89,8 @@ def _build() -> ctypes.CDLL:
     lib.rs_net_forward.restype = ctypes.c_int
     lib.rs_net_adjoint.argtypes = [ctypes.c_int] * 5 + [pointer] * 8
     lib.rs_net_adjoint.restype = ctypes.c_int
+    lib.rs_net_output.argtypes = [ctypes.c_int] * 5 + [pointer] * 5
+    lib.rs_net_output.restype = ctypes.c_int
     lib.rs_rk4_instruction_set.restype = ctypes.c_int
     return lib
 
@@ -201,6 +203,21 @@ def network_forward(lib: ctypes.CDLL, A, b, delta, x: torch.Tensor, activation: 
                           delta.data_ptr(), x.data_ptr(), H.data_ptr()):
         raise MemoryError(f"compiled network: no memory for the work rows of d = {d}")
     return H
+
+
+def network_output(lib: ctypes.CDLL, A, b, delta, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The outputs h_L (P, N, d) of :func:`network_forward`'s networks, holding one state per
+    network whatever the depth."""
+    A, b, delta = _network_arrays(A, b, delta)
+    x = _contiguous(x)
+    P, L, d = A.shape[0], A.shape[1], A.shape[-1]
+    if x.shape[0] != P or x.shape[-1] != d:
+        raise ValueError(f"compiled network: inputs {tuple(x.shape)} do not fit A {tuple(A.shape)}")
+    out = torch.empty_like(x)
+    if lib.rs_net_output(L, P, x.shape[1], d, ACTIVATION_CODES[activation], A.data_ptr(), b.data_ptr(),
+                         delta.data_ptr(), x.data_ptr(), out.data_ptr()):
+        raise MemoryError(f"compiled network: no memory for the work rows of N = {x.shape[1]}, d = {d}")
+    return out
 
 
 def network_adjoint(lib: ctypes.CDLL, A, b, delta, H: torch.Tensor, p_last: torch.Tensor, activation: str, *,

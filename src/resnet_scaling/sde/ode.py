@@ -93,3 +93,53 @@ def solve_linear_ode(
     Coefficients as in :func:`solve_neural_ode`. Returns (n+1, P, N, d).
     """
     return solve_neural_ode(A, b, x, "identity", n_steps, delta=gain, ts=ts, method=method)
+
+
+def half_grid(n_steps: int) -> torch.Tensor:
+    """Times j/(2n), j = 0..2n: the grid points and midpoints of n RK4 steps on [0, 1]."""
+    return torch.linspace(0.0, 1.0, 2 * n_steps + 1, dtype=torch.float64)
+
+
+def solve_on_half_grid(kind: str, A_half, b_half, x, activation: str | Activation, *, delta_half=None,
+                       engine: str = "auto") -> torch.Tensor:
+    """RK4 states (n+1, P, N, d) of an ODE limit with coefficients tabulated at the half-grid times
+    j/(2n), j = 0..2n (grid points and step midpoints: every evaluation time of a step, read by
+    index, no interpolation).
+
+    ``kind="neural_ode"``: ``dH/dt = δ̄_t σ(A_t H + b_t)`` (``delta_half`` (2n+1, P), default 1);
+    ``kind="linear_ode"``: ``dH/dt = σ'(0)(Ā_t H + b̄_t)``. ``A_half`` (2n+1, P, d, d), ``b_half``
+    (2n+1, P, d), inputs x (N, d) or (P, N, d). ``engine`` as in :mod:`.compiled`: the compiled
+    loops where they build and apply (tanh, ReLU; any σ for the linear ODE), else torch operations;
+    the two agree to rounding.
+    """
+    from . import compiled
+    from .schemes import rk4_step
+
+    act = as_activation(activation)
+    A_half, b_half = as_tensor(A_half), as_tensor(b_half)
+    n = (A_half.shape[0] - 1) // 2
+    h0 = path_inputs(x, A_half.shape[1], A_half.shape[-1]).clone()
+    if kind not in ("neural_ode", "linear_ode"):
+        raise ValueError(f"unknown ODE kind {kind!r}; expected neural_ode or linear_ode")
+    lib = compiled.select(engine, act.name if kind == "neural_ode" else None)
+    if lib is not None:
+        if kind == "linear_ode":
+            return compiled.forward(lib, A_half, b_half, h0, activation=None, slope=act.slope_at_0)
+        return compiled.forward(lib, A_half, b_half, h0, activation=act.name,
+                                scale=None if delta_half is None else as_tensor(delta_half))
+    # (P, N, d) states: A h + b as one batched multiply-add per evaluation
+    A_T, b_rows = A_half.transpose(-1, -2), b_half.unsqueeze(-2)
+    if kind == "neural_ode":
+        d_half = torch.ones(A_half.shape[:2], dtype=A_half.dtype) if delta_half is None else as_tensor(delta_half)
+        scale = d_half.view(*d_half.shape, 1, 1)  # (2n+1, P, 1, 1)
+
+        def field(j: int, h: torch.Tensor) -> torch.Tensor:
+            return scale[j] * act.fn(torch.baddbmm(b_rows[j], h, A_T[j]))
+
+    else:
+        g = act.slope_at_0
+
+        def field(j: int, h: torch.Tensor) -> torch.Tensor:
+            return torch.baddbmm(b_rows[j], h, A_T[j], beta=g, alpha=g)
+
+    return integrate(lambda k, h: rk4_step(field, 2 * k, 1.0 / n, h, t_half=2 * k + 1, t1=2 * k + 2), h0, n)

@@ -182,13 +182,14 @@ static int adjoint(int n, int P, int N, int d, double g, const double* A, const 
 
 // The network h_{k+1} = h_k + δ_k σ(A_k h_k + b_k) of P networks, weights path-major A (P, L, d, d),
 // b (P, L, d), δ (P, L); inputs x (P, N, d); every state written to H (L+1, P, N, d).
+// With H null only the output h_L is written, to out (P, N, d).
 template <int ACT>
 static void network_forward_one(int L, int P, int N, int d, int p, const double* A, const double* b,
-                                const double* delta, const double* x, double* H, double* work) {
+                                const double* delta, const double* x, double* H, double* out, double* work) {
   const int dp = padded(d), len = N * dp;
   double *h = work, *z = h + len, *M = z + len, *bias = M + (size_t)d * dp;
   pack_rows(x + (size_t)p * N * d, N, d, dp, h);
-  unpack_rows(h, N, d, dp, H + (size_t)p * N * d);
+  if (H) unpack_rows(h, N, d, dp, H + (size_t)p * N * d);
   for (int k = 0; k < L; ++k) {
     const size_t layer = (size_t)p * L + k;
     pack_matrix(A + layer * d * d, d, dp, true, M);
@@ -196,20 +197,21 @@ static void network_forward_one(int L, int P, int N, int d, int p, const double*
     affine(N, d, dp, M, bias, h, z);
     activate<ACT>(len, delta[layer], 1.0, z);
     for (int l = 0; l < len; ++l) h[l] += z[l];
-    unpack_rows(h, N, d, dp, H + ((size_t)(k + 1) * P + p) * N * d);
+    if (H) unpack_rows(h, N, d, dp, H + ((size_t)(k + 1) * P + p) * N * d);
   }
+  if (!H) unpack_rows(h, N, d, dp, out + (size_t)p * N * d);
 }
 
 static int network_forward(int L, int P, int N, int d, int act, const double* A, const double* b, const double* delta,
-                           const double* x, double* H) {
+                           const double* x, double* H, double* out) {
   try {
     const int dp = padded(d);
     Buffers work(2 * (size_t)N * dp + (size_t)d * dp + dp);
     for (int p = 0; p < P; ++p) {
       if (act == ACT_TANH)
-        network_forward_one<ACT_TANH>(L, P, N, d, p, A, b, delta, x, H, work.data);
+        network_forward_one<ACT_TANH>(L, P, N, d, p, A, b, delta, x, H, out, work.data);
       else
-        network_forward_one<ACT_RELU>(L, P, N, d, p, A, b, delta, x, H, work.data);
+        network_forward_one<ACT_RELU>(L, P, N, d, p, A, b, delta, x, H, out, work.data);
     }
   } catch (const std::bad_alloc&) {
     return 1;

@@ -85,9 +85,18 @@ int rs_rk4_adjoint(int n, int P, int N, int d, double g, const double* A, const 
 int rs_net_forward(int L, int P, int N, int d, int act, const double* A, const double* b, const double* delta,
                    const double* x, double* H) {
 #if RS_X86
-  if (use_avx2()) return avx2::network_forward(L, P, N, d, act, A, b, delta, x, H);
+  if (use_avx2()) return avx2::network_forward(L, P, N, d, act, A, b, delta, x, H, nullptr);
 #endif
-  return base::network_forward(L, P, N, d, act, A, b, delta, x, H);
+  return base::network_forward(L, P, N, d, act, A, b, delta, x, H, nullptr);
+}
+
+// Their outputs h_L alone, to out (P, N, d): one state per network held, whatever L.
+int rs_net_output(int L, int P, int N, int d, int act, const double* A, const double* b, const double* delta,
+                  const double* x, double* out) {
+#if RS_X86
+  if (use_avx2()) return avx2::network_forward(L, P, N, d, act, A, b, delta, x, nullptr, out);
+#endif
+  return base::network_forward(L, P, N, d, act, A, b, delta, x, nullptr, out);
 }
 
 // Their explicit adjoint from p_L (P, N, d) and the states H: Pt (L+1, P, N, d) and, unless null,
