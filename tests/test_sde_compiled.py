@@ -199,3 +199,24 @@ def test_half_grid_solver_is_the_coefficient_function_solver(kind):
     for engine in ("compiled", "python"):
         got = solve_on_half_grid(kind, A_half, b_half, x, activation, engine=engine)
         assert _relative(got, ref) < 1e-13, engine
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity"])
+def test_per_step_coefficients_on_an_uneven_grid_are_the_torch_loop_to_rounding(activation, monkeypatch):
+    """sde.ode.solve_neural_ode with coefficients constant on each step (coarsened weights) and
+    steps of uneven length: one compiled call against the step-by-step torch loop."""
+    from resnet_scaling.sde import ode
+    from resnet_scaling.sde.coefficients import PerStep
+
+    gen = torch.Generator().manual_seed(6)
+    n, P, d, N = 13, 3, 5, 4
+    A = PerStep(torch.randn(n, P, d, d, generator=gen, dtype=torch.float64) / 3)
+    b = PerStep(torch.randn(n, d, generator=gen, dtype=torch.float64))  # shared by the paths
+    delta = PerStep(torch.rand(n, P, generator=gen, dtype=torch.float64) + 0.5)
+    x = torch.randn(N, d, generator=gen, dtype=torch.float64)
+    ts = torch.tensor(np.unique(np.round(np.linspace(0, 100, n + 1))) / 100.0, dtype=torch.float64)
+    got = ode.solve_neural_ode(A, b, x, activation, delta=delta, ts=ts)
+    monkeypatch.setattr(compiled, "select", lambda engine, act: None)
+    ref = ode.solve_neural_ode(A, b, x, activation, delta=delta, ts=ts)
+    assert got.shape == ref.shape == (n + 1, P, N, d)
+    assert _relative(got, ref) < 1e-14

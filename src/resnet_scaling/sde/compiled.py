@@ -81,7 +81,7 @@ def _build() -> ctypes.CDLL:
         finally:
             torch_log.setLevel(level)
     pointer = ctypes.c_void_p
-    lib.rs_rk4_forward.argtypes = [ctypes.c_int] * 5 + [ctypes.c_double] + [pointer] * 5
+    lib.rs_rk4_forward.argtypes = [ctypes.c_int] * 5 + [ctypes.c_double] + [pointer] * 3 + [ctypes.c_int] + [pointer] * 3
     lib.rs_rk4_forward.restype = ctypes.c_int
     lib.rs_rk4_adjoint.argtypes = [ctypes.c_int] * 4 + [ctypes.c_double] + [pointer] * 4
     lib.rs_rk4_adjoint.restype = ctypes.c_int
@@ -146,21 +146,24 @@ def _address(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def forward(lib: ctypes.CDLL, A_half: torch.Tensor, b_half: torch.Tensor, h0: torch.Tensor, *, activation: str | None,
-            scale: torch.Tensor | None = None, slope: float = 1.0) -> torch.Tensor:
+def forward(lib: ctypes.CDLL, A: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, *, activation: str | None,
+            scale: torch.Tensor | None = None, slope: float = 1.0, per_step: bool = False,
+            dts: torch.Tensor | None = None) -> torch.Tensor:
     """States H (n+1, P, N, d) of ``dH/dt = scale_t σ(A_t H + b_t)`` (``activation`` tanh or relu)
-    or ``dH/dt = slope (A_t H + b_t)`` (``activation`` None) from h0 (P, N, d), on the n RK4
-    steps of the half grid of A_half (2n+1, P, d, d), b_half (2n+1, P, d), scale (2n+1, P)."""
-    A, b, s, h0 = _contiguous(A_half), _contiguous(b_half), _contiguous(scale), _contiguous(h0)
+    or ``dH/dt = scale_t · slope (A_t H + b_t)`` (``activation`` None) from h0 (P, N, d) by n RK4
+    steps. Coefficients at the half-grid times, A (2n+1, P, d, d), b (2n+1, P, d), scale (2n+1, P)
+    (None: 1), or with ``per_step`` constant on each step, (n, P, …). Steps of 1/n, or ``dts`` (n,)."""
+    A, b, s, h0, dts = _contiguous(A), _contiguous(b), _contiguous(scale), _contiguous(h0), _contiguous(dts)
     T, P, d = A.shape[0], A.shape[1], A.shape[-1]
     N = h0.shape[1]
-    if b.shape != (T, P, d) or h0.shape != (P, N, d) or (s is not None and s.shape != (T, P)) or T % 2 == 0:
+    n = T if per_step else (T - 1) // 2
+    if (b.shape != (T, P, d) or h0.shape != (P, N, d) or (s is not None and s.shape != (T, P))
+            or (not per_step and T % 2 == 0) or (dts is not None and dts.shape != (n,))):
         raise ValueError(f"compiled loops: shapes {tuple(b.shape)}, {tuple(h0.shape)} do not fit A {tuple(A.shape)}")
-    n = (T - 1) // 2
     H = torch.empty((n + 1, P, N, d), dtype=torch.float64)
     code = LINEAR if activation is None else ACTIVATION_CODES[activation]
-    if lib.rs_rk4_forward(n, P, N, d, code, float(slope), A.data_ptr(), b.data_ptr(), _address(s), h0.data_ptr(),
-                          H.data_ptr()):
+    if lib.rs_rk4_forward(n, P, N, d, code, float(slope), A.data_ptr(), b.data_ptr(), _address(s), int(per_step),
+                          _address(dts), h0.data_ptr(), H.data_ptr()):
         raise MemoryError(f"compiled loops: no memory for the work rows of N = {N}, d = {d}")
     return H
 

@@ -54,9 +54,23 @@ def solve_neural_ode(
         P = max(P, x.shape[0])
     h0 = path_inputs(x, P, A0.shape[-1]).clone()
 
+    per_step = any(isinstance(c, PerStep) for c in (A, b, delta))
+    if per_step and method == "rk4" and not any(callable(c) and not isinstance(c, PerStep) for c in (A, b, delta)):
+        # coefficients constant on each step (coarsened weights): every step of every path in one
+        # compiled call where the loops build and evaluate σ (the identity is the linear ODE)
+        from . import compiled
+
+        linear = as_activation(activation).name == "identity"
+        lib = compiled.select("auto", None if linear else as_activation(activation).name)
+        if lib is not None:
+            d = A0.shape[-1]
+            times = as_tensor(ts)
+            return compiled.forward(lib, _steps(A, n, P, (d, d)), _steps(b, n, P, (d,)), h0,
+                                    activation=None if linear else as_activation(activation).name,
+                                    scale=_steps(delta, n, P, ()), per_step=True, dts=times[1:] - times[:-1])
+
     # A Runge–Kutta step evaluates the coefficients twice at its midpoint and once at its end,
     # which is the next step's start: each distinct (time, step) is evaluated once.
-    per_step = any(isinstance(c, PerStep) for c in (A, b, delta))
     evaluated: dict = {}
 
     def coefficients(t: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -75,6 +89,14 @@ def solve_neural_ode(
         return dt_ * sigma(torch.matmul(h, At) + bt)
 
     return solve_ode(f, h0, ts, method)
+
+
+def _steps(coef, n: int, P: int, item: tuple) -> torch.Tensor:
+    """A :class:`PerStep` coefficient or a constant as (n, P, *item): one value per step and path."""
+    v = coef.values if isinstance(coef, PerStep) else as_tensor(coef).unsqueeze(0)
+    if v.dim() == 1 + len(item):  # no path axis: shared by the paths
+        v = v.unsqueeze(1)
+    return v.expand(n, P, *item)
 
 
 def solve_linear_ode(

@@ -58,15 +58,17 @@ extern "C" {
 // 1 when the loops run with AVX2 + FMA on this CPU, 0 for the default instruction set.
 int rs_rk4_instruction_set() { return use_avx2() ? 1 : 0; }
 
-// Forward RK4 of dH/dt = scale_t σ(A_t H + b_t) (act 0 tanh, 1 ReLU) or g (A_t H + b_t) (act 2)
-// from h0 (P, N, d), the three evaluation times of step k read at half-grid indices 2k, 2k+1, 2k+2.
-// Writes H (n+1, P, N, d). Returns 0, or 1 when the work memory cannot be allocated.
+// Forward RK4 of dH/dt = scale_t σ(A_t H + b_t) (act 0 tanh, 1 ReLU) or scale_t g (A_t H + b_t)
+// (act 2) from h0 (P, N, d), the three evaluation times of step k read at half-grid indices 2k,
+// 2k+1, 2k+2; with per_step, coefficients (n, P, …) constant on each step (step k reads index k).
+// Steps of 1/n, or dts (n) where not null. Writes H (n+1, P, N, d). Returns 0, or 1 when the work
+// memory cannot be allocated.
 int rs_rk4_forward(int n, int P, int N, int d, int act, double g, const double* A, const double* b,
-                   const double* scale, const double* h0, double* H) {
+                   const double* scale, int per_step, const double* dts, const double* h0, double* H) {
 #if RS_X86
-  if (use_avx2()) return avx2::forward(n, P, N, d, act, g, A, b, scale, h0, H);
+  if (use_avx2()) return avx2::forward(n, P, N, d, act, g, A, b, scale, per_step != 0, dts, h0, H);
 #endif
-  return base::forward(n, P, N, d, act, g, A, b, scale, h0, H);
+  return base::forward(n, P, N, d, act, g, A, b, scale, per_step != 0, dts, h0, H);
 }
 
 // Backward RK4 of dP/dt = −J_tᵀ P from P_1 = p1 (P, N, d), J_tᵀ P = (weight_t ⊙ P) A_t row by row
