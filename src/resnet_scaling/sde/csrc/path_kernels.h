@@ -33,7 +33,40 @@ static inline void unpack_rows(const double* x, int rows, int d, int dp, double*
 }
 
 // out (N × dp) = bias + x M, x (N × dp), M (d × dp), bias (dp) or null.
-static inline void affine(int N, int d, int dp, const double* M, const double* bias, const double* x, double* out) {
+// A row's dp / 4 accumulators stay in registers for the whole sum (up to MAX_VECTORS of them,
+// d ≤ 32; wider rows are summed through memory).
+enum { MAX_VECTORS = 8 };
+
+template <int NV>
+static inline void affine_rows(int N, int d, int dp, const double* __restrict__ M, const double* __restrict__ bias,
+                               const double* __restrict__ x, double* __restrict__ out) {
+  for (int r = 0; r < N; ++r) {
+    const double* xr = x + (size_t)r * dp;
+    vd acc[NV];
+    for (int v = 0; v < NV; ++v) acc[v] = bias ? ((const vd*)bias)[v] : (vd){0.0, 0.0, 0.0, 0.0};
+    for (int i = 0; i < d; ++i) {
+      const double s = xr[i];
+      const vd* m = (const vd*)(M + (size_t)i * dp);
+      for (int v = 0; v < NV; ++v) acc[v] += s * m[v];
+    }
+    vd* o = (vd*)(out + (size_t)r * dp);
+    for (int v = 0; v < NV; ++v) o[v] = acc[v];
+  }
+}
+
+static inline void affine(int N, int d, int dp, const double* __restrict__ M, const double* __restrict__ bias,
+                          const double* __restrict__ x, double* __restrict__ out) {
+  switch (dp / 4) {
+    case 1: return affine_rows<1>(N, d, dp, M, bias, x, out);
+    case 2: return affine_rows<2>(N, d, dp, M, bias, x, out);
+    case 3: return affine_rows<3>(N, d, dp, M, bias, x, out);
+    case 4: return affine_rows<4>(N, d, dp, M, bias, x, out);
+    case 5: return affine_rows<5>(N, d, dp, M, bias, x, out);
+    case 6: return affine_rows<6>(N, d, dp, M, bias, x, out);
+    case 7: return affine_rows<7>(N, d, dp, M, bias, x, out);
+    case 8: return affine_rows<8>(N, d, dp, M, bias, x, out);
+    default: break;
+  }
   const int nv = dp / 4;
   for (int r = 0; r < N; ++r) {
     const double* xr = x + (size_t)r * dp;
