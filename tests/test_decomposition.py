@@ -130,3 +130,21 @@ def test_relu_rebuild_from_absolute_delta_is_the_same_network():
     Mabs, mabs = effective_weights(A, b, np.abs(delta))
     np.testing.assert_allclose(network_loss(Mabs, mabs, np.sign(delta), "relu", x, y),
                                network_loss(A, b, delta, "relu", x, y), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_network_loss_is_the_training_engines_mse(activation):
+    """The loss of the compiled loops (sde.compiled) against the training engine's evaluation pass."""
+    import torch
+
+    from resnet_scaling.training.resnet import ResNetEnsemble
+
+    rng = np.random.default_rng(4)
+    S, L, d, N = 3, 30, 6, 50
+    A, b = rng.normal(size=(S, L, d, d)) / d, rng.normal(size=(S, L, d)) * 0.2
+    delta = rng.normal(size=(S, L)) / L
+    x, y = rng.normal(size=(N, d)), rng.normal(size=(N, d))
+    net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
+    with torch.no_grad():
+        want = net.loss(torch.as_tensor(x), torch.as_tensor(y)).numpy()
+    np.testing.assert_allclose(network_loss(A, b, delta, activation, x, y), want, rtol=1e-12)

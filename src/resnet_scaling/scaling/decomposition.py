@@ -72,11 +72,21 @@ def decomposition_pair(w: TrainedWeights) -> tuple[str, str, np.ndarray]:
 
 
 def network_loss(A, b, delta, activation: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-seed training MSE of the networks with these weights (δ given layer by layer)."""
+    """Per-seed training MSE of the networks with these weights (δ given layer by layer), in
+    float64: the compiled loops of :mod:`..sde.compiled` where they build and apply (tanh, ReLU),
+    else the training engine."""
     import torch
 
+    from ..sde import compiled
+    from ..sde.tensors import path_inputs
     from ..training.resnet import ResNetEnsemble
 
+    lib = compiled.select("auto", activation)
+    if lib is not None:
+        A = np.asarray(A, dtype=np.float64)
+        out = compiled.network_output(lib, A, b, delta, path_inputs(torch.as_tensor(np.asarray(x, dtype=np.float64)),
+                                                                    A.shape[0], A.shape[-1]), activation)
+        return (out - torch.as_tensor(np.asarray(y, dtype=np.float64))).pow(2).mean(dim=(1, 2)).numpy()
     net = ResNetEnsemble.from_numpy(A, b, delta, "multi", activation)
     net.select_engine("auto")  # the compiled loop over layers where it builds (docs/design.md)
     with torch.no_grad():

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..sde import compiled
+from ..sde.tensors import path_inputs
 from ..training.resnet import ResNetEnsemble
 from .weights import select_seeds
 
@@ -45,7 +47,13 @@ def non_affine_share(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def network_outputs(w, x: np.ndarray) -> np.ndarray:
     """h_L of every seed of a :class:`resnet_scaling.scaling.weights.TrainedWeights` on inputs x (N, d):
-    (S, N, d), in float64."""
+    (S, N, d), in float64: the compiled loops of :mod:`..sde.compiled` where they build and
+    apply (tanh, ReLU), else the training engine."""
+    lib = compiled.select("auto", w.activation)
+    if lib is not None:
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        return compiled.network_output(lib, w.A, w.b, w.delta, path_inputs(x, w.A.shape[0], w.A.shape[-1]),
+                                       w.activation).numpy()
     net = ResNetEnsemble.from_numpy(w.A, w.b, w.delta, "multi", w.activation)
     net.select_engine("auto")  # the compiled loop over layers where it builds (docs/design.md)
     with torch.no_grad():

@@ -4,8 +4,9 @@
   on as many steps as the network has layers (9,100 at the paper's deepest), a few networks of
   width 25 and 16 inputs at a time: in Python each step issues about twenty tensor operations
   whose dispatch costs several times their arithmetic;
-- the networks' forward pass, keeping every state or the outputs alone (:mod:`..limits.network`),
-  and their explicit adjoint (:func:`..fbsde.backprop.network_backprop`, the pathwise signatures).
+- the networks' forward pass, keeping every state or the outputs alone (:mod:`..limits.network`;
+  the losses and outputs of :mod:`..scaling.decomposition` and :mod:`..scaling.outputs`), and
+  their explicit adjoint (:func:`..fbsde.backprop.network_backprop`, the pathwise signatures).
 
 One call runs every step of every network. The arithmetic is the Python loops', step for step
 (same stages, same coefficient indices); the two agree to rounding (tests/test_sde_compiled.py).
