@@ -279,3 +279,22 @@ def test_a_regime_with_a_wide_interval_is_undetermined():
     _, regimes = fit_populations(few, SETTINGS, RegimeThresholds(max_ci_width=1e-6))
     assert regimes[0]["regime"] == "undetermined"
     assert regimes[0]["undetermined_because"].startswith("the point estimates read SDE, but the exponent")
+
+
+def test_seed_grid_draws_come_from_its_seed_depth_by_depth():
+    """The bootstrap draws of SeedGrid.build are the generator of ``seed`` drawing, depth by depth
+    in increasing depth, slots of that depth's seeds (sorted); rows in any order give the same grid."""
+    import pandas as pd
+
+    from resnet_scaling.scaling.exponents import SeedGrid
+
+    networks = pd.DataFrame({"depth": [30, 10, 30, 10, 20, 30], "seed": [2, 5, 0, 1, 3, 1]})
+    grid = SeedGrid.build(networks, 50, seed=123)
+    assert grid.depths.tolist() == [10, 20, 30]
+    assert [s.tolist() for s in grid.seeds] == [[1, 5], [3], [0, 1, 2]]
+    rng = np.random.default_rng(123)
+    for i, n in enumerate((2, 1, 3)):
+        np.testing.assert_array_equal(grid.draws[:, i, :n], rng.integers(0, n, size=(50, n)))
+    shuffled = SeedGrid.build(networks.sample(frac=1.0, random_state=0), 50, seed=123)
+    np.testing.assert_array_equal(shuffled.draws, grid.draws)
+    assert not np.array_equal(SeedGrid.build(networks, 50, seed=124).draws, grid.draws)

@@ -162,8 +162,12 @@ class SeedGrid:
 
     @classmethod
     def build(cls, networks: pd.DataFrame, resamples: int, seed: int) -> "SeedGrid":
-        depths = np.sort(networks["depth"].unique())
-        seeds = [np.sort(networks.loc[networks["depth"] == L, "seed"].to_numpy()) for L in depths]
+        by_depth, by_seed = networks["depth"].to_numpy(), networks["seed"].to_numpy()
+        order = np.lexsort((by_seed, by_depth))  # by depth, then seed: each depth's seeds sorted, in one pass
+        by_depth, by_seed = by_depth[order], by_seed[order]
+        depths = np.unique(by_depth)
+        starts, stops = np.searchsorted(by_depth, depths, "left"), np.searchsorted(by_depth, depths, "right")
+        seeds = [by_seed[a:z] for a, z in zip(starts, stops)]
         s_max = max((len(s) for s in seeds), default=0)
         rng = np.random.default_rng(seed)
         draws = np.zeros((resamples, len(depths), s_max), dtype=int)
