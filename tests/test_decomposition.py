@@ -148,3 +148,13 @@ def test_network_loss_is_the_training_engines_mse(activation):
     with torch.no_grad():
         want = net.loss(torch.as_tensor(x), torch.as_tensor(y)).numpy()
     np.testing.assert_allclose(network_loss(A, b, delta, activation, x, y), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("L, n_cells", [(50, 50), (137, 50), (9, 4)])
+def test_block_means_are_the_means_over_each_cells_layers(L, n_cells):
+    from resnet_scaling.scaling.decomposition import block_means, cell_index
+
+    X = np.random.default_rng(L).normal(size=(3, L, 2, 2))
+    cells = cell_index(L, n_cells)
+    want = np.stack([X[:, cells == j].mean(axis=1) for j in range(n_cells)], axis=1)
+    np.testing.assert_allclose(block_means(X, n_cells), want, rtol=1e-13, atol=1e-15)

@@ -38,12 +38,11 @@ def block_means(X: np.ndarray, n_cells: int) -> np.ndarray:
     L = X.shape[1]
     if L < n_cells:
         raise ValueError(f"depth {L} is smaller than the {n_cells} cells of the trend grid")
-    onehot = np.zeros((L, n_cells))
-    onehot[np.arange(L), cell_index(L, n_cells)] = 1.0
-    onehot /= onehot.sum(axis=0, keepdims=True)
-    return np.einsum("slx,lj->sjx", X.reshape(X.shape[0], L, -1), onehot).reshape(
-        X.shape[0], n_cells, *X.shape[2:]
-    )
+    # the cells are runs of consecutive layers: one sum per run (reduceat), then the mean
+    starts = np.searchsorted(cell_index(L, n_cells), np.arange(n_cells))
+    counts = np.diff(np.append(starts, L))
+    sums = np.add.reduceat(X.reshape(X.shape[0], L, -1), starts, axis=1)
+    return (sums / counts[None, :, None]).reshape(X.shape[0], n_cells, *X.shape[2:])
 
 
 def denoise(X: np.ndarray, trend_cells: np.ndarray, beta: float) -> np.ndarray:
