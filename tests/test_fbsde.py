@@ -338,3 +338,25 @@ def test_the_diffusive_system_on_own_increments_needs_small_pre_activations(laye
         assert slope < -0.7, (slope, errors)
     else:
         assert abs(slope) < 0.15 and min(errors) > 0.01, (slope, errors)
+
+
+@pytest.mark.parametrize("order", [("neural_ode", "linear_ode"), ("linear_ode", "neural_ode")])
+def test_limits_of_a_constant_delta_share_their_smoothed_weights(order):
+    """With one δ per network the two ODE limits are built from one smoothing of A_k, b_k (the
+    linear limit's L δ A_k smoothed is L δ times A_k smoothed): the same numbers as smoothing each."""
+    from resnet_scaling.fbsde import trained as trained_module
+
+    rng = np.random.default_rng(11)
+    S, L, d = 2, 40, 3
+    A, b = rng.normal(size=(S, L, d, d)) / d, rng.normal(size=(S, L, d)) * 0.3
+    delta = np.repeat(rng.uniform(0.5, 1.5, size=(S, 1)) / L, L, axis=1)  # one constant per network
+    x, y = _inputs(4, d)
+    for kind in order:
+        alone = trained_module.trained_limit(kind, A, b, delta, "tanh", x, y, bandwidth=0.1)
+        shared = trained_module.SharedAverages(2)
+        first = trained_module.trained_limit(order[0], A, b, delta, "tanh", x, y, bandwidth=0.1, shared=shared)
+        second = trained_module.trained_limit(order[1], A, b, delta, "tanh", x, y, bandwidth=0.1, shared=shared)
+        got = first if kind == order[0] else second
+        torch.testing.assert_close(got.p, alone.p, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(got.h, alone.h, rtol=1e-12, atol=1e-14)
+        assert shared.values is None  # handed over at the last use

@@ -27,7 +27,8 @@ TRAINED_LIMITS = ("neural_ode", "linear_ode", "diffusive")
 
 
 def trained_limit(
-    kind: str, A, b, delta, activation: str, x, target, *, bandwidth: float, ref_factor: int = 1, loss_scale: float = 1.0
+    kind: str, A, b, delta, activation: str, x, target, *, bandwidth: float, ref_factor: int = 1, loss_scale: float = 1.0,
+    shared: "SharedAverages | None" = None,
 ) -> LimitBackprop:
     """The limit system of S networks with weights A (S, L, d, d), b (S, L, d), δ (S, L).
 
@@ -42,6 +43,9 @@ def trained_limit(
     squares in its σ''(0) terms: an expansion of σ at 0, so its distance to the network is the
     Taylor remainder, which vanishes as L grows only when the pre-activations do (§4(c) against
     §4(g)). Not smoothed; with σ''(0) ≠ 0 it needs δ ≡ 1.
+
+    ``shared``: the smoothed A_k, b_k of one chunk of networks, made once for both ODE limits
+    where every network's δ_k is one constant (:class:`SharedAverages`).
     """
     A, b, delta = as_tensor(A), as_tensor(b), as_tensor(delta)
     L = A.shape[1]
@@ -53,11 +57,19 @@ def trained_limit(
         return solve_fbsde(M, m, x, target, act, row_cov=None, loss_scale=loss_scale)
     bandwidth = max(float(bandwidth), 1.0 / L)
     ts = half_grid(ref_factor * L)
+    constant = shared is not None and bool((delta == delta[:, :1]).all())
     if kind == "neural_ode":
-        return ode_backprop(
-            kind, kernel_smooth(A, ts, bandwidth), kernel_smooth(b, ts, bandwidth), x, target, activation,
-            delta_half=kernel_smooth(L * delta, ts, bandwidth), loss_scale=loss_scale,
-        )
+        A_half, b_half, _ = shared.take(A, b, ts, bandwidth) if constant else (
+            kernel_smooth(A, ts, bandwidth), kernel_smooth(b, ts, bandwidth), False)
+        return ode_backprop(kind, A_half, b_half, x, target, activation,
+                            delta_half=kernel_smooth(L * delta, ts, bandwidth), loss_scale=loss_scale)
+    if kind == "linear_ode" and constant:
+        # the smoother is a normalised average: the smoothed L M_k = L δ A_k is L δ times the smoothed A_k
+        A_half, b_half, last = shared.take(A, b, ts, bandwidth)
+        scale = (L * delta[:, 0]).view(1, -1, 1, 1)
+        A_half = A_half.mul_(scale) if last else A_half * scale  # in place once no other limit reads it
+        b_half = b_half.mul_(scale[..., 0]) if last else b_half * scale[..., 0]
+        return ode_backprop(kind, A_half, b_half, x, target, activation, loss_scale=loss_scale)
     if kind == "linear_ode":
         M, m = effective_weights(A, b, delta)
         M_half = kernel_smooth(M.mul_(L), ts, bandwidth)  # M is a fresh product: scaled in place
@@ -65,6 +77,24 @@ def trained_limit(
         return ode_backprop(kind, M_half, kernel_smooth(L * m, ts, bandwidth), x, target, activation,
                             loss_scale=loss_scale)
     raise ValueError(f"unknown trained limit {kind!r}; expected one of {TRAINED_LIMITS}")
+
+
+class SharedAverages:
+    """The kernel-smoothed A_k, b_k of one chunk of networks, made at the first of ``users`` ODE
+    limits that asks and handed over (no reference kept) at the last."""
+
+    def __init__(self, users: int):
+        self.users, self.values = users, None
+
+    def take(self, A, b, ts, bandwidth: float):
+        """(A_half, b_half, last): ``last`` when no other limit will read them."""
+        if self.values is None:
+            self.values = (kernel_smooth(A, ts, bandwidth), kernel_smooth(b, ts, bandwidth))
+        A_half, b_half = self.values
+        self.users -= 1
+        if self.users <= 0:
+            self.values = None
+        return A_half, b_half, self.users <= 0
 
 
 @dataclass
@@ -120,9 +150,10 @@ def compare_trained(
 
         rows("network", {"weight_roughness": roughness(M), "gradient_roughness": roughness(net.grad_M.transpose(0, 1))})
         del M
-        lims = {}
+        lims, shared = {}, SharedAverages(sum(kind in ("neural_ode", "linear_ode") for kind in kinds))
         for kind in kinds:
-            lim = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor)
+            lim = trained_limit(kind, A, b, delta, w.activation, x, y, bandwidth=bandwidth, ref_factor=ref_factor,
+                                shared=shared)
             rows(kind, compare(net, lim))
             if draw:
                 lims[kind] = lim
