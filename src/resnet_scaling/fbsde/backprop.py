@@ -17,12 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ..sde.tensors import as_activation, as_tensor, path_inputs
-from ..training.resnet import ResNetEnsemble
-from ..sde import compiled
+from ..limits.network import network_adjoint_paths
 
 
 @dataclass
@@ -74,29 +71,14 @@ class LimitBackprop:
 
 def network_backprop(A, b, delta, activation, x, target, loss_scale: float = 1.0, *, gradients: bool = True,
                      engine: str = "auto") -> NetworkBackprop:
-    """Adjoint and per-layer gradients of P networks: the explicit discrete adjoint of
-    :meth:`ResNetEnsemble.adjoint`, or the same recursion in the compiled loops
-    (:mod:`..sde.compiled`; ``engine`` as there, ``auto`` by default; they agree to rounding).
+    """Adjoint and per-layer gradients of P networks: the explicit discrete adjoint
+    (:func:`..limits.network.network_adjoint_paths`: the compiled loops of :mod:`..sde.compiled`
+    where they apply, else :meth:`ResNetEnsemble.adjoint`; ``engine`` as there).
 
     ``A`` (P, L, d, d), ``b`` (P, L, d) path-major (the convention on disk), ``delta`` (L,)
     or (P, L) the effective δ_k; ``x``, ``target`` (N, d) or (P, N, d). The loss is
     ``(c/2) Σ_n |h_L^n − y^n|²``, so ``p_L = c (h_L − y)``. Without ``gradients`` the compiled
     loops leave ``grad_M`` and ``grad_m`` None (only the paths are wanted).
     """
-    A = np.asarray(A, dtype=np.float64)
-    P, L = A.shape[:2]
-    delta = np.array(np.broadcast_to(np.asarray(delta, dtype=np.float64), (P, L)))
-    act = as_activation(activation)
-    lib = compiled.select(engine, act.name)
-    y = as_tensor(target)
-    if lib is not None:
-        H = compiled.network_forward(lib, A, b, delta, path_inputs(x, P, A.shape[-1]), act.name)
-        p_last = loss_scale * (H[-1] - (y.expand(P, *y.shape) if y.dim() == 2 else y))
-        p, grad_M, grad_m = compiled.network_adjoint(lib, A, b, delta, H, p_last, act.name, gradients=gradients)
-        return NetworkBackprop(H, p, grad_M, grad_m, torch.from_numpy(delta.T.copy()))
-    net = ResNetEnsemble.from_numpy(A, b, delta, "multi", act)
-    traj = net.trajectory(as_tensor(x))
-    y = y.expand(P, *y.shape) if y.dim() == 2 else y
-    grads, p = net.adjoint(traj, loss_scale * (traj.h[-1] - y), keep_adjoint=True)
-    dl = net.deltas()  # (L, P)
-    return NetworkBackprop(traj.h, p, grads["A"] / dl[..., None, None], grads["b"] / dl[..., None], dl)
+    return NetworkBackprop(*network_adjoint_paths(A, b, delta, activation, x, target, loss_scale,
+                                                  gradients=gradients, engine=engine))

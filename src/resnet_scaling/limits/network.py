@@ -7,12 +7,14 @@ compare it with, in the compiled loops where they apply and in torch operations 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..io import stable_seed
 from ..sde import compiled
 from ..sde.tensors import DTYPE, as_activation, as_tensor, generator, path_inputs
 from ..training.activations import Activation
+from ..training.resnet import ResNetEnsemble
 
 
 #: How :func:`_propagate` runs (:data:`..sde.compiled.ENGINES`); the tests set ``python``.
@@ -63,3 +65,34 @@ def _propagate(A, b, delta, activation: str | Activation, x, *, keep_states: boo
         if keep_states:
             states[k + 1] = h
     return states if keep_states else h
+
+
+def network_adjoint_paths(A, b, delta, activation: str | Activation, x, target, loss_scale: float = 1.0, *,
+                          gradients: bool = True, engine: str = "auto"):
+    """The networks' states and explicit adjoint (docs/maths.md §5) with their per-layer gradients:
+    ``(h, p, grad_M, grad_m, δ)``, h and p (L+1, P, N, d), ``grad_M`` = ∂ℓ/∂A_k / δ_k (L, P, d, d),
+    ``grad_m`` = ∂ℓ/∂b_k / δ_k (L, P, d), δ (L, P), for ``ℓ = (c/2) Σ_n |h_L^n − y^n|²``
+    (``p_L = c (h_L − y)``).
+
+    The compiled loops of :mod:`..sde.compiled` where they build and apply (``engine`` as there;
+    without ``gradients`` they leave both gradients None), else the training engine's explicit
+    adjoint (:meth:`ResNetEnsemble.adjoint`); the two agree to rounding. ``A`` (P, L, d, d),
+    ``b`` (P, L, d) path-major, ``delta`` (L,) or (P, L); ``x``, ``target`` (N, d) or (P, N, d).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    P, L = A.shape[:2]
+    delta = np.array(np.broadcast_to(np.asarray(delta, dtype=np.float64), (P, L)))
+    act = as_activation(activation)
+    lib = compiled.select(engine, act.name)
+    y = as_tensor(target)
+    y = y.expand(P, *y.shape) if y.dim() == 2 else y
+    if lib is not None:
+        H = compiled.network_forward(lib, A, b, delta, path_inputs(x, P, A.shape[-1]), act.name)
+        p, grad_M, grad_m = compiled.network_adjoint(lib, A, b, delta, H, loss_scale * (H[-1] - y), act.name,
+                                                     gradients=gradients)
+        return H, p, grad_M, grad_m, torch.from_numpy(delta.T.copy())
+    net = ResNetEnsemble.from_numpy(A, b, delta, "multi", act)
+    traj = net.trajectory(as_tensor(x))
+    grads, p = net.adjoint(traj, loss_scale * (traj.h[-1] - y), keep_adjoint=True)
+    dl = net.deltas()  # (L, P)
+    return traj.h, p, grads["A"] / dl[..., None, None], grads["b"] / dl[..., None], dl

@@ -28,7 +28,7 @@ import torch
 
 from ..sde.tensors import as_activation, as_tensor
 from ..training.activations import Activation
-from ..fbsde.backprop import network_backprop
+from .network import network_adjoint_paths
 from .pathwise import block_edges
 
 #: Quantities measured on each network (rows of ``results/limits/pathwise.csv``).
@@ -62,8 +62,8 @@ def fine_paths(A, b, delta, activation: str | Activation, x, y) -> NetworkPaths:
     ``p_k = p_{k+1} + δ_k A_kᵀ(σ'(z_k) ⊙ p_{k+1})`` (the engine's explicit adjoint, docs/maths.md §5,
     in the compiled loops of :mod:`..sde.compiled` where they apply).
     """
-    net = network_backprop(A, b, delta, activation, x, y, gradients=False)
-    return NetworkPaths(net.h, net.p)
+    h, p, _, _, _ = network_adjoint_paths(A, b, delta, activation, x, y, gradients=False)
+    return NetworkPaths(h, p)
 
 
 def coarse_paths(A, b, delta, activation: str | Activation, x, y, n_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
