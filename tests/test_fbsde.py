@@ -67,15 +67,22 @@ def test_linear_adjoint_matches_the_matrix_exponential():
         np.testing.assert_allclose(lim.h[-1, p].numpy(), H1, atol=1e-7)
 
 
-def test_neural_ode_adjoint_is_fourth_order():
-    """P_0 of the RK4 adjoint against autograd through the RK4 forward: error O(n⁻⁴)."""
+@pytest.mark.parametrize("engine", ["compiled", "python"])
+def test_neural_ode_adjoint_is_fourth_order(engine):
+    """P_0 of the RK4 adjoint against autograd through the RK4 forward: error O(n⁻⁴), in the
+    compiled loops and in torch operations alike."""
+    from resnet_scaling.sde import compiled
+
+    if engine == "compiled" and compiled.library() is None:
+        pytest.skip("the compiled loops cannot be built here")
     P, d, N = 2, 3, 2
     x, y = _inputs(N, d)
     wp = limits.synthetic_weight_paths("neural_ode", 16, P, d, 0)
     errors = []
     for n in (16, 32, 64):
         ts = fbsde.half_grid(n)
-        lim = fbsde.ode_backprop("neural_ode", wp.limit_A.on_grid(ts), wp.limit_b.on_grid(ts), x, y, "tanh")
+        lim = fbsde.ode_backprop("neural_ode", wp.limit_A.on_grid(ts), wp.limit_b.on_grid(ts), x, y, "tanh",
+                                 engine=engine)
         xx = x.expand(P, N, d).clone().requires_grad_(True)
         H = sde.solve_neural_ode(wp.limit_A, wp.limit_b, xx, "tanh", n_steps=n)
         (grad,) = torch.autograd.grad(0.5 * ((H[-1] - y) ** 2).sum(), [xx])
